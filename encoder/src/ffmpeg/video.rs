@@ -1,0 +1,421 @@
+//! Encode one chunk into every rung of a ladder: decode once, filter once (rotation,
+//! watermark, cascaded scaling from the largest rung down), and run each rung's encoder on
+//! its own thread, so a chunk alone can still fill the cores.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use ffmpeg_next as ff;
+use ff::{Dictionary, Rational, codec, format, frame, picture};
+
+use super::graph::{BufferSpec, VideoGraph, rotation_filters};
+use super::{is_again, media_error, template};
+use crate::error::{Error, Result};
+use crate::es::{EsHeader, EsPacket, EsWriter};
+use crate::ladder::{RateControl, Rung, VideoCodec};
+use crate::media::VIDEO_TIMESCALE;
+use crate::store::Store;
+use crate::task::{Overlay, TaskContext, Work};
+
+/// Frames buffered between the filter graph and each rung's encoder.
+const QUEUE_DEPTH: usize = 6;
+
+/// Runs an encode task; returns the part keys written, one per rung.
+pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Result<Vec<String>> {
+    let Work::Encode { chunk, timeline, video, rungs, overlay, segment_seconds, outputs } = work else {
+        return Err(Error::Internal("encode_chunk needs encode work".into()));
+    };
+    let path = store.path(&chunk.key)?;
+    let mut ictx = format::input(&path).map_err(media_error("opening chunk"))?;
+    let stream = ictx.stream(0).ok_or_else(|| Error::Internal("chunk has no stream".into()))?;
+    let tb = stream.time_base();
+    let mut dec_ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(media_error("decoder"))?;
+    dec_ctx.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: 1,
+        ..Default::default()
+    });
+    let mut decoder = dec_ctx.decoder().video().map_err(media_error("opening decoder"))?;
+    let fps = Rational(video.frame_rate.0 as i32, video.frame_rate.1.max(1) as i32);
+    let segment_ticks = (segment_seconds * f64::from(VIDEO_TIMESCALE)).round() as i64;
+    let expected = chunk
+        .end
+        .map_or(0, |e| ((e - chunk.start) as f64 / f64::from(VIDEO_TIMESCALE) * video.fps()) as u64);
+
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    for (i, rung) in rungs.iter().enumerate() {
+        let (tx, rx) = sync_channel::<frame::Video>(QUEUE_DEPTH);
+        senders.push(tx);
+        let job = RungJob {
+            rung: rung.clone(),
+            out: store.prepare(&outputs[i])?,
+            template_key: format!("{}.template.mp4", outputs[i]),
+            store: store.clone(),
+            segment_ticks,
+            chunk_end: chunk.end,
+            fps,
+        };
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("enc-{}", rung.name))
+                .spawn(move || job.run(rx))
+                .map_err(|e| Error::Internal(format!("spawn encoder thread: {e}")))?,
+        );
+    }
+
+    let mut feed = Feed {
+        graph: None,
+        overlay: overlay.as_ref(),
+        video_rotation: video.rotation,
+        rungs,
+        store,
+        senders,
+        last: i64::MIN,
+        frames: 0,
+    };
+    let result = (|| -> Result<()> {
+        let mut packet = ff::Packet::empty();
+        let mut decoded = frame::Video::empty();
+        let ticks_of = |pts: i64| timeline.to_ticks(pts, (tb.numerator(), tb.denominator()), VIDEO_TIMESCALE);
+        let owns = |t: i64| t >= chunk.start && chunk.end.is_none_or(|e| t < e);
+        let on_frame = |f: &mut frame::Video, feed: &mut Feed<'_>| -> Result<()> {
+            let Some(pts) = f.timestamp().or(f.pts()) else { return Ok(()) };
+            let t = ticks_of(pts);
+            if owns(t) {
+                feed.frame(f, t, chunk.start)?;
+                ctx.progress(feed.frames, expected);
+            }
+            Ok(())
+        };
+        loop {
+            match packet.read(&mut ictx) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break,
+                Err(e) => return Err(media_error("reading chunk")(e)),
+            }
+            ctx.check()?;
+            // A damaged packet is concealed by the decoder rather than failing the chunk.
+            let _ = decoder.send_packet(&packet);
+            while decoder.receive_frame(&mut decoded).is_ok() {
+                on_frame(&mut decoded, &mut feed)?;
+            }
+        }
+        let _ = decoder.send_eof();
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            on_frame(&mut decoded, &mut feed)?;
+        }
+        feed.finish()
+    })();
+    drop(feed);
+    let mut first_error = result.err();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::Internal("encoder thread panicked".into()));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outputs.clone()),
+    }
+}
+
+/// The decode side: filters frames and hands each rung its pictures.
+struct Feed<'a> {
+    graph: Option<VideoGraph>,
+    overlay: Option<&'a Overlay>,
+    video_rotation: u32,
+    rungs: &'a [Rung],
+    store: &'a Store,
+    senders: Vec<SyncSender<frame::Video>>,
+    last: i64,
+    frames: u64,
+}
+
+impl Feed<'_> {
+    fn frame(&mut self, f: &mut frame::Video, ticks: i64, chunk_start: i64) -> Result<()> {
+        // Broken sources sometimes repeat a timestamp; encoders need them strictly rising.
+        if ticks <= self.last {
+            return Ok(());
+        }
+        self.last = ticks;
+        if self.graph.is_none() {
+            self.graph = Some(self.build_graph(f, chunk_start)?);
+        }
+        f.set_pts(Some(ticks));
+        self.graph.as_mut().expect("built").push("in", f)?;
+        self.frames += 1;
+        self.drain()
+    }
+
+    fn build_graph(&self, first: &frame::Video, chunk_start: i64) -> Result<VideoGraph> {
+        let input = BufferSpec {
+            name: "in",
+            width: first.width(),
+            height: first.height(),
+            format: first.format(),
+            time_base: Rational(1, VIDEO_TIMESCALE as i32),
+            aspect: first.aspect_ratio(),
+        };
+        let spec = ladder_filter(self.video_rotation, self.overlay, self.rungs);
+        let Some(overlay) = self.overlay else {
+            return VideoGraph::new(&[input], &spec, self.rungs.len());
+        };
+        let mut picture = super::picture::load_png(&self.store.path(&overlay.key)?)?;
+        let mark = BufferSpec {
+            name: "wm",
+            width: picture.width(),
+            height: picture.height(),
+            format: picture.format(),
+            time_base: Rational(1, VIDEO_TIMESCALE as i32),
+            aspect: Rational(1, 1),
+        };
+        let mut graph = VideoGraph::new(&[input, mark], &spec, self.rungs.len())?;
+        picture.set_pts(Some(chunk_start));
+        graph.push("wm", &picture)?;
+        graph.close("wm")?;
+        Ok(graph)
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        let Some(graph) = self.graph.as_mut() else { return Ok(()) };
+        for i in 0..graph.outputs() {
+            let mut out = frame::Video::empty();
+            while graph.pull(i, &mut out)? {
+                if self.senders[i].send(out).is_err() {
+                    // The encoder thread stopped; its own error is reported when joined.
+                    return Err(Error::Internal(format!("encoder for {} stopped", self.rungs[i].name)));
+                }
+                out = frame::Video::empty();
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(graph) = self.graph.as_mut() {
+            graph.close("in")?;
+        }
+        self.drain()
+    }
+}
+
+/// `[in]` rotated, watermarked, then scaled largest rung first, each smaller rung scaled from
+/// the one above it (cheaper than scaling every rung from the source).
+pub(super) fn ladder_filter(rotation: u32, overlay: Option<&Overlay>, rungs: &[Rung]) -> String {
+    let mut spec = format!("[in]{}format=yuv420p", rotation_filters(rotation));
+    if let Some(o) = overlay {
+        spec.push_str(&format!("[pre];[pre][wm]overlay=x={}:y={}:eof_action=repeat:format=yuv420", o.x, o.y));
+    }
+    let mut order: Vec<usize> = (0..rungs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(rungs[i].width) * u64::from(rungs[i].height)));
+    for (k, &i) in order.iter().enumerate() {
+        let r = &rungs[i];
+        if !spec.ends_with(']') {
+            spec.push(',');
+        }
+        spec.push_str(&format!("scale={}:{}:flags=bicubic,setsar=1", r.width, r.height));
+        if k + 1 < order.len() {
+            spec.push_str(&format!(",split=2[out{i}][c{k}];[c{k}]"));
+        } else {
+            spec.push_str(&format!("[out{i}]"));
+        }
+    }
+    spec
+}
+
+/// One rung's encoder, on its own thread.
+struct RungJob {
+    rung: Rung,
+    out: PathBuf,
+    template_key: String,
+    store: Store,
+    segment_ticks: i64,
+    chunk_end: Option<i64>,
+    fps: Rational,
+}
+
+struct Opened {
+    encoder: ff::encoder::Video,
+    writer: EsWriter,
+}
+
+impl RungJob {
+    fn run(self, frames: Receiver<frame::Video>) -> Result<()> {
+        let mut opened: Option<Opened> = None;
+        let mut prev: Option<(i64, i64)> = None;
+        let mut durations: HashMap<i64, u32> = HashMap::new();
+        let mut waiting: VecDeque<EsPacket> = VecDeque::new();
+        let nominal = (i64::from(VIDEO_TIMESCALE) * i64::from(self.fps.denominator()) / i64::from(self.fps.numerator().max(1))) as u32;
+        for mut f in frames {
+            let pts = f.pts().unwrap_or(0);
+            if opened.is_none() {
+                opened = Some(self.open(&f)?);
+            }
+            let o = opened.as_mut().expect("opened");
+            let segment = pts.div_euclid(self.segment_ticks);
+            if let Some((p, _)) = prev {
+                durations.insert(p, (pts - p) as u32);
+            }
+            // A keyframe at the first frame of each segment slot, in every rung alike.
+            let forced = prev.is_none_or(|(_, s)| s != segment);
+            f.set_kind(if forced { picture::Type::I } else { picture::Type::None });
+            o.encoder.send_frame(&f).map_err(media_error("encoding"))?;
+            receive(&mut o.encoder, &mut waiting)?;
+            flush_ready(&mut waiting, &durations, &mut o.writer, false)?;
+            prev = Some((pts, segment));
+        }
+        let mut o = opened.ok_or_else(|| Error::Internal(format!("{}: the chunk yielded no frames", self.rung.name)))?;
+        if let Some((p, _)) = prev {
+            let last = self.chunk_end.map_or(nominal, |e| (e - p).clamp(1, i64::from(u32::MAX)) as u32);
+            durations.insert(p, last);
+        }
+        o.encoder.send_eof().map_err(media_error("flushing encoder"))?;
+        receive(&mut o.encoder, &mut waiting)?;
+        flush_ready(&mut waiting, &durations, &mut o.writer, true)?;
+        o.writer.finish()
+    }
+
+    fn open(&self, first: &frame::Video) -> Result<Opened> {
+        let r = &self.rung;
+        let codec = ff::encoder::find_by_name(r.codec.encoder_name())
+            .ok_or_else(|| Error::Internal(format!("encoder {} is not available", r.codec.encoder_name())))?;
+        let mut enc = codec::context::Context::new_with_codec(codec).encoder().video().map_err(media_error("encoder"))?;
+        enc.set_width(r.width);
+        enc.set_height(r.height);
+        enc.set_format(format::Pixel::YUV420P);
+        enc.set_time_base(Rational(1, VIDEO_TIMESCALE as i32));
+        enc.set_frame_rate(Some(self.fps));
+        enc.set_aspect_ratio(Rational(1, 1));
+        // Keyframes come from forced frames at segment starts; never from a GOP counter.
+        enc.set_gop((self.fps.numerator().max(1) as u32 / self.fps.denominator().max(1) as u32 + 1) * 60);
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        enc.set_colorspace(first.color_space());
+        enc.set_color_range(first.color_range());
+        enc.set_color_primaries(first.color_primaries());
+        enc.set_color_transfer_characteristic(first.color_transfer_characteristic());
+        let mut opts = Dictionary::new();
+        opts.set("threads", "1");
+        opts.set("maxrate", &r.max_bitrate.to_string());
+        opts.set("bufsize", &r.buffer_bits.to_string());
+        if r.rate_control == RateControl::Abr {
+            opts.set("b", &r.max_bitrate.to_string());
+        }
+        match r.codec {
+            VideoCodec::H264 => {
+                opts.set("preset", &r.preset);
+                opts.set("profile", "high");
+                opts.set("forced-idr", "1");
+                opts.set("x264-params", "scenecut=0:open-gop=0");
+                if r.rate_control == RateControl::Crf {
+                    opts.set("crf", &r.crf.to_string());
+                }
+            }
+            VideoCodec::Vp9 => {
+                opts.set("deadline", "good");
+                opts.set("cpu-used", &r.preset);
+                opts.set("row-mt", "1");
+                if r.rate_control == RateControl::Crf {
+                    // Constrained quality: CRF with the cap as the target ceiling.
+                    opts.set("crf", &r.crf.to_string());
+                    opts.set("b", &r.max_bitrate.to_string());
+                }
+            }
+            VideoCodec::Av1 => {
+                opts.set("preset", &r.preset);
+                if r.rate_control == RateControl::Crf {
+                    opts.set("crf", &r.crf.to_string());
+                }
+            }
+        }
+        let encoder = enc.open_with(opts).map_err(media_error("opening encoder"))?;
+        let params = codec::Parameters::from(&*encoder);
+        let init_template = template::init_template(&self.store, &self.template_key, params, Rational(1, VIDEO_TIMESCALE as i32))?;
+        let header = EsHeader {
+            codec: r.codec.as_str().to_owned(),
+            timescale: VIDEO_TIMESCALE,
+            width: r.width,
+            height: r.height,
+            sample_rate: 0,
+            channels: 0,
+            frame_rate: f64::from(self.fps),
+            init_template,
+        };
+        let writer = EsWriter::create(&self.out, &header)?;
+        Ok(Opened { encoder, writer })
+    }
+}
+
+fn receive(encoder: &mut ff::encoder::Video, waiting: &mut VecDeque<EsPacket>) -> Result<()> {
+    let mut p = ff::Packet::empty();
+    loop {
+        match encoder.receive_packet(&mut p) {
+            Ok(()) => waiting.push_back(EsPacket {
+                pts: p.pts().unwrap_or(0),
+                dts: p.dts().or(p.pts()).unwrap_or(0),
+                duration: 0,
+                keyframe: p.is_key(),
+                data: p.data().map(<[u8]>::to_vec).unwrap_or_default(),
+            }),
+            Err(e) if is_again(&e) => return Ok(()),
+            Err(e) => return Err(media_error("encoding")(e)),
+        }
+    }
+}
+
+/// Writes queued packets whose display duration is known (packets leave the encoder in
+/// decode order, durations become known in presentation order).
+fn flush_ready(waiting: &mut VecDeque<EsPacket>, durations: &HashMap<i64, u32>, writer: &mut EsWriter, all: bool) -> Result<()> {
+    while let Some(front) = waiting.front() {
+        let duration = match durations.get(&front.pts) {
+            Some(&d) => d,
+            None if all => 1,
+            None => return Ok(()),
+        };
+        let mut p = waiting.pop_front().expect("front exists");
+        p.duration = duration;
+        writer.write(&p)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ladder::{LadderSpec, derive};
+    use crate::media::VideoInfo;
+
+    #[test]
+    fn cascade_scales_largest_first() {
+        let video = VideoInfo {
+            index: 0,
+            codec: "h264".into(),
+            width: 1920,
+            height: 1080,
+            sample_aspect: (1, 1),
+            rotation: 0,
+            frame_rate: (30, 1),
+            variable_frame_rate: false,
+            pixel_format: "yuv420p".into(),
+            bit_depth: 8,
+            time_base: (1, 90000),
+            start_pts: 0,
+        };
+        let mut spec = LadderSpec::for_codec(VideoCodec::H264);
+        spec.classes = Some(vec![360, 1080, 720]);
+        let rungs = derive(&video, &spec);
+        let f = ladder_filter(90, None, &rungs);
+        assert_eq!(
+            f,
+            "[in]transpose=clock,format=yuv420p,scale=1920:1080:flags=bicubic,setsar=1,split=2[out2][c0];\
+[c0]scale=1280:720:flags=bicubic,setsar=1,split=2[out1][c1];[c1]scale=640:360:flags=bicubic,setsar=1[out0]"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The package task: CMAF init and media segments for every rendition, optional AES-128,
+//! HLS media and multivariant playlists, a DASH manifest, and the pictures. Pure Rust: reads
+//! encoded parts from temporary storage, writes the playable tree. The multivariant playlist
+//! is written last, so its presence means the tree is complete.
+
+pub mod bitstream;
+pub mod cmaf;
+pub mod crypt;
+pub mod dash;
+pub mod hls;
+pub mod segmenter;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::media::VIDEO_TIMESCALE;
+use crate::pipeline::PackageSpec;
+use crate::store::{self, Store};
+use crate::task::{EncodedLadder, EncodedPart, Encryption, PackageSummary, RenditionSummary, TaskContext, Thumbnails};
+use segmenter::{CutRule, PartStream};
+
+/// Inputs of one package run.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageJob<'a> {
+    /// Settings.
+    pub spec: PackageSpec,
+    /// Encoded video ladders.
+    pub ladders: &'a [EncodedLadder],
+    /// Encoded audio.
+    pub audio: Option<&'a EncodedPart>,
+    /// Pictures.
+    pub thumbnails: Option<&'a Thumbnails>,
+    /// Segment target in seconds.
+    pub segment_seconds: f64,
+    /// Destination.
+    pub out_dir: &'a Path,
+    /// AES-128 settings.
+    pub encryption: Option<&'a Encryption>,
+}
+
+/// What one rendition became.
+#[derive(Debug, Clone)]
+struct Packaged {
+    name: String,
+    codecs: String,
+    width: u32,
+    height: u32,
+    frame_rate: f64,
+    sample_rate: u32,
+    channels: u32,
+    timescale: u32,
+    /// (start ticks, duration ticks, bytes) per segment.
+    segments: Vec<(i64, i64, u64)>,
+}
+
+impl Packaged {
+    fn durations(&self) -> Vec<f64> {
+        self.segments.iter().map(|s| s.1 as f64 / f64::from(self.timescale)).collect()
+    }
+
+    fn bitrates(&self) -> impl Iterator<Item = f64> + '_ {
+        self.segments.iter().map(|s| s.2 as f64 * 8.0 * f64::from(self.timescale) / s.1.max(1) as f64)
+    }
+
+    fn peak(&self) -> u64 {
+        self.bitrates().fold(0.0, f64::max).ceil() as u64
+    }
+
+    fn average(&self) -> u64 {
+        let bytes: u64 = self.segments.iter().map(|s| s.2).sum();
+        let ticks: i64 = self.segments.iter().map(|s| s.1).sum();
+        (bytes as f64 * 8.0 * f64::from(self.timescale) / ticks.max(1) as f64).ceil() as u64
+    }
+
+    fn duration(&self) -> f64 {
+        self.segments.iter().map(|s| s.1).sum::<i64>() as f64 / f64::from(self.timescale)
+    }
+
+    fn summary(&self) -> RenditionSummary {
+        RenditionSummary {
+            name: self.name.clone(),
+            codecs: self.codecs.clone(),
+            width: self.width,
+            height: self.height,
+            peak_bitrate: self.peak(),
+            average_bitrate: self.average(),
+        }
+    }
+}
+
+/// Runs the package task.
+pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<PackageSummary> {
+    fs::create_dir_all(job.out_dir).map_err(Error::io("create output folder", job.out_dir))?;
+    let key = job.encryption.map(|e| crypt::parse_key(&e.key_hex)).transpose()?;
+    let segment_ticks = (job.segment_seconds * f64::from(VIDEO_TIMESCALE)).round() as i64;
+    let total: usize = job.ladders.iter().map(|l| l.parts.len()).sum::<usize>() + usize::from(job.audio.is_some());
+    let mut files = Vec::new();
+    let mut videos = Vec::new();
+    for ladder in job.ladders {
+        for (rung, part) in ladder.rungs.iter().zip(&ladder.parts) {
+            ctx.check()?;
+            let mut p = package_rendition(store, part, job.out_dir, CutRule::Keyframe { segment_ticks }, key.as_ref(), &mut files)?;
+            p.width = rung.width;
+            p.height = rung.height;
+            videos.push(p);
+            ctx.progress(videos.len() as u64, total as u64);
+        }
+    }
+    let first = videos.first().ok_or_else(|| Error::Internal("nothing to package: no video rendition".into()))?;
+    for v in &videos[1..] {
+        let starts = |p: &Packaged| p.segments.iter().map(|s| s.0).collect::<Vec<_>>();
+        if starts(v) != starts(first) {
+            return Err(Error::Internal(format!(
+                "segment boundaries of {} differ from {}: keyframes are not aligned",
+                v.name, first.name
+            )));
+        }
+    }
+    let audio = match job.audio {
+        Some(part) => {
+            let rule = audio_cuts(first, part, store)?;
+            Some(package_rendition(store, part, job.out_dir, rule, key.as_ref(), &mut files)?)
+        }
+        None => None,
+    };
+    if let Some(t) = job.thumbnails {
+        publish_pictures(store, t, job.out_dir, &mut files)?;
+    }
+    write_playlists(job, &videos, audio.as_ref(), &mut files)
+}
+
+fn package_rendition(
+    store: &Store,
+    part: &EncodedPart,
+    out_dir: &Path,
+    rule: CutRule,
+    key: Option<&[u8; 16]>,
+    files: &mut Vec<String>,
+) -> Result<Packaged> {
+    let paths = part.keys.iter().map(|k| store.path(k)).collect::<Result<Vec<PathBuf>>>()?;
+    let mut stream = PartStream::open(paths)?;
+    let header = stream.header().clone();
+    let template = crypt::hex_decode(&header.init_template).ok_or_else(|| Error::Internal("bad init template".into()))?;
+    let track = cmaf::Track::from_template(&template, header.timescale)?;
+    let dir = out_dir.join(&part.name);
+    fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    write_file(&dir.join(layout::INIT_SEGMENT), &track.init_segment()?)?;
+    files.push(format!("{}/{}", part.name, layout::INIT_SEGMENT));
+    let mut segments = Vec::new();
+    segmenter::segment(&mut stream, rule, |mut seg| {
+        if let Some(key) = key {
+            crypt::encrypt_segment(key, seg.index as u64, &mut seg.bytes)?;
+        }
+        let name = layout::segment_name(seg.index);
+        write_file(&dir.join(&name), &seg.bytes)?;
+        files.push(format!("{}/{name}", part.name));
+        segments.push((seg.start, seg.duration, seg.bytes.len() as u64));
+        Ok(())
+    })?;
+    Ok(Packaged {
+        name: part.name.clone(),
+        codecs: cmaf::codec_string(&track.codec)?,
+        width: header.width,
+        height: header.height,
+        frame_rate: header.frame_rate,
+        sample_rate: header.sample_rate,
+        channels: header.channels,
+        timescale: header.timescale,
+        segments,
+    })
+}
+
+/// Audio segments start where video segments start, and audio stops where video stops.
+fn audio_cuts(video: &Packaged, audio: &EncodedPart, store: &Store) -> Result<CutRule> {
+    let first = audio.keys.first().ok_or_else(|| Error::Internal("audio has no part".into()))?;
+    let rate = i64::from(crate::es::EsReader::open(&store.path(first)?)?.header().timescale);
+    let to_audio = |t: i64| t * rate / i64::from(video.timescale);
+    let cuts = video.segments.iter().skip(1).map(|s| to_audio(s.0)).collect();
+    let end = video.segments.last().map_or(0, |s| to_audio(s.0 + s.1));
+    Ok(CutRule::At { cuts, end })
+}
+
+fn publish_pictures(store: &Store, t: &Thumbnails, out_dir: &Path, files: &mut Vec<String>) -> Result<()> {
+    for (key, name) in [(&t.poster, layout::POSTER), (&t.sprite, layout::STORYBOARD), (&t.vtt, layout::STORYBOARD_VTT)] {
+        let from = store.path(key)?;
+        fs::copy(&from, out_dir.join(name)).map_err(Error::io("copy", &from))?;
+        files.push(name.to_owned());
+    }
+    Ok(())
+}
+
+fn write_playlists(
+    job: &PackageJob<'_>,
+    videos: &[Packaged],
+    audio: Option<&Packaged>,
+    files: &mut Vec<String>,
+) -> Result<PackageSummary> {
+    let key_uri = job.encryption.map(|e| e.key_uri.as_str());
+    for p in videos.iter().chain(audio) {
+        if job.spec.hls {
+            let text = hls::MediaPlaylist {
+                durations: &p.durations(),
+                key_uri,
+            }
+            .render();
+            write_file(&job.out_dir.join(&p.name).join(layout::MEDIA_PLAYLIST), text.as_bytes())?;
+            files.push(format!("{}/{}", p.name, layout::MEDIA_PLAYLIST));
+        }
+    }
+    let duration = videos[0].duration();
+    // AES-128 whole-segment encryption is HLS-only; DASH needs CENC for protected content.
+    let dash = job.spec.dash && job.encryption.is_none();
+    if dash {
+        write_file(&job.out_dir.join(layout::DASH_MANIFEST), dash_manifest(duration, videos, audio).as_bytes())?;
+        files.push(layout::DASH_MANIFEST.to_owned());
+    }
+    if job.spec.hls {
+        let master = hls::master_playlist(&variants(videos, audio), audio.map(|a| hls::AudioGroup {
+            uri: format!("{}/{}", a.name, layout::MEDIA_PLAYLIST),
+            channels: a.channels,
+        }).as_ref());
+        store::write_atomic(&job.out_dir.join(layout::MASTER_PLAYLIST), master.as_bytes())?;
+        files.push(layout::MASTER_PLAYLIST.to_owned());
+    }
+    Ok(PackageSummary {
+        renditions: videos.iter().chain(audio).map(Packaged::summary).collect(),
+        segments: videos[0].segments.len(),
+        duration,
+        files: files.clone(),
+        dash,
+    })
+}
+
+fn variants(videos: &[Packaged], audio: Option<&Packaged>) -> Vec<hls::Variant> {
+    let mut sorted: Vec<&Packaged> = videos.iter().collect();
+    sorted.sort_by_key(|p| p.average());
+    sorted
+        .into_iter()
+        .map(|v| {
+            let (peak, avg, codecs) = match audio {
+                // Peak of the sum per aligned segment, not the sum of peaks.
+                Some(a) => {
+                    let peak = v.bitrates().zip(a.bitrates().chain(std::iter::repeat(0.0))).map(|(x, y)| x + y).fold(0.0, f64::max);
+                    (peak.ceil() as u64, v.average() + a.average(), format!("{},{}", v.codecs, a.codecs))
+                }
+                None => (v.peak(), v.average(), v.codecs.clone()),
+            };
+            hls::Variant {
+                uri: format!("{}/{}", v.name, layout::MEDIA_PLAYLIST),
+                bandwidth: peak,
+                average_bandwidth: avg,
+                width: v.width,
+                height: v.height,
+                codecs,
+                frame_rate: v.frame_rate,
+            }
+        })
+        .collect()
+}
+
+fn dash_manifest(duration: f64, videos: &[Packaged], audio: Option<&Packaged>) -> String {
+    let rep = |p: &Packaged| dash::Representation {
+        id: p.name.clone(),
+        bandwidth: p.peak(),
+        codecs: p.codecs.clone(),
+        width: p.width,
+        height: p.height,
+        frame_rate: p.frame_rate,
+        sample_rate: p.sample_rate,
+        channels: p.channels,
+    };
+    let timeline = |p: &Packaged| dash::Timeline {
+        timescale: p.timescale,
+        segments: p.segments.iter().map(|s| (s.0, s.1)).collect(),
+    };
+    // One adaptation set per codec family: players switch within a set only.
+    let mut sets: Vec<dash::AdaptationSet> = Vec::new();
+    for v in videos {
+        let family = v.codecs.split('.').next().unwrap_or_default();
+        match sets.iter_mut().find(|s| s.representations[0].codecs.split('.').next() == Some(family)) {
+            Some(set) => set.representations.push(rep(v)),
+            None => sets.push(dash::AdaptationSet {
+                content_type: "video",
+                representations: vec![rep(v)],
+                timeline: timeline(v),
+            }),
+        }
+    }
+    if let Some(a) = audio {
+        sets.push(dash::AdaptationSet {
+            content_type: "audio",
+            representations: vec![rep(a)],
+            timeline: timeline(a),
+        });
+    }
+    dash::manifest(duration, &sets)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    fs::write(path, bytes).map_err(Error::io("write", path))
+}

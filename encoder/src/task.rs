@@ -1,0 +1,418 @@
+//! The worker interface: what a task asks for and what it gives back.
+//!
+//! Everything here is plain serialisable data that names its inputs and outputs by
+//! artifact key (a path relative to the job's working storage), so a task can be run by
+//! the in-process thread pool today and handed to a remote worker over a queue later,
+//! without the DAG code knowing the difference.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Rejection};
+use crate::ladder::Rung;
+use crate::media::{Limits, MediaInfo, Timeline, VideoInfo};
+use crate::pipeline::{AudioSpec, PackageSpec, ThumbnailSpec, WatermarkSpec};
+
+/// What kind of work a task is; workers advertise the kinds they accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Probe and validate the source.
+    Inspect,
+    /// Cut the source at GOP boundaries.
+    Split,
+    /// Render the watermark overlay.
+    Watermark,
+    /// Encode one chunk into every rung of a ladder.
+    Encode,
+    /// Encode the audio rendition.
+    Audio,
+    /// Poster and storyboard.
+    Thumbnail,
+    /// Segments, playlists, manifests.
+    Package,
+}
+
+impl TaskKind {
+    /// Every kind, in pipeline order.
+    pub const ALL: [Self; 7] = [
+        Self::Inspect,
+        Self::Split,
+        Self::Watermark,
+        Self::Encode,
+        Self::Audio,
+        Self::Thumbnail,
+        Self::Package,
+    ];
+
+    /// Name as written in pipeline files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inspect => "inspect",
+            Self::Split => "split",
+            Self::Watermark => "watermark",
+            Self::Encode => "encode",
+            Self::Audio => "audio",
+            Self::Thumbnail => "thumbnail",
+            Self::Package => "package",
+        }
+    }
+
+    /// Parses a pipeline-file kind.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A unit of work for one worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The job it belongs to.
+    pub job: String,
+    /// Unique within the job, stable across restarts: "encode/video/0003".
+    pub id: String,
+    /// The pipeline node it comes from.
+    pub node: String,
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Root of the job's working storage; artifact keys are relative to it.
+    pub store: String,
+    /// The work itself.
+    pub work: Work,
+}
+
+impl TaskSpec {
+    /// The task's kind.
+    pub fn kind(&self) -> TaskKind {
+        match self.work {
+            Work::Inspect { .. } => TaskKind::Inspect,
+            Work::Split { .. } => TaskKind::Split,
+            Work::Watermark { .. } => TaskKind::Watermark,
+            Work::Encode { .. } => TaskKind::Encode,
+            Work::Audio { .. } => TaskKind::Audio,
+            Work::Thumbnail { .. } => TaskKind::Thumbnail,
+            Work::Package { .. } => TaskKind::Package,
+        }
+    }
+}
+
+/// Per-kind inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Work {
+    /// Probe and validate `source`.
+    Inspect {
+        /// Source location.
+        source: String,
+        /// What to accept.
+        limits: Limits,
+    },
+    /// Cut `source` into chunks of whole GOPs.
+    Split {
+        /// Source location.
+        source: String,
+        /// What inspect found.
+        media: MediaInfo,
+        /// Minimum chunk length.
+        chunk_seconds: f64,
+    },
+    /// Render the overlay picture for `video`'s display size.
+    Watermark {
+        /// What to draw.
+        spec: WatermarkSpec,
+        /// The source video.
+        video: VideoInfo,
+    },
+    /// Decode one chunk once and encode it into every rung.
+    Encode {
+        /// The chunk.
+        chunk: Chunk,
+        /// The timeline all chunks share.
+        timeline: Timeline,
+        /// The source video (rotation, size).
+        video: VideoInfo,
+        /// The rungs to produce.
+        rungs: Vec<Rung>,
+        /// Overlay to burn in first.
+        overlay: Option<Overlay>,
+        /// Keyframes are forced at multiples of this.
+        segment_seconds: f64,
+        /// Output key per rung, same order as `rungs`.
+        outputs: Vec<String>,
+    },
+    /// Encode the audio rendition.
+    Audio {
+        /// Source location.
+        source: String,
+        /// What inspect found.
+        media: MediaInfo,
+        /// The timeline the video uses, so both start together.
+        timeline: Timeline,
+        /// Codec and bitrate.
+        spec: AudioSpec,
+        /// Output key.
+        output: String,
+    },
+    /// Poster and storyboard.
+    Thumbnail {
+        /// Source location.
+        source: String,
+        /// What inspect found.
+        media: MediaInfo,
+        /// Sizes and intervals.
+        spec: ThumbnailSpec,
+    },
+    /// Segment, encrypt and describe everything.
+    Package {
+        /// Settings.
+        spec: PackageSpec,
+        /// Every encoded video ladder.
+        ladders: Vec<EncodedLadder>,
+        /// The encoded audio, if the source has sound.
+        audio: Option<EncodedPart>,
+        /// Pictures to publish beside the playlists.
+        thumbnails: Option<Thumbnails>,
+        /// Segment target.
+        segment_seconds: f64,
+        /// Destination folder of the playable output.
+        out_dir: String,
+        /// AES-128 settings; `None` leaves segments clear.
+        encryption: Option<Encryption>,
+    },
+}
+
+/// A run of whole source GOPs stored as its own file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// 0-based position.
+    pub index: u32,
+    /// Artifact key of the chunk file.
+    pub key: String,
+    /// First output tick this chunk owns (inclusive).
+    pub start: i64,
+    /// First output tick the next chunk owns; `None` for the last chunk.
+    pub end: Option<i64>,
+    /// Packets stored (including the next GOP's leading pictures, if any).
+    pub packets: u32,
+    /// Bytes stored.
+    pub bytes: u64,
+}
+
+/// The chunks of a source, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkIndex {
+    /// The shared timeline.
+    pub timeline: Timeline,
+    /// The chunks.
+    pub chunks: Vec<Chunk>,
+}
+
+/// The rendered watermark and where to put it on the display-oriented source picture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// Artifact key of the RGBA PNG.
+    pub key: String,
+    /// Left edge in pixels.
+    pub x: u32,
+    /// Top edge in pixels.
+    pub y: u32,
+}
+
+/// One encoded elementary stream, possibly in several parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedPart {
+    /// Rendition name ("720p", "audio").
+    pub name: String,
+    /// Artifact keys of its parts, in timeline order.
+    pub keys: Vec<String>,
+}
+
+/// A ladder after encoding: its rungs and, per rung, the chunk parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedLadder {
+    /// The rungs.
+    pub rungs: Vec<Rung>,
+    /// Parts of each rung, same order as `rungs`.
+    pub parts: Vec<EncodedPart>,
+}
+
+/// Published pictures, as artifact keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnails {
+    /// Poster JPEG.
+    pub poster: String,
+    /// Storyboard sprite JPEG.
+    pub sprite: String,
+    /// Storyboard WebVTT, referencing `storyboard.jpg`.
+    pub vtt: String,
+}
+
+/// AES-128 packaging inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// The content key, hex.
+    pub key_hex: String,
+    /// What the playlists put in `EXT-X-KEY:URI`.
+    pub key_uri: String,
+}
+
+/// What the package task produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    /// Renditions written, with their measured bitrates.
+    pub renditions: Vec<RenditionSummary>,
+    /// Number of segments per rendition.
+    pub segments: usize,
+    /// Output duration in seconds.
+    pub duration: f64,
+    /// Files written, relative to the output folder.
+    pub files: Vec<String>,
+    /// Whether a DASH manifest was written.
+    pub dash: bool,
+}
+
+/// One rendition in the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionSummary {
+    /// Folder name.
+    pub name: String,
+    /// RFC 6381 codec string.
+    pub codecs: String,
+    /// Width, height (0 for audio).
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Peak segment bitrate in bit/s.
+    pub peak_bitrate: u64,
+    /// Average bitrate in bit/s.
+    pub average_bitrate: u64,
+}
+
+/// What a task gives back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "output", rename_all = "snake_case")]
+pub enum TaskOutput {
+    /// From inspect.
+    Inspected(MediaInfo),
+    /// From split.
+    Split(ChunkIndex),
+    /// From watermark; `None` when nothing is drawn.
+    Watermark(Option<Overlay>),
+    /// From encode: the artifact keys written, one per rung.
+    Encoded(Vec<String>),
+    /// From audio: the artifact key, or `None` when the source is silent.
+    Audio(Option<String>),
+    /// From thumbnail.
+    Thumbnails(Thumbnails),
+    /// From package.
+    Packaged(PackageSummary),
+}
+
+/// How a failure should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The input is bad: stop the job, exit 65.
+    Rejected,
+    /// Try again later, elsewhere.
+    Retryable,
+    /// Stop the job.
+    Fatal,
+}
+
+/// A task's failure, as it crosses the worker boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct TaskFailure {
+    /// Machine-readable code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+    /// Retry decision.
+    pub class: FailureClass,
+}
+
+impl From<Error> for TaskFailure {
+    fn from(e: Error) -> Self {
+        let class = match &e {
+            Error::Rejected { .. } => FailureClass::Rejected,
+            Error::Task { rejected: true, .. } => FailureClass::Rejected,
+            e if e.is_retryable() => FailureClass::Retryable,
+            _ => FailureClass::Fatal,
+        };
+        let message = match &e {
+            Error::Rejected { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Self {
+            code: e.code().to_owned(),
+            message,
+            class,
+        }
+    }
+}
+
+impl TaskFailure {
+    /// Builds the job error after the last attempt.
+    pub fn into_error(self, task: &str, attempts: u32) -> Error {
+        if self.class == FailureClass::Rejected {
+            if let Some(reason) = serde_json::from_value::<Rejection>(serde_json::Value::String(self.code.clone())).ok() {
+                return Error::Rejected {
+                    reason,
+                    message: self.message,
+                };
+            }
+        }
+        Error::Task {
+            task: task.to_owned(),
+            code: self.code,
+            message: self.message,
+            attempts,
+            rejected: self.class == FailureClass::Rejected,
+        }
+    }
+}
+
+/// Shared between a running task and whoever watches it: progress and cancellation.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    inner: Arc<ContextInner>,
+}
+
+#[derive(Debug, Default)]
+struct ContextInner {
+    done: AtomicU64,
+    total: AtomicU64,
+    cancelled: AtomicBool,
+}
+
+impl TaskContext {
+    /// Reports progress in task-defined units (frames, bytes).
+    pub fn progress(&self, done: u64, total: u64) {
+        self.inner.done.store(done, Ordering::Relaxed);
+        self.inner.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Last reported (done, total).
+    pub fn read_progress(&self) -> (u64, u64) {
+        (self.inner.done.load(Ordering::Relaxed), self.inner.total.load(Ordering::Relaxed))
+    }
+
+    /// Asks the task to stop at its next check.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Fails with [`Error::Cancelled`] when the job is being cancelled.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.inner.cancelled.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
