@@ -34,11 +34,12 @@ struct Assignment {
 pub struct LocalExecutor {
     slots: Vec<WorkerSlot>,
     senders: Vec<mpsc::Sender<Assignment>>,
+    cores_per_encode: usize,
 }
 
 impl LocalExecutor {
-    /// `media` general workers (every kind) plus `light` workers that take everything but
-    /// encoding, so cheap tasks never wait behind a long encode.
+    /// `media` workers for encoding plus `light` workers (at least one) for everything else,
+    /// so short tasks never hold up an encode slot and never wait behind one.
     pub fn new(media: usize, light: usize, runner: Runner) -> Self {
         let light_kinds: Vec<TaskKind> = TaskKind::ALL.into_iter().filter(|&k| k != TaskKind::Encode).collect();
         let mut slots = Vec::new();
@@ -46,10 +47,10 @@ impl LocalExecutor {
             slots.push(WorkerSlot {
                 id: slots.len(),
                 name: format!("media-{i}"),
-                kinds: TaskKind::ALL.to_vec(),
+                kinds: vec![TaskKind::Encode],
             });
         }
-        for i in 0..light {
+        for i in 0..light.max(1) {
             slots.push(WorkerSlot {
                 id: slots.len(),
                 name: format!("light-{i}"),
@@ -57,14 +58,24 @@ impl LocalExecutor {
             });
         }
         let senders = slots.iter().map(|s| spawn_worker(&s.name, runner.clone())).collect();
-        Self { slots, senders }
+        let cores = machine_cores();
+        Self {
+            slots,
+            senders,
+            cores_per_encode: (cores / media.max(1)).max(1),
+        }
     }
 
-    /// Sized to this machine: one media worker per core and one light worker.
+    /// Sized to this machine: one encode worker per two cores (each encode runs a thread
+    /// per rung, so two cores per chunk keep them busy without holding twice the encoder
+    /// memory), and one light worker.
     pub fn for_machine(runner: Runner) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::new(cores, 1, runner)
+        Self::new((machine_cores() / 2).max(1), 1, runner)
     }
+}
+
+fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn spawn_worker(name: &str, runner: Runner) -> mpsc::Sender<Assignment> {
@@ -99,6 +110,7 @@ impl Executor for LocalExecutor {
     }
 
     fn execute(&self, worker: &WorkerSlot, task: TaskSpec, ctx: TaskContext) -> BoxFuture<Result<TaskOutput, TaskFailure>> {
+        ctx.set_cores(if worker.kinds.contains(&TaskKind::Encode) { self.cores_per_encode } else { 1 });
         let (reply, rx) = tokio::sync::oneshot::channel();
         let sent = self.senders[worker.id].send(Assignment { task, ctx, reply });
         Box::pin(async move {

@@ -79,6 +79,17 @@ fn media_error(context: &'static str) -> impl FnOnce(ff::Error) -> Error {
     }
 }
 
+/// Reads the next packet into a fresh packet (`av_read_frame` does not release what a
+/// reused packet held, so reusing one leaks every packet read). `None` at the end.
+fn read_packet(ictx: &mut ff::format::context::Input) -> Result<Option<ff::Packet>, ff::Error> {
+    let mut packet = ff::Packet::empty();
+    match packet.read(ictx) {
+        Ok(()) => Ok(Some(packet)),
+        Err(ff::Error::Eof) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether an FFmpeg error means "no more output right now".
 fn is_again(e: &ff::Error) -> bool {
     matches!(e, ff::Error::Eof) || matches!(e, ff::Error::Other { errno } if *errno == ff::util::error::EAGAIN)

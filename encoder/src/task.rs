@@ -388,9 +388,20 @@ struct ContextInner {
     done: AtomicU64,
     total: AtomicU64,
     cancelled: AtomicBool,
+    cores: AtomicU64,
 }
 
 impl TaskContext {
+    /// Tells the task how many CPU cores it may keep busy.
+    pub fn set_cores(&self, cores: usize) {
+        self.inner.cores.store(cores as u64, Ordering::Relaxed);
+    }
+
+    /// CPU cores this task may keep busy (at least 1).
+    pub fn cores(&self) -> usize {
+        (self.inner.cores.load(Ordering::Relaxed) as usize).max(1)
+    }
+
     /// Reports progress in task-defined units (frames, bytes).
     pub fn progress(&self, done: u64, total: u64) {
         self.inner.done.store(done, Ordering::Relaxed);

@@ -6,7 +6,7 @@ use std::path::Path;
 use ffmpeg_next as ff;
 use ff::{ChannelLayout, Rational, codec, filter, format, frame};
 
-use super::{is_again, media_error, template};
+use super::{is_again, media_error, read_packet, template};
 use crate::error::{Error, Result};
 use crate::es::{EsHeader, EsPacket, EsWriter};
 use crate::media::{MediaInfo, Timeline, rescale};
@@ -58,7 +58,6 @@ pub(super) fn encode_audio(
     let in_rate = decoder.rate();
     let origin = rescale(timeline.origin_pts, timeline.time_base, in_rate);
     let total = (media.duration * f64::from(in_rate)) as u64;
-    let mut packet = ff::Packet::empty();
     let mut decoded = frame::Audio::empty();
     let mut done = 0u64;
     let sink_and_encode = |graph: &mut filter::Graph, encoder: &mut ff::encoder::Audio, writer: &mut EsWriter| -> Result<()> {
@@ -75,11 +74,7 @@ pub(super) fn encode_audio(
         }
     };
     loop {
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => break,
-            Err(e) => return Err(media_error("reading audio")(e)),
-        }
+        let Some(packet) = read_packet(&mut ictx).map_err(media_error("reading audio"))? else { break };
         if packet.stream() != info.index {
             continue;
         }

@@ -40,6 +40,10 @@ pub fn inspect(source: &Path, limits: &Limits) -> Result<MediaInfo> {
     let time_base = video_stream.time_base();
     let params = video_stream.parameters();
     let codec_name = params.id().name().to_owned();
+    // Demuxers for text art (ANSI, binary text) accept almost any bytes as "video".
+    if matches!(codec_name.as_str(), "bintext" | "xbin" | "idf" | "ansi" | "tty" | "text") {
+        return Err(Error::rejected(Rejection::NotMedia, "not a recognised audio/video format"));
+    }
     if is_still_image(&container, &codec_name, video_stream.frames()) {
         return Err(Error::rejected(Rejection::StillImage, format!("a still picture ({codec_name}), not a video")));
     }
@@ -219,14 +223,13 @@ fn first_picture(
     })?;
     let mut frame = ff::frame::Video::empty();
     let mut start_pts = None;
-    let mut packet = ff::Packet::empty();
     let mut sent = 0;
     loop {
-        match packet.read(ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => break,
+        let packet = match super::read_packet(ictx) {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
             Err(e) => return Err(Error::rejected(Rejection::CorruptMedia, format!("cannot read the first packets: {e}"))),
-        }
+        };
         if packet.stream() != index {
             continue;
         }

@@ -196,20 +196,18 @@ impl Grabber {
             }
         }
         let mut last = None;
-        let mut packet = ff::Packet::empty();
         let mut decoded = frame::Video::empty();
         loop {
-            let eof = match packet.read(&mut self.ictx) {
-                Ok(()) => false,
-                Err(ff::Error::Eof) => true,
-                Err(e) => return Err(media_error("reading")(e)),
-            };
-            if eof {
-                let _ = self.decoder.send_eof();
-            } else if packet.stream() != self.index {
-                continue;
-            } else {
-                let _ = self.decoder.send_packet(&packet);
+            let packet = super::read_packet(&mut self.ictx).map_err(media_error("reading"))?;
+            let eof = packet.is_none();
+            match packet {
+                None => {
+                    let _ = self.decoder.send_eof();
+                }
+                Some(p) if p.stream() == self.index => {
+                    let _ = self.decoder.send_packet(&p);
+                }
+                Some(_) => continue,
             }
             while self.decoder.receive_frame(&mut decoded).is_ok() {
                 let s = self.seconds(&decoded).unwrap_or(0.0);
@@ -301,9 +299,8 @@ pub(super) fn load_png(path: &Path) -> Result<frame::Video> {
         .decoder()
         .video()
         .map_err(media_error("opening image decoder"))?;
-    let mut packet = ff::Packet::empty();
     let mut decoded = frame::Video::empty();
-    while packet.read(&mut ictx).is_ok() {
+    while let Ok(Some(packet)) = super::read_packet(&mut ictx) {
         if packet.stream() == index {
             let _ = decoder.send_packet(&packet);
             if decoder.receive_frame(&mut decoded).is_ok() {

@@ -99,20 +99,19 @@ pub(super) fn split(source: &Path, media: &MediaInfo, chunk_seconds: f64, store:
     // The previous chunk stays open while the new GOP's leading pictures (pts before its
     // keyframe) arrive, with that keyframe as their reference.
     let mut tail: Option<(ChunkFile, Packet, bool)> = None;
-    let mut packet = Packet::empty();
     let mut seen = 0u64;
     let mut last_end = i64::MIN;
     loop {
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => break,
+        let packet = match super::read_packet(&mut ictx) {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
             Err(e) => {
                 return Err(Error::rejected(
                     Rejection::CorruptMedia,
                     format!("reading stopped at {:.1} s of {:.1} s: {e}", seconds(last_end, origin, in_tb), media.duration),
                 ));
             }
-        }
+        };
         if packet.stream() != index {
             continue;
         }

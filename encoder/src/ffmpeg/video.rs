@@ -10,7 +10,7 @@ use ffmpeg_next as ff;
 use ff::{Dictionary, Rational, codec, format, frame, picture};
 
 use super::graph::{BufferSpec, VideoGraph, rotation_filters};
-use super::{is_again, media_error, template};
+use super::{is_again, media_error, read_packet, template};
 use crate::error::{Error, Result};
 use crate::es::{EsHeader, EsPacket, EsWriter};
 use crate::ladder::{RateControl, Rung, VideoCodec};
@@ -45,11 +45,13 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
 
     let mut senders = Vec::new();
     let mut workers = Vec::new();
+    let threads = rung_threads(rungs, ctx.cores());
     for (i, rung) in rungs.iter().enumerate() {
         let (tx, rx) = sync_channel::<frame::Video>(QUEUE_DEPTH);
         senders.push(tx);
         let job = RungJob {
             rung: rung.clone(),
+            threads: threads[i],
             out: store.prepare(&outputs[i])?,
             template_key: format!("{}.template.mp4", outputs[i]),
             store: store.clone(),
@@ -76,7 +78,6 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
         frames: 0,
     };
     let result = (|| -> Result<()> {
-        let mut packet = ff::Packet::empty();
         let mut decoded = frame::Video::empty();
         let ticks_of = |pts: i64| timeline.to_ticks(pts, (tb.numerator(), tb.denominator()), VIDEO_TIMESCALE);
         let owns = |t: i64| t >= chunk.start && chunk.end.is_none_or(|e| t < e);
@@ -90,11 +91,7 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
             Ok(())
         };
         loop {
-            match packet.read(&mut ictx) {
-                Ok(()) => {}
-                Err(ff::Error::Eof) => break,
-                Err(e) => return Err(media_error("reading chunk")(e)),
-            }
+            let Some(packet) = read_packet(&mut ictx).map_err(media_error("reading chunk"))? else { break };
             ctx.check()?;
             // A damaged packet is concealed by the decoder rather than failing the chunk.
             let _ = decoder.send_packet(&packet);
@@ -164,7 +161,10 @@ impl Feed<'_> {
             time_base: Rational(1, VIDEO_TIMESCALE as i32),
             aspect: first.aspect_ratio(),
         };
-        let spec = ladder_filter(self.video_rotation, self.overlay, self.rungs);
+        // The picture size after rotation; a non-square sample aspect always needs scaling.
+        let upright = if self.video_rotation % 180 == 90 { (first.height(), first.width()) } else { (first.width(), first.height()) };
+        let square = first.aspect_ratio().numerator() == first.aspect_ratio().denominator() || first.aspect_ratio().numerator() == 0;
+        let spec = ladder_filter(self.video_rotation, self.overlay, self.rungs, if square { upright } else { (0, 0) });
         let Some(overlay) = self.overlay else {
             return VideoGraph::new(&[input], &spec, self.rungs.len());
         };
@@ -207,21 +207,40 @@ impl Feed<'_> {
     }
 }
 
+/// Encoder threads per rung: one each, plus extra frame threads for a rung whose share of
+/// the pixels exceeds what one core can carry, so the largest rung does not leave the
+/// other cores idle at the end of every chunk.
+pub(super) fn rung_threads(rungs: &[Rung], cores: usize) -> Vec<usize> {
+    let pixels = |r: &Rung| u64::from(r.width) * u64::from(r.height);
+    let total: u64 = rungs.iter().map(pixels).sum::<u64>().max(1);
+    rungs
+        .iter()
+        .map(|r| 1 + (pixels(r) as f64 / total as f64 * cores as f64).floor() as usize)
+        .map(|t| t.min(cores.max(1)))
+        .collect()
+}
+
 /// `[in]` rotated, watermarked, then scaled largest rung first, each smaller rung scaled from
 /// the one above it (cheaper than scaling every rung from the source).
-pub(super) fn ladder_filter(rotation: u32, overlay: Option<&Overlay>, rungs: &[Rung]) -> String {
+pub(super) fn ladder_filter(rotation: u32, overlay: Option<&Overlay>, rungs: &[Rung], source: (u32, u32)) -> String {
     let mut spec = format!("[in]{}format=yuv420p", rotation_filters(rotation));
     if let Some(o) = overlay {
         spec.push_str(&format!("[pre];[pre][wm]overlay=x={}:y={}:eof_action=repeat:format=yuv420", o.x, o.y));
     }
     let mut order: Vec<usize> = (0..rungs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(u64::from(rungs[i].width) * u64::from(rungs[i].height)));
+    let mut size = source;
     for (k, &i) in order.iter().enumerate() {
         let r = &rungs[i];
         if !spec.ends_with(']') {
             spec.push(',');
         }
-        spec.push_str(&format!("scale={}:{}:flags=bicubic,setsar=1", r.width, r.height));
+        // A rung at the picture's own size needs no scaler pass (not even a copy).
+        if size != (r.width, r.height) {
+            spec.push_str(&format!("scale={}:{}:flags=bicubic,", r.width, r.height));
+            size = (r.width, r.height);
+        }
+        spec.push_str("setsar=1");
         if k + 1 < order.len() {
             spec.push_str(&format!(",split=2[out{i}][c{k}];[c{k}]"));
         } else {
@@ -234,6 +253,7 @@ pub(super) fn ladder_filter(rotation: u32, overlay: Option<&Overlay>, rungs: &[R
 /// One rung's encoder, on its own thread.
 struct RungJob {
     rung: Rung,
+    threads: usize,
     out: PathBuf,
     template_key: String,
     store: Store,
@@ -302,7 +322,7 @@ impl RungJob {
         enc.set_color_primaries(first.color_primaries());
         enc.set_color_transfer_characteristic(first.color_transfer_characteristic());
         let mut opts = Dictionary::new();
-        opts.set("threads", "1");
+        opts.set("threads", &self.threads.to_string());
         opts.set("maxrate", &r.max_bitrate.to_string());
         opts.set("bufsize", &r.buffer_bits.to_string());
         if r.rate_control == RateControl::Abr {
@@ -411,11 +431,14 @@ mod tests {
         let mut spec = LadderSpec::for_codec(VideoCodec::H264);
         spec.classes = Some(vec![360, 1080, 720]);
         let rungs = derive(&video, &spec);
-        let f = ladder_filter(90, None, &rungs);
+        let f = ladder_filter(0, None, &rungs, (1920, 1080));
         assert_eq!(
             f,
-            "[in]transpose=clock,format=yuv420p,scale=1920:1080:flags=bicubic,setsar=1,split=2[out2][c0];\
+            "[in]format=yuv420p,setsar=1,split=2[out2][c0];\
 [c0]scale=1280:720:flags=bicubic,setsar=1,split=2[out1][c1];[c1]scale=640:360:flags=bicubic,setsar=1[out0]"
         );
+        assert!(ladder_filter(90, None, &rungs, (1080, 1920)).starts_with("[in]transpose=clock,format=yuv420p,scale=1920:1080"));
+        assert_eq!(rung_threads(&rungs, 2), vec![1, 1, 2]);
+        assert_eq!(rung_threads(&rungs, 1), vec![1, 1, 1]);
     }
 }
