@@ -20,7 +20,11 @@ use crate::{dag, ffmpeg};
 
 /// Command-line interface.
 #[derive(Debug, Parser)]
-#[command(name = "encoder", version, about = "Transcode a video into an encrypted adaptive ladder (HLS + DASH over CMAF)")]
+#[command(
+    name = "encoder",
+    version,
+    about = "Transcode a video into an encrypted adaptive ladder (HLS + DASH over CMAF)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,14 +90,28 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Inspect { input } => inspect(&input),
         Command::Plan { pipeline } => plan(pipeline),
-        Command::Transcode { input, out, pipeline, json, encrypt, key_file, key_uri, video_id, work_dir, keep_work_dir, force, workers } => {
+        Command::Transcode {
+            input,
+            out,
+            pipeline,
+            json,
+            encrypt,
+            key_file,
+            key_uri,
+            video_id,
+            work_dir,
+            keep_work_dir,
+            force,
+            workers,
+        } => {
             let pipeline = match load_pipeline(pipeline) {
                 Ok(p) => p,
                 Err(e) => return report_error(&e, json),
             };
             let encrypt = encrypt.then(|| KeyRequest {
                 key_file: key_file.unwrap_or_else(|| {
-                    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+                    let name =
+                        out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
                     out.with_file_name(format!("{name}.key"))
                 }),
                 key_uri,
@@ -128,7 +146,10 @@ fn load_pipeline(path: Option<PathBuf>) -> Result<Pipeline, Error> {
 
 fn report_error(e: &Error, json: bool) -> i32 {
     if json {
-        println!("{}", serde_json::json!({"event": "error", "code": e.code(), "message": e.to_string(), "exit_status": e.exit_status()}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "error", "code": e.code(), "message": e.to_string(), "exit_status": e.exit_status()})
+        );
     } else {
         eprintln!("error[{}]: {e}", e.code());
     }
@@ -149,7 +170,8 @@ fn plan(path: Option<PathBuf>) -> i32 {
     match load_pipeline(path) {
         Ok(p) => {
             for (i, stage) in dag::stages(&p.nodes).iter().enumerate() {
-                let names: Vec<String> = stage.iter().map(|&n| format!("{} ({})", p.nodes[n].id, p.nodes[n].kind().as_str())).collect();
+                let names: Vec<String> =
+                    stage.iter().map(|&n| format!("{} ({})", p.nodes[n].id, p.nodes[n].kind().as_str())).collect();
                 println!("stage {i}: {}", names.join(", "));
             }
             0
@@ -166,7 +188,8 @@ fn run_transcode(req: TranscodeRequest, json: bool, workers: Option<usize>) -> i
     });
     let out = req.out_dir.clone();
     let sink = if json { json_sink() } else { progress_sink() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     match runtime.block_on(transcode(req, executor, sink)) {
         Ok(report) => {
             if !json {
@@ -208,16 +231,15 @@ struct Bars {
 }
 
 fn progress_sink() -> EventSink {
-    let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
     let multi = MultiProgress::with_draw_target(target);
     let overall = multi.add(ProgressBar::new(0));
-    overall.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tasks {msg}").expect("template"));
+    overall.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tasks {msg}").expect("template"),
+    );
     overall.enable_steady_tick(Duration::from_millis(200));
-    let bars = Mutex::new(Bars {
-        multi,
-        overall,
-        tasks: HashMap::new(),
-    });
+    let bars = Mutex::new(Bars { multi, overall, tasks: HashMap::new() });
     let task_style = ProgressStyle::with_template("  {prefix:28} [{bar:30}] {percent:>3}% {msg}").expect("template");
     Arc::new(move |e: &Event| {
         let mut b = bars.lock().expect("progress lock");

@@ -33,13 +33,19 @@ pub fn check(nodes: &[Node], report: &mut dyn FnMut(&Node, String)) {
 fn check_inputs(nodes: &[Node], i: usize, node: &Node, report: &mut dyn FnMut(&Node, String)) {
     let kind = node.kind();
     if kind != TaskKind::Inspect && node.after.is_empty() {
-        report(node, format!("missing input: `{}` ({}) waits for no task; it needs `inspect` upstream", node.id, kind.as_str()));
+        report(
+            node,
+            format!("missing input: `{}` ({}) waits for no task; it needs `inspect` upstream", node.id, kind.as_str()),
+        );
         return;
     }
     let count = |k: TaskKind| upstream(nodes, i).into_iter().filter(|&u| nodes[u].kind() == k).count();
     let need = |k: TaskKind, report: &mut dyn FnMut(&Node, String)| {
         if count(k) == 0 {
-            report(node, format!("missing input: `{}` ({}) needs a `{}` task upstream", node.id, kind.as_str(), k.as_str()));
+            report(
+                node,
+                format!("missing input: `{}` ({}) needs a `{}` task upstream", node.id, kind.as_str(), k.as_str()),
+            );
         }
     };
     match kind {
@@ -60,7 +66,10 @@ fn check_inputs(nodes: &[Node], i: usize, node: &Node, report: &mut dyn FnMut(&N
     }
     let downstream: Vec<usize> = (0..nodes.len()).filter(|&d| nodes[d].after.contains(&i)).collect();
     if kind == TaskKind::Package && !downstream.is_empty() {
-        report(&nodes[downstream[0]], format!("`{}` waits for `package`, which is the last task", nodes[downstream[0]].id));
+        report(
+            &nodes[downstream[0]],
+            format!("`{}` waits for `package`, which is the last task", nodes[downstream[0]].id),
+        );
     }
     if kind == TaskKind::Watermark && !downstream.iter().any(|&d| nodes[d].kind() == TaskKind::Encode) {
         report(node, format!("`{}` (watermark) is not an input of any `encode` task", node.id));
@@ -156,7 +165,9 @@ fn find_cycle(nodes: &[Node]) -> Option<Vec<usize>> {
         None
     }
     let mut marks = vec![Mark::New; nodes.len()];
-    (0..nodes.len()).find_map(|n| {
-        if marks[n] == Mark::New { visit(nodes, n, &mut marks, &mut Vec::new()) } else { None }
-    })
+    (0..nodes.len()).find_map(
+        |n| {
+            if marks[n] == Mark::New { visit(nodes, n, &mut marks, &mut Vec::new()) } else { None }
+        },
+    )
 }

@@ -145,18 +145,11 @@ impl Error {
     }
 
     pub(crate) fn rejected(reason: Rejection, message: impl Into<String>) -> Self {
-        Self::Rejected {
-            reason,
-            message: message.into(),
-        }
+        Self::Rejected { reason, message: message.into() }
     }
 
     pub(crate) fn io(context: &'static str, path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.as_ref().display().to_string();
-        move |source| Self::Io {
-            context,
-            path,
-            source,
-        }
+        move |source| Self::Io { context, path, source }
     }
 }

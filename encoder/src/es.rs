@@ -72,12 +72,7 @@ impl EsWriter {
             out.write_all(&json)
         })()
         .map_err(io)?;
-        Ok(Self {
-            out,
-            tmp,
-            path: path.to_owned(),
-            packets: 0,
-        })
+        Ok(Self { out, tmp, path: path.to_owned(), packets: 0 })
     }
 
     /// Appends a packet.
@@ -132,11 +127,7 @@ impl EsReader {
         let mut json = vec![0u8; u32::from_le_bytes(len) as usize];
         input.read_exact(&mut json).map_err(Error::io("read", path))?;
         let header = serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        Ok(Self {
-            input,
-            header,
-            path: path.display().to_string(),
-        })
+        Ok(Self { input, header, path: path.display().to_string() })
     }
 
     /// The part's header.
@@ -159,13 +150,7 @@ impl EsReader {
         let len = u32::from_le_bytes(fixed[21..25].try_into().expect("4 bytes")) as usize;
         let mut data = vec![0u8; len];
         self.input.read_exact(&mut data).map_err(Error::io("read", &self.path))?;
-        Ok(Some(EsPacket {
-            pts,
-            dts,
-            duration,
-            keyframe,
-            data,
-        }))
+        Ok(Some(EsPacket { pts, dts, duration, keyframe, data }))
     }
 }
 
@@ -189,13 +174,7 @@ mod tests {
             init_template: "00".into(),
         };
         let mut w = EsWriter::create(&path, &header).unwrap();
-        let p = EsPacket {
-            pts: 3000,
-            dts: -3000,
-            duration: 3000,
-            keyframe: true,
-            data: vec![1, 2, 3],
-        };
+        let p = EsPacket { pts: 3000, dts: -3000, duration: 3000, keyframe: true, data: vec![1, 2, 3] };
         w.write(&p).unwrap();
         assert!(!path.exists(), "invisible until finished");
         w.finish().unwrap();

@@ -18,7 +18,12 @@ pub trait Executor: Send + Sync {
     fn workers(&self) -> Vec<WorkerSlot>;
 
     /// Runs `task` on the given (free) worker slot.
-    fn execute(&self, worker: &WorkerSlot, task: TaskSpec, ctx: TaskContext) -> BoxFuture<Result<TaskOutput, TaskFailure>>;
+    fn execute(
+        &self,
+        worker: &WorkerSlot,
+        task: TaskSpec,
+        ctx: TaskContext,
+    ) -> BoxFuture<Result<TaskOutput, TaskFailure>>;
 }
 
 /// The function a local worker calls for each task. Blocking; runs on the worker's thread.
@@ -44,26 +49,14 @@ impl LocalExecutor {
         let light_kinds: Vec<TaskKind> = TaskKind::ALL.into_iter().filter(|&k| k != TaskKind::Encode).collect();
         let mut slots = Vec::new();
         for i in 0..media.max(1) {
-            slots.push(WorkerSlot {
-                id: slots.len(),
-                name: format!("media-{i}"),
-                kinds: vec![TaskKind::Encode],
-            });
+            slots.push(WorkerSlot { id: slots.len(), name: format!("media-{i}"), kinds: vec![TaskKind::Encode] });
         }
         for i in 0..light.max(1) {
-            slots.push(WorkerSlot {
-                id: slots.len(),
-                name: format!("light-{i}"),
-                kinds: light_kinds.clone(),
-            });
+            slots.push(WorkerSlot { id: slots.len(), name: format!("light-{i}"), kinds: light_kinds.clone() });
         }
         let senders = slots.iter().map(|s| spawn_worker(&s.name, runner.clone())).collect();
         let cores = machine_cores();
-        Self {
-            slots,
-            senders,
-            cores_per_encode: (cores / media.max(1)).max(1),
-        }
+        Self { slots, senders, cores_per_encode: (cores / media.max(1)).max(1) }
     }
 
     /// Sized to this machine: one encode worker per two cores (each encode runs a thread
@@ -91,11 +84,7 @@ fn spawn_worker(name: &str, runner: Runner) -> mpsc::Sender<Assignment> {
                             .cloned()
                             .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                             .unwrap_or_else(|| "unknown panic".into());
-                        Err(TaskFailure {
-                            code: "worker_panicked".into(),
-                            message,
-                            class: FailureClass::Retryable,
-                        })
+                        Err(TaskFailure { code: "worker_panicked".into(), message, class: FailureClass::Retryable })
                     });
                 let _ = a.reply.send(result);
             }
@@ -109,7 +98,12 @@ impl Executor for LocalExecutor {
         self.slots.clone()
     }
 
-    fn execute(&self, worker: &WorkerSlot, task: TaskSpec, ctx: TaskContext) -> BoxFuture<Result<TaskOutput, TaskFailure>> {
+    fn execute(
+        &self,
+        worker: &WorkerSlot,
+        task: TaskSpec,
+        ctx: TaskContext,
+    ) -> BoxFuture<Result<TaskOutput, TaskFailure>> {
         ctx.set_cores(if worker.kinds.contains(&TaskKind::Encode) { self.cores_per_encode } else { 1 });
         let (reply, rx) = tokio::sync::oneshot::channel();
         let sent = self.senders[worker.id].send(Assignment { task, ctx, reply });

@@ -1,8 +1,8 @@
 //! The only code that talks to FFmpeg (libav*). Everything here is blocking and runs on a
 //! worker's dedicated thread, never on the async runtime.
-#![allow(unsafe_code)]
 
 mod audio;
+mod cascade;
 mod graph;
 mod inspect;
 mod picture;
@@ -73,10 +73,7 @@ fn run(spec: &TaskSpec, ctx: &TaskContext) -> Result<TaskOutput> {
 
 /// Wraps an FFmpeg error that is not the input's fault.
 fn media_error(context: &'static str) -> impl FnOnce(ff::Error) -> Error {
-    move |e| Error::Media {
-        context,
-        message: e.to_string(),
-    }
+    move |e| Error::Media { context, message: e.to_string() }
 }
 
 /// Reads the next packet into a fresh packet (`av_read_frame` does not release what a

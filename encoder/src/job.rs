@@ -63,9 +63,16 @@ enum NodeState {
     Done,
 }
 
+struct Finished {
+    task: TaskSpec,
+    worker: WorkerSlot,
+    started: Instant,
+    result: Result<TaskOutput, TaskFailure>,
+}
+
 enum Completion {
-    Finished { task: TaskSpec, worker: WorkerSlot, started: Instant, result: Result<TaskOutput, TaskFailure> },
-    RetryDue(TaskSpec),
+    Finished(Box<Finished>),
+    RetryDue(Box<TaskSpec>),
 }
 
 /// Runs a job to completion or to its first unrecoverable error.
@@ -75,10 +82,10 @@ pub async fn run(req: JobRequest, executor: Arc<dyn Executor>, events: EventSink
     let mut runner = Runner::new(&req, executor, events.clone(), store.clone(), started);
     let outcome = runner.drive().await;
     runner.cancel_running().await;
-    if !req.keep_work_dir {
-        if let Err(e) = store.remove() {
-            tracing::warn!(error = %e, "temporary storage not removed");
-        }
+    if !req.keep_work_dir
+        && let Err(e) = store.remove()
+    {
+        tracing::warn!(error = %e, "temporary storage not removed");
     }
     let seconds = started.elapsed().as_secs_f64();
     match outcome {
@@ -90,13 +97,7 @@ pub async fn run(req: JobRequest, executor: Arc<dyn Executor>, events: EventSink
                 output: req.out_dir.display().to_string(),
                 summary: summary.clone(),
             });
-            Ok(JobReport {
-                media,
-                summary,
-                seconds,
-                tasks: runner.tasks_run,
-                retries: runner.retries,
-            })
+            Ok(JobReport { media, summary, seconds, tasks: runner.tasks_run, retries: runner.retries })
         }
         Err(e) => {
             events(&Event::JobFailed {
@@ -128,7 +129,13 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(req: &'a JobRequest, executor: Arc<dyn Executor>, events: EventSink, store: Store, started: Instant) -> Self {
+    fn new(
+        req: &'a JobRequest,
+        executor: Arc<dyn Executor>,
+        events: EventSink,
+        store: Store,
+        started: Instant,
+    ) -> Self {
         let n = req.pipeline.nodes.len();
         let ctx = JobContext {
             job: req.id.clone(),
@@ -215,7 +222,9 @@ impl<'a> Runner<'a> {
         loop {
             let ready: Vec<usize> = (0..self.states.len())
                 .filter(|&i| matches!(self.states[i], NodeState::Pending))
-                .filter(|&i| self.req.pipeline.nodes[i].after.iter().all(|&d| matches!(self.states[d], NodeState::Done)))
+                .filter(|&i| {
+                    self.req.pipeline.nodes[i].after.iter().all(|&d| matches!(self.states[d], NodeState::Done))
+                })
                 .collect();
             if ready.is_empty() {
                 return Ok(());
@@ -229,10 +238,7 @@ impl<'a> Runner<'a> {
     fn queue_node(&mut self, i: usize) -> Result<()> {
         let tasks = plan::expand(&self.req.pipeline, i, &self.outputs, &self.ctx)?;
         let node = &self.req.pipeline.nodes[i];
-        (self.events)(&Event::NodeQueued {
-            node: node.id.clone(),
-            tasks: tasks.len(),
-        });
+        (self.events)(&Event::NodeQueued { node: node.id.clone(), tasks: tasks.len() });
         let mut outputs = HashMap::new();
         for task in &tasks {
             if !self.rm.can_run(task.kind()) {
@@ -292,7 +298,7 @@ impl<'a> Runner<'a> {
             self.inflight.spawn(async move {
                 let started = Instant::now();
                 let result = run.await;
-                Completion::Finished { task, worker, started, result }
+                Completion::Finished(Box::new(Finished { task, worker, started, result }))
             });
         }
     }
@@ -300,10 +306,11 @@ impl<'a> Runner<'a> {
     fn complete(&mut self, completion: Completion) -> Result<()> {
         match completion {
             Completion::RetryDue(task) => {
-                self.rm.submit(task);
+                self.rm.submit(*task);
                 Ok(())
             }
-            Completion::Finished { task, worker, started, result } => {
+            Completion::Finished(done) => {
+                let Finished { task, worker, started, result } = *done;
                 self.rm.finish(&task.id);
                 self.contexts.remove(&task.id);
                 match result {
@@ -348,7 +355,7 @@ impl<'a> Runner<'a> {
             next.attempt += 1;
             self.inflight.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                Completion::RetryDue(next)
+                Completion::RetryDue(Box::new(next))
             });
             return Ok(());
         }
@@ -374,11 +381,7 @@ impl<'a> Runner<'a> {
         for (task, ctx) in &self.contexts {
             let (done, total) = ctx.read_progress();
             if done > 0 {
-                (self.events)(&Event::TaskProgress {
-                    task: task.clone(),
-                    done,
-                    total,
-                });
+                (self.events)(&Event::TaskProgress { task: task.clone(), done, total });
             }
         }
     }

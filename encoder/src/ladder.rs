@@ -172,8 +172,7 @@ pub fn derive(video: &VideoInfo, spec: &LadderSpec) -> Vec<Rung> {
     let mut classes: Vec<u32> = match &spec.classes {
         Some(list) => list.iter().copied().filter(|&c| c <= limit).collect(),
         None => {
-            let mut standard: Vec<u32> =
-                STANDARD_CLASSES.iter().copied().filter(|&c| c <= limit).collect();
+            let mut standard: Vec<u32> = STANDARD_CLASSES.iter().copied().filter(|&c| c <= limit).collect();
             let top = standard.last().copied().unwrap_or(0);
             // A 1000p source would otherwise top out at 720p and lose a third of its detail.
             if spec.max_class >= short && f64::from(short) > f64::from(top) * 1.15 {
@@ -188,10 +187,7 @@ pub fn derive(video: &VideoInfo, spec: &LadderSpec) -> Vec<Rung> {
     classes.sort_unstable();
     classes.dedup();
     let fps_factor = if video.fps() > 31.0 { 1.5 } else { 1.0 };
-    classes
-        .into_iter()
-        .map(|class| rung(class, dw, dh, spec, fps_factor))
-        .collect()
+    classes.into_iter().map(|class| rung(class, dw, dh, spec, fps_factor)).collect()
 }
 
 fn rung(class: u32, dw: u32, dh: u32, spec: &LadderSpec, fps_factor: f64) -> Rung {
@@ -252,10 +248,7 @@ mod tests {
     #[test]
     fn landscape_1080p_stops_at_source() {
         let rungs = derive(&video(1920, 1080, 0), &LadderSpec::for_codec(VideoCodec::H264));
-        assert_eq!(
-            names(&rungs),
-            ["240p:426x240", "360p:640x360", "480p:854x480", "720p:1280x720", "1080p:1920x1080"]
-        );
+        assert_eq!(names(&rungs), ["240p:426x240", "360p:640x360", "480p:854x480", "720p:1280x720", "1080p:1920x1080"]);
     }
 
     #[test]

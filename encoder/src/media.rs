@@ -50,10 +50,7 @@ pub struct VideoInfo {
 impl MediaInfo {
     /// The output timeline every rendition shares.
     pub fn timeline(&self) -> Timeline {
-        Timeline {
-            origin_pts: self.video.start_pts,
-            time_base: self.video.time_base,
-        }
+        Timeline { origin_pts: self.video.start_pts, time_base: self.video.time_base }
     }
 }
 
@@ -66,11 +63,7 @@ impl VideoInfo {
         } else {
             self.width
         };
-        if self.rotation % 180 == 90 {
-            (self.height, width)
-        } else {
-            (width, self.height)
-        }
+        if self.rotation % 180 == 90 { (self.height, width) } else { (width, self.height) }
     }
 
     /// Average frames per second.
@@ -142,7 +135,6 @@ pub struct Timeline {
 
 /// Output ticks per second on the video timeline.
 pub const VIDEO_TIMESCALE: u32 = 90_000;
-
 
 impl Timeline {
     /// Converts a pts in time base `tb` to output ticks of `timescale` per second. Both

@@ -101,7 +101,14 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
     for ladder in job.ladders {
         for (rung, part) in ladder.rungs.iter().zip(&ladder.parts) {
             ctx.check()?;
-            let mut p = package_rendition(store, part, job.out_dir, CutRule::Keyframe { segment_ticks }, key.as_ref(), &mut files)?;
+            let mut p = package_rendition(
+                store,
+                part,
+                job.out_dir,
+                CutRule::Keyframe { segment_ticks },
+                key.as_ref(),
+                &mut files,
+            )?;
             p.width = rung.width;
             p.height = rung.height;
             videos.push(p);
@@ -142,7 +149,8 @@ fn package_rendition(
     let paths = part.keys.iter().map(|k| store.path(k)).collect::<Result<Vec<PathBuf>>>()?;
     let mut stream = PartStream::open(paths)?;
     let header = stream.header().clone();
-    let template = crypt::hex_decode(&header.init_template).ok_or_else(|| Error::Internal("bad init template".into()))?;
+    let template =
+        crypt::hex_decode(&header.init_template).ok_or_else(|| Error::Internal("bad init template".into()))?;
     let track = cmaf::Track::from_template(&template, header.timescale)?;
     let dir = out_dir.join(&part.name);
     fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
@@ -183,7 +191,8 @@ fn audio_cuts(video: &Packaged, audio: &EncodedPart, store: &Store) -> Result<Cu
 }
 
 fn publish_pictures(store: &Store, t: &Thumbnails, out_dir: &Path, files: &mut Vec<String>) -> Result<()> {
-    for (key, name) in [(&t.poster, layout::POSTER), (&t.sprite, layout::STORYBOARD), (&t.vtt, layout::STORYBOARD_VTT)] {
+    for (key, name) in [(&t.poster, layout::POSTER), (&t.sprite, layout::STORYBOARD), (&t.vtt, layout::STORYBOARD_VTT)]
+    {
         let from = store.path(key)?;
         fs::copy(&from, out_dir.join(name)).map_err(Error::io("copy", &from))?;
         files.push(name.to_owned());
@@ -200,11 +209,7 @@ fn write_playlists(
     let key_uri = job.encryption.map(|e| e.key_uri.as_str());
     for p in videos.iter().chain(audio) {
         if job.spec.hls {
-            let text = hls::MediaPlaylist {
-                durations: &p.durations(),
-                key_uri,
-            }
-            .render();
+            let text = hls::MediaPlaylist { durations: &p.durations(), key_uri }.render();
             write_file(&job.out_dir.join(&p.name).join(layout::MEDIA_PLAYLIST), text.as_bytes())?;
             files.push(format!("{}/{}", p.name, layout::MEDIA_PLAYLIST));
         }
@@ -217,10 +222,15 @@ fn write_playlists(
         files.push(layout::DASH_MANIFEST.to_owned());
     }
     if job.spec.hls {
-        let master = hls::master_playlist(&variants(videos, audio), audio.map(|a| hls::AudioGroup {
-            uri: format!("{}/{}", a.name, layout::MEDIA_PLAYLIST),
-            channels: a.channels,
-        }).as_ref());
+        let master = hls::master_playlist(
+            &variants(videos, audio),
+            audio
+                .map(|a| hls::AudioGroup {
+                    uri: format!("{}/{}", a.name, layout::MEDIA_PLAYLIST),
+                    channels: a.channels,
+                })
+                .as_ref(),
+        );
         store::write_atomic(&job.out_dir.join(layout::MASTER_PLAYLIST), master.as_bytes())?;
         files.push(layout::MASTER_PLAYLIST.to_owned());
     }
@@ -242,7 +252,11 @@ fn variants(videos: &[Packaged], audio: Option<&Packaged>) -> Vec<hls::Variant> 
             let (peak, avg, codecs) = match audio {
                 // Peak of the sum per aligned segment, not the sum of peaks.
                 Some(a) => {
-                    let peak = v.bitrates().zip(a.bitrates().chain(std::iter::repeat(0.0))).map(|(x, y)| x + y).fold(0.0, f64::max);
+                    let peak = v
+                        .bitrates()
+                        .zip(a.bitrates().chain(std::iter::repeat(0.0)))
+                        .map(|(x, y)| x + y)
+                        .fold(0.0, f64::max);
                     (peak.ceil() as u64, v.average() + a.average(), format!("{},{}", v.codecs, a.codecs))
                 }
                 None => (v.peak(), v.average(), v.codecs.clone()),
@@ -289,11 +303,7 @@ fn dash_manifest(duration: f64, videos: &[Packaged], audio: Option<&Packaged>) -
         }
     }
     if let Some(a) = audio {
-        sets.push(dash::AdaptationSet {
-            content_type: "audio",
-            representations: vec![rep(a)],
-            timeline: timeline(a),
-        });
+        sets.push(dash::AdaptationSet { content_type: "audio", representations: vec![rep(a)], timeline: timeline(a) });
     }
     dash::manifest(duration, &sets)
 }

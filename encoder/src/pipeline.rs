@@ -312,10 +312,9 @@ fn allowed_fields(kind: TaskKind) -> &'static [&'static str] {
     match kind {
         TaskKind::Inspect => &[],
         TaskKind::Split => &["chunk_seconds"],
-        TaskKind::Encode => &[
-            "codec", "rungs", "max_height", "preset", "crf", "rate_control", "bitrate_scale",
-            "name_suffix",
-        ],
+        TaskKind::Encode => {
+            &["codec", "rungs", "max_height", "preset", "crf", "rate_control", "bitrate_scale", "name_suffix"]
+        }
         TaskKind::Audio => &["codec", "bitrate_kbps", "channels"],
         TaskKind::Thumbnail => &["storyboard_interval", "tile_width", "columns", "max_tiles", "poster_width"],
         TaskKind::Watermark => &["text", "image", "position", "opacity", "margin", "size"],
@@ -336,10 +335,7 @@ impl Checker<'_> {
 
     fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let line = self.line_of(span.start);
-        self.issues.push(Issue {
-            line: Some(line),
-            message: message.into(),
-        });
+        self.issues.push(Issue { line: Some(line), message: message.into() });
     }
 
     fn range<T: PartialOrd + Copy + fmt::Display>(
@@ -364,8 +360,7 @@ impl Checker<'_> {
 impl Pipeline {
     /// The built-in pipeline.
     pub fn builtin() -> Self {
-        Self::parse(DEFAULT_PIPELINE, "<built-in>", Path::new("."))
-            .expect("the built-in pipeline is valid")
+        Self::parse(DEFAULT_PIPELINE, "<built-in>", Path::new(".")).expect("the built-in pipeline is valid")
     }
 
     /// Reads and validates a pipeline file.
@@ -373,10 +368,7 @@ impl Pipeline {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| PipelineError {
             source_name: name.clone(),
-            issues: vec![Issue {
-                line: None,
-                message: format!("cannot read: {e}"),
-            }],
+            issues: vec![Issue { line: None, message: format!("cannot read: {e}") }],
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &name, base)
@@ -384,22 +376,13 @@ impl Pipeline {
 
     /// Validates pipeline text. `base` resolves relative file paths (watermark images).
     pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<Self, PipelineError> {
-        let fail = |issues: Vec<Issue>| PipelineError {
-            source_name: source_name.to_owned(),
-            issues,
-        };
-        let mut checker = Checker {
-            text,
-            issues: Vec::new(),
-        };
+        let fail = |issues: Vec<Issue>| PipelineError { source_name: source_name.to_owned(), issues };
+        let mut checker = Checker { text, issues: Vec::new() };
         let raw: RawFile = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
                 let line = e.span().map(|s| checker.line_of(s.start));
-                return Err(fail(vec![Issue {
-                    line,
-                    message: e.message().trim().to_owned(),
-                }]));
+                return Err(fail(vec![Issue { line, message: e.message().trim().to_owned() }]));
             }
         };
         let settings = raw.pipeline;
@@ -418,23 +401,14 @@ impl Pipeline {
         let nodes = build_nodes(&mut checker, &raw.task, base);
         if checker.issues.is_empty() {
             dag::check(&nodes, &mut |node: &Node, message: String| {
-                checker.issues.push(Issue {
-                    line: Some(node.line),
-                    message,
-                })
+                checker.issues.push(Issue { line: Some(node.line), message })
             });
         }
         if !checker.issues.is_empty() {
             checker.issues.sort_by_key(|i| i.line);
             return Err(fail(checker.issues));
         }
-        Ok(Self {
-            name,
-            segment_seconds,
-            max_attempts,
-            retry_backoff_ms,
-            nodes,
-        })
+        Ok(Self { name, segment_seconds, max_attempts, retry_backoff_ms, nodes })
     }
 
     /// The node with this id.
@@ -445,17 +419,17 @@ impl Pipeline {
 
 fn build_nodes(checker: &mut Checker<'_>, tasks: &[Spanned<RawTask>], base: &Path) -> Vec<Node> {
     if tasks.is_empty() {
-        checker.issues.push(Issue {
-            line: None,
-            message: "no [[task]] defined".into(),
-        });
+        checker.issues.push(Issue { line: None, message: "no [[task]] defined".into() });
         return Vec::new();
     }
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, task) in tasks.iter().enumerate() {
         let id = task.get_ref().id.get_ref().as_str();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            checker.at(task.get_ref().id.span(), format!("task id `{id}` must be non-empty ASCII letters, digits, `-` or `_`"));
+            checker.at(
+                task.get_ref().id.span(),
+                format!("task id `{id}` must be non-empty ASCII letters, digits, `-` or `_`"),
+            );
         }
         if index.insert(id, i).is_some() {
             checker.at(task.get_ref().id.span(), format!("duplicate task id `{id}`"));
@@ -471,7 +445,10 @@ fn build_nodes(checker: &mut Checker<'_>, tasks: &[Spanned<RawTask>], base: &Pat
             .filter_map(|dep| match index.get(dep.get_ref().as_str()) {
                 Some(&i) => Some(i),
                 None => {
-                    checker.at(dep.span(), format!("task `{}` waits for `{}`, which is not defined", raw.id.get_ref(), dep.get_ref()));
+                    checker.at(
+                        dep.span(),
+                        format!("task `{}` waits for `{}`, which is not defined", raw.id.get_ref(), dep.get_ref()),
+                    );
                     None
                 }
             })
@@ -479,7 +456,11 @@ fn build_nodes(checker: &mut Checker<'_>, tasks: &[Spanned<RawTask>], base: &Pat
         let Some(kind) = TaskKind::parse(raw.kind.get_ref()) else {
             checker.at(
                 raw.kind.span(),
-                format!("unknown task kind `{}` (known: {})", raw.kind.get_ref(), TaskKind::ALL.map(TaskKind::as_str).join(", ")),
+                format!(
+                    "unknown task kind `{}` (known: {})",
+                    raw.kind.get_ref(),
+                    TaskKind::ALL.map(TaskKind::as_str).join(", ")
+                ),
             );
             continue;
         };
@@ -490,12 +471,7 @@ fn build_nodes(checker: &mut Checker<'_>, tasks: &[Spanned<RawTask>], base: &Pat
             }
         }
         let spec = node_spec(checker, kind, raw, base);
-        nodes.push(Node {
-            id: raw.id.get_ref().clone(),
-            after,
-            line,
-            spec,
-        });
+        nodes.push(Node { id: raw.id.get_ref().clone(), after, line, spec });
     }
     nodes
 }
@@ -503,9 +479,9 @@ fn build_nodes(checker: &mut Checker<'_>, tasks: &[Spanned<RawTask>], base: &Pat
 fn node_spec(c: &mut Checker<'_>, kind: TaskKind, raw: &RawTask, base: &Path) -> NodeSpec {
     match kind {
         TaskKind::Inspect => NodeSpec::Inspect,
-        TaskKind::Split => NodeSpec::Split(SplitSpec {
-            chunk_seconds: c.range("chunk_seconds", &raw.chunk_seconds, 0.5, 600.0, 2.0),
-        }),
+        TaskKind::Split => {
+            NodeSpec::Split(SplitSpec { chunk_seconds: c.range("chunk_seconds", &raw.chunk_seconds, 0.5, 600.0, 2.0) })
+        }
         TaskKind::Encode => NodeSpec::Encode(encode_spec(c, raw)),
         TaskKind::Audio => {
             let codec = match raw.codec.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
@@ -523,9 +499,10 @@ fn node_spec(c: &mut Checker<'_>, kind: TaskKind, raw: &RawTask, base: &Path) ->
             })
         }
         TaskKind::Thumbnail => NodeSpec::Thumbnail(ThumbnailSpec {
-            storyboard_interval: raw.storyboard_interval.as_ref().map(|_| {
-                c.range("storyboard_interval", &raw.storyboard_interval, 0.5, 3600.0, 2.0)
-            }),
+            storyboard_interval: raw
+                .storyboard_interval
+                .as_ref()
+                .map(|_| c.range("storyboard_interval", &raw.storyboard_interval, 0.5, 3600.0, 2.0)),
             tile_width: c.range("tile_width", &raw.tile_width, 64, 640, 160),
             columns: c.range("columns", &raw.columns, 1, 20, 10),
             max_tiles: c.range("max_tiles", &raw.max_tiles, 1, 400, 100),
@@ -581,7 +558,10 @@ fn watermark_spec(c: &mut Checker<'_>, raw: &RawTask, base: &Path) -> WatermarkS
     let position = match &raw.position {
         None => Corner::TopRight,
         Some(p) => Corner::parse(p.get_ref()).unwrap_or_else(|| {
-            c.at(p.span(), format!("unknown position `{}` (top-left, top-right, bottom-left, bottom-right, center)", p.get_ref()));
+            c.at(
+                p.span(),
+                format!("unknown position `{}` (top-left, top-right, bottom-left, bottom-right, center)", p.get_ref()),
+            );
             Corner::TopRight
         }),
     };

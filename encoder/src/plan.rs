@@ -7,8 +7,7 @@ use crate::ladder;
 use crate::media::{Limits, MediaInfo, VIDEO_TIMESCALE};
 use crate::pipeline::{Node, NodeSpec, Pipeline};
 use crate::task::{
-    ChunkIndex, EncodedLadder, EncodedPart, Encryption, Overlay, PackageSummary, TaskOutput, TaskSpec, Thumbnails,
-    Work,
+    ChunkIndex, EncodedLadder, EncodedPart, Encryption, Overlay, PackageSummary, TaskOutput, TaskSpec, Thumbnails, Work,
 };
 
 /// What a finished node hands to the nodes after it.
@@ -56,7 +55,12 @@ const PRIORITY_AUDIO: i64 = 500_000_000;
 const PRIORITY_FILLER: i64 = 0;
 
 /// The tasks of node `i`, given the outputs of every finished node.
-pub fn expand(pipeline: &Pipeline, i: usize, outputs: &[Option<NodeOutput>], ctx: &JobContext) -> Result<Vec<TaskSpec>> {
+pub fn expand(
+    pipeline: &Pipeline,
+    i: usize,
+    outputs: &[Option<NodeOutput>],
+    ctx: &JobContext,
+) -> Result<Vec<TaskSpec>> {
     let node = &pipeline.nodes[i];
     let up = Upstream { pipeline, i, outputs };
     let task = |id: String, priority: i64, work: Work| TaskSpec {
@@ -70,29 +74,15 @@ pub fn expand(pipeline: &Pipeline, i: usize, outputs: &[Option<NodeOutput>], ctx
     };
     let one = |priority: i64, work: Work| vec![task(format!("{}/{}", node.kind().as_str(), node.id), priority, work)];
     Ok(match &node.spec {
-        NodeSpec::Inspect => one(
-            PRIORITY_PREPARE,
-            Work::Inspect {
-                source: ctx.source.clone(),
-                limits: ctx.limits,
-            },
-        ),
+        NodeSpec::Inspect => one(PRIORITY_PREPARE, Work::Inspect { source: ctx.source.clone(), limits: ctx.limits }),
         NodeSpec::Split(spec) => one(
             PRIORITY_PREPARE,
-            Work::Split {
-                source: ctx.source.clone(),
-                media: up.media()?.clone(),
-                chunk_seconds: spec.chunk_seconds,
-            },
+            Work::Split { source: ctx.source.clone(), media: up.media()?.clone(), chunk_seconds: spec.chunk_seconds },
         ),
         NodeSpec::Watermark(spec) if spec.is_empty() => Vec::new(),
-        NodeSpec::Watermark(spec) => one(
-            PRIORITY_PREPARE,
-            Work::Watermark {
-                spec: spec.clone(),
-                video: up.media()?.video.clone(),
-            },
-        ),
+        NodeSpec::Watermark(spec) => {
+            one(PRIORITY_PREPARE, Work::Watermark { spec: spec.clone(), video: up.media()?.video.clone() })
+        }
         NodeSpec::Encode(spec) => {
             let media = up.media()?;
             let chunks = up.chunks()?;
@@ -107,10 +97,8 @@ pub fn expand(pipeline: &Pipeline, i: usize, outputs: &[Option<NodeOutput>], ctx
                     let ticks = chunk.end.unwrap_or(total_ticks).saturating_sub(chunk.start).max(1);
                     // Longest-processing-time first keeps both cores busy until the end.
                     let cost = (ticks as u64 / 900).saturating_mul(pixels / 1000);
-                    let outputs = rungs
-                        .iter()
-                        .map(|r| format!("encoded/{}/{}/{:05}.es", node.id, r.name, chunk.index))
-                        .collect();
+                    let outputs =
+                        rungs.iter().map(|r| format!("encoded/{}/{}/{:05}.es", node.id, r.name, chunk.index)).collect();
                     task(
                         format!("encode/{}/{:05}", node.id, chunk.index),
                         PRIORITY_ENCODE + (cost.min(900_000_000) as i64),
@@ -146,11 +134,7 @@ pub fn expand(pipeline: &Pipeline, i: usize, outputs: &[Option<NodeOutput>], ctx
         }
         NodeSpec::Thumbnail(spec) => one(
             PRIORITY_FILLER,
-            Work::Thumbnail {
-                source: ctx.source.clone(),
-                media: up.media()?.clone(),
-                spec: *spec,
-            },
+            Work::Thumbnail { source: ctx.source.clone(), media: up.media()?.clone(), spec: *spec },
         ),
         NodeSpec::Package(spec) => one(
             PRIORITY_PACKAGE,
@@ -193,13 +177,8 @@ pub fn aggregate(node: &Node, tasks: &[TaskSpec], outputs: Vec<TaskOutput>) -> R
                 Some(Work::Encode { rungs, .. }) => rungs.clone(),
                 _ => return Err(Error::Internal(format!("encode node `{}` has no chunks", node.id))),
             };
-            let mut parts: Vec<EncodedPart> = rungs
-                .iter()
-                .map(|r| EncodedPart {
-                    name: r.name.clone(),
-                    keys: Vec::new(),
-                })
-                .collect();
+            let mut parts: Vec<EncodedPart> =
+                rungs.iter().map(|r| EncodedPart { name: r.name.clone(), keys: Vec::new() }).collect();
             for out in outputs {
                 let TaskOutput::Encoded(keys) = out else { return Err(mismatch()) };
                 for (part, key) in parts.iter_mut().zip(keys) {
@@ -214,10 +193,9 @@ pub fn aggregate(node: &Node, tasks: &[TaskSpec], outputs: Vec<TaskOutput>) -> R
                 (TaskOutput::Inspected(m), NodeSpec::Inspect) => NodeOutput::Media(m),
                 (TaskOutput::Split(c), NodeSpec::Split(_)) => NodeOutput::Chunks(c),
                 (TaskOutput::Watermark(o), NodeSpec::Watermark(_)) => NodeOutput::Overlay(o),
-                (TaskOutput::Audio(key), NodeSpec::Audio(_)) => NodeOutput::Audio(key.map(|k| EncodedPart {
-                    name: "audio".into(),
-                    keys: vec![k],
-                })),
+                (TaskOutput::Audio(key), NodeSpec::Audio(_)) => {
+                    NodeOutput::Audio(key.map(|k| EncodedPart { name: "audio".into(), keys: vec![k] }))
+                }
                 (TaskOutput::Thumbnails(t), NodeSpec::Thumbnail(_)) => NodeOutput::Thumbnails(t),
                 (TaskOutput::Packaged(p), NodeSpec::Package(_)) => NodeOutput::Packaged(p),
                 _ => return Err(mismatch()),

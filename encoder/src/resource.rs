@@ -62,23 +62,13 @@ impl ResourceManager {
                 free.entry(k).or_default().insert(slot);
             }
         }
-        Self {
-            workers,
-            tasks: BinaryHeap::new(),
-            free,
-            running: HashMap::new(),
-            seq: 0,
-        }
+        Self { workers, tasks: BinaryHeap::new(), free, running: HashMap::new(), seq: 0 }
     }
 
     /// Adds a task to the task queue.
     pub fn submit(&mut self, task: TaskSpec) {
         self.seq += 1;
-        self.tasks.push(Queued {
-            priority: task.priority,
-            seq: self.seq,
-            task,
-        });
+        self.tasks.push(Queued { priority: task.priority, seq: self.seq, task });
     }
 
     /// Whether some worker accepts this kind at all.
@@ -108,11 +98,7 @@ impl ResourceManager {
     }
 
     fn pick_worker(&self, kind: TaskKind) -> Option<usize> {
-        self.free
-            .get(&kind)?
-            .iter()
-            .copied()
-            .min_by_key(|&slot| (self.workers[slot].kinds.len(), slot))
+        self.free.get(&kind)?.iter().copied().min_by_key(|&slot| (self.workers[slot].kinds.len(), slot))
     }
 
     fn set_busy(&mut self, slot: usize) {
@@ -176,23 +162,11 @@ mod tests {
                 .unwrap(),
             },
         };
-        TaskSpec {
-            job: "j".into(),
-            id: id.into(),
-            node: "n".into(),
-            attempt: 1,
-            priority,
-            store: String::new(),
-            work,
-        }
+        TaskSpec { job: "j".into(), id: id.into(), node: "n".into(), attempt: 1, priority, store: String::new(), work }
     }
 
     fn slot(id: usize, kinds: &[TaskKind]) -> WorkerSlot {
-        WorkerSlot {
-            id,
-            name: format!("w{id}"),
-            kinds: kinds.to_vec(),
-        }
+        WorkerSlot { id, name: format!("w{id}"), kinds: kinds.to_vec() }
     }
 
     #[test]

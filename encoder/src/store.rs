@@ -34,8 +34,7 @@ impl Store {
     /// The file behind an artifact key. Keys are relative, without `..`.
     pub fn path(&self, key: &str) -> Result<PathBuf> {
         let rel = Path::new(key);
-        let clean = !key.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let clean = !key.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !clean {
             return Err(Error::Internal(format!("artifact key `{key}` is not a plain relative path")));
         }
@@ -72,9 +71,7 @@ impl Store {
     /// Removes the whole folder.
     pub fn remove(self) -> Result<()> {
         match fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io("remove work folder", &self.root)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove work folder", &self.root)(e)),
             _ => Ok(()),
         }
     }

@@ -37,15 +37,8 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [Self; 7] = [
-        Self::Inspect,
-        Self::Split,
-        Self::Watermark,
-        Self::Encode,
-        Self::Audio,
-        Self::Thumbnail,
-        Self::Package,
-    ];
+    pub const ALL: [Self; 7] =
+        [Self::Inspect, Self::Split, Self::Watermark, Self::Encode, Self::Audio, Self::Thumbnail, Self::Package];
 
     /// Name as written in pipeline files.
     pub fn as_str(self) -> &'static str {
@@ -348,24 +341,17 @@ impl From<Error> for TaskFailure {
             Error::Rejected { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        Self {
-            code: e.code().to_owned(),
-            message,
-            class,
-        }
+        Self { code: e.code().to_owned(), message, class }
     }
 }
 
 impl TaskFailure {
     /// Builds the job error after the last attempt.
     pub fn into_error(self, task: &str, attempts: u32) -> Error {
-        if self.class == FailureClass::Rejected {
-            if let Some(reason) = serde_json::from_value::<Rejection>(serde_json::Value::String(self.code.clone())).ok() {
-                return Error::Rejected {
-                    reason,
-                    message: self.message,
-                };
-            }
+        if self.class == FailureClass::Rejected
+            && let Ok(reason) = serde_json::from_value::<Rejection>(serde_json::Value::String(self.code.clone()))
+        {
+            return Error::Rejected { reason, message: self.message };
         }
         Error::Task {
             task: task.to_owned(),
@@ -420,10 +406,6 @@ impl TaskContext {
 
     /// Fails with [`Error::Cancelled`] when the job is being cancelled.
     pub fn check(&self) -> crate::Result<()> {
-        if self.inner.cancelled.load(Ordering::Relaxed) {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
+        if self.inner.cancelled.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
     }
 }

@@ -53,10 +53,9 @@ pub struct TranscodeRequest {
 pub async fn transcode(req: TranscodeRequest, executor: Arc<dyn Executor>, events: EventSink) -> Result<JobReport> {
     let input = fs::canonicalize(&req.input).map_err(|_| Error::NoInput(req.input.display().to_string()))?;
     let out_dir = prepare_output(&req.out_dir, req.force)?;
-    let video_id = req
-        .video_id
-        .clone()
-        .unwrap_or_else(|| out_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into()));
+    let video_id = req.video_id.clone().unwrap_or_else(|| {
+        out_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into())
+    });
     let encryption = req.encrypt.as_ref().map(|k| write_key(k, &out_dir, &video_id)).transpose()?;
     let id = job_id(&input, &out_dir, &req.pipeline)?;
     let work_dir = req.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("encoder-jobs")).join(&id);
@@ -78,7 +77,10 @@ fn prepare_output(dir: &Path, force: bool) -> Result<PathBuf> {
         let empty = fs::read_dir(dir).map_err(Error::io("read", dir))?.next().is_none();
         if !empty {
             if !force {
-                return Err(Error::Invalid(format!("output folder {} is not empty (use --force to replace it)", dir.display())));
+                return Err(Error::Invalid(format!(
+                    "output folder {} is not empty (use --force to replace it)",
+                    dir.display()
+                )));
             }
             fs::remove_dir_all(dir).map_err(Error::io("remove", dir))?;
         }
@@ -100,16 +102,11 @@ fn write_key(k: &KeyRequest, out_dir: &Path, video_id: &str) -> Result<Encryptio
         return Err(Error::Invalid(format!("key URI `{uri}` cannot be written into a playlist")));
     }
     let mut key = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| Error::Internal("no randomness for the content key".into()))?;
+    SystemRandom::new().fill(&mut key).map_err(|_| Error::Internal("no randomness for the content key".into()))?;
     let path = key_dir.join(k.key_file.file_name().ok_or_else(|| Error::Invalid("key file needs a name".into()))?);
     crate::store::write_atomic(&path, &key)?;
     restrict(&path)?;
-    Ok(Encryption {
-        key_hex: hex_encode(&key),
-        key_uri: uri,
-    })
+    Ok(Encryption { key_hex: hex_encode(&key), key_uri: uri })
 }
 
 #[cfg(unix)]
@@ -127,10 +124,13 @@ fn restrict(_: &Path) -> Result<()> {
 /// finds the chunks and encoded parts of the run it replaces.
 fn job_id(input: &Path, out_dir: &Path, pipeline: &Pipeline) -> Result<String> {
     let meta = fs::metadata(input).map_err(Error::io("stat", input))?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     let plan = serde_json::to_string(pipeline).map_err(|e| Error::Internal(e.to_string()))?;
     let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in [input.display().to_string(), meta.len().to_string(), mtime.to_string(), out_dir.display().to_string(), plan] {
+    for part in
+        [input.display().to_string(), meta.len().to_string(), mtime.to_string(), out_dir.display().to_string(), plan]
+    {
         ctx.update(part.as_bytes());
         ctx.update(&[0]);
     }

@@ -32,7 +32,10 @@ fn encrypted_ladder_plays_with_the_ffmpeg_cli() {
         assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let served: Vec<Vec<u8>> = walk(&out).into_iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(served.iter().all(|bytes| !bytes.windows(16).any(|w| w == key.as_slice())), "the key is in the served tree");
+    assert!(
+        served.iter().all(|bytes| !bytes.windows(16).any(|w| w == key.as_slice())),
+        "the key is in the served tree"
+    );
 
     let playlist = std::fs::read_to_string(out.join("480p/index.m3u8")).unwrap();
     assert!(playlist.contains(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{}\"", server.url)), "{playlist}");

@@ -25,7 +25,8 @@ fn bad_inputs_are_refused_with_their_own_codes() {
     let text = d.join("notes.mp4");
     std::fs::write(&text, "this is a text file, not a video\n".repeat(100)).unwrap();
     let noise = d.join("noise.bin");
-    std::fs::write(&noise, (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(&noise, (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>())
+        .unwrap();
     let huge = d.join("huge.mp4");
     std::fs::File::create(&huge).unwrap().set_len((1 << 30) + 1).unwrap();
     let audio_only = clip(d, "audio.m4a", &["sine=duration=3"], &["-c:a", "aac"]);
@@ -33,7 +34,12 @@ fn bad_inputs_are_refused_with_their_own_codes() {
     let tiny = clip(d, "tiny.nut", &["testsrc2=size=8x8:rate=10:duration=2"], &["-c:v", "rawvideo"]);
     let blink = clip(d, "blink.mp4", &["testsrc2=size=320x240:rate=30:duration=0.1"], &["-c:v", "libx264"]);
     // moov first (faststart) then cut: the header promises 6 s, the data stops at ~2 s.
-    let whole = clip(d, "whole.mp4", &["testsrc2=size=640x360:rate=30:duration=6"], &["-c:v", "libx264", "-g", "30", "-movflags", "+faststart"]);
+    let whole = clip(
+        d,
+        "whole.mp4",
+        &["testsrc2=size=640x360:rate=30:duration=6"],
+        &["-c:v", "libx264", "-g", "30", "-movflags", "+faststart"],
+    );
     let bytes = std::fs::read(&whole).unwrap();
     let cut = d.join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
@@ -74,10 +80,20 @@ fn a_cyclic_pipeline_file_is_refused_with_its_line() {
 [[task]]\nid = \"video\"\nkind = \"encode\"\nafter = [\"split\"]\n\n[[task]]\nid = \"package\"\nkind = \"package\"\nafter = [\"video\"]\n",
     )
     .unwrap();
-    let o = cli(&["transcode", src.to_str().unwrap(), "--out", dir.path().join("out").to_str().unwrap(), "--pipeline", pipeline.to_str().unwrap()]);
+    let o = cli(&[
+        "transcode",
+        src.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(78));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("cycle.toml:5: tasks form a cycle: split -> video -> split") || err.contains("cycle.toml:10:"), "{err}");
+    assert!(
+        err.contains("cycle.toml:5: tasks form a cycle: split -> video -> split") || err.contains("cycle.toml:10:"),
+        "{err}"
+    );
     let plan = cli(&["plan", "--pipeline", pipeline.to_str().unwrap()]);
     assert_eq!(plan.status.code(), Some(78));
     let builtin = cli(&["plan"]);
@@ -109,10 +125,19 @@ after = ["video", "audio"]
 
 /// Transcodes with one 240p rung; returns (width, height, frames) of the output.
 fn transcode_small(input: &Path, out: &Path, work: &Path) -> (u64, u64, u64) {
-    run(request(input, out, work, Some(ONE_RUNG)), local_executor()).0.unwrap_or_else(|e| panic!("{}: {e}", input.display()));
-    let v = probe(&out.join("240p/index.m3u8"), &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=width,height,nb_read_frames"]);
+    run(request(input, out, work, Some(ONE_RUNG)), local_executor())
+        .0
+        .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let v = probe(
+        &out.join("240p/index.m3u8"),
+        &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=width,height,nb_read_frames"],
+    );
     let s = &v["streams"][0];
-    (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap(), s["nb_read_frames"].as_str().unwrap().parse().unwrap())
+    (
+        s["width"].as_u64().unwrap(),
+        s["height"].as_u64().unwrap(),
+        s["nb_read_frames"].as_str().unwrap().parse().unwrap(),
+    )
 }
 
 /// Sets a 90-degree display matrix in the video track header, as phones write it.
@@ -141,7 +166,10 @@ fn recoverable_oddities_are_handled() {
         // no audio at all
         (clip(d, "silent.mp4", &[src], &["-c:v", "libx264"]), (320, 240, 90)),
         // variable frame rate: every third frame dropped, timestamps kept
-        (clip(d, "vfr.mkv", &[src], &["-vf", "select='not(eq(mod(n,3),1))'", "-fps_mode", "vfr", "-c:v", "libx264"]), (320, 240, 60)),
+        (
+            clip(d, "vfr.mkv", &[src], &["-vf", "select='not(eq(mod(n,3),1))'", "-fps_mode", "vfr", "-c:v", "libx264"]),
+            (320, 240, 60),
+        ),
         // phone video: stored landscape, displayed portrait
         (rotated(clip(d, "rotated.mp4", &[src], &["-c:v", "libx264"])), (240, 320, 90)),
         // odd dimensions
@@ -150,7 +178,10 @@ fn recoverable_oddities_are_handled() {
         (clip(d, "high10.mp4", &[src], &["-c:v", "libx264", "-pix_fmt", "yuv420p10le"]), (320, 240, 90)),
         // HEVC, VP9, AV1 sources
         (clip(d, "hevc.mp4", &[src], &["-c:v", "libx265", "-x265-params", "log-level=error"]), (320, 240, 90)),
-        (clip(d, "vp9.webm", &[src], &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]), (320, 240, 90)),
+        (
+            clip(d, "vp9.webm", &[src], &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]),
+            (320, 240, 90),
+        ),
         (clip(d, "av1.mkv", &[src], &["-c:v", "libsvtav1", "-preset", "12"]), (320, 240, 90)),
     ];
     for (i, (input, expected)) in cases.iter().enumerate() {

@@ -16,7 +16,8 @@ fn segment_start(rendition: &Path, index: usize, scratch: &Path) -> (f64, bool) 
     bytes.extend(std::fs::read(rendition.join(format!("seg_{index:05}.m4s"))).unwrap());
     let file = scratch.join(format!("probe-{}-{index}.mp4", rendition.file_name().unwrap().to_string_lossy()));
     std::fs::write(&file, bytes).unwrap();
-    let v = probe(&file, &["-select_streams", "0", "-show_entries", "packet=dts_time,flags", "-read_intervals", "%+#1"]);
+    let v =
+        probe(&file, &["-select_streams", "0", "-show_entries", "packet=dts_time,flags", "-read_intervals", "%+#1"]);
     let p = &v["packets"][0];
     (p["dts_time"].as_str().unwrap().parse().unwrap(), p["flags"].as_str().unwrap().starts_with('K'))
 }
@@ -36,9 +37,16 @@ fn every_rung_is_aligned_sized_and_segmented() {
     let mut timelines = Vec::new();
     for (name, w, h) in expected {
         let rendition = out.join(name);
-        let v = probe(&rendition.join("index.m3u8"), &["-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,pix_fmt"]);
+        let v = probe(
+            &rendition.join("index.m3u8"),
+            &["-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,pix_fmt"],
+        );
         let s = &v["streams"][0];
-        assert_eq!((s["codec_name"].as_str(), s["width"].as_u64(), s["height"].as_u64()), (Some("h264"), Some(w), Some(h)), "{name}");
+        assert_eq!(
+            (s["codec_name"].as_str(), s["width"].as_u64(), s["height"].as_u64()),
+            (Some("h264"), Some(w), Some(h)),
+            "{name}"
+        );
         assert_eq!(s["pix_fmt"].as_str(), Some("yuv420p"));
         let durations = extinf(&rendition.join("index.m3u8"));
         assert_eq!(durations.len(), 5, "{name}: 9 s in 2 s segments");
@@ -57,14 +65,25 @@ fn every_rung_is_aligned_sized_and_segmented() {
     for t in &timelines[1..] {
         assert_eq!(t, &timelines[0], "segment timing differs between rungs");
     }
-    let frames = probe(&out.join("720p/index.m3u8"), &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"]);
+    let frames = probe(
+        &out.join("720p/index.m3u8"),
+        &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"],
+    );
     assert_eq!(frames["streams"][0]["nb_read_frames"].as_str(), Some("270"), "every source frame is kept");
     let audio = probe(&out.join("audio/index.m3u8"), &["-show_entries", "stream=codec_name,sample_rate,channels"]);
     assert_eq!(audio["streams"][0]["codec_name"].as_str(), Some("aac"));
     assert_eq!(report.summary.segments, 5);
 
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
-    for attr in ["#EXT-X-INDEPENDENT-SEGMENTS", "AVERAGE-BANDWIDTH=", "RESOLUTION=1280x720", "CODECS=\"avc1.64", "mp4a.40.2\"", "FRAME-RATE=30.000", "TYPE=AUDIO"] {
+    for attr in [
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "AVERAGE-BANDWIDTH=",
+        "RESOLUTION=1280x720",
+        "CODECS=\"avc1.64",
+        "mp4a.40.2\"",
+        "FRAME-RATE=30.000",
+        "TYPE=AUDIO",
+    ] {
         assert!(master.contains(attr), "master playlist lacks {attr}:\n{master}");
     }
 }
@@ -79,13 +98,17 @@ fn dash_manifest_plays_the_same_segments() {
     let streams = v["streams"].as_array().unwrap();
     assert!(streams.iter().any(|s| s["height"].as_u64() == Some(360)), "{v}");
     assert!(streams.iter().any(|s| s["codec_name"].as_str() == Some("aac")), "{v}");
-    let frames = probe(&out.join("manifest.mpd"), &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"]);
+    let frames = probe(
+        &out.join("manifest.mpd"),
+        &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"],
+    );
     assert_eq!(frames["streams"][0]["nb_read_frames"].as_str(), Some("150"));
 }
 
 /// PSNR (average, dB) of `encoded` against `source` scaled to `w`x`h`.
 fn psnr(encoded: &Path, source: &Path, w: u32, h: u32) -> f64 {
-    let graph = format!("[0:v]setpts=PTS-STARTPTS[a];[1:v]scale={w}:{h}:flags=bicubic,setpts=PTS-STARTPTS[b];[a][b]psnr");
+    let graph =
+        format!("[0:v]setpts=PTS-STARTPTS[a];[1:v]scale={w}:{h}:flags=bicubic,setpts=PTS-STARTPTS[b];[a][b]psnr");
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(encoded)
@@ -181,9 +204,16 @@ after = ["h264", "vp9", "av1", "audio"]
     assert!(master.contains("CODECS=\"vp09.00."), "{master}");
     assert!(master.contains("CODECS=\"av01.0."), "{master}");
     for (name, codec) in [("240p", "h264"), ("240p-vp9", "vp9"), ("240p-av1", "av1")] {
-        let v = probe(&out.join(name).join("index.m3u8"), &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames"]);
+        let v = probe(
+            &out.join(name).join("index.m3u8"),
+            &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames"],
+        );
         assert_eq!(v["streams"][0]["codec_name"].as_str(), Some(codec), "{name}");
         assert_eq!(v["streams"][0]["nb_read_frames"].as_str(), Some("120"), "{name}");
-        assert_eq!(extinf(&out.join(name).join("index.m3u8")), extinf(&out.join("240p/index.m3u8")), "{name} is aligned with h264");
+        assert_eq!(
+            extinf(&out.join(name).join("index.m3u8")),
+            extinf(&out.join("240p/index.m3u8")),
+            "{name} is aligned with h264"
+        );
     }
 }

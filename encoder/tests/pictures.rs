@@ -37,7 +37,10 @@ fn poster_skips_a_black_opening_and_storyboard_maps_every_interval() {
 
     let poster = probe(&out.join("poster.jpg"), &["-show_entries", "stream=codec_name,width,height"]);
     assert_eq!(poster["streams"][0]["codec_name"].as_str(), Some("mjpeg"));
-    assert_eq!((poster["streams"][0]["width"].as_u64(), poster["streams"][0]["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(
+        (poster["streams"][0]["width"].as_u64(), poster["streams"][0]["height"].as_u64()),
+        (Some(640), Some(360))
+    );
     assert!(mean(&first_frame_gray(&out.join("poster.jpg"))) > 40.0, "the poster is a black frame");
 
     let sprite = probe(&out.join("storyboard.jpg"), &["-show_entries", "stream=width,height"]);
@@ -48,7 +51,8 @@ fn poster_skips_a_black_opening_and_storyboard_maps_every_interval() {
     assert_eq!(cues.len(), 6, "one tile per second of a 6 s video:\n{vtt}");
     assert!(vtt.contains("00:00:05.000 --> 00:00:06.000"), "{vtt}");
     for cue in cues {
-        let n: Vec<u64> = cue.trim_start_matches("storyboard.jpg#xywh=").split(',').map(|v| v.parse().unwrap()).collect();
+        let n: Vec<u64> =
+            cue.trim_start_matches("storyboard.jpg#xywh=").split(',').map(|v| v.parse().unwrap()).collect();
         assert!(n[0] + n[2] <= sw && n[1] + n[3] <= sh, "{cue} outside the {sw}x{sh} sprite");
     }
 }
@@ -71,8 +75,12 @@ fn watermark_is_burned_into_its_corner_only() {
         "[[task]]\nid = \"wm\"\nkind = \"watermark\"\nafter = [\"inspect\"]\ntext = \"Wassermark 워터마크\"\nimage = \"{}\"\nposition = \"top-right\"\nopacity = 1.0\nsize = 0.1\n",
         logo.display()
     ));
-    run(request(&src, &d.join("marked"), &d.join("w1"), Some(&marked)), local_executor()).0.expect("watermarked transcode");
-    run(request(&src, &d.join("plain"), &d.join("w2"), Some(&stages(""))), local_executor()).0.expect("plain transcode");
+    run(request(&src, &d.join("marked"), &d.join("w1"), Some(&marked)), local_executor())
+        .0
+        .expect("watermarked transcode");
+    run(request(&src, &d.join("plain"), &d.join("w2"), Some(&stages(""))), local_executor())
+        .0
+        .expect("plain transcode");
     let a = first_frame_gray(&d.join("marked/360p/index.m3u8"));
     let b = first_frame_gray(&d.join("plain/360p/index.m3u8"));
     assert_eq!(a.len(), 640 * 360);

@@ -26,15 +26,16 @@ impl Executor for Faulty {
         self.inner.workers()
     }
 
-    fn execute(&self, worker: &WorkerSlot, task: TaskSpec, ctx: TaskContext) -> BoxFuture<Result<TaskOutput, TaskFailure>> {
+    fn execute(
+        &self,
+        worker: &WorkerSlot,
+        task: TaskSpec,
+        ctx: TaskContext,
+    ) -> BoxFuture<Result<TaskOutput, TaskFailure>> {
         if task.id == self.task && self.seen.fetch_add(1, Ordering::SeqCst) < self.failures {
             let class = self.class;
             return Box::pin(async move {
-                Err(TaskFailure {
-                    code: "worker_crashed".into(),
-                    message: "injected failure".into(),
-                    class,
-                })
+                Err(TaskFailure { code: "worker_crashed".into(), message: "injected failure".into(), class })
             });
         }
         self.inner.execute(worker, task, ctx)
@@ -42,13 +43,7 @@ impl Executor for Faulty {
 }
 
 fn faulty(task: &'static str, failures: u32, class: FailureClass) -> Arc<Faulty> {
-    Arc::new(Faulty {
-        inner: local_executor(),
-        task,
-        failures,
-        class,
-        seen: AtomicU32::new(0),
-    })
+    Arc::new(Faulty { inner: local_executor(), task, failures, class, seen: AtomicU32::new(0) })
 }
 
 const PIPELINE: &str = r#"
@@ -89,12 +84,18 @@ fn a_task_that_fails_twice_is_retried_and_the_job_succeeds() {
     let retried: Vec<(u32, u64)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::TaskRetried { task, attempt, backoff_ms, .. } if task == "encode/video/00001" => Some((*attempt, *backoff_ms)),
+            Event::TaskRetried { task, attempt, backoff_ms, .. } if task == "encode/video/00001" => {
+                Some((*attempt, *backoff_ms))
+            }
             _ => None,
         })
         .collect();
     assert_eq!(retried, vec![(1, 20), (2, 40)], "exponential backoff");
-    assert!(events.iter().any(|e| matches!(e, Event::TaskFinished { task, attempt: 3, .. } if task == "encode/video/00001")));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskFinished { task, attempt: 3, .. } if task == "encode/video/00001"))
+    );
     assert_eq!(extinf(&out.join("360p/index.m3u8")).len(), 2);
 }
 
@@ -137,9 +138,13 @@ fn a_restarted_job_resumes_from_its_finished_chunks() {
     };
     assert_eq!(ran_by("split/split").as_deref(), Some("cache"));
     // Chunks 0 and 1 ran side by side; whichever finished before the failure is reused.
-    let cached = ["encode/video/00000", "encode/video/00001"].iter().filter(|id| ran_by(id).as_deref() == Some("cache")).count();
+    let cached =
+        ["encode/video/00000", "encode/video/00001"].iter().filter(|id| ran_by(id).as_deref() == Some("cache")).count();
     assert!(cached >= 1, "no finished chunk was reused");
     assert_ne!(ran_by("encode/video/00002").as_deref(), Some("cache"));
-    let frames = probe(&out.join("240p/index.m3u8"), &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"]);
+    let frames = probe(
+        &out.join("240p/index.m3u8"),
+        &["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"],
+    );
     assert_eq!(frames["streams"][0]["nb_read_frames"].as_str(), Some("120"));
 }

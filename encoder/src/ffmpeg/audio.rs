@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{ChannelLayout, Rational, codec, filter, format, frame};
+use ffmpeg_next as ff;
 
 use super::{is_again, media_error, read_packet, template};
 use crate::error::{Error, Result};
@@ -43,7 +43,8 @@ pub(super) fn encode_audio(
     };
     let mut graph = build_graph(&decoder, layout, spec, encoder.frame_size())?;
     let params = codec::Parameters::from(&*encoder);
-    let init_template = template::init_template(store, &format!("{output}.template.mp4"), params, Rational(1, OUTPUT_RATE as i32))?;
+    let init_template =
+        template::init_template(store, &format!("{output}.template.mp4"), params, Rational(1, OUTPUT_RATE as i32))?;
     let header = EsHeader {
         codec: codec_name.to_owned(),
         timescale: OUTPUT_RATE,
@@ -60,19 +61,20 @@ pub(super) fn encode_audio(
     let total = (media.duration * f64::from(in_rate)) as u64;
     let mut decoded = frame::Audio::empty();
     let mut done = 0u64;
-    let sink_and_encode = |graph: &mut filter::Graph, encoder: &mut ff::encoder::Audio, writer: &mut EsWriter| -> Result<()> {
-        let mut filtered = frame::Audio::empty();
-        loop {
-            match graph.get("out").expect("sink").sink().frame(&mut filtered) {
-                Ok(()) => {
-                    encoder.send_frame(&filtered).map_err(media_error("encoding audio"))?;
-                    receive(encoder, writer)?;
+    let sink_and_encode =
+        |graph: &mut filter::Graph, encoder: &mut ff::encoder::Audio, writer: &mut EsWriter| -> Result<()> {
+            let mut filtered = frame::Audio::empty();
+            loop {
+                match graph.get("out").expect("sink").sink().frame(&mut filtered) {
+                    Ok(()) => {
+                        encoder.send_frame(&filtered).map_err(media_error("encoding audio"))?;
+                        receive(encoder, writer)?;
+                    }
+                    Err(e) if is_again(&e) => return Ok(()),
+                    Err(e) => return Err(media_error("audio filter")(e)),
                 }
-                Err(e) if is_again(&e) => return Ok(()),
-                Err(e) => return Err(media_error("audio filter")(e)),
             }
-        }
-    };
+        };
     loop {
         let Some(packet) = read_packet(&mut ictx).map_err(media_error("reading audio"))? else { break };
         if packet.stream() != info.index {
@@ -112,8 +114,10 @@ fn open_encoder(spec: &AudioSpec) -> Result<(ff::encoder::Audio, &'static str)> 
         AudioCodec::Aac => ("aac", "aac", format::Sample::F32(format::sample::Type::Planar)),
         AudioCodec::Opus => ("libopus", "opus", format::Sample::F32(format::sample::Type::Packed)),
     };
-    let codec = ff::encoder::find_by_name(name).ok_or_else(|| Error::Internal(format!("encoder {name} is not available")))?;
-    let mut enc = codec::context::Context::new_with_codec(codec).encoder().audio().map_err(media_error("audio encoder"))?;
+    let codec =
+        ff::encoder::find_by_name(name).ok_or_else(|| Error::Internal(format!("encoder {name} is not available")))?;
+    let mut enc =
+        codec::context::Context::new_with_codec(codec).encoder().audio().map_err(media_error("audio encoder"))?;
     let layout = if spec.channels == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
     enc.set_rate(OUTPUT_RATE as i32);
     enc.set_channel_layout(layout);
@@ -126,7 +130,12 @@ fn open_encoder(spec: &AudioSpec) -> Result<(ff::encoder::Audio, &'static str)> 
     Ok((encoder, codec_name))
 }
 
-fn build_graph(decoder: &ff::decoder::Audio, layout: ChannelLayout, spec: &AudioSpec, frame_size: u32) -> Result<filter::Graph> {
+fn build_graph(
+    decoder: &ff::decoder::Audio,
+    layout: ChannelLayout,
+    spec: &AudioSpec,
+    frame_size: u32,
+) -> Result<filter::Graph> {
     let mut graph = filter::Graph::new();
     let args = format!(
         "time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}",
@@ -147,7 +156,11 @@ fn build_graph(decoder: &ff::decoder::Audio, layout: ChannelLayout, spec: &Audio
     let chain = format!(
         "aresample={OUTPUT_RATE}:async=1:first_pts=0,aformat=sample_fmts={fmt}:sample_rates={OUTPUT_RATE}:channel_layouts={channels}"
     );
-    graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&chain)).map_err(media_error("audio graph"))?;
+    graph
+        .output("in", 0)
+        .and_then(|p| p.input("out", 0))
+        .and_then(|p| p.parse(&chain))
+        .map_err(media_error("audio graph"))?;
     graph.validate().map_err(media_error("audio graph"))?;
     if frame_size > 0 {
         graph.get("out").expect("sink").sink().set_frame_size(frame_size);

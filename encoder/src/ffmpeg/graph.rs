@@ -1,7 +1,7 @@
 //! Filter graphs fed from buffer sources and drained from buffer sinks.
 
+use ff::{Rational, filter, format, frame};
 use ffmpeg_next as ff;
-use ff::{filter, format, frame, Rational};
 
 use super::{is_again, media_error};
 use crate::error::Result;

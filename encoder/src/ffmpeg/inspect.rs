@@ -5,8 +5,8 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{codec, format, media};
+use ffmpeg_next as ff;
 
 use crate::error::{Error, Rejection, Result};
 use crate::media::{AudioInfo, Limits, MediaInfo, VideoInfo};
@@ -51,7 +51,9 @@ pub fn inspect(source: &Path, limits: &Limits) -> Result<MediaInfo> {
     let avg = video_stream.avg_frame_rate();
     let real = video_stream.rate();
     let frame_rate = pick_rate(avg, real);
-    let vfr = avg.numerator() > 0 && real.numerator() > 0 && (f64::from(avg) - f64::from(real)).abs() / f64::from(real) > 0.01;
+    let vfr = avg.numerator() > 0
+        && real.numerator() > 0
+        && (f64::from(avg) - f64::from(real)).abs() / f64::from(real) > 0.01;
     let duration = container_duration(&ictx, &video_stream);
     let audio = pick_audio(&ictx);
     let (first, start_pts) = first_picture(&mut ictx, index, params, &codec_name)?;
@@ -70,13 +72,7 @@ pub fn inspect(source: &Path, limits: &Limits) -> Result<MediaInfo> {
         start_pts,
     };
     check_limits(&video, duration, limits)?;
-    Ok(MediaInfo {
-        container,
-        size,
-        duration,
-        video,
-        audio,
-    })
+    Ok(MediaInfo { container, size, duration, video, audio })
 }
 
 fn check_limits(video: &VideoInfo, duration: f64, limits: &Limits) -> Result<()> {
@@ -142,11 +138,7 @@ fn pick_rate(avg: ff::Rational, real: ff::Rational) -> (u32, u32) {
 }
 
 fn aspect_of(r: ff::Rational) -> (u32, u32) {
-    if r.numerator() > 0 && r.denominator() > 0 {
-        (r.numerator() as u32, r.denominator() as u32)
-    } else {
-        (1, 1)
-    }
+    if r.numerator() > 0 && r.denominator() > 0 { (r.numerator() as u32, r.denominator() as u32) } else { (1, 1) }
 }
 
 fn bit_depth(format: format::Pixel) -> u32 {
@@ -228,7 +220,9 @@ fn first_picture(
         let packet = match super::read_packet(ictx) {
             Ok(Some(p)) => p,
             Ok(None) => break,
-            Err(e) => return Err(Error::rejected(Rejection::CorruptMedia, format!("cannot read the first packets: {e}"))),
+            Err(e) => {
+                return Err(Error::rejected(Rejection::CorruptMedia, format!("cannot read the first packets: {e}")));
+            }
         };
         if packet.stream() != index {
             continue;

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{Rational, codec, format, frame};
+use ffmpeg_next as ff;
 
 use super::graph::{BufferSpec, VideoGraph, rotation_filters};
 use super::media_error;
@@ -16,7 +16,13 @@ use crate::store::Store;
 use crate::task::{Overlay, TaskContext, Thumbnails};
 
 /// Produces the poster and storyboard in temporary storage.
-pub(super) fn thumbnails(source: &Path, media: &MediaInfo, spec: &ThumbnailSpec, store: &Store, ctx: &TaskContext) -> Result<Thumbnails> {
+pub(super) fn thumbnails(
+    source: &Path,
+    media: &MediaInfo,
+    spec: &ThumbnailSpec,
+    store: &Store,
+    ctx: &TaskContext,
+) -> Result<Thumbnails> {
     let (dw, dh) = media.video.display_size();
     let duration = media.duration.max(0.1);
     let interval = spec
@@ -26,7 +32,8 @@ pub(super) fn thumbnails(source: &Path, media: &MediaInfo, spec: &ThumbnailSpec,
     let count = ((duration / interval).ceil() as usize).clamp(1, spec.max_tiles as usize);
     let tile_w = even(spec.tile_width.min(dw));
     let tile_h = even((f64::from(tile_w) * f64::from(dh) / f64::from(dw)).round() as u32);
-    let times: Vec<f64> = (0..count).map(|k| (k as f64 + 0.5) * interval).map(|t| t.min(duration - 0.05).max(0.0)).collect();
+    let times: Vec<f64> =
+        (0..count).map(|k| (k as f64 + 0.5) * interval).map(|t| t.min(duration - 0.05).max(0.0)).collect();
 
     let mut grabber = Grabber::open(source, &media.video)?;
     let mut tiles = Vec::with_capacity(count);
@@ -150,7 +157,6 @@ struct Grabber {
     rotation: u32,
     /// Seconds of the last decoded frame, to decide between decoding on and seeking.
     position: f64,
-    pending: Option<frame::Video>,
 }
 
 impl Grabber {
@@ -171,7 +177,6 @@ impl Grabber {
             origin: video.start_pts,
             rotation: video.rotation,
             position: f64::INFINITY,
-            pending: None,
         })
     }
 
@@ -187,13 +192,6 @@ impl Grabber {
             let ts = ((t + origin_s) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
             self.ictx.seek(ts, ..ts).map_err(media_error("seeking"))?;
             self.decoder.flush();
-            self.pending = None;
-        }
-        if let Some(p) = self.pending.take() {
-            if self.seconds(&p).is_some_and(|s| s >= t) {
-                self.position = self.seconds(&p).unwrap_or(t);
-                return Ok(Some(p));
-            }
         }
         let mut last = None;
         let mut decoded = frame::Video::empty();
@@ -233,18 +231,17 @@ impl Grabber {
             time_base: Rational(1, 1000),
             aspect: f.aspect_ratio(),
         };
-        let spec = format!("[in]{}scale={w}:{h}:flags=bicubic,setsar=1,format=yuvj420p[out0]", rotation_filters(self.rotation));
+        let spec = format!(
+            "[in]{}scale={w}:{h}:flags=bicubic,setsar=1,format=yuvj420p[out0]",
+            rotation_filters(self.rotation)
+        );
         let mut graph = VideoGraph::new(&[input], &spec, 1)?;
         let mut copy = f.clone();
         copy.set_pts(Some(0));
         graph.push("in", &copy)?;
         graph.close("in")?;
         let mut out = frame::Video::empty();
-        if graph.pull(0, &mut out)? {
-            Ok(out)
-        } else {
-            Err(Error::Internal("scaler produced no picture".into()))
-        }
+        if graph.pull(0, &mut out)? { Ok(out) } else { Err(Error::Internal("scaler produced no picture".into())) }
     }
 }
 
@@ -291,7 +288,8 @@ fn single_packet(encoder: &mut ff::encoder::Video, f: &frame::Video) -> Result<V
 
 /// Decodes the first picture of an image file (PNG, JPEG, ...), converted to RGBA.
 pub(super) fn load_png(path: &Path) -> Result<frame::Video> {
-    let mut ictx = format::input(&path).map_err(|e| Error::Invalid(format!("cannot read image {}: {e}", path.display())))?;
+    let mut ictx =
+        format::input(&path).map_err(|e| Error::Invalid(format!("cannot read image {}: {e}", path.display())))?;
     let stream = ictx.streams().next().ok_or_else(|| Error::Invalid(format!("{} has no picture", path.display())))?;
     let index = stream.index();
     let mut decoder = codec::context::Context::from_parameters(stream.parameters())
@@ -344,7 +342,9 @@ pub(super) fn render_watermark(spec: &WatermarkSpec, video: &VideoInfo, store: &
     let band_h = even(((spec.size * f64::from(dh)).round() as u32).max(8));
     let margin = (spec.margin * f64::from(dh)).round() as u32;
     let logo = spec.image.as_deref().map(load_png).transpose()?;
-    let logo_w = logo.as_ref().map_or(0, |l| even(((f64::from(band_h) * f64::from(l.width()) / f64::from(l.height().max(1))).round() as u32).max(2)));
+    let logo_w = logo.as_ref().map_or(0, |l| {
+        even(((f64::from(band_h) * f64::from(l.width()) / f64::from(l.height().max(1))).round() as u32).max(2))
+    });
     let text = spec.text.as_deref().filter(|t| !t.is_empty());
     let gap = if logo.is_some() && text.is_some() { band_h / 3 } else { 0 };
     let font_size = (band_h * 4 / 5).max(6);
@@ -352,10 +352,9 @@ pub(super) fn render_watermark(spec: &WatermarkSpec, video: &VideoInfo, store: &
     let text_guess = text.map_or(0, |t| t.chars().count() as u32 * font_size * 3 / 5);
     let (logo_x, text_x) = match spec.position {
         Corner::TopLeft | Corner::BottomLeft => (margin.to_string(), format!("{}", margin + logo_w + gap)),
-        Corner::TopRight | Corner::BottomRight => (
-            format!("{}", dw.saturating_sub(margin + logo_w)),
-            format!("w-text_w-{}", margin + logo_w + gap),
-        ),
+        Corner::TopRight | Corner::BottomRight => {
+            (format!("{}", dw.saturating_sub(margin + logo_w)), format!("w-text_w-{}", margin + logo_w + gap))
+        }
         Corner::Center => {
             let total = logo_w + gap + text_guess;
             let left = dw.saturating_sub(total) / 2;

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{Packet, Rational, format};
+use ffmpeg_next as ff;
 
 use super::media_error;
 use crate::error::{Error, Rejection, Result};
@@ -25,13 +25,20 @@ struct ChunkFile {
 }
 
 impl ChunkFile {
-    fn create(store: &Store, index: u32, params: &ff::codec::Parameters, in_tb: Rational, start_pts: i64) -> Result<Self> {
+    fn create(
+        store: &Store,
+        index: u32,
+        params: &ff::codec::Parameters,
+        in_tb: Rational,
+        start_pts: i64,
+    ) -> Result<Self> {
         let key = format!("chunks/{index:05}.nut");
         let path = store.prepare(&key)?;
         let tmp = temp_sibling(&path);
         let mut octx = format::output_as(&tmp, "nut").map_err(media_error("creating chunk file"))?;
         {
-            let mut ost = octx.add_stream(ff::encoder::find(ff::codec::Id::None)).map_err(media_error("adding chunk stream"))?;
+            let mut ost =
+                octx.add_stream(ff::encoder::find(ff::codec::Id::None)).map_err(media_error("adding chunk stream"))?;
             ost.set_parameters(params.clone());
             ost.set_time_base(in_tb);
             unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
@@ -42,16 +49,7 @@ impl ChunkFile {
         opts.set("avoid_negative_ts", "disabled");
         octx.write_header_with(opts).map_err(media_error("writing chunk header"))?;
         let out_tb = octx.stream(0).expect("one stream").time_base();
-        Ok(Self {
-            index,
-            key,
-            path,
-            octx,
-            out_tb,
-            start_pts,
-            packets: 0,
-            bytes: 0,
-        })
+        Ok(Self { index, key, path, octx, out_tb, start_pts, packets: 0, bytes: 0 })
     }
 
     fn write(&mut self, packet: &Packet, in_tb: Rational) -> Result<()> {
@@ -82,7 +80,13 @@ impl ChunkFile {
 }
 
 /// Cuts `source` into chunk files in `store`.
-pub(super) fn split(source: &Path, media: &MediaInfo, chunk_seconds: f64, store: &Store, ctx: &TaskContext) -> Result<ChunkIndex> {
+pub(super) fn split(
+    source: &Path,
+    media: &MediaInfo,
+    chunk_seconds: f64,
+    store: &Store,
+    ctx: &TaskContext,
+) -> Result<ChunkIndex> {
     let mut ictx = format::input(&source).map_err(|e| Error::rejected(Rejection::CorruptMedia, e.to_string()))?;
     let index = media.video.index;
     let stream = ictx.stream(index).ok_or_else(|| Error::Internal("video stream vanished".into()))?;
@@ -108,7 +112,11 @@ pub(super) fn split(source: &Path, media: &MediaInfo, chunk_seconds: f64, store:
             Err(e) => {
                 return Err(Error::rejected(
                     Rejection::CorruptMedia,
-                    format!("reading stopped at {:.1} s of {:.1} s: {e}", seconds(last_end, origin, in_tb), media.duration),
+                    format!(
+                        "reading stopped at {:.1} s of {:.1} s: {e}",
+                        seconds(last_end, origin, in_tb),
+                        media.duration
+                    ),
                 ));
             }
         };
@@ -118,17 +126,18 @@ pub(super) fn split(source: &Path, media: &MediaInfo, chunk_seconds: f64, store:
         let Some(pts) = packet.pts().or(packet.dts()) else { continue };
         last_end = last_end.max(pts + packet.duration().max(0));
         seen += 1;
-        if seen % 64 == 0 {
+        if seen.is_multiple_of(64) {
             ctx.check()?;
             ctx.progress(seen, expected_packets);
         }
-        let boundary = packet.is_key()
-            && current.as_ref().is_none_or(|c| pts - c.start_pts >= min_len && pts > c.start_pts);
+        let boundary =
+            packet.is_key() && current.as_ref().is_none_or(|c| pts - c.start_pts >= min_len && pts > c.start_pts);
         if boundary {
             if let Some((prev, ..)) = tail.take() {
                 chunks.push(prev.finish(&timeline, tb, Some(current.as_ref().map_or(pts, |c| c.start_pts)))?);
             }
-            let next = ChunkFile::create(store, chunks.len() as u32 + u32::from(current.is_some()), &params, in_tb, pts)?;
+            let next =
+                ChunkFile::create(store, chunks.len() as u32 + u32::from(current.is_some()), &params, in_tb, pts)?;
             if let Some(prev) = current.replace(next) {
                 tail = Some((prev, packet.clone(), false));
             }
@@ -159,10 +168,7 @@ pub(super) fn split(source: &Path, media: &MediaInfo, chunk_seconds: f64, store:
         chunks.push(c.finish(&timeline, tb, None)?);
     }
     check_complete(&chunks, media, seconds(last_end, origin, in_tb))?;
-    Ok(ChunkIndex {
-        timeline,
-        chunks,
-    })
+    Ok(ChunkIndex { timeline, chunks })
 }
 
 fn seconds(pts: i64, origin: i64, tb: Rational) -> f64 {

@@ -6,10 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use ffmpeg_next as ff;
 use ff::{Dictionary, Rational, codec, format, frame, picture};
+use ffmpeg_next as ff;
 
-use super::graph::{BufferSpec, VideoGraph, rotation_filters};
+use super::cascade::ladder_filter;
+use super::graph::{BufferSpec, VideoGraph};
 use super::{is_again, media_error, read_packet, template};
 use crate::error::{Error, Result};
 use crate::es::{EsHeader, EsPacket, EsWriter};
@@ -39,9 +40,8 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
     let mut decoder = dec_ctx.decoder().video().map_err(media_error("opening decoder"))?;
     let fps = Rational(video.frame_rate.0 as i32, video.frame_rate.1.max(1) as i32);
     let segment_ticks = (segment_seconds * f64::from(VIDEO_TIMESCALE)).round() as i64;
-    let expected = chunk
-        .end
-        .map_or(0, |e| ((e - chunk.start) as f64 / f64::from(VIDEO_TIMESCALE) * video.fps()) as u64);
+    let expected =
+        chunk.end.map_or(0, |e| ((e - chunk.start) as f64 / f64::from(VIDEO_TIMESCALE) * video.fps()) as u64);
 
     let mut senders = Vec::new();
     let mut workers = Vec::new();
@@ -162,8 +162,13 @@ impl Feed<'_> {
             aspect: first.aspect_ratio(),
         };
         // The picture size after rotation; a non-square sample aspect always needs scaling.
-        let upright = if self.video_rotation % 180 == 90 { (first.height(), first.width()) } else { (first.width(), first.height()) };
-        let square = first.aspect_ratio().numerator() == first.aspect_ratio().denominator() || first.aspect_ratio().numerator() == 0;
+        let upright = if self.video_rotation % 180 == 90 {
+            (first.height(), first.width())
+        } else {
+            (first.width(), first.height())
+        };
+        let square = first.aspect_ratio().numerator() == first.aspect_ratio().denominator()
+            || first.aspect_ratio().numerator() == 0;
         let spec = ladder_filter(self.video_rotation, self.overlay, self.rungs, if square { upright } else { (0, 0) });
         let Some(overlay) = self.overlay else {
             return VideoGraph::new(&[input], &spec, self.rungs.len());
@@ -220,36 +225,6 @@ pub(super) fn rung_threads(rungs: &[Rung], cores: usize) -> Vec<usize> {
         .collect()
 }
 
-/// `[in]` rotated, watermarked, then scaled largest rung first, each smaller rung scaled from
-/// the one above it (cheaper than scaling every rung from the source).
-pub(super) fn ladder_filter(rotation: u32, overlay: Option<&Overlay>, rungs: &[Rung], source: (u32, u32)) -> String {
-    let mut spec = format!("[in]{}format=yuv420p", rotation_filters(rotation));
-    if let Some(o) = overlay {
-        spec.push_str(&format!("[pre];[pre][wm]overlay=x={}:y={}:eof_action=repeat:format=yuv420", o.x, o.y));
-    }
-    let mut order: Vec<usize> = (0..rungs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(rungs[i].width) * u64::from(rungs[i].height)));
-    let mut size = source;
-    for (k, &i) in order.iter().enumerate() {
-        let r = &rungs[i];
-        if !spec.ends_with(']') {
-            spec.push(',');
-        }
-        // A rung at the picture's own size needs no scaler pass (not even a copy).
-        if size != (r.width, r.height) {
-            spec.push_str(&format!("scale={}:{}:flags=bicubic,", r.width, r.height));
-            size = (r.width, r.height);
-        }
-        spec.push_str("setsar=1");
-        if k + 1 < order.len() {
-            spec.push_str(&format!(",split=2[out{i}][c{k}];[c{k}]"));
-        } else {
-            spec.push_str(&format!("[out{i}]"));
-        }
-    }
-    spec
-}
-
 /// One rung's encoder, on its own thread.
 struct RungJob {
     rung: Rung,
@@ -273,7 +248,8 @@ impl RungJob {
         let mut prev: Option<(i64, i64)> = None;
         let mut durations: HashMap<i64, u32> = HashMap::new();
         let mut waiting: VecDeque<EsPacket> = VecDeque::new();
-        let nominal = (i64::from(VIDEO_TIMESCALE) * i64::from(self.fps.denominator()) / i64::from(self.fps.numerator().max(1))) as u32;
+        let nominal = (i64::from(VIDEO_TIMESCALE) * i64::from(self.fps.denominator())
+            / i64::from(self.fps.numerator().max(1))) as u32;
         for mut f in frames {
             let pts = f.pts().unwrap_or(0);
             if opened.is_none() {
@@ -292,7 +268,8 @@ impl RungJob {
             flush_ready(&mut waiting, &durations, &mut o.writer, false)?;
             prev = Some((pts, segment));
         }
-        let mut o = opened.ok_or_else(|| Error::Internal(format!("{}: the chunk yielded no frames", self.rung.name)))?;
+        let mut o =
+            opened.ok_or_else(|| Error::Internal(format!("{}: the chunk yielded no frames", self.rung.name)))?;
         if let Some((p, _)) = prev {
             let last = self.chunk_end.map_or(nominal, |e| (e - p).clamp(1, i64::from(u32::MAX)) as u32);
             durations.insert(p, last);
@@ -307,7 +284,8 @@ impl RungJob {
         let r = &self.rung;
         let codec = ff::encoder::find_by_name(r.codec.encoder_name())
             .ok_or_else(|| Error::Internal(format!("encoder {} is not available", r.codec.encoder_name())))?;
-        let mut enc = codec::context::Context::new_with_codec(codec).encoder().video().map_err(media_error("encoder"))?;
+        let mut enc =
+            codec::context::Context::new_with_codec(codec).encoder().video().map_err(media_error("encoder"))?;
         enc.set_width(r.width);
         enc.set_height(r.height);
         enc.set_format(format::Pixel::YUV420P);
@@ -357,7 +335,8 @@ impl RungJob {
         }
         let encoder = enc.open_with(opts).map_err(media_error("opening encoder"))?;
         let params = codec::Parameters::from(&*encoder);
-        let init_template = template::init_template(&self.store, &self.template_key, params, Rational(1, VIDEO_TIMESCALE as i32))?;
+        let init_template =
+            template::init_template(&self.store, &self.template_key, params, Rational(1, VIDEO_TIMESCALE as i32))?;
         let header = EsHeader {
             codec: r.codec.as_str().to_owned(),
             timescale: VIDEO_TIMESCALE,
@@ -392,7 +371,12 @@ fn receive(encoder: &mut ff::encoder::Video, waiting: &mut VecDeque<EsPacket>) -
 
 /// Writes queued packets whose display duration is known (packets leave the encoder in
 /// decode order, durations become known in presentation order).
-fn flush_ready(waiting: &mut VecDeque<EsPacket>, durations: &HashMap<i64, u32>, writer: &mut EsWriter, all: bool) -> Result<()> {
+fn flush_ready(
+    waiting: &mut VecDeque<EsPacket>,
+    durations: &HashMap<i64, u32>,
+    writer: &mut EsWriter,
+    all: bool,
+) -> Result<()> {
     while let Some(front) = waiting.front() {
         let duration = match durations.get(&front.pts) {
             Some(&d) => d,
@@ -413,7 +397,7 @@ mod tests {
     use crate::media::VideoInfo;
 
     #[test]
-    fn cascade_scales_largest_first() {
+    fn threads_follow_the_pixel_share() {
         let video = VideoInfo {
             index: 0,
             codec: "h264".into(),
@@ -431,13 +415,6 @@ mod tests {
         let mut spec = LadderSpec::for_codec(VideoCodec::H264);
         spec.classes = Some(vec![360, 1080, 720]);
         let rungs = derive(&video, &spec);
-        let f = ladder_filter(0, None, &rungs, (1920, 1080));
-        assert_eq!(
-            f,
-            "[in]format=yuv420p,setsar=1,split=2[out2][c0];\
-[c0]scale=1280:720:flags=bicubic,setsar=1,split=2[out1][c1];[c1]scale=640:360:flags=bicubic,setsar=1[out0]"
-        );
-        assert!(ladder_filter(90, None, &rungs, (1080, 1920)).starts_with("[in]transpose=clock,format=yuv420p,scale=1920:1080"));
         assert_eq!(rung_threads(&rungs, 2), vec![1, 1, 2]);
         assert_eq!(rung_threads(&rungs, 1), vec![1, 1, 1]);
     }

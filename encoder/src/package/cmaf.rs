@@ -60,11 +60,7 @@ impl Track {
         moov.meta = None;
         moov.mvex = Some(Mvex {
             mehd: None,
-            trex: vec![Trex {
-                track_id: 1,
-                default_sample_description_index: 1,
-                ..Default::default()
-            }],
+            trex: vec![Trex { track_id: 1, default_sample_description_index: 1, ..Default::default() }],
         });
         Ok(Self { moov, codec, timescale })
     }
@@ -98,7 +94,13 @@ pub struct Sample {
 }
 
 /// Builds `styp` + `moof` + `mdat` for samples whose bytes are `data`, concatenated.
-pub fn media_segment(sequence: u32, decode_time: u64, samples: &[Sample], with_cts: bool, data: &[u8]) -> Result<Vec<u8>> {
+pub fn media_segment(
+    sequence: u32,
+    decode_time: u64,
+    samples: &[Sample],
+    with_cts: bool,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| TrunEntry {
@@ -109,22 +111,11 @@ pub fn media_segment(sequence: u32, decode_time: u64, samples: &[Sample], with_c
         })
         .collect();
     let moof = |data_offset: i32| Moof {
-        mfhd: Mfhd {
-            sequence_number: sequence,
-        },
+        mfhd: Mfhd { sequence_number: sequence },
         traf: vec![Traf {
-            tfhd: Tfhd {
-                track_id: 1,
-                default_base_is_moof: true,
-                ..Default::default()
-            },
-            tfdt: Some(Tfdt {
-                base_media_decode_time: decode_time,
-            }),
-            trun: vec![Trun {
-                data_offset: Some(data_offset),
-                samples: entries.clone().into(),
-            }],
+            tfhd: Tfhd { track_id: 1, default_base_is_moof: true, ..Default::default() },
+            tfdt: Some(Tfdt { base_media_decode_time: decode_time }),
+            trun: vec![Trun { data_offset: Some(data_offset), samples: entries.clone().into() }],
             ..Default::default()
         }],
     };
@@ -157,7 +148,10 @@ pub fn codec_string(codec: &Codec) -> Result<String> {
     Ok(match codec {
         Codec::Avc1(a) => {
             let c = &a.avcc;
-            format!("avc1.{:02x}{:02x}{:02x}", c.avc_profile_indication, c.profile_compatibility, c.avc_level_indication)
+            format!(
+                "avc1.{:02x}{:02x}{:02x}",
+                c.avc_profile_indication, c.profile_compatibility, c.avc_level_indication
+            )
         }
         Codec::Vp09(v) => format!("vp09.{:02}.{:02}.{:02}", v.vpcc.profile, v.vpcc.level, v.vpcc.bit_depth),
         Codec::Av01(a) => {

@@ -89,9 +89,16 @@ fn write_set(out: &mut String, id: usize, set: &AdaptationSet) {
     }
     out.push_str("        </SegmentTimeline>\n      </SegmentTemplate>\n");
     for r in &set.representations {
-        let _ = write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"", r.id, r.bandwidth, r.codecs);
+        let _ =
+            write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"", r.id, r.bandwidth, r.codecs);
         if set.content_type == "video" {
-            let _ = writeln!(out, " width=\"{}\" height=\"{}\" frameRate=\"{}\" sar=\"1:1\"/>", r.width, r.height, frame_rate(r.frame_rate));
+            let _ = writeln!(
+                out,
+                " width=\"{}\" height=\"{}\" frameRate=\"{}\" sar=\"1:1\"/>",
+                r.width,
+                r.height,
+                frame_rate(r.frame_rate)
+            );
         } else {
             let _ = writeln!(
                 out,
@@ -155,10 +162,7 @@ mod tests {
                     sample_rate: 0,
                     channels: 0,
                 }],
-                timeline: Timeline {
-                    timescale: 90000,
-                    segments: vec![(0, 180000), (180000, 180000)],
-                },
+                timeline: Timeline { timescale: 90000, segments: vec![(0, 180000), (180000, 180000)] },
             }],
         );
         assert!(mpd.contains("mediaPresentationDuration=\"PT4.000S\""));

@@ -96,11 +96,7 @@ mod tests {
 
     #[test]
     fn media_playlist_shape() {
-        let p = MediaPlaylist {
-            durations: &[2.0, 2.0, 1.4],
-            key_uri: Some("https://k.example/v1/key"),
-        }
-        .render();
+        let p = MediaPlaylist { durations: &[2.0, 2.0, 1.4], key_uri: Some("https://k.example/v1/key") }.render();
         let expected = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
 #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n\
 #EXT-X-KEY:METHOD=AES-128,URI=\"https://k.example/v1/key\"\n#EXTINF:2.000000,\nseg_00000.m4s\n\
@@ -120,10 +116,7 @@ mod tests {
                 codecs: "avc1.64001f,mp4a.40.2".into(),
                 frame_rate: 29.97,
             }],
-            Some(&AudioGroup {
-                uri: "audio/index.m3u8".into(),
-                channels: 2,
-            }),
+            Some(&AudioGroup { uri: "audio/index.m3u8".into(), channels: 2 }),
         );
         assert!(m.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\""));
         assert!(m.contains(

@@ -37,11 +37,7 @@ impl PartStream {
         let first = paths.next().ok_or_else(|| Error::Internal("rendition has no parts".into()))?;
         let reader = EsReader::open(&first)?;
         let header = reader.header().clone();
-        Ok(Self {
-            paths,
-            current: Some(reader),
-            header,
-        })
+        Ok(Self { paths, current: Some(reader), header })
     }
 
     /// The first part's header.
@@ -161,12 +157,7 @@ pub fn segment(stream: &mut PartStream, rule: CutRule, mut emit: impl FnMut(Segm
 
 fn finish(cur: Pending, index: usize, video: bool, next_start: i64) -> Result<Segment> {
     let bytes = cmaf::media_segment(index as u32 + 1, cur.decode_time, &cur.samples, video, &cur.data)?;
-    Ok(Segment {
-        index,
-        start: cur.start,
-        duration: next_start - cur.start,
-        bytes,
-    })
+    Ok(Segment { index, start: cur.start, duration: next_start - cur.start, bytes })
 }
 
 fn sample_bytes(codec: &str, data: Vec<u8>) -> Vec<u8> {

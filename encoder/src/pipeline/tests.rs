@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::dag;
 
 fn parse(text: &str) -> Result<Pipeline, PipelineError> {
     Pipeline::parse(text, "p.toml", Path::new("."))
@@ -15,10 +16,8 @@ const HEAD: &str = "[[task]]\nid = \"inspect\"\nkind = \"inspect\"\n";
 #[test]
 fn builtin_pipeline_is_valid_and_staged() {
     let p = Pipeline::builtin();
-    let stages: Vec<Vec<&str>> = crate::dag::stages(&p.nodes)
-        .into_iter()
-        .map(|s| s.into_iter().map(|i| p.nodes[i].id.as_str()).collect())
-        .collect();
+    let stages: Vec<Vec<&str>> =
+        dag::stages(&p.nodes).into_iter().map(|s| s.into_iter().map(|i| p.nodes[i].id.as_str()).collect()).collect();
     assert_eq!(
         stages,
         vec![vec!["inspect"], vec!["split", "watermark", "audio", "thumbnails"], vec!["video"], vec!["package"]]
@@ -56,7 +55,9 @@ fn missing_inputs_are_named() {
     );
     let got = issues(&text);
     assert!(got.iter().any(|(l, m)| *l == Some(13) && m.contains("`nope`, which is not defined")), "{got:?}");
-    let text = format!("{HEAD}\n[[task]]\nid = \"video\"\nkind = \"encode\"\nafter = [\"inspect\"]\n\n[[task]]\nid = \"package\"\nkind = \"package\"\nafter = [\"video\"]\n");
+    let text = format!(
+        "{HEAD}\n[[task]]\nid = \"video\"\nkind = \"encode\"\nafter = [\"inspect\"]\n\n[[task]]\nid = \"package\"\nkind = \"package\"\nafter = [\"video\"]\n"
+    );
     let got = issues(&text);
     assert!(got.iter().any(|(l, m)| *l == Some(5) && m.contains("needs a `split` task upstream")), "{got:?}");
 }

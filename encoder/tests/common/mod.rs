@@ -33,7 +33,12 @@ pub fn h264_clip(dir: &Path, name: &str, size: &str, seconds: u32, gop: u32) -> 
     let video = format!("testsrc2=size={size}:rate=30:duration={seconds}");
     let audio = format!("sine=frequency=440:sample_rate=48000:duration={seconds}");
     let g = gop.to_string();
-    clip(dir, name, &[&video, &audio], &["-c:v", "libx264", "-preset", "veryfast", "-g", &g, "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+    clip(
+        dir,
+        name,
+        &[&video, &audio],
+        &["-c:v", "libx264", "-preset", "veryfast", "-g", &g, "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"],
+    )
 }
 
 /// ffprobe's JSON output for `args` + `file`.
@@ -74,10 +79,7 @@ pub fn request(input: &Path, out: &Path, work: &Path, pipeline: Option<&str>) ->
 
 /// Adds AES-128 with the key written to `key_file`.
 pub fn encrypted(mut req: TranscodeRequest, key_file: &Path, key_uri: &str) -> TranscodeRequest {
-    req.encrypt = Some(KeyRequest {
-        key_file: key_file.to_owned(),
-        key_uri: key_uri.to_owned(),
-    });
+    req.encrypt = Some(KeyRequest { key_file: key_file.to_owned(), key_uri: key_uri.to_owned() });
     req
 }
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12, only what is missing: the FFmpeg 5.1
+# development libraries, clang (bindgen), pkg-config, the ffmpeg CLI (test fixtures are
+# generated with it) and a Rust toolchain. Safe to run again and again.
+set -euo pipefail
+
+packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
+  libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev ffmpeg curl ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Debian's own rustc is too old for this workspace; rustup provides a current one.
+need_rust() {
+  command -v cargo >/dev/null 2>&1 || return 0
+  local minor
+  minor=$(rustc --version | sed -E 's/rustc 1\.([0-9]+).*/\1/')
+  [ "$minor" -lt 94 ]
+}
+if need_rust; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  if need_rust; then
+    echo "setup: installing Rust with rustup"
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt >/dev/null
+  fi
+fi
