@@ -225,20 +225,7 @@ mod tests {
     use super::*;
 
     fn video(width: u32, height: u32, rotation: u32) -> VideoInfo {
-        VideoInfo {
-            index: 0,
-            codec: "h264".into(),
-            width,
-            height,
-            sample_aspect: (1, 1),
-            rotation,
-            frame_rate: (30, 1),
-            variable_frame_rate: false,
-            pixel_format: "yuv420p".into(),
-            bit_depth: 8,
-            time_base: (1, 15360),
-            start_pts: 0,
-        }
+        VideoInfo { rotation, ..VideoInfo::sample(width, height) }
     }
 
     fn names(rungs: &[Rung]) -> Vec<String> {

@@ -71,6 +71,25 @@ impl VideoInfo {
         let (num, den) = self.frame_rate;
         if den == 0 { 0.0 } else { f64::from(num) / f64::from(den) }
     }
+
+    /// A square-pixel 30 fps H.264 stream of this size, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn sample(width: u32, height: u32) -> Self {
+        Self {
+            index: 0,
+            codec: "h264".into(),
+            width,
+            height,
+            sample_aspect: (1, 1),
+            rotation: 0,
+            frame_rate: (30, 1),
+            variable_frame_rate: false,
+            pixel_format: "yuv420p".into(),
+            bit_depth: 8,
+            time_base: (1, 90000),
+            start_pts: 0,
+        }
+    }
 }
 
 /// The chosen audio stream.

@@ -100,32 +100,9 @@ fn a_cyclic_pipeline_file_is_refused_with_its_line() {
     assert!(String::from_utf8_lossy(&builtin.stdout).contains("stage 2: video (encode)"));
 }
 
-const ONE_RUNG: &str = r#"
-[[task]]
-id = "inspect"
-kind = "inspect"
-[[task]]
-id = "split"
-kind = "split"
-after = ["inspect"]
-[[task]]
-id = "video"
-kind = "encode"
-after = ["split"]
-rungs = [240]
-[[task]]
-id = "audio"
-kind = "audio"
-after = ["inspect"]
-[[task]]
-id = "package"
-kind = "package"
-after = ["video", "audio"]
-"#;
-
 /// Transcodes with one 240p rung; returns (width, height, frames) of the output.
 fn transcode_small(input: &Path, out: &Path, work: &Path) -> (u64, u64, u64) {
-    run(request(input, out, work, Some(ONE_RUNG)), local_executor())
+    run(request(input, out, work, Some(&ladder_pipeline("rungs = [240]", true))), local_executor())
         .0
         .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
     let v = probe(

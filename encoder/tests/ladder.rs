@@ -132,25 +132,10 @@ fn rung_720p_keeps_quality() {
         &["-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p"],
     );
     let out = dir.path().join("out");
-    let pipeline = r#"
-[[task]]
-id = "inspect"
-kind = "inspect"
-[[task]]
-id = "split"
-kind = "split"
-after = ["inspect"]
-[[task]]
-id = "video"
-kind = "encode"
-after = ["split"]
-rungs = [720]
-[[task]]
-id = "package"
-kind = "package"
-after = ["video"]
-"#;
-    run(request(&src, &out, &dir.path().join("work"), Some(pipeline)), local_executor()).0.expect("transcode succeeds");
+    let pipeline = ladder_pipeline("rungs = [720]", false);
+    run(request(&src, &out, &dir.path().join("work"), Some(&pipeline)), local_executor())
+        .0
+        .expect("transcode succeeds");
     let db = psnr(&out.join("720p/index.m3u8"), &src, 1280, 720);
     assert!(db >= 35.0, "720p PSNR {db:.2} dB is below 35 dB");
     assert!(!out.join("audio").exists(), "a silent source gets no audio rendition");
@@ -163,43 +148,16 @@ fn vp9_and_av1_rungs_from_the_pipeline_file() {
     let dir = tempfile::tempdir().unwrap();
     let src = h264_clip(dir.path(), "src.mp4", "640x360", 4, 60);
     let out = dir.path().join("out");
-    let pipeline = r#"
-[[task]]
-id = "inspect"
-kind = "inspect"
-[[task]]
-id = "split"
-kind = "split"
-after = ["inspect"]
-[[task]]
-id = "h264"
-kind = "encode"
-after = ["split"]
-rungs = [240]
-[[task]]
-id = "vp9"
-kind = "encode"
-after = ["split"]
-codec = "vp9"
-preset = "8"
-rungs = [240]
-[[task]]
-id = "av1"
-kind = "encode"
-after = ["split"]
-codec = "av1"
-preset = "12"
-rungs = [240]
-[[task]]
-id = "audio"
-kind = "audio"
-after = ["inspect"]
-[[task]]
-id = "package"
-kind = "package"
-after = ["h264", "vp9", "av1", "audio"]
-"#;
-    run(request(&src, &out, &dir.path().join("work"), Some(pipeline)), local_executor()).0.expect("transcode succeeds");
+    let split = task("inspect", "inspect", &[], "") + &task("split", "split", &["inspect"], "");
+    let pipeline = split
+        + &task("h264", "encode", &["split"], "rungs = [240]")
+        + &task("vp9", "encode", &["split"], "codec = \"vp9\"\npreset = \"8\"\nrungs = [240]")
+        + &task("av1", "encode", &["split"], "codec = \"av1\"\npreset = \"12\"\nrungs = [240]")
+        + &task("audio", "audio", &["inspect"], "")
+        + &task("package", "package", &["h264", "vp9", "av1", "audio"], "");
+    run(request(&src, &out, &dir.path().join("work"), Some(&pipeline)), local_executor())
+        .0
+        .expect("transcode succeeds");
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert!(master.contains("CODECS=\"vp09.00."), "{master}");
     assert!(master.contains("CODECS=\"av01.0."), "{master}");

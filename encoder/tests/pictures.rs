@@ -63,24 +63,17 @@ fn watermark_is_burned_into_its_corner_only() {
     let d = dir.path();
     let src = clip(d, "src.mp4", &["testsrc2=size=640x360:rate=30:duration=2"], &["-c:v", "libx264", "-crf", "10"]);
     let logo = clip(d, "logo.png", &["color=c=red:s=64x32,format=rgba"], &["-frames:v", "1"]);
-    let stages = |watermark: &str| {
-        format!(
-            "[[task]]\nid = \"inspect\"\nkind = \"inspect\"\n[[task]]\nid = \"split\"\nkind = \"split\"\nafter = [\"inspect\"]\n\
-{watermark}\n[[task]]\nid = \"video\"\nkind = \"encode\"\nafter = [{}]\nrungs = [360]\ncrf = 14\n\
-[[task]]\nid = \"package\"\nkind = \"package\"\nafter = [\"video\"]\n",
-            if watermark.is_empty() { "\"split\"" } else { "\"split\", \"wm\"" }
-        )
-    };
-    let marked = stages(&format!(
-        "[[task]]\nid = \"wm\"\nkind = \"watermark\"\nafter = [\"inspect\"]\ntext = \"Wassermark 워터마크\"\nimage = \"{}\"\nposition = \"top-right\"\nopacity = 1.0\nsize = 0.1\n",
+    let plain = ladder_pipeline("rungs = [360]\ncrf = 14", false);
+    let settings = format!(
+        "text = \"Wassermark 워터마크\"\nimage = \"{}\"\nposition = \"top-right\"\nopacity = 1.0\nsize = 0.1",
         logo.display()
-    ));
+    );
+    let marked = plain.replace("after = [\"split\"]", "after = [\"split\", \"wm\"]")
+        + &task("wm", "watermark", &["inspect"], &settings);
     run(request(&src, &d.join("marked"), &d.join("w1"), Some(&marked)), local_executor())
         .0
         .expect("watermarked transcode");
-    run(request(&src, &d.join("plain"), &d.join("w2"), Some(&stages(""))), local_executor())
-        .0
-        .expect("plain transcode");
+    run(request(&src, &d.join("plain"), &d.join("w2"), Some(&plain)), local_executor()).0.expect("plain transcode");
     let a = first_frame_gray(&d.join("marked/360p/index.m3u8"));
     let b = first_frame_gray(&d.join("plain/360p/index.m3u8"));
     assert_eq!(a.len(), 640 * 360);

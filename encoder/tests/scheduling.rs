@@ -46,31 +46,14 @@ fn faulty(task: &'static str, failures: u32, class: FailureClass) -> Arc<Faulty>
     Arc::new(Faulty { inner: local_executor(), task, failures, class, seen: AtomicU32::new(0) })
 }
 
-const PIPELINE: &str = r#"
-[pipeline]
-retry_backoff_ms = 20
-[[task]]
-id = "inspect"
-kind = "inspect"
-[[task]]
-id = "split"
-kind = "split"
-after = ["inspect"]
-chunk_seconds = 1.0
-[[task]]
-id = "video"
-kind = "encode"
-after = ["split"]
-rungs = [240, 360]
-[[task]]
-id = "audio"
-kind = "audio"
-after = ["inspect"]
-[[task]]
-id = "package"
-kind = "package"
-after = ["video", "audio"]
-"#;
+fn pipeline() -> String {
+    let p = ladder_pipeline("rungs = [240, 360]", true).replacen(
+        "after = [\"inspect\"]\n",
+        "after = [\"inspect\"]\nchunk_seconds = 1.0\n",
+        1,
+    );
+    format!("[pipeline]\nretry_backoff_ms = 20\n{p}")
+}
 
 #[test]
 fn a_task_that_fails_twice_is_retried_and_the_job_succeeds() {
@@ -78,7 +61,7 @@ fn a_task_that_fails_twice_is_retried_and_the_job_succeeds() {
     let src = h264_clip(dir.path(), "src.mp4", "640x360", 4, 30);
     let out = dir.path().join("out");
     let exec = faulty("encode/video/00001", 2, FailureClass::Retryable);
-    let (report, events) = run(request(&src, &out, &dir.path().join("work"), Some(PIPELINE)), exec.clone());
+    let (report, events) = run(request(&src, &out, &dir.path().join("work"), Some(&pipeline())), exec.clone());
     let report = report.expect("the job succeeds on the third attempt");
     assert_eq!(report.retries, 2);
     let retried: Vec<(u32, u64)> = events
@@ -106,7 +89,7 @@ fn a_task_that_always_fails_stops_the_job_and_cleans_up() {
     let out = dir.path().join("out");
     let work = dir.path().join("work");
     let exec = faulty("encode/video/00002", u32::MAX, FailureClass::Retryable);
-    let (result, events) = run(request(&src, &out, &work, Some(PIPELINE)), exec);
+    let (result, events) = run(request(&src, &out, &work, Some(&pipeline())), exec);
     let err = result.expect_err("the job fails");
     assert_eq!(err.code(), "worker_crashed");
     assert_eq!(err.exit_status(), 70);
@@ -122,13 +105,13 @@ fn a_restarted_job_resumes_from_its_finished_chunks() {
     let src = h264_clip(dir.path(), "src.mp4", "640x360", 4, 30);
     let out = dir.path().join("out");
     let work = dir.path().join("work");
-    let mut first = request(&src, &out, &work, Some(PIPELINE));
+    let mut first = request(&src, &out, &work, Some(&pipeline()));
     // As if the process died during chunk 2: temporary storage is left behind.
     first.keep_work_dir = true;
     let exec = faulty("encode/video/00002", u32::MAX, FailureClass::Fatal);
     let (result, _) = run(first, exec);
     assert!(result.is_err());
-    let (report, events) = run(request(&src, &out, &work, Some(PIPELINE)), local_executor());
+    let (report, events) = run(request(&src, &out, &work, Some(&pipeline())), local_executor());
     report.expect("the second run completes");
     let ran_by = |id: &str| {
         events.iter().find_map(|e| match e {

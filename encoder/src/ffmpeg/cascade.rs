@@ -79,20 +79,7 @@ mod tests {
     use crate::media::VideoInfo;
 
     fn rungs(classes: &[u32]) -> Vec<Rung> {
-        let video = VideoInfo {
-            index: 0,
-            codec: "h264".into(),
-            width: 3840,
-            height: 2160,
-            sample_aspect: (1, 1),
-            rotation: 0,
-            frame_rate: (30, 1),
-            variable_frame_rate: false,
-            pixel_format: "yuv420p".into(),
-            bit_depth: 8,
-            time_base: (1, 90000),
-            start_pts: 0,
-        };
+        let video = VideoInfo::sample(3840, 2160);
         let mut spec = LadderSpec::for_codec(VideoCodec::H264);
         spec.classes = Some(classes.to_vec());
         derive(&video, &spec)

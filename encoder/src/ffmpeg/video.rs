@@ -398,20 +398,7 @@ mod tests {
 
     #[test]
     fn threads_follow_the_pixel_share() {
-        let video = VideoInfo {
-            index: 0,
-            codec: "h264".into(),
-            width: 1920,
-            height: 1080,
-            sample_aspect: (1, 1),
-            rotation: 0,
-            frame_rate: (30, 1),
-            variable_frame_rate: false,
-            pixel_format: "yuv420p".into(),
-            bit_depth: 8,
-            time_base: (1, 90000),
-            start_pts: 0,
-        };
+        let video = VideoInfo::sample(1920, 1080);
         let mut spec = LadderSpec::for_codec(VideoCodec::H264);
         spec.classes = Some(vec![360, 1080, 720]);
         let rungs = derive(&video, &spec);

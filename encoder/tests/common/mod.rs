@@ -140,3 +140,22 @@ impl KeyServer {
         Self { url, hits }
     }
 }
+
+/// One `[[task]]` of a pipeline file; `settings` are extra `key = value` lines.
+pub fn task(id: &str, kind: &str, after: &[&str], settings: &str) -> String {
+    let after: Vec<String> = after.iter().map(|a| format!("\"{a}\"")).collect();
+    format!("[[task]]\nid = \"{id}\"\nkind = \"{kind}\"\nafter = [{}]\n{settings}\n", after.join(", "))
+}
+
+/// inspect -> split -> encode `video` (with `settings`) [-> audio] -> package.
+pub fn ladder_pipeline(video_settings: &str, with_audio: bool) -> String {
+    let mut p = task("inspect", "inspect", &[], "") + &task("split", "split", &["inspect"], "");
+    p += &task("video", "encode", &["split"], video_settings);
+    if with_audio {
+        p += &task("audio", "audio", &["inspect"], "");
+        p += &task("package", "package", &["video", "audio"], "");
+    } else {
+        p += &task("package", "package", &["video"], "");
+    }
+    p
+}
