@@ -178,6 +178,48 @@ pub enum Work {
     },
 }
 
+impl Work {
+    /// Artifact keys (relative to the job's storage) the work reads.
+    pub fn inputs(&self) -> Vec<String> {
+        match self {
+            Self::Encode { chunk, overlay, .. } => {
+                std::iter::once(chunk.key.clone()).chain(overlay.iter().map(|o| o.key.clone())).collect()
+            }
+            Self::Package { ladders, audio, thumbnails, .. } => ladders
+                .iter()
+                .flat_map(|l| l.parts.iter())
+                .chain(audio.iter())
+                .flat_map(|p| p.keys.iter().cloned())
+                .chain(thumbnails.iter().flat_map(|t| [t.poster.clone(), t.sprite.clone(), t.vtt.clone()]))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The source location, when the work reads the source file.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Self::Inspect { source, .. }
+            | Self::Split { source, .. }
+            | Self::Audio { source, .. }
+            | Self::Thumbnail { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Points the work at a worker's local copy of the source and a local output folder.
+    pub fn localize(&mut self, local_source: &str, local_out_dir: &str) {
+        match self {
+            Self::Inspect { source, .. }
+            | Self::Split { source, .. }
+            | Self::Audio { source, .. }
+            | Self::Thumbnail { source, .. } => *source = local_source.to_owned(),
+            Self::Package { out_dir, .. } => *out_dir = local_out_dir.to_owned(),
+            Self::Watermark { .. } | Self::Encode { .. } => {}
+        }
+    }
+}
+
 /// A run of whole source GOPs stored as its own file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chunk {
@@ -303,6 +345,20 @@ pub enum TaskOutput {
     Thumbnails(Thumbnails),
     /// From package.
     Packaged(PackageSummary),
+}
+
+impl TaskOutput {
+    /// Artifact keys (relative to the job's storage) the task wrote, for later tasks.
+    pub fn artifacts(&self) -> Vec<String> {
+        match self {
+            Self::Split(index) => index.chunks.iter().map(|c| c.key.clone()).collect(),
+            Self::Watermark(overlay) => overlay.iter().map(|o| o.key.clone()).collect(),
+            Self::Encoded(keys) => keys.clone(),
+            Self::Audio(key) => key.iter().cloned().collect(),
+            Self::Thumbnails(t) => vec![t.poster.clone(), t.sprite.clone(), t.vtt.clone()],
+            Self::Inspected(_) | Self::Packaged(_) => Vec::new(),
+        }
+    }
 }
 
 /// How a failure should be handled.

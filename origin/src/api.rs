@@ -1,0 +1,208 @@
+//! Routing: the one table of endpoints (also checked against `openapi.json`), request ids,
+//! tracing spans, metrics, and error responses for every handler.
+
+pub mod events;
+pub mod objects;
+pub mod uploads;
+pub mod videos;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, StatusCode, header};
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::web::{self, Request, Response};
+
+/// Every route: (method, path template). `openapi.json` documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("POST", "/v1/videos"),
+    ("GET", "/v1/videos"),
+    ("GET", "/v1/videos/{id}"),
+    ("PATCH", "/v1/videos/{id}"),
+    ("DELETE", "/v1/videos/{id}"),
+    ("GET", "/v1/videos/{id}/events"),
+    ("POST", "/v1/videos/{id}/playback"),
+    ("PUT", "/v1/webhook"),
+    ("OPTIONS", "/v1/uploads"),
+    ("POST", "/v1/uploads"),
+    ("HEAD", "/v1/uploads/{upload}"),
+    ("PATCH", "/v1/uploads/{upload}"),
+    ("DELETE", "/v1/uploads/{upload}"),
+    ("GET", "/p/{token}/{id}/{path}"),
+    ("GET", "/p/{token}/{id}/key"),
+    ("GET", "/v1/objects/{id}/{path}"),
+    ("GET", "/v1/purges"),
+];
+
+/// The OpenAPI 3 document.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Handles one request end to end.
+pub async fn handle(app: Arc<App>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| crate::secrets::random_hex(8).unwrap_or_default(), str::to_owned);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
+    let (route, result) = async { route(&app, req).await }.instrument(span.clone()).await;
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _enter = span.enter();
+            if e.status().is_server_error() {
+                tracing::error!(error = %e, code = e.code(), "request failed");
+            } else {
+                tracing::info!(code = e.code(), message = %e.public_message(), "request refused");
+            }
+            web::error(&e, &request_id)
+        }
+    };
+    web::set(&mut response, "x-request-id", &request_id);
+    let status = response.status().as_u16();
+    app.metrics.request(route, status, started.elapsed().as_secs_f64());
+    tracing::debug!(parent: &span, status, ms = started.elapsed().as_millis() as u64, "done");
+    response
+}
+
+/// Splits a path into segments, refusing anything that could step outside a namespace:
+/// empty, `.` and `..` segments, percent-escapes and backslashes.
+pub fn segments(path: &str) -> Result<Vec<&str>> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let segs: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    let unsafe_seg = |s: &&str| s.is_empty() || *s == "." || *s == ".." || s.contains(['%', '\\']);
+    if segs.iter().any(unsafe_seg) {
+        return Err(Error::bad_request("bad_path", "the path has an empty, relative or escaped segment"));
+    }
+    Ok(segs)
+}
+
+async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>) {
+    let path = req.uri().path().to_owned();
+    let segs = match segments(&path) {
+        Ok(s) => s,
+        Err(e) => return ("invalid", Err(e)),
+    };
+    let m = req.method().clone();
+    macro_rules! go {
+        ($route:literal, $call:expr) => {
+            ($route, $call.await)
+        };
+    }
+    match (&m, segs.as_slice()) {
+        (&Method::GET, ["healthz"]) => ("/healthz", Ok(web::json(StatusCode::OK, &serde_json::json!({"ok": true})))),
+        (&Method::GET, ["metrics"]) => ("/metrics", Ok(text(app.metrics.render(), "text/plain; version=0.0.4"))),
+        (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(text(OPENAPI.to_owned(), "application/json"))),
+        (&Method::POST, ["v1", "videos"]) => go!("/v1/videos", videos::create(app, req)),
+        (&Method::GET, ["v1", "videos"]) => go!("/v1/videos", videos::list(app, req)),
+        (&Method::GET, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::get(app, id)),
+        (&Method::PATCH, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::patch(app, req, id)),
+        (&Method::DELETE, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::takedown(app, req, id)),
+        (&Method::GET, ["v1", "videos", id, "events"]) => go!("/v1/videos/{id}/events", events::stream(app, id)),
+        (&Method::POST, ["v1", "videos", id, "playback"]) => {
+            go!("/v1/videos/{id}/playback", videos::playback(app, req, id))
+        }
+        (&Method::PUT, ["v1", "webhook"]) => go!("/v1/webhook", videos::set_webhook(app, req)),
+        (&Method::OPTIONS, ["v1", "uploads", ..]) => ("/v1/uploads", Ok(uploads::options(app))),
+        (&Method::POST, ["v1", "uploads"]) => go!("/v1/uploads", uploads::create(app, req)),
+        (&Method::HEAD, ["v1", "uploads", id]) => go!("/v1/uploads/{upload}", uploads::head(app, req, id)),
+        (&Method::PATCH, ["v1", "uploads", id]) => go!("/v1/uploads/{upload}", uploads::patch(app, req, id)),
+        (&Method::DELETE, ["v1", "uploads", id]) => go!("/v1/uploads/{upload}", uploads::terminate(app, req, id)),
+        (&Method::GET | &Method::HEAD, ["p", token, id, rest @ ..]) if !rest.is_empty() => {
+            go!("/p/{token}/{id}/{path}", objects::viewer(app, req, token, id, rest))
+        }
+        (&Method::GET | &Method::HEAD, ["v1", "objects", id, rest @ ..]) if !rest.is_empty() => {
+            go!("/v1/objects/{id}/{path}", objects::pop(app, req, id, rest))
+        }
+        (&Method::GET, ["v1", "purges"]) => go!("/v1/purges", objects::purges(app, req)),
+        _ => ("unmatched", Err(Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {m} {path}")))),
+    }
+}
+
+fn text(body: String, content_type: &'static str) -> Response {
+    let mut r = Response::new(web::full(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r
+}
+
+/// The creator behind `Authorization: Bearer TOKEN`.
+pub fn creator(app: &App, req: &Request) -> Result<String> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a creator bearer token is required"))?;
+    app.creator_of(token.trim())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "bad_credentials", "the bearer token is not valid"))
+}
+
+/// Whether the request carries the PoPs' bearer token.
+pub fn require_pop(app: &App, req: &Request) -> Result<()> {
+    let given =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match (&app.config.pop_token, given) {
+        (Some(expected), Some(given)) if crate::sign::constant_eq(expected.as_bytes(), given.trim().as_bytes()) => {
+            Ok(())
+        }
+        (None, _) => Err(Error::forbidden("pops_disabled", "no PoP token is configured on this origin")),
+        _ => Err(Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a PoP bearer token is required")),
+    }
+}
+
+/// The query string of a request ("" when absent).
+pub fn query(req: &Request) -> &str {
+    req.uri().query().unwrap_or("")
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    crate::meta::now() / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_and_escapes_are_refused() {
+        assert_eq!(segments("/v1/videos/abc").unwrap(), vec!["v1", "videos", "abc"]);
+        assert!(segments("/").unwrap().is_empty());
+        for bad in ["/p/t/v/../../etc/passwd", "/p/t/v/./x", "/v1//videos", "/p/t/v/%2e%2e/x", "/p/t/v/a\\b"] {
+            assert_eq!(segments(bad).unwrap_err().code(), "bad_path", "{bad}");
+        }
+    }
+
+    #[test]
+    fn openapi_documents_every_route_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "OpenAPI 3");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .into_iter()
+                    .flat_map(|o| o.keys())
+                    .filter(|k| !k.starts_with("parameters"))
+                    .map(move |m| (m.to_uppercase(), p.clone()))
+            })
+            .collect();
+        let mut routed: Vec<(String, String)> =
+            ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+}

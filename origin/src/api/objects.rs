@@ -1,0 +1,207 @@
+//! Object serving: viewers with a playback token (`/p/{token}/{id}/...`, the token in the
+//! path so relative playlist URIs carry it to every segment and to the key), PoPs with their
+//! bearer token (`/v1/objects/{id}/...`), and the key service. Range, ETag and cache rules by
+//! object kind: segments immutable, playlists short-lived, keys never stored.
+
+use std::sync::Arc;
+
+use encoder::layout::{ObjectKind, object_kind};
+use http::{Method, StatusCode, header};
+
+use super::{now_secs, query, require_pop};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::meta::VideoState;
+use crate::sign::query_param;
+use crate::storage;
+use crate::web::{self, Request, Response};
+
+/// `GET /p/{token}/{id}/{path}` and `GET /p/{token}/{id}/key`.
+pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &[&str]) -> Result<Response> {
+    app.signer.verify_playback(token, id, now_secs())?;
+    let video = super::videos::find(app, id).await?;
+    if rest == ["key"] {
+        return key(app, id, video.state).await;
+    }
+    if video.state != VideoState::Ready {
+        return Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", video.state.as_str())));
+    }
+    serve(app, &req, id, rest).await
+}
+
+/// `GET /v1/objects/{id}/{path}` for PoPs pulling through their cache.
+pub async fn pop(app: &Arc<App>, req: Request, id: &str, rest: &[&str]) -> Result<Response> {
+    require_pop(app, &req)?;
+    let video = super::videos::find(app, id).await?;
+    if video.state == VideoState::Deleted {
+        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
+    }
+    serve(app, &req, id, rest).await
+}
+
+/// `GET /v1/purges?after=SEQ`: takedowns edges must purge, in order.
+pub async fn purges(app: &Arc<App>, req: Request) -> Result<Response> {
+    require_pop(app, &req)?;
+    let after: i64 = query_param(query(&req), "after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let purges = app.meta.purges_after(after).await?;
+    let next = purges.last().map_or(after, |p| p.0);
+    let list: Vec<_> = purges.iter().map(|(seq, video)| serde_json::json!({ "seq": seq, "video": video })).collect();
+    Ok(web::json(StatusCode::OK, &serde_json::json!({ "purges": list, "next": next })))
+}
+
+async fn key(app: &App, id: &str, state: VideoState) -> Result<Response> {
+    if state == VideoState::Deleted {
+        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
+    }
+    let key = app.keys.content_key(app.meta.as_ref(), id).await?.ok_or_else(|| Error::not_found("key"))?;
+    let mut r = Response::new(web::full(key.to_vec()));
+    web::set(&mut r, header::CONTENT_TYPE.as_str(), "application/octet-stream");
+    // Never stored by a browser, a proxy or a PoP.
+    web::set(&mut r, header::CACHE_CONTROL.as_str(), "no-store, private");
+    Ok(r)
+}
+
+async fn serve(app: &App, req: &Request, id: &str, rest: &[&str]) -> Result<Response> {
+    let path = rest.join("/");
+    let segment_ok = |s: &&str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let kind = object_kind(&path).filter(|_| rest.iter().all(segment_ok)).ok_or_else(|| Error::not_found("object"))?;
+    let key = format!("{}{path}", storage::published(id));
+    let meta = app.blobs.stat(&key).await?;
+    let len = meta.content_length();
+    let etag = meta.etag().map_or_else(
+        || format!("\"{len:x}-{:x}\"", meta.last_modified().map_or(0, |t| t.into_inner().as_second())),
+        str::to_owned,
+    );
+    let mut r = if header_value(req, header::IF_NONE_MATCH) == Some(etag.as_str()) {
+        web::status(StatusCode::NOT_MODIFIED)
+    } else {
+        body_for_range(app, req, &key, len).await?
+    };
+    web::set(&mut r, header::ETAG.as_str(), &etag);
+    web::set(&mut r, header::ACCEPT_RANGES.as_str(), "bytes");
+    web::set(&mut r, header::CONTENT_TYPE.as_str(), content_type(&path));
+    let cache = match kind {
+        ObjectKind::Immutable => "public, max-age=31536000, immutable",
+        ObjectKind::Manifest => "public, max-age=10",
+    };
+    web::set(&mut r, header::CACHE_CONTROL.as_str(), cache);
+    Ok(r)
+}
+
+async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result<Response> {
+    let head = req.method() == Method::HEAD;
+    match header_value(req, header::RANGE).map(|v| parse_range(v, len)) {
+        None | Some(RangeRequest::Ignore) => {
+            let mut r =
+                if head { web::status(StatusCode::OK) } else { Response::new(web::full(read(app, key, None).await?)) };
+            web::set(&mut r, header::CONTENT_LENGTH.as_str(), &len.to_string());
+            app.metrics.served_bytes.inc_by(if head { 0 } else { len });
+            Ok(r)
+        }
+        Some(RangeRequest::Unsatisfiable) => {
+            let mut r = web::error(
+                &Error::api(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    "the range is outside the object",
+                ),
+                "",
+            );
+            web::set(&mut r, header::CONTENT_RANGE.as_str(), &format!("bytes */{len}"));
+            Ok(r)
+        }
+        Some(RangeRequest::Satisfiable(start, end)) => {
+            let mut r = if head {
+                web::status(StatusCode::PARTIAL_CONTENT)
+            } else {
+                let mut r = Response::new(web::full(read(app, key, Some((start, end))).await?));
+                *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                r
+            };
+            web::set(&mut r, header::CONTENT_RANGE.as_str(), &format!("bytes {start}-{end}/{len}"));
+            web::set(&mut r, header::CONTENT_LENGTH.as_str(), &(end - start + 1).to_string());
+            app.metrics.served_bytes.inc_by(if head { 0 } else { end - start + 1 });
+            Ok(r)
+        }
+    }
+}
+
+async fn read(app: &App, key: &str, range: Option<(u64, u64)>) -> Result<bytes::Bytes> {
+    let buffer = match range {
+        None => app.blobs.read(key).await?,
+        Some((start, end)) => app.blobs.read_with(key).range(start..end + 1).await?,
+    };
+    Ok(buffer.to_bytes())
+}
+
+fn header_value(req: &Request, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What a `Range` header asks of an object of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// Serve the whole object (no single byte range we understand).
+    Ignore,
+    /// Inclusive byte range.
+    Satisfiable(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 §14.2); several ranges are served whole.
+pub fn parse_range(value: &str, len: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return RangeRequest::Ignore };
+    if spec.contains(',') {
+        return RangeRequest::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeRequest::Ignore };
+    let range = match (a.trim(), b.trim()) {
+        ("", "") => return RangeRequest::Ignore,
+        ("", suffix) => match suffix.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => (len.saturating_sub(n), len.saturating_sub(1)),
+            Err(_) => return RangeRequest::Ignore,
+        },
+        (start, "") => match start.parse::<u64>() {
+            Ok(s) => (s, len.saturating_sub(1)),
+            Err(_) => return RangeRequest::Ignore,
+        },
+        (start, end) => match (start.parse::<u64>(), end.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => (s, e.min(len.saturating_sub(1))),
+            _ => return RangeRequest::Ignore,
+        },
+    };
+    if len == 0 || range.0 >= len { RangeRequest::Unsatisfiable } else { RangeRequest::Satisfiable(range.0, range.1) }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, e)| e) {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mpd") => "application/dash+xml",
+        Some("m4s") => "video/iso.segment",
+        Some("mp4") => "video/mp4",
+        Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Satisfiable(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Satisfiable(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ignore);
+        assert_eq!(parse_range("items=0-1", 100), Ignore);
+        assert_eq!(parse_range("bytes=9-1", 100), Ignore);
+    }
+}

@@ -1,0 +1,379 @@
+//! tus 1.0.0 uploads (P5, P6): creation (with upload), HEAD for resuming, PATCH with optional
+//! SHA-256 checksums, termination, and concatenation so a client can send parts in parallel.
+//! Every request carries the pre-signed query of the video's upload URL. An offset is
+//! acknowledged only after its bytes are on disk (fsync); a partly received body is kept and
+//! acknowledged too, so a dropped connection resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::{now_secs, query};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::meta::{self, Upload, UploadKind, VideoState};
+use crate::sign::UploadGrant;
+use crate::tus::{self, Concat};
+use crate::web::{self, Request, Response};
+
+/// `OPTIONS /v1/uploads`: what this server supports.
+pub fn options(app: &App) -> Response {
+    let mut r = web::status(StatusCode::NO_CONTENT);
+    web::set(&mut r, "tus-resumable", tus::VERSION);
+    web::set(&mut r, "tus-version", tus::VERSION);
+    web::set(&mut r, "tus-extension", tus::EXTENSIONS);
+    web::set(&mut r, "tus-max-size", &app.config.max_upload_bytes.to_string());
+    web::set(&mut r, "tus-checksum-algorithm", tus::CHECKSUM_ALGORITHMS);
+    r
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn require_tus(headers: &HeaderMap) -> Result<()> {
+    if header_str(headers, "tus-resumable") == Some(tus::VERSION) {
+        Ok(())
+    } else {
+        Err(Error::api(StatusCode::PRECONDITION_FAILED, "tus_version", "Tus-Resumable: 1.0.0 is required"))
+    }
+}
+
+fn tus_response(code: StatusCode) -> Response {
+    let mut r = web::status(code);
+    web::set(&mut r, "tus-resumable", tus::VERSION);
+    r
+}
+
+/// Checks the signed query and the upload's ownership.
+async fn authorise(app: &App, req: &Request, upload_id: &str) -> Result<(UploadGrant, Upload)> {
+    require_tus(req.headers())?;
+    let grant = app.signer.verify_upload(query(req), now_secs())?;
+    let upload = app.meta.upload(upload_id).await?.ok_or_else(|| Error::not_found("upload"))?;
+    if upload.video_id != grant.video {
+        return Err(Error::forbidden("wrong_video", "the upload URL is for another video"));
+    }
+    Ok((grant, upload))
+}
+
+/// `POST /v1/uploads?<signed>`: creates a single, partial or final (concatenated) upload.
+pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
+    require_tus(req.headers())?;
+    let signed = query(&req).to_owned();
+    let grant = app.signer.verify_upload(&signed, now_secs())?;
+    let video = app.meta.video(&grant.video).await?.ok_or_else(|| Error::not_found("video"))?;
+    if video.state != VideoState::Uploading {
+        return Err(Error::api(
+            StatusCode::CONFLICT,
+            "not_uploading",
+            format!("the video is {}", video.state.as_str()),
+        ));
+    }
+    let headers = req.headers().clone();
+    let metadata = header_str(&headers, "upload-metadata").unwrap_or_default().to_owned();
+    tus::parse_metadata(&metadata)?;
+    let concat = header_str(&headers, "upload-concat").map(tus::parse_concat).transpose()?;
+    let id = crate::secrets::random_hex(16)?;
+    let location = format!("{}/v1/uploads/{id}?{signed}", app.config.upload_url.trim_end_matches('/'));
+    let now = meta::now();
+    let expires_at = now + app.config.upload_expiry.as_millis() as i64;
+    if let Some(Concat::Final(parts)) = concat {
+        let upload = concatenate(app, &grant, &id, parts, metadata, expires_at).await?;
+        let mut r = created(&location, &upload);
+        web::set(&mut r, "upload-offset", &upload.offset.to_string());
+        return Ok(r);
+    }
+    if header_str(&headers, "upload-defer-length").is_some() {
+        return Err(Error::bad_request(
+            "defer_unsupported",
+            "Upload-Defer-Length is not supported; send Upload-Length",
+        ));
+    }
+    let length: u64 = header_str(&headers, "upload-length")
+        .ok_or_else(|| Error::bad_request("missing_length", "Upload-Length is required"))?
+        .parse()
+        .map_err(|_| Error::bad_request("bad_length", "Upload-Length is not a number"))?;
+    check_size(app, &grant, length)?;
+    let kind = if concat == Some(Concat::Partial) { UploadKind::Partial } else { UploadKind::Single };
+    let upload = Upload {
+        id: id.clone(),
+        video_id: grant.video.clone(),
+        length,
+        offset: 0,
+        kind,
+        parts: Vec::new(),
+        metadata,
+        expires_at,
+        created_at: now,
+    };
+    create_file(&app.upload_path(&id)).await?;
+    app.meta.create_upload(&upload).await?;
+    let mut response = created(&location, &upload);
+    // creation-with-upload: the POST body is the first chunk.
+    let has_body = header_str(&headers, "content-type") == Some(tus::OFFSET_CONTENT_TYPE)
+        && header_str(&headers, "content-length").is_none_or(|l| l != "0");
+    if has_body {
+        let offset = write_chunk(app, req, &upload, 0).await?;
+        web::set(&mut response, "upload-offset", &offset.to_string());
+    }
+    Ok(response)
+}
+
+fn created(location: &str, upload: &Upload) -> Response {
+    let mut r = tus_response(StatusCode::CREATED);
+    web::set(&mut r, header::LOCATION.as_str(), location);
+    web::set(&mut r, "upload-expires", &tus::http_date(upload.expires_at / 1000));
+    r
+}
+
+fn check_size(app: &App, grant: &UploadGrant, length: u64) -> Result<()> {
+    let limit = grant.max_bytes.min(app.config.max_upload_bytes);
+    if length > limit {
+        return Err(Error::api(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size_exceeded",
+            format!("{length} bytes is over the {limit} bytes this URL allows"),
+        ));
+    }
+    Ok(())
+}
+
+/// `HEAD /v1/uploads/{id}`: the acknowledged offset, for resuming.
+pub async fn head(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
+    let (_, upload) = authorise(app, &req, id).await?;
+    let mut r = tus_response(StatusCode::OK);
+    web::set(&mut r, "upload-offset", &upload.offset.to_string());
+    web::set(&mut r, "upload-length", &upload.length.to_string());
+    web::set(&mut r, header::CACHE_CONTROL.as_str(), "no-store");
+    if !upload.metadata.is_empty() {
+        web::set(&mut r, "upload-metadata", &upload.metadata);
+    }
+    match upload.kind {
+        UploadKind::Partial => web::set(&mut r, "upload-concat", "partial"),
+        UploadKind::Final => {
+            let urls: Vec<String> = upload.parts.iter().map(|p| format!("/v1/uploads/{p}")).collect();
+            web::set(&mut r, "upload-concat", &format!("final;{}", urls.join(" ")));
+        }
+        UploadKind::Single => {}
+    }
+    if upload.offset < upload.length {
+        web::set(&mut r, "upload-expires", &tus::http_date(upload.expires_at / 1000));
+    }
+    Ok(r)
+}
+
+/// `PATCH /v1/uploads/{id}`: appends bytes at `Upload-Offset`.
+pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
+    let (_, upload) = authorise(app, &req, id).await?;
+    if header_str(req.headers(), "content-type") != Some(tus::OFFSET_CONTENT_TYPE) {
+        return Err(Error::api(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_content_type",
+            "PATCH bodies are application/offset+octet-stream",
+        ));
+    }
+    if upload.kind == UploadKind::Final {
+        return Err(Error::forbidden("final_upload", "a concatenated upload takes no bytes"));
+    }
+    let offset: u64 = header_str(req.headers(), "upload-offset")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::bad_request("missing_offset", "Upload-Offset is required"))?;
+    let new_offset = write_chunk(app, req, &upload, offset).await?;
+    let mut r = tus_response(StatusCode::NO_CONTENT);
+    web::set(&mut r, "upload-offset", &new_offset.to_string());
+    web::set(&mut r, "upload-expires", &tus::http_date(upload.expires_at / 1000));
+    Ok(r)
+}
+
+/// `DELETE /v1/uploads/{id}` (termination).
+pub async fn terminate(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
+    let (_, upload) = authorise(app, &req, id).await?;
+    let lock = app.upload_lock(id);
+    let _held = lock.lock().await;
+    remove_upload(app, &upload).await?;
+    Ok(tus_response(StatusCode::NO_CONTENT))
+}
+
+async fn remove_upload(app: &App, upload: &Upload) -> Result<()> {
+    match tokio::fs::remove_file(app.upload_path(&upload.id)).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove upload")(e)),
+        _ => {}
+    }
+    app.meta.delete_upload(&upload.id).await
+}
+
+async fn create_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(Error::io("create upload folder"))?;
+    }
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map_err(Error::io("create upload file"))?;
+    Ok(())
+}
+
+/// Streams the request body into the upload file at `offset`, makes it durable, then moves
+/// the acknowledged offset. Returns the new offset.
+async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64) -> Result<u64> {
+    let checksum = header_str(req.headers(), "upload-checksum").map(tus::parse_checksum).transpose()?;
+    let lock = app.upload_lock(&upload.id);
+    let _held = lock.lock().await;
+    // Re-read under the lock: another request may have moved the offset meanwhile.
+    let current = app.meta.upload(&upload.id).await?.ok_or_else(|| Error::not_found("upload"))?;
+    if offset != current.offset {
+        return Err(Error::api(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!("Upload-Offset {offset} does not match the acknowledged offset {}", current.offset),
+        ));
+    }
+    let path = app.upload_path(&upload.id);
+    let mut file =
+        tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(Error::io("open upload file"))?;
+    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Error::io("seek upload file"))?;
+    let room = current.length - current.offset;
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut written = 0u64;
+    let mut body = req.into_body();
+    let mut outcome: Result<()> = Ok(());
+    while let Some(frame) = body.frame().await {
+        let chunk: Bytes = match frame {
+            Ok(f) => match f.into_data() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+            // The client went away: keep what arrived (unless it must match a checksum).
+            Err(e) => {
+                tracing::info!(upload = %upload.id, error = %e, written, "upload body interrupted");
+                if checksum.is_some() {
+                    outcome = Err(Error::bad_request("body_interrupted", "the body ended early"));
+                }
+                break;
+            }
+        };
+        if written + chunk.len() as u64 > room {
+            outcome = Err(Error::api(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "size_exceeded",
+                format!("more than Upload-Length ({} bytes)", current.length),
+            ));
+            break;
+        }
+        file.write_all(&chunk).await.map_err(Error::io("write upload"))?;
+        hasher.update(&chunk);
+        written += chunk.len() as u64;
+    }
+    if outcome.is_ok()
+        && let Some(expected) = &checksum
+        && hasher.finish().as_ref() != expected.as_slice()
+    {
+        outcome = Err(Error::api(
+            StatusCode::from_u16(460).expect("valid status"),
+            "checksum_mismatch",
+            "the body does not match Upload-Checksum; it was discarded",
+        ));
+    }
+    if let Err(e) = outcome {
+        // Nothing of a refused body is kept: the file goes back to the acknowledged offset.
+        file.set_len(offset).await.map_err(Error::io("truncate upload"))?;
+        file.sync_data().await.map_err(Error::io("sync upload"))?;
+        return Err(e);
+    }
+    file.sync_data().await.map_err(Error::io("sync upload"))?;
+    drop(file);
+    let new_offset = offset + written;
+    if written > 0 && !app.meta.advance_upload(&upload.id, offset, new_offset).await? {
+        return Err(Error::api(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            "the upload moved while this chunk was written",
+        ));
+    }
+    app.metrics.upload_bytes.inc_by(written);
+    if new_offset == current.length && current.kind == UploadKind::Single {
+        crate::jobs::finalize(app, &upload.video_id, &path).await?;
+    }
+    Ok(new_offset)
+}
+
+/// Creates a final upload from complete partial uploads of the same video, in order, and
+/// hands the assembled file on.
+async fn concatenate(
+    app: &Arc<App>,
+    grant: &UploadGrant,
+    id: &str,
+    parts: Vec<String>,
+    metadata: String,
+    expires_at: i64,
+) -> Result<Upload> {
+    let mut partials = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let p = app.meta.upload(part).await?.ok_or_else(|| Error::not_found("partial upload"))?;
+        if p.video_id != grant.video {
+            return Err(Error::forbidden("wrong_video", "a partial upload belongs to another video"));
+        }
+        if p.kind != UploadKind::Partial {
+            return Err(Error::bad_request("not_partial", format!("upload {part} is not a partial upload")));
+        }
+        if p.offset < p.length {
+            return Err(Error::api(
+                StatusCode::CONFLICT,
+                "partials_incomplete",
+                format!("partial upload {part} is not complete"),
+            ));
+        }
+        partials.push(p);
+    }
+    let length = partials.iter().map(|p| p.length).sum();
+    check_size(app, grant, length)?;
+    let target = app.upload_path(id);
+    let sources: Vec<PathBuf> = partials.iter().map(|p| app.upload_path(&p.id)).collect();
+    assemble(&sources, &target).await?;
+    let upload = Upload {
+        id: id.to_owned(),
+        video_id: grant.video.clone(),
+        length,
+        offset: length,
+        kind: UploadKind::Final,
+        parts,
+        metadata,
+        expires_at,
+        created_at: meta::now(),
+    };
+    app.meta.create_upload(&upload).await?;
+    crate::jobs::finalize(app, &grant.video, &target).await?;
+    for p in &partials {
+        let _ = tokio::fs::remove_file(app.upload_path(&p.id)).await;
+    }
+    Ok(upload)
+}
+
+async fn assemble(sources: &[PathBuf], target: &Path) -> Result<()> {
+    let tmp = target.with_extension("assembling");
+    let mut out = tokio::fs::File::create(&tmp).await.map_err(Error::io("create assembled upload"))?;
+    for s in sources {
+        let mut input = tokio::fs::File::open(s).await.map_err(Error::io("open partial upload"))?;
+        tokio::io::copy(&mut input, &mut out).await.map_err(Error::io("concatenate partial upload"))?;
+    }
+    out.sync_all().await.map_err(Error::io("sync assembled upload"))?;
+    tokio::fs::rename(&tmp, target).await.map_err(Error::io("rename assembled upload"))
+}
+
+/// Removes incomplete uploads past their expiry (files and records).
+pub async fn collect_expired(app: &App) -> Result<usize> {
+    let expired = app.meta.expired_uploads(meta::now()).await?;
+    for u in &expired {
+        let lock = app.upload_lock(&u.id);
+        let _held = lock.lock().await;
+        remove_upload(app, u).await?;
+        tracing::info!(upload = %u.id, video = %u.video_id, "expired upload removed");
+    }
+    Ok(expired.len())
+}

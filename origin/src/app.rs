@@ -1,0 +1,117 @@
+//! The origin's shared state: configuration and every backend, built once from `Config`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use encoder::pipeline::Pipeline;
+use opendal::Operator;
+
+use crate::cache::MetaCache;
+use crate::cache::memory::MemoryCache;
+use crate::cache::redis::RedisCache;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keys::KeyService;
+use crate::meta::MetaStore;
+use crate::meta::sql::SqlStore;
+use crate::metrics::Metrics;
+use crate::notify::EventHub;
+use crate::queue::Queue;
+use crate::queue::local::LocalQueue;
+use crate::queue::nats::NatsQueue;
+use crate::secrets::Secrets;
+use crate::sign::Signer;
+
+/// Everything a request handler, driver or worker needs.
+pub struct App {
+    /// Configuration.
+    pub config: Config,
+    /// Metadata database.
+    pub meta: Arc<dyn MetaStore>,
+    /// Metadata cache.
+    pub cache: Arc<dyn MetaCache>,
+    /// Task, result, job and completion queues.
+    pub queue: Arc<dyn Queue>,
+    /// Blob storage.
+    pub blobs: Operator,
+    /// URL and token signing.
+    pub signer: Signer,
+    /// Content keys.
+    pub keys: KeyService,
+    /// SSE fan-out.
+    pub hub: EventHub,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The pipeline every job runs.
+    pub pipeline: Pipeline,
+    /// One lock per upload id, so two PATCHes never write the same file at once.
+    upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("listen", &self.config.listen).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Connects every backend named by the configuration.
+    pub async fn open(config: Config) -> Result<Arc<Self>> {
+        crate::storage::init_tls();
+        std::fs::create_dir_all(&config.data_dir).map_err(Error::io("create data folder"))?;
+        let secrets = Secrets::load(&config.data_dir, config.signing_key.as_deref(), config.master_key.as_deref())?;
+        let meta: Arc<dyn MetaStore> = Arc::new(SqlStore::connect(&config.database_url).await?);
+        let cache: Arc<dyn MetaCache> = if config.cache_url == "memory" {
+            Arc::new(MemoryCache::new(10_000))
+        } else {
+            Arc::new(RedisCache::connect(&config.cache_url, "origin:").await?)
+        };
+        let queue: Arc<dyn Queue> = if config.queue_url == "local" {
+            Arc::new(LocalQueue::open(&config.data_dir.join("queue.db")).await?)
+        } else {
+            Arc::new(NatsQueue::connect(&config.queue_url).await?)
+        };
+        let blobs = crate::storage::operator(&config.storage)?;
+        Ok(Arc::new(Self {
+            meta,
+            cache,
+            queue,
+            blobs,
+            signer: Signer::new(&secrets.signing_key, "k1"),
+            keys: KeyService::new(&secrets.master_key),
+            hub: EventHub::default(),
+            metrics: Metrics::default(),
+            pipeline: Pipeline::builtin(),
+            upload_locks: Mutex::new(HashMap::new()),
+            config,
+        }))
+    }
+
+    /// Where tus upload bytes are kept until the upload completes.
+    pub fn upload_path(&self, upload_id: &str) -> PathBuf {
+        self.config.data_dir.join("uploads").join(upload_id)
+    }
+
+    /// A worker's local folder for a job's temporary files.
+    pub fn scratch(&self, job: &str) -> PathBuf {
+        self.config.data_dir.join("scratch").join(job)
+    }
+
+    /// The lock serialising writes to one upload.
+    pub fn upload_lock(&self, upload_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.upload_locks.lock().expect("upload locks");
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(upload_id.to_owned()).or_default().clone()
+    }
+
+    /// The creator a bearer token belongs to.
+    pub fn creator_of(&self, token: &str) -> Option<&str> {
+        // Compare every configured token in constant time; the number of creators is small.
+        self.config
+            .creators
+            .iter()
+            .find(|(t, _)| crate::sign::constant_eq(t.as_bytes(), token.as_bytes()))
+            .map(|(_, c)| c.as_str())
+    }
+}

@@ -1,0 +1,227 @@
+//! `origin.toml`: every setting has an embedded default, so `origin serve` with no file runs
+//! a complete single-machine platform in `./data` (SQLite, local disk, in-process queue and
+//! cache, in-process workers). Unknown keys are errors, reported with their path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder for everything local: SQLite files, blobs, secrets, worker scratch.
+    pub data_dir: PathBuf,
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Base URL clients use to reach this origin (upload and playback URLs start with it).
+    pub public_url: String,
+    /// Base URL of the upload endpoint handed to creators (the nearest PoP, or this origin).
+    pub upload_url: String,
+    /// PEM certificate chain and key; plain HTTP when absent.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// `memory` or `redis://...`.
+    pub cache_url: String,
+    /// `local` (durable, in-process) or `nats://...`.
+    pub queue_url: String,
+    /// Blob storage.
+    pub storage: StorageConfig,
+    /// In-process encode workers (0: only `origin worker` processes encode).
+    pub workers: usize,
+    /// Creator bearer tokens: (token, creator id).
+    pub creators: Vec<(String, String)>,
+    /// Largest accepted upload.
+    pub max_upload_bytes: u64,
+    /// How long a pre-signed upload URL stays valid.
+    pub upload_url_ttl: Duration,
+    /// Incomplete uploads older than this are removed.
+    pub upload_expiry: Duration,
+    /// Playback token lifetime.
+    pub playback_ttl: Duration,
+    /// Task lease: a worker that stops renewing it loses the task.
+    pub task_lease: Duration,
+    /// Hex master key for wrapping content keys; generated into `data_dir` when absent.
+    pub master_key: Option<String>,
+    /// Hex HMAC key for upload URLs and playback tokens; generated when absent.
+    pub signing_key: Option<String>,
+    /// Bearer token PoPs present to fetch objects.
+    pub pop_token: Option<String>,
+    /// Whether every worker sees the same `data_dir/scratch` (one machine, or a shared
+    /// volume). When false, temporary artifacts travel through blob storage.
+    pub shared_scratch: bool,
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// A local folder.
+    Fs {
+        /// Root folder.
+        root: PathBuf,
+    },
+    /// An S3-compatible bucket.
+    S3 {
+        /// Endpoint URL (path-style).
+        endpoint: String,
+        /// Bucket.
+        bucket: String,
+        /// Region.
+        region: String,
+        /// Access key id.
+        access_key: String,
+        /// Secret key.
+        secret_key: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    upload_url: Option<String>,
+    tls: Option<RawTls>,
+    database_url: Option<String>,
+    cache_url: Option<String>,
+    queue_url: Option<String>,
+    storage: Option<RawStorage>,
+    workers: Option<usize>,
+    creators: Option<Vec<RawCreator>>,
+    max_upload_bytes: Option<u64>,
+    upload_url_ttl_secs: Option<u64>,
+    upload_expiry_secs: Option<u64>,
+    playback_ttl_secs: Option<u64>,
+    task_lease_secs: Option<u64>,
+    master_key: Option<String>,
+    signing_key: Option<String>,
+    pop_token: Option<String>,
+    shared_scratch: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCreator {
+    id: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+enum RawStorage {
+    Fs { root: Option<PathBuf> },
+    S3 { endpoint: String, bucket: String, region: Option<String>, access_key: String, secret_key: String },
+}
+
+/// The creator token of the embedded defaults: fine on a laptop, replaced in production.
+pub const DEV_CREATOR_TOKEN: &str = "dev-creator-token";
+
+impl Config {
+    /// Reads `path`, or the embedded defaults when `None`. Environment variables
+    /// `DATABASE_URL`, `CACHE_URL`, `QUEUE_URL` override the file.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let raw: Raw = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))?;
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", p.display(), e.message())))?
+            }
+            None => Raw::default(),
+        };
+        Self::from_raw(raw)
+    }
+
+    /// Defaults for a data folder (tests use this with `port 0`).
+    pub fn for_dir(data_dir: &Path) -> Self {
+        let raw = Raw { data_dir: Some(data_dir.to_owned()), listen: Some("127.0.0.1:0".into()), ..Raw::default() };
+        Self::from_raw(raw).expect("defaults are valid")
+    }
+
+    fn from_raw(raw: Raw) -> Result<Self> {
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let listen: SocketAddr = raw
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| Error::Config(format!("listen: {e}")))?;
+        let scheme = if raw.tls.is_some() { "https" } else { "http" };
+        let public_url = raw.public_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let database_url = env("DATABASE_URL")
+            .or(raw.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("meta.db").display()));
+        let storage = match raw.storage {
+            None | Some(RawStorage::Fs { root: None }) => StorageConfig::Fs { root: data_dir.join("blobs") },
+            Some(RawStorage::Fs { root: Some(root) }) => StorageConfig::Fs { root },
+            Some(RawStorage::S3 { endpoint, bucket, region, access_key, secret_key }) => StorageConfig::S3 {
+                endpoint,
+                bucket,
+                region: region.unwrap_or_else(|| "us-east-1".into()),
+                access_key,
+                secret_key,
+            },
+        };
+        let creators = match raw.creators {
+            Some(list) => list.into_iter().map(|c| (c.token, c.id)).collect(),
+            None => vec![(DEV_CREATOR_TOKEN.to_owned(), "dev".to_owned())],
+        };
+        let workers = raw.workers.unwrap_or(1);
+        let config = Self {
+            upload_url: raw.upload_url.unwrap_or_else(|| public_url.clone()),
+            public_url,
+            listen,
+            tls: raw.tls.map(|t| (t.cert, t.key)),
+            database_url,
+            cache_url: env("CACHE_URL").or(raw.cache_url).unwrap_or_else(|| "memory".into()),
+            queue_url: env("QUEUE_URL").or(raw.queue_url).unwrap_or_else(|| "local".into()),
+            storage,
+            workers,
+            creators,
+            max_upload_bytes: raw.max_upload_bytes.unwrap_or(1 << 30),
+            upload_url_ttl: Duration::from_secs(raw.upload_url_ttl_secs.unwrap_or(24 * 3600)),
+            upload_expiry: Duration::from_secs(raw.upload_expiry_secs.unwrap_or(7 * 24 * 3600)),
+            playback_ttl: Duration::from_secs(raw.playback_ttl_secs.unwrap_or(6 * 3600)),
+            task_lease: Duration::from_secs(raw.task_lease_secs.unwrap_or(30)),
+            master_key: raw.master_key,
+            signing_key: raw.signing_key,
+            pop_token: raw.pop_token,
+            shared_scratch: raw.shared_scratch.unwrap_or(true),
+            data_dir,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+            problems.push(format!("database_url: `{}` is neither sqlite: nor postgres:", self.database_url));
+        }
+        if !(self.cache_url == "memory" || self.cache_url.starts_with("redis://")) {
+            problems.push(format!("cache_url: `{}` is neither memory nor redis://", self.cache_url));
+        }
+        if !(self.queue_url == "local" || self.queue_url.starts_with("nats://")) {
+            problems.push(format!("queue_url: `{}` is neither local nor nats://", self.queue_url));
+        }
+        if self.max_upload_bytes == 0 || self.max_upload_bytes > 1 << 30 {
+            problems.push("max_upload_bytes: must be between 1 and 1 GiB".into());
+        }
+        if self.creators.iter().any(|(t, _)| t.len() < 8) {
+            problems.push("creators: tokens must have at least 8 characters".into());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems.join("; "))) }
+    }
+}

@@ -1,0 +1,159 @@
+//! Orchestration, in the seed's order: upload complete → job created with the encoder's DAG
+//! → the DAG's tasks go to workers over the queue → renditions land in transcoded storage →
+//! a completion event goes on the completion queue → the completion handler updates the
+//! metadata and the cache and notifies.
+//!
+//! Queue topics: `jobs` (a driver leases a job for as long as it runs its DAG), `tasks.encode`
+//! and `tasks.light` (workers lease tasks), `results.{job}` (task results back to the job's
+//! driver), `completions` (finished jobs). Every lease is renewed while work goes on, so a
+//! killed driver or worker loses its lease and the work is redelivered elsewhere.
+
+pub mod completion;
+pub mod driver;
+pub mod executor;
+mod staging;
+pub mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use encoder::task::{TaskFailure, TaskKind, TaskOutput};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::cache;
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use crate::meta::{self, Job, JobState, Rendition, StateChange, VideoState};
+use crate::notify::VideoEvent;
+use crate::storage;
+
+/// Topic of jobs waiting for a driver.
+pub const JOBS: &str = "jobs";
+
+/// The topic a task kind is queued on.
+pub fn task_topic(kind: TaskKind) -> &'static str {
+    if kind == TaskKind::Encode { "tasks.encode" } else { "tasks.light" }
+}
+
+/// The topic a job's task results come back on.
+pub fn results_topic(job: &str) -> String {
+    format!("results.{job}")
+}
+
+/// A job waiting for (or leased by) a driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    /// Job id (also the encoder job id: a redelivered job finds its finished tasks).
+    pub job: String,
+    /// Video.
+    pub video: String,
+}
+
+/// A task's result, from a worker to the job's driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Task id.
+    pub task: String,
+    /// Attempt it answers.
+    pub attempt: u32,
+    /// What happened.
+    pub result: std::result::Result<TaskOutput, TaskFailure>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Playable.
+    Ready {
+        /// Seconds.
+        duration: f64,
+        /// Renditions.
+        renditions: Vec<Rendition>,
+    },
+    /// Stopped.
+    Failed {
+        /// Machine-readable code (an input rejection code, or why processing stopped).
+        code: String,
+        /// Human message.
+        message: String,
+    },
+}
+
+/// A completion event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// Job.
+    pub job: String,
+    /// Video.
+    pub video: String,
+    /// Outcome.
+    pub outcome: Outcome,
+}
+
+/// Where tasks find the original: resolved by each worker to its own local copy.
+pub fn source_ref(video: &str) -> String {
+    format!("blob:{}", storage::original(video))
+}
+
+/// Where the package task's output goes: published under `videos/{video}/` by the worker.
+pub fn publish_ref(video: &str) -> String {
+    format!("blob:{}", storage::published(video).trim_end_matches('/'))
+}
+
+/// An upload is complete: keep the original in blob storage, create the job, queue it.
+pub async fn finalize(app: &Arc<App>, video: &str, file: &Path) -> Result<()> {
+    store_original(app, video, file).await?;
+    let now = meta::now();
+    let job = Job {
+        id: crate::secrets::random_hex(12)?,
+        video_id: video.to_owned(),
+        state: JobState::Queued,
+        error_code: None,
+        created_at: now,
+        updated_at: now,
+    };
+    app.meta.create_job(&job).await?;
+    let change = StateChange { state: VideoState::Queued, progress: 0.0, error: None, result: None, now };
+    let updated = app.meta.change_state(video, &change).await?.ok_or_else(|| Error::not_found("video"))?;
+    app.queue.publish(JOBS, &serde_json::to_vec(&JobMessage { job: job.id.clone(), video: video.to_owned() })?).await?;
+    cache::forget_video(app.cache.as_ref(), video).await;
+    app.hub.publish(VideoEvent::of(&updated));
+    tracing::info!(video, job = %job.id, "upload complete, job queued");
+    Ok(())
+}
+
+/// Moves the finished upload into blob storage (a rename on local disk, a streamed
+/// multipart upload to S3).
+async fn store_original(app: &App, video: &str, file: &Path) -> Result<()> {
+    let key = storage::original(video);
+    if let StorageConfig::Fs { root } = &app.config.storage {
+        let target = root.join(&key);
+        if let Some(dir) = target.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(Error::io("create originals folder"))?;
+        }
+        if tokio::fs::rename(file, &target).await.is_ok() {
+            return Ok(());
+        }
+    }
+    upload_file(app, file, &key).await?;
+    tokio::fs::remove_file(file).await.map_err(Error::io("remove uploaded file"))
+}
+
+/// Streams a local file into blob storage.
+pub async fn upload_file(app: &App, file: &Path, key: &str) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut input = tokio::fs::File::open(file).await.map_err(Error::io(format!("open {}", file.display())))?;
+    let mut writer = app.blobs.writer_with(key).chunk(8 << 20).await?;
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = input.read(&mut buf).await.map_err(Error::io("read for upload"))?;
+        if n == 0 {
+            break;
+        }
+        writer.write(buf[..n].to_vec()).await?;
+    }
+    writer.close().await?;
+    Ok(())
+}

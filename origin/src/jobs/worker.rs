@@ -1,0 +1,66 @@
+//! Workers: lease a task from the queue, run it (staging files as needed), send the result
+//! to the job's driver, and only then acknowledge. Run in-process by `origin serve` and as
+//! `origin worker` processes to scale out; a killed worker's task is redelivered elsewhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use encoder::task::{TaskKind, TaskSpec};
+use tokio::sync::watch;
+
+use super::driver::with_renewal;
+use super::{TaskResult, results_topic, task_topic};
+use crate::app::App;
+use crate::queue::Message;
+
+/// Runs one worker loop on the topic of `kind`'s tasks until `shutdown`.
+pub async fn run(app: Arc<App>, kind: TaskKind, cores: usize, mut shutdown: watch::Receiver<bool>) {
+    let topic = task_topic(kind);
+    loop {
+        let msg = tokio::select! {
+            m = app.queue.receive(topic, app.config.task_lease, Duration::from_secs(1)) => m,
+            _ = shutdown.changed() => return,
+        };
+        match msg {
+            Ok(Some(msg)) => process(&app, msg, cores).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "task queue unavailable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn process(app: &Arc<App>, msg: Message, cores: usize) {
+    let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable task dropped");
+            let _ = msg.lease.ack().await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = msg.deliveries);
+    let _enter = span.enter();
+    let (task, attempt, job, kind) = (spec.id.clone(), spec.attempt, spec.job.clone(), spec.kind());
+    let result = with_renewal(app, msg.lease.as_ref(), super::staging::run(app.clone(), spec, cores)).await;
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    app.metrics.tasks.get_or_create(&vec![("kind", kind.as_str().to_owned()), ("outcome", outcome.to_owned())]).inc();
+    if let Err(f) = &result {
+        tracing::warn!(code = %f.code, message = %f.message, "task failed");
+    }
+    let reply = TaskResult { task, attempt, result };
+    let payload = serde_json::to_vec(&reply).unwrap_or_default();
+    // Acknowledge only after the driver can see the result; otherwise run it again.
+    let settled = match app.queue.publish(&results_topic(&job), &payload).await {
+        Ok(()) => msg.lease.ack().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "result not sent; the task will run again");
+            msg.lease.nack(Duration::from_secs(2)).await
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, "task message not settled");
+    }
+}

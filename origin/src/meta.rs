@@ -1,0 +1,356 @@
+//! The metadata database (P2): videos, uploads, jobs, wrapped content keys, webhooks, the
+//! takedown audit trail and the purge log edges follow. One trait, two implementations
+//! (`sql::SqlStore` over SQLite or PostgreSQL), one conformance suite
+//! (`origin/tests/meta_conformance.rs`) run against every implementation.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// Milliseconds since the Unix epoch; every timestamp in the store uses it.
+pub type Millis = i64;
+
+/// Where a video is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoState {
+    /// Created; bytes are arriving.
+    Uploading,
+    /// Upload complete; a job is waiting for workers.
+    Queued,
+    /// Workers are transcoding it.
+    Processing,
+    /// Playable.
+    Ready,
+    /// Processing stopped; `error_code` says why.
+    Failed,
+    /// Taken down.
+    Deleted,
+}
+
+impl VideoState {
+    /// Stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Uploading, Self::Queued, Self::Processing, Self::Ready, Self::Failed, Self::Deleted]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// One rendition of a ready video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// Folder name ("720p", "audio").
+    pub name: String,
+    /// RFC 6381 codecs.
+    pub codecs: String,
+    /// Width (0 for audio).
+    pub width: u32,
+    /// Height (0 for audio).
+    pub height: u32,
+    /// Average bitrate, bit/s.
+    pub bitrate: u64,
+}
+
+/// A video's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Video {
+    /// Id (lower-case hex).
+    pub id: String,
+    /// Owning creator.
+    pub creator: String,
+    /// Title, any script.
+    pub title: String,
+    /// Description, any script.
+    pub description: String,
+    /// BCP 47 language tag.
+    pub language: String,
+    /// Original file name.
+    pub filename: String,
+    /// Declared size in bytes.
+    pub size: u64,
+    /// Declared content type.
+    pub content_type: String,
+    /// Life-cycle state.
+    pub state: VideoState,
+    /// Why it failed.
+    pub error_code: Option<String>,
+    /// Human reason for the failure.
+    pub error_message: Option<String>,
+    /// 0.0 to 1.0 while uploading or processing.
+    pub progress: f64,
+    /// Seconds, once ready.
+    pub duration: Option<f64>,
+    /// Renditions, once ready.
+    pub renditions: Vec<Rendition>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// What a new video starts with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVideo {
+    /// Id.
+    pub id: String,
+    /// Creator.
+    pub creator: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Language.
+    pub language: String,
+    /// File name.
+    pub filename: String,
+    /// Declared size.
+    pub size: u64,
+    /// Declared content type.
+    pub content_type: String,
+    /// Now.
+    pub now: Millis,
+}
+
+/// Metadata a creator may change at any time, even while bytes are still arriving.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New language.
+    pub language: Option<String>,
+}
+
+/// A listing request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VideoQuery {
+    /// Case-insensitive substring of the title, in any script.
+    pub title: Option<String>,
+    /// Only this creator's videos.
+    pub creator: Option<String>,
+    /// Include taken-down videos.
+    pub include_deleted: bool,
+    /// Page size.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// A processing state change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// New state.
+    pub state: VideoState,
+    /// New progress.
+    pub progress: f64,
+    /// (code, message) when failing.
+    pub error: Option<(String, String)>,
+    /// Duration and renditions when becoming ready.
+    pub result: Option<(f64, Vec<Rendition>)>,
+    /// Now.
+    pub now: Millis,
+}
+
+/// What kind of tus upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadKind {
+    /// A whole file.
+    Single,
+    /// One part of a parallel upload (tus concatenation).
+    Partial,
+    /// The concatenation of partial uploads.
+    Final,
+}
+
+/// A tus upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// Id (unguessable hex).
+    pub id: String,
+    /// The video it belongs to.
+    pub video_id: String,
+    /// Total length in bytes.
+    pub length: u64,
+    /// Bytes acknowledged (durable).
+    pub offset: u64,
+    /// Single, partial or final.
+    pub kind: UploadKind,
+    /// For a final upload: the partial upload ids, in order.
+    pub parts: Vec<String>,
+    /// The raw `Upload-Metadata` header.
+    pub metadata: String,
+    /// When an incomplete upload is removed.
+    pub expires_at: Millis,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a driver.
+    Queued,
+    /// A driver runs its DAG.
+    Running,
+    /// Finished; the video is ready.
+    Done,
+    /// Stopped with an error.
+    Failed,
+}
+
+impl JobState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Done, Self::Failed].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A transcoding job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Id.
+    pub id: String,
+    /// Video.
+    pub video_id: String,
+    /// State.
+    pub state: JobState,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// A content key wrapped with the master key (envelope encryption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Video.
+    pub video_id: String,
+    /// Which master key wrapped it.
+    pub master_version: u32,
+    /// AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// Sealed content key (with tag).
+    pub sealed: Vec<u8>,
+}
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    /// When.
+    pub at: Millis,
+    /// Who (creator or operator id).
+    pub actor: String,
+    /// What ("takedown").
+    pub action: String,
+    /// Which video.
+    pub video_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A creator's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Creator.
+    pub creator: String,
+    /// Where to POST.
+    pub url: String,
+    /// HMAC secret for the signature header.
+    pub secret: String,
+}
+
+/// The metadata store.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// Creates a video in `uploading`.
+    async fn create_video(&self, v: &NewVideo) -> Result<Video>;
+    /// A video by id (deleted ones included).
+    async fn video(&self, id: &str) -> Result<Option<Video>>;
+    /// Videos, newest first.
+    async fn list_videos(&self, q: &VideoQuery) -> Result<Vec<Video>>;
+    /// Applies a metadata patch; `None` when the video does not exist.
+    async fn patch_video(&self, id: &str, patch: &VideoPatch, now: Millis) -> Result<Option<Video>>;
+    /// Moves a video to a new state; `None` when it does not exist.
+    async fn change_state(&self, id: &str, change: &StateChange) -> Result<Option<Video>>;
+
+    /// Records a new upload.
+    async fn create_upload(&self, u: &Upload) -> Result<()>;
+    /// An upload by id.
+    async fn upload(&self, id: &str) -> Result<Option<Upload>>;
+    /// Moves an upload's offset from `from` to `to`; false when the offset was not `from`.
+    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool>;
+    /// Removes an upload record.
+    async fn delete_upload(&self, id: &str) -> Result<()>;
+    /// Incomplete uploads whose expiry is before `now`.
+    async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>>;
+    /// Every upload of a video.
+    async fn uploads_of(&self, video_id: &str) -> Result<Vec<Upload>>;
+
+    /// Records a job.
+    async fn create_job(&self, j: &Job) -> Result<()>;
+    /// A job by id.
+    async fn job(&self, id: &str) -> Result<Option<Job>>;
+    /// Changes a job's state.
+    async fn set_job_state(&self, id: &str, state: JobState, error_code: Option<&str>, now: Millis) -> Result<()>;
+    /// Jobs not yet done or failed, oldest first.
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>>;
+
+    /// Stores (replaces) a video's wrapped key.
+    async fn put_key(&self, k: &WrappedKey) -> Result<()>;
+    /// A video's wrapped key.
+    async fn key(&self, video_id: &str) -> Result<Option<WrappedKey>>;
+    /// Removes a video's key (takedown).
+    async fn delete_key(&self, video_id: &str) -> Result<()>;
+
+    /// Appends an audit row.
+    async fn add_audit(&self, a: &Audit) -> Result<()>;
+    /// Audit rows of a video, oldest first.
+    async fn audits(&self, video_id: &str) -> Result<Vec<Audit>>;
+
+    /// Sets (replaces) a creator's webhook.
+    async fn set_webhook(&self, w: &Webhook) -> Result<()>;
+    /// A creator's webhook.
+    async fn webhook(&self, creator: &str) -> Result<Option<Webhook>>;
+
+    /// Appends a purge for edges; returns its sequence number.
+    async fn add_purge(&self, video_id: &str, now: Millis) -> Result<i64>;
+    /// Purges after `seq`, in order: (seq, video id).
+    async fn purges_after(&self, seq: i64) -> Result<Vec<(i64, String)>>;
+}
+
+/// Now, in store time.
+pub fn now() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}

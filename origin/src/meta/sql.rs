@@ -1,0 +1,464 @@
+//! `MetaStore` over SQLite (embedded default) or PostgreSQL, with sqlx.
+//!
+//! Both backends go through `sqlx::AnyPool` with one query text per operation: the schemas in
+//! `migrations/sqlite` and `migrations/postgres` have the same tables and columns, and `$N`
+//! parameters mean the same thing to both. Values cross the `Any` driver only as `i64`, `f64`,
+//! `bool`, text and bytes, so unsigned sizes are checked on the way in and out, and renditions
+//! and upload parts travel as JSON text.
+
+use async_trait::async_trait;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Row};
+
+use super::{
+    Audit, Job, JobState, MetaStore, Millis, NewVideo, StateChange, Upload, UploadKind, Video, VideoPatch, VideoQuery,
+    VideoState, Webhook, WrappedKey,
+};
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Several processes share an SQLite file: WAL lets readers run beside the one writer, and the
+/// busy timeout (ms) makes a writer wait for another process's lock instead of failing at once.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;";
+
+type AnyQuery = Query<'static, Any, AnyArguments>;
+
+/// Which database a URL names; the few statements that differ (pragmas, locks) depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            // Only the scheme: the rest of a URL may hold a password.
+            let scheme = url.split_once(':').map_or("none", |(scheme, _)| scheme);
+            Err(Error::Config(format!("metadata database URL must be sqlite:// or postgres://, not {scheme}:")))
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// The metadata store on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens `sqlite://PATH?mode=rwc` or `postgres://…` and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = Backend::of(url)?;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        backend.migrator().run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Closes every connection, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn optional<T>(&self, query: AnyQuery, map: fn(&AnyRow) -> Result<T>) -> Result<Option<T>> {
+        query.fetch_optional(&self.pool).await?.as_ref().map(map).transpose()
+    }
+
+    async fn all<T>(&self, query: AnyQuery, map: fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
+        query.fetch_all(&self.pool).await?.iter().map(map).collect()
+    }
+
+    async fn execute(&self, query: AnyQuery) -> Result<()> {
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqlStore {
+    async fn create_video(&self, v: &NewVideo) -> Result<Video> {
+        let query = sqlx::query(
+            "INSERT INTO videos (id, creator, title, title_folded, description, language, filename, size, \
+             content_type, state, progress, renditions, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0.0, '[]', $11, $11) RETURNING *",
+        )
+        .bind(v.id.clone())
+        .bind(v.creator.clone())
+        .bind(v.title.clone())
+        .bind(v.title.to_lowercase())
+        .bind(v.description.clone())
+        .bind(v.language.clone())
+        .bind(v.filename.clone())
+        .bind(to_db(v.size)?)
+        .bind(v.content_type.clone())
+        .bind(VideoState::Uploading.as_str())
+        .bind(v.now);
+        let row = query.fetch_one(&self.pool).await?;
+        video_from(&row)
+    }
+
+    async fn video(&self, id: &str) -> Result<Option<Video>> {
+        self.optional(sqlx::query("SELECT * FROM videos WHERE id = $1").bind(id.to_owned()), video_from).await
+    }
+
+    async fn list_videos(&self, q: &VideoQuery) -> Result<Vec<Video>> {
+        let query = sqlx::query(
+            r"SELECT * FROM videos
+              WHERE ($1 IS NULL OR creator = $1)
+                AND ($2 IS NULL OR title_folded LIKE ('%' || $2 || '%') ESCAPE '\')
+                AND ($3 OR state <> $4)
+              ORDER BY created_at DESC, id DESC
+              LIMIT $5 OFFSET $6",
+        )
+        .bind(q.creator.clone())
+        .bind(q.title.as_deref().map(like_fragment))
+        .bind(q.include_deleted)
+        .bind(VideoState::Deleted.as_str())
+        .bind(i64::from(q.limit))
+        .bind(i64::from(q.offset));
+        self.all(query, video_from).await
+    }
+
+    async fn patch_video(&self, id: &str, patch: &VideoPatch, now: Millis) -> Result<Option<Video>> {
+        let query = sqlx::query(
+            "UPDATE videos SET title = COALESCE($1, title), title_folded = COALESCE($2, title_folded), \
+             description = COALESCE($3, description), language = COALESCE($4, language), updated_at = $5 \
+             WHERE id = $6 RETURNING *",
+        )
+        .bind(patch.title.clone())
+        .bind(patch.title.as_deref().map(str::to_lowercase))
+        .bind(patch.description.clone())
+        .bind(patch.language.clone())
+        .bind(now)
+        .bind(id.to_owned());
+        self.optional(query, video_from).await
+    }
+
+    async fn change_state(&self, id: &str, change: &StateChange) -> Result<Option<Video>> {
+        let (error_code, error_message) = change.error.clone().unzip();
+        // A flag rather than a NULL duration: sqlx 0.9's `Any` driver declares a NULL `f64` to
+        // PostgreSQL as `float4`, and the statement it caches then rejects a real `f64`.
+        let (duration, renditions) = match &change.result {
+            Some((duration, renditions)) => (*duration, serde_json::to_string(renditions)?),
+            None => (0.0, String::new()),
+        };
+        let query = sqlx::query(
+            "UPDATE videos SET state = $1, progress = $2, error_code = $3, error_message = $4, \
+             duration = CASE WHEN $5 THEN $6 ELSE duration END, \
+             renditions = CASE WHEN $5 THEN $7 ELSE renditions END, updated_at = $8 \
+             WHERE id = $9 RETURNING *",
+        )
+        .bind(change.state.as_str())
+        .bind(change.progress)
+        .bind(error_code)
+        .bind(error_message)
+        .bind(change.result.is_some())
+        .bind(duration)
+        .bind(renditions)
+        .bind(change.now)
+        .bind(id.to_owned());
+        self.optional(query, video_from).await
+    }
+
+    async fn create_upload(&self, u: &Upload) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO uploads (id, video_id, length, upload_offset, kind, parts, metadata, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(u.id.clone())
+        .bind(u.video_id.clone())
+        .bind(to_db(u.length)?)
+        .bind(to_db(u.offset)?)
+        .bind(kind_name(u.kind))
+        .bind(serde_json::to_string(&u.parts)?)
+        .bind(u.metadata.clone())
+        .bind(u.expires_at)
+        .bind(u.created_at);
+        self.execute(query).await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<Upload>> {
+        self.optional(sqlx::query("SELECT * FROM uploads WHERE id = $1").bind(id.to_owned()), upload_from).await
+    }
+
+    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool> {
+        let query = sqlx::query("UPDATE uploads SET upload_offset = $1 WHERE id = $2 AND upload_offset = $3")
+            .bind(to_db(to)?)
+            .bind(id.to_owned())
+            .bind(to_db(from)?);
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<()> {
+        self.execute(sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.to_owned())).await
+    }
+
+    async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>> {
+        let query = sqlx::query(
+            "SELECT * FROM uploads WHERE upload_offset < length AND expires_at < $1 ORDER BY expires_at, id",
+        )
+        .bind(now);
+        self.all(query, upload_from).await
+    }
+
+    async fn uploads_of(&self, video_id: &str) -> Result<Vec<Upload>> {
+        let query =
+            sqlx::query("SELECT * FROM uploads WHERE video_id = $1 ORDER BY created_at, id").bind(video_id.to_owned());
+        self.all(query, upload_from).await
+    }
+
+    async fn create_job(&self, j: &Job) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO jobs (id, video_id, state, error_code, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(j.id.clone())
+        .bind(j.video_id.clone())
+        .bind(j.state.as_str())
+        .bind(j.error_code.clone())
+        .bind(j.created_at)
+        .bind(j.updated_at);
+        self.execute(query).await
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<Job>> {
+        self.optional(sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id.to_owned()), job_from).await
+    }
+
+    async fn set_job_state(&self, id: &str, state: JobState, error_code: Option<&str>, now: Millis) -> Result<()> {
+        let query = sqlx::query("UPDATE jobs SET state = $1, error_code = $2, updated_at = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(error_code.map(str::to_owned))
+            .bind(now)
+            .bind(id.to_owned());
+        self.execute(query).await
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
+        let query = sqlx::query("SELECT * FROM jobs WHERE state IN ($1, $2) ORDER BY created_at, id")
+            .bind(JobState::Queued.as_str())
+            .bind(JobState::Running.as_str());
+        self.all(query, job_from).await
+    }
+
+    async fn put_key(&self, k: &WrappedKey) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO wrapped_keys (video_id, master_version, nonce, sealed) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (video_id) DO UPDATE SET master_version = excluded.master_version, \
+             nonce = excluded.nonce, sealed = excluded.sealed",
+        )
+        .bind(k.video_id.clone())
+        .bind(i64::from(k.master_version))
+        .bind(k.nonce.clone())
+        .bind(k.sealed.clone());
+        self.execute(query).await
+    }
+
+    async fn key(&self, video_id: &str) -> Result<Option<WrappedKey>> {
+        let query = sqlx::query("SELECT * FROM wrapped_keys WHERE video_id = $1").bind(video_id.to_owned());
+        self.optional(query, key_from).await
+    }
+
+    async fn delete_key(&self, video_id: &str) -> Result<()> {
+        self.execute(sqlx::query("DELETE FROM wrapped_keys WHERE video_id = $1").bind(video_id.to_owned())).await
+    }
+
+    async fn add_audit(&self, a: &Audit) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO audits (happened_at, actor, action, video_id, reason) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(a.at)
+        .bind(a.actor.clone())
+        .bind(a.action.clone())
+        .bind(a.video_id.clone())
+        .bind(a.reason.clone());
+        self.execute(query).await
+    }
+
+    async fn audits(&self, video_id: &str) -> Result<Vec<Audit>> {
+        let query =
+            sqlx::query("SELECT * FROM audits WHERE video_id = $1 ORDER BY happened_at, seq").bind(video_id.to_owned());
+        self.all(query, audit_from).await
+    }
+
+    async fn set_webhook(&self, w: &Webhook) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO webhooks (creator, url, secret) VALUES ($1, $2, $3) \
+             ON CONFLICT (creator) DO UPDATE SET url = excluded.url, secret = excluded.secret",
+        )
+        .bind(w.creator.clone())
+        .bind(w.url.clone())
+        .bind(w.secret.clone());
+        self.execute(query).await
+    }
+
+    async fn webhook(&self, creator: &str) -> Result<Option<Webhook>> {
+        let query = sqlx::query("SELECT * FROM webhooks WHERE creator = $1").bind(creator.to_owned());
+        self.optional(query, webhook_from).await
+    }
+
+    async fn add_purge(&self, video_id: &str, now: Millis) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // A BIGSERIAL value is drawn at insert but becomes visible at commit, so concurrent
+            // inserts could commit out of order and an edge that already read seq N+1 would never
+            // see N. Serialising the inserts makes sequence order commit order; readers are not
+            // blocked. SQLite already serialises writers.
+            sqlx::query("LOCK TABLE purges IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        }
+        let seq = sqlx::query("INSERT INTO purges (video_id, created_at) VALUES ($1, $2) RETURNING seq")
+            .bind(video_id.to_owned())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("seq")?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn purges_after(&self, seq: i64) -> Result<Vec<(i64, String)>> {
+        let query = sqlx::query("SELECT seq, video_id FROM purges WHERE seq > $1 ORDER BY seq").bind(seq);
+        self.all(query, |row| Ok((row.try_get("seq")?, row.try_get("video_id")?))).await
+    }
+}
+
+/// The `LIKE` operand matching `title` anywhere in a folded title, with the user's `%`, `_` and
+/// `\` taken literally (the queries declare `\` as the escape character).
+fn like_fragment(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    for c in title.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn to_db(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::bad_request("too_large", format!("{n} does not fit the database")))
+}
+
+fn from_db(row: &AnyRow, column: &str) -> Result<u64> {
+    let n: i64 = row.try_get(column)?;
+    u64::try_from(n).map_err(|_| Error::Internal(format!("negative {column} {n} in the database")))
+}
+
+fn kind_name(kind: UploadKind) -> &'static str {
+    match kind {
+        UploadKind::Single => "single",
+        UploadKind::Partial => "partial",
+        UploadKind::Final => "final",
+    }
+}
+
+fn parse_kind(name: &str) -> Result<UploadKind> {
+    [UploadKind::Single, UploadKind::Partial, UploadKind::Final]
+        .into_iter()
+        .find(|k| kind_name(*k) == name)
+        .ok_or_else(|| Error::Internal(format!("unknown upload kind {name:?} in the database")))
+}
+
+fn video_from(row: &AnyRow) -> Result<Video> {
+    let state: String = row.try_get("state")?;
+    let renditions: String = row.try_get("renditions")?;
+    Ok(Video {
+        id: row.try_get("id")?,
+        creator: row.try_get("creator")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        language: row.try_get("language")?,
+        filename: row.try_get("filename")?,
+        size: from_db(row, "size")?,
+        content_type: row.try_get("content_type")?,
+        state: VideoState::parse(&state)
+            .ok_or_else(|| Error::Internal(format!("unknown video state {state:?} in the database")))?,
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        progress: row.try_get("progress")?,
+        duration: row.try_get("duration")?,
+        renditions: serde_json::from_str(&renditions)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn upload_from(row: &AnyRow) -> Result<Upload> {
+    let kind: String = row.try_get("kind")?;
+    let parts: String = row.try_get("parts")?;
+    Ok(Upload {
+        id: row.try_get("id")?,
+        video_id: row.try_get("video_id")?,
+        length: from_db(row, "length")?,
+        offset: from_db(row, "upload_offset")?,
+        kind: parse_kind(&kind)?,
+        parts: serde_json::from_str(&parts)?,
+        metadata: row.try_get("metadata")?,
+        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn job_from(row: &AnyRow) -> Result<Job> {
+    let state: String = row.try_get("state")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        video_id: row.try_get("video_id")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| Error::Internal(format!("unknown job state {state:?} in the database")))?,
+        error_code: row.try_get("error_code")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn key_from(row: &AnyRow) -> Result<WrappedKey> {
+    let version: i64 = row.try_get("master_version")?;
+    Ok(WrappedKey {
+        video_id: row.try_get("video_id")?,
+        master_version: u32::try_from(version)
+            .map_err(|_| Error::Internal(format!("master key version {version} out of range in the database")))?,
+        nonce: row.try_get("nonce")?,
+        sealed: row.try_get("sealed")?,
+    })
+}
+
+fn audit_from(row: &AnyRow) -> Result<Audit> {
+    Ok(Audit {
+        at: row.try_get("happened_at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        video_id: row.try_get("video_id")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn webhook_from(row: &AnyRow) -> Result<Webhook> {
+    Ok(Webhook { creator: row.try_get("creator")?, url: row.try_get("url")?, secret: row.try_get("secret")? })
+}

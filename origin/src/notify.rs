@@ -1,0 +1,158 @@
+//! Telling people what happened to their video: server-sent events for anyone watching the
+//! video's `/events` stream (in this process), and HMAC-signed webhooks to the creator's URL,
+//! delivered from a durable queue with retries so a restart loses none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+use crate::meta::{MetaStore, Millis, Video, VideoState};
+use crate::queue::Queue;
+use crate::sign::Signer;
+
+/// A state change of one video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoEvent {
+    /// Video id.
+    pub video: String,
+    /// New state.
+    pub state: VideoState,
+    /// Progress, 0.0 to 1.0.
+    pub progress: f64,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// When.
+    pub at: Millis,
+}
+
+impl VideoEvent {
+    /// The event describing a video's current record.
+    pub fn of(v: &Video) -> Self {
+        Self {
+            video: v.id.clone(),
+            state: v.state,
+            progress: v.progress,
+            error_code: v.error_code.clone(),
+            at: v.updated_at,
+        }
+    }
+
+    /// Whether nothing more will happen to the video.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state, VideoState::Ready | VideoState::Failed | VideoState::Deleted)
+    }
+}
+
+/// Fans events out to SSE subscribers of this process.
+#[derive(Debug, Clone)]
+pub struct EventHub {
+    tx: broadcast::Sender<VideoEvent>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        Self { tx: broadcast::channel(1024).0 }
+    }
+}
+
+impl EventHub {
+    /// Publishes to every subscriber (none listening is fine).
+    pub fn publish(&self, e: VideoEvent) {
+        let _ = self.tx.send(e);
+    }
+
+    /// Subscribes to all events; callers filter by video.
+    pub fn subscribe(&self) -> broadcast::Receiver<VideoEvent> {
+        self.tx.subscribe()
+    }
+}
+
+/// Topic of pending webhook deliveries.
+pub const WEBHOOKS: &str = "webhooks";
+
+/// A webhook delivery waiting in the queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Creator whose webhook receives it.
+    pub creator: String,
+    /// The JSON body.
+    pub body: serde_json::Value,
+}
+
+/// Queues a webhook delivery for the video's creator, if they have a webhook.
+pub async fn queue_webhook(queue: &dyn Queue, meta: &dyn MetaStore, v: &Video, event: &str) -> Result<()> {
+    if meta.webhook(&v.creator).await?.is_none() {
+        return Ok(());
+    }
+    let body = serde_json::json!({ "event": event, "video": v });
+    let delivery = Delivery { creator: v.creator.clone(), body };
+    queue.publish(WEBHOOKS, &serde_json::to_vec(&delivery)?).await
+}
+
+/// Deliveries give up after this many attempts (about an hour of backoff).
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Sends queued webhooks until `shutdown`: POST with `X-Webhook-Timestamp` and
+/// `X-Webhook-Signature: sha256=HMAC(secret, "timestamp.body")`; retried with backoff.
+pub async fn deliver_webhooks(
+    queue: Arc<dyn Queue>,
+    meta: Arc<dyn MetaStore>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+    loop {
+        let msg = tokio::select! {
+            m = queue.receive(WEBHOOKS, Duration::from_secs(30), Duration::from_secs(1)) => m,
+            _ = shutdown.changed() => return,
+        };
+        let Ok(Some(msg)) = msg else { continue };
+        let delivered = match serde_json::from_slice::<Delivery>(&msg.payload) {
+            Ok(d) => send(&client, meta.as_ref(), &d).await,
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable webhook delivery dropped");
+                true
+            }
+        };
+        let settled = if delivered || msg.deliveries >= MAX_ATTEMPTS {
+            if !delivered {
+                tracing::warn!(attempts = msg.deliveries, "webhook delivery abandoned");
+            }
+            msg.lease.ack().await
+        } else {
+            let backoff = Duration::from_secs(1 << msg.deliveries.min(11));
+            msg.lease.nack(backoff).await
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "webhook delivery not settled");
+        }
+    }
+}
+
+async fn send(client: &reqwest::Client, meta: &dyn MetaStore, d: &Delivery) -> bool {
+    let Ok(Some(hook)) = meta.webhook(&d.creator).await else { return true };
+    let body = serde_json::to_vec(&d.body).unwrap_or_default();
+    let ts = crate::meta::now() / 1000;
+    let sig = Signer::webhook_signature(&hook.secret, ts, &body);
+    let sent = client
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header("x-webhook-timestamp", ts.to_string())
+        .header("x-webhook-signature", format!("sha256={sig}"))
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => true,
+        Ok(r) => {
+            tracing::info!(status = %r.status(), url = %hook.url, "webhook refused, will retry");
+            false
+        }
+        Err(e) => {
+            tracing::info!(error = %e, url = %hook.url, "webhook unreachable, will retry");
+            false
+        }
+    }
+}

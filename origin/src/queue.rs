@@ -1,0 +1,63 @@
+//! Queues for tasks and completion events (P10, P15). One trait, two implementations:
+//! `local::LocalQueue`, durable in a SQLite file of the data folder and shared by every
+//! process on the machine, and `nats::NatsQueue` over NATS JetStream. One conformance suite
+//! (`origin/tests/queue_conformance.rs`) runs against both.
+//!
+//! Delivery is at least once: a received message is leased to its receiver, invisible to
+//! others until it is acked, nacked, or its lease runs out, after which it is delivered again.
+
+pub mod local;
+pub mod nats;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// A received message and the handle that settles it.
+pub struct Message {
+    /// The payload as published.
+    pub payload: Vec<u8>,
+    /// 1 on first delivery, 2 after one redelivery, ...
+    pub deliveries: u32,
+    /// Settles the message.
+    pub lease: Box<dyn Lease>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message").field("bytes", &self.payload.len()).field("deliveries", &self.deliveries).finish()
+    }
+}
+
+/// How a receiver settles a message.
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// Done: never deliver again.
+    async fn ack(&self) -> Result<()>;
+    /// Give it back for redelivery after `delay`.
+    async fn nack(&self, delay: Duration) -> Result<()>;
+    /// Still working: keep it invisible for another lease period.
+    async fn extend(&self) -> Result<()>;
+}
+
+/// A durable, at-least-once queue of named topics.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Appends a message to `topic`; durable when this returns.
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<()>;
+    /// Takes the oldest visible message of `topic`, leasing it for `lease`; waits up to `wait`
+    /// for one to arrive, then returns `None`. Receivers of one topic share its messages.
+    async fn receive(&self, topic: &str, lease: Duration, wait: Duration) -> Result<Option<Message>>;
+    /// Removes a topic that will not be used again (a finished job's results) with whatever
+    /// is left in it.
+    async fn delete_topic(&self, topic: &str) -> Result<()>;
+}
+
+/// Topic of encoder tasks (serialised `encoder::task::TaskSpec`).
+pub const TASKS: &str = "tasks";
+/// Topic of task results (serialised `jobs::TaskResult`).
+pub const RESULTS: &str = "results";
+/// Topic of completion events (serialised `jobs::Completion`).
+pub const COMPLETIONS: &str = "completions";

@@ -1,0 +1,228 @@
+//! The queue over NATS JetStream.
+//!
+//! All topics live in one work-queue stream, `ORIGIN`, as subjects `origin.<topic>`, so a
+//! message leaves the stream once it is acked. Each topic has one durable pull consumer
+//! filtering exactly its subject; every receiver of the topic, in any process, shares that
+//! consumer, which is what spreads the messages over them. A receive pulls one message, and the
+//! consumer's ack wait is the lease: acks, naks (with the nack delay) and progress pings
+//! (extensions) go straight to the server.
+//!
+//! JetStream fixes a consumer's ack wait when the consumer is created, so a topic's lease is
+//! the `lease` of the first `receive` on it, by whichever process gets there first; later
+//! receives with another lease still get the consumer's. Receivers of one topic must therefore
+//! agree on its lease.
+//!
+//! Unlike the local queue, a lost lease is not detected: JetStream settles by message, not by
+//! delivery, so once a lease ran out and the message was redelivered, the stale holder's ack
+//! still removes it and its extension extends the new holder's lease; acking twice succeeds
+//! too. Work done under a lease must be idempotent anyway (delivery is at least once).
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::stream::{self, ConsumerErrorKind, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, AckKind, ErrorCode};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+
+use super::{Lease, Message, Queue};
+use crate::error::{Error, Result};
+
+/// The stream holding every topic.
+const STREAM: &str = "ORIGIN";
+
+/// Subjects of the stream; a topic is the rest of its subject.
+const SUBJECT_PREFIX: &str = "origin.";
+
+/// Below this a pull request does not wait at all: the server reads an expiry of zero as
+/// "never", and a few milliseconds would only race the network.
+const MIN_WAIT: Duration = Duration::from_millis(10);
+
+/// The queue on a NATS server with JetStream enabled.
+pub struct NatsQueue {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    /// Consumers already looked up, by topic, to spare a round trip per receive.
+    consumers: Mutex<HashMap<String, PullConsumer>>,
+}
+
+impl std::fmt::Debug for NatsQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsQueue").field("stream", &STREAM).finish_non_exhaustive()
+    }
+}
+
+impl NatsQueue {
+    /// Connects to the server at `url` and creates the stream if it does not exist yet. Each
+    /// topic's lease is the one of its first `receive` (see the module documentation).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = async_nats::connect(url).await.map_err(nats_error("connecting"))?;
+        let js = jetstream::new(client);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.into(),
+                subjects: vec![format!("{SUBJECT_PREFIX}>")],
+                retention: RetentionPolicy::WorkQueue,
+                storage: StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_error("creating the stream"))?;
+        Ok(Self { js, stream, consumers: Mutex::default() })
+    }
+
+    /// Removes a topic that will not be used again (a finished job's results): its consumer
+    /// and any messages left in it. Receiving from it afterwards starts it afresh.
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        check_topic(topic)?;
+        self.forget(topic);
+        // The consumer goes first so no receiver takes a message while the rest are purged.
+        if let Err(e) = self.stream.delete_consumer(&consumer_name(topic)).await
+            && !is_consumer_not_found(&e.kind())
+        {
+            return Err(nats_error("deleting a consumer")(e));
+        }
+        self.stream.purge().filter(subject(topic)).await.map_err(nats_error("purging a topic"))?;
+        Ok(())
+    }
+
+    async fn consumer(&self, topic: &str, lease: Duration) -> Result<PullConsumer> {
+        if let Some(consumer) = self.cached(topic) {
+            return Ok(consumer);
+        }
+        let name = consumer_name(topic);
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: subject(topic),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: lease,
+            // At least once, however many times a receiver dies holding the message.
+            max_deliver: -1,
+            ..Default::default()
+        };
+        let consumer =
+            self.stream.get_or_create_consumer(&name, config).await.map_err(nats_error("creating a consumer"))?;
+        self.consumers.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned(), consumer.clone());
+        Ok(consumer)
+    }
+
+    fn cached(&self, topic: &str) -> Option<PullConsumer> {
+        self.consumers.lock().unwrap_or_else(PoisonError::into_inner).get(topic).cloned()
+    }
+
+    fn forget(&self, topic: &str) {
+        self.consumers.lock().unwrap_or_else(PoisonError::into_inner).remove(topic);
+    }
+}
+
+#[async_trait]
+impl Queue for NatsQueue {
+    async fn delete_topic(&self, topic: &str) -> Result<()> {
+        Self::delete_topic(self, topic).await
+    }
+
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        check_topic(topic)?;
+        let ack = self.js.publish(subject(topic), payload.to_vec().into()).await.map_err(nats_error("publishing"))?;
+        // The stream's acknowledgement is what makes the message durable.
+        ack.await.map_err(nats_error("publishing"))?;
+        Ok(())
+    }
+
+    async fn receive(&self, topic: &str, lease: Duration, wait: Duration) -> Result<Option<Message>> {
+        check_topic(topic)?;
+        let consumer = self.consumer(topic, lease).await?;
+        let message = match pull_one(&consumer, wait).await {
+            Ok(message) => message,
+            Err(e) => {
+                // The consumer may have been deleted by another process; look it up afresh next time.
+                self.forget(topic);
+                return Err(e);
+            }
+        };
+        let Some(message) = message else { return Ok(None) };
+        let delivered = message.info().map_err(nats_error("reading message info"))?.delivered;
+        Ok(Some(Message {
+            payload: message.payload.to_vec(),
+            deliveries: u32::try_from(delivered).unwrap_or(u32::MAX),
+            lease: Box::new(NatsLease { message }),
+        }))
+    }
+}
+
+async fn pull_one(consumer: &PullConsumer, wait: Duration) -> Result<Option<jetstream::Message>> {
+    let batch = if wait < MIN_WAIT {
+        consumer.fetch().max_messages(1).messages().await
+    } else {
+        consumer.batch().max_messages(1).expires(wait).messages().await
+    };
+    let mut batch = batch.map_err(nats_error("requesting a message"))?;
+    batch.next().await.transpose().map_err(nats_error("receiving a message"))
+}
+
+/// A delivered JetStream message; settling it answers on its reply subject.
+struct NatsLease {
+    message: jetstream::Message,
+}
+
+impl NatsLease {
+    /// Waits for the server to confirm, so a returned `Ok` means the settlement took effect.
+    async fn settle(&self, kind: AckKind) -> Result<()> {
+        self.message.double_ack_with(kind).await.map_err(nats_error("settling a message"))
+    }
+}
+
+#[async_trait]
+impl Lease for NatsLease {
+    async fn ack(&self) -> Result<()> {
+        self.settle(AckKind::Ack).await
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<()> {
+        self.settle(AckKind::Nak((!delay.is_zero()).then_some(delay))).await
+    }
+
+    async fn extend(&self) -> Result<()> {
+        self.settle(AckKind::Progress).await
+    }
+}
+
+/// Topics become subject tokens, so only characters that are safe there are allowed, and the
+/// dots that separate tokens must not leave an empty one.
+fn check_topic(topic: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.split('.').all(|token| !token.is_empty()) && topic.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(Error::Queue(format!("invalid topic {topic:?}: use [A-Za-z0-9_-] tokens separated by single dots")))
+    }
+}
+
+fn subject(topic: &str) -> String {
+    format!("{SUBJECT_PREFIX}{topic}")
+}
+
+/// Consumer names may not contain dots; escaping `_` as well keeps distinct topics distinct
+/// ("a.b" and "a_b" would otherwise collide).
+fn consumer_name(topic: &str) -> String {
+    topic
+        .chars()
+        .map(|c| match c {
+            '.' => "_2E".to_owned(),
+            '_' => "_5F".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn is_consumer_not_found(kind: &ConsumerErrorKind) -> bool {
+    matches!(kind, ConsumerErrorKind::JetStream(e) if e.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
+}
+
+fn nats_error<E: Display>(doing: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Queue(format!("nats, {doing}: {e}"))
+}

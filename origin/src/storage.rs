@@ -1,0 +1,66 @@
+//! Blob storage (P4, P12, P14) is an opendal `Operator`: the local file system by default,
+//! an S3-compatible bucket when configured. Built once here, with retries and timeouts.
+//!
+//! Object layout:
+//! ```text
+//! originals/{video}           the uploaded file, as received
+//! jobs/{job}/{artifact key}   temporary GOP chunks and encoded parts (removed with the job)
+//! videos/{video}/{layout}     the published tree (`encoder::layout`)
+//! ```
+
+use std::sync::Once;
+use std::time::Duration;
+
+use opendal::Operator;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+
+/// Installs process-wide TLS and HTTP plumbing that S3 (and every rustls user) relies on.
+pub fn init_tls() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::HttpTransporter::install_default(opendal_http_transport_reqwest::ReqwestTransport::new(
+            reqwest::Client::new(),
+        ));
+    });
+}
+
+/// Builds the operator for a configuration.
+pub fn operator(config: &StorageConfig) -> Result<Operator> {
+    init_tls();
+    let op = match config {
+        StorageConfig::Fs { root } => {
+            std::fs::create_dir_all(root).map_err(Error::io(format!("create {}", root.display())))?;
+            let root = std::fs::canonicalize(root).map_err(Error::io(format!("resolve {}", root.display())))?;
+            Operator::new(opendal::services::Fs::default().root(&root.to_string_lossy()))?
+        }
+        StorageConfig::S3 { endpoint, bucket, region, access_key, secret_key } => Operator::new(
+            opendal::services::S3::default()
+                .endpoint(endpoint)
+                .bucket(bucket)
+                .region(region)
+                .access_key_id(access_key)
+                .secret_access_key(secret_key)
+                .disable_config_load(),
+        )?,
+    };
+    Ok(op.layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60))).layer(RetryLayer::new().with_max_times(4)))
+}
+
+/// Key of a video's original.
+pub fn original(video: &str) -> String {
+    format!("originals/{video}")
+}
+
+/// Prefix of a video's published tree.
+pub fn published(video: &str) -> String {
+    format!("videos/{video}/")
+}
+
+/// Prefix of a job's temporary artifacts.
+pub fn job_prefix(job: &str) -> String {
+    format!("jobs/{job}/")
+}

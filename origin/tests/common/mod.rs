@@ -1,0 +1,193 @@
+//! Shared helpers for origin tests: an in-process origin on a temp folder, generated clips,
+//! and a small tus client speaking the protocol over real HTTP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use origin::config::DEV_CREATOR_TOKEN;
+use origin::{Config, Running};
+use serde_json::Value;
+
+/// An origin running on embedded defaults in a temp folder.
+pub struct TestOrigin {
+    pub running: Running,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: PathBuf,
+}
+
+pub fn client() -> reqwest::Client {
+    origin::storage::init_tls();
+    reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+impl TestOrigin {
+    pub async fn start(dir: &Path) -> Self {
+        Self::start_with(Config::for_dir(dir)).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let dir = config.data_dir.clone();
+        let running = origin::start(config).await.expect("origin starts");
+        let base = running.app.config.public_url.clone();
+        Self { running, base, client: client(), dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST /v1/videos as the dev creator.
+    pub async fn create_video(&self, title: &str, size: u64) -> Value {
+        let body = serde_json::json!({"title": title, "filename": "clip.mp4", "size": size, "content_type": "video/mp4", "language": "ko"});
+        let r =
+            self.client.post(self.url("/v1/videos")).bearer_auth(DEV_CREATOR_TOKEN).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    pub async fn video(&self, id: &str) -> Value {
+        self.client.get(self.url(&format!("/v1/videos/{id}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls until the video reaches `state` (or fails the test after `secs`).
+    pub async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.video(id).await;
+            if v["state"] == state {
+                return v;
+            }
+            assert!(v["state"] != "failed" || state == "failed", "video failed: {v}");
+            assert!(tokio::time::Instant::now() < deadline, "video never reached {state}: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A testsrc2 + sine MP4 made with the ffmpeg CLI.
+pub fn clip(dir: &Path, name: &str, size: &str, seconds: u32) -> PathBuf {
+    let out = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:sample_rate=48000:duration={seconds}"))
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-c:a", "aac", "-shortest"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg CLI");
+    assert!(status.success());
+    out
+}
+
+/// The tus side of a client: creation, PATCH, HEAD, concatenation.
+pub struct Tus<'a> {
+    pub client: &'a reqwest::Client,
+    /// The pre-signed creation URL.
+    pub url: String,
+}
+
+impl Tus<'_> {
+    /// Creates an upload (optionally partial); returns its Location.
+    pub async fn create(&self, length: u64, partial: bool) -> String {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", "filename Y2xpcC5tcDQ=");
+        if partial {
+            req = req.header("upload-concat", "partial");
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Sends `bytes` at `offset`; returns the response.
+    pub async fn patch(&self, location: &str, offset: u64, bytes: Vec<u8>) -> reqwest::Response {
+        self.client
+            .patch(location)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The acknowledged offset.
+    pub async fn offset(&self, location: &str) -> u64 {
+        let r = self.client.head(location).header("tus-resumable", "1.0.0").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
+    }
+
+    /// Uploads `data` as one upload in chunks of `chunk` bytes.
+    pub async fn upload(&self, data: &[u8], chunk: usize) -> String {
+        let location = self.create(data.len() as u64, false).await;
+        self.send_all(&location, data, chunk).await;
+        location
+    }
+
+    pub async fn send_all(&self, location: &str, data: &[u8], chunk: usize) {
+        let mut offset = 0;
+        for piece in data.chunks(chunk) {
+            let r = self.patch(location, offset as u64, piece.to_vec()).await;
+            assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+            offset += piece.len();
+            assert_eq!(r.headers()["upload-offset"].to_str().unwrap(), offset.to_string());
+        }
+    }
+
+    /// Uploads `data` as `parts` partial uploads sent in parallel, then concatenates them.
+    pub async fn upload_parallel(&self, data: &[u8], parts: usize) -> reqwest::Response {
+        let size = data.len().div_ceil(parts);
+        let pieces: Vec<&[u8]> = data.chunks(size).collect();
+        let mut locations = Vec::new();
+        for p in &pieces {
+            locations.push(self.create(p.len() as u64, true).await);
+        }
+        let sends = pieces.iter().zip(&locations).map(|(p, l)| self.send_all(l, p, 256 * 1024));
+        futures_util::future::join_all(sends).await;
+        self.client
+            .post(&self.url)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-concat", format!("final;{}", locations.join(" ")))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// ffprobe over HTTP: (codec, frames) of the first video stream of `url`.
+pub fn probe_frames(url: &str) -> (String, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // One line per program; the first stream line is the first variant's video.
+    let text = stdout.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_owned();
+    let (codec, frames) =
+        text.split_once(',').unwrap_or_else(|| panic!("ffprobe: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let frames = frames.parse().unwrap_or(0);
+    if frames == 0 {
+        eprintln!("ffprobe {url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (codec.to_owned(), frames)
+}

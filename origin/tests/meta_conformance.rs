@@ -1,0 +1,432 @@
+//! One conformance suite for every `MetaStore` backend: SQLite on a temporary file, and
+//! PostgreSQL when `TEST_POSTGRES_URL` names a server (each run gets its own database).
+
+use std::io::Write;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use origin::meta::sql::SqlStore;
+use origin::meta::{
+    Audit, Job, JobState, MetaStore, NewVideo, Rendition, StateChange, Upload, UploadKind, Video, VideoPatch,
+    VideoQuery, VideoState, Webhook, WrappedKey,
+};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+#[tokio::test]
+async fn sqlite_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
+    let store = SqlStore::connect(&url).await.unwrap();
+    conformance(&store).await;
+    survives_reopening(store, &url).await;
+}
+
+#[tokio::test]
+async fn sqlite_uses_wal_and_shares_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
+    let a = SqlStore::connect(&url).await.unwrap();
+    // A second store on the same file stands in for a second process.
+    let b = SqlStore::connect(&url).await.unwrap();
+    a.create_video(&new_video("shared", "sharer", "Shared", 1)).await.unwrap();
+    assert_eq!(b.video("shared").await.unwrap().unwrap().title, "Shared");
+
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn postgres_conformance() {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL conformance: set TEST_POSTGRES_URL");
+        // Straight to stderr, not eprintln!: the test harness swallows a passing test's prints.
+        let skipped = "SKIPPED (TEST_POSTGRES_URL unset): PostgreSQL conformance not run\n";
+        std::io::stderr().write_all(skipped.as_bytes()).unwrap();
+        return;
+    };
+    let admin_options = PgConnectOptions::from_str(&admin_url).unwrap();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let database = format!("meta_test_{}_{nanos}", std::process::id());
+    let mut admin = admin_options.connect().await.unwrap();
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).await.unwrap();
+
+    let url = admin_options.database(&database).to_url_lossy().to_string();
+    // The suite runs in its own task so that a failed assertion still lets the database be dropped.
+    let outcome = tokio::spawn(async move {
+        let store = SqlStore::connect(&url).await.unwrap();
+        conformance(&store).await;
+        store.close().await;
+    })
+    .await;
+
+    drop_database(&mut admin, &database).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn drop_database(admin: &mut PgConnection, database: &str) {
+    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {database} WITH (FORCE)"))).await.unwrap();
+}
+
+async fn conformance(store: &dyn MetaStore) {
+    videos(store).await;
+    listing(store).await;
+    title_search(store).await;
+    patching(store).await;
+    state_changes(store).await;
+    uploads(store).await;
+    jobs(store).await;
+    keys(store).await;
+    audits(store).await;
+    webhooks(store).await;
+    purges(store).await;
+}
+
+fn new_video(id: &str, creator: &str, title: &str, now: i64) -> NewVideo {
+    NewVideo {
+        id: id.into(),
+        creator: creator.into(),
+        title: title.into(),
+        description: "about it".into(),
+        language: "en".into(),
+        filename: format!("{id}.mp4"),
+        size: 5 << 30,
+        content_type: "video/mp4".into(),
+        now,
+    }
+}
+
+fn query(creator: &str) -> VideoQuery {
+    VideoQuery { creator: Some(creator.into()), limit: 100, ..VideoQuery::default() }
+}
+
+async fn ids(store: &dyn MetaStore, q: &VideoQuery) -> Vec<String> {
+    store.list_videos(q).await.unwrap().into_iter().map(|v| v.id).collect()
+}
+
+fn state(state: VideoState, now: i64) -> StateChange {
+    StateChange { state, progress: 0.0, error: None, result: None, now }
+}
+
+async fn videos(store: &dyn MetaStore) {
+    let created = store.create_video(&new_video("v1", "alice", "First", 1000)).await.unwrap();
+    assert_eq!(created.id, "v1");
+    assert_eq!(created.creator, "alice");
+    assert_eq!(created.title, "First");
+    assert_eq!(created.description, "about it");
+    assert_eq!(created.language, "en");
+    assert_eq!(created.filename, "v1.mp4");
+    assert_eq!(created.size, 5 << 30);
+    assert_eq!(created.content_type, "video/mp4");
+    assert_eq!(created.state, VideoState::Uploading);
+    assert_eq!((created.error_code.as_deref(), created.error_message.as_deref()), (None, None));
+    assert_eq!(created.progress, 0.0);
+    assert_eq!(created.duration, None);
+    assert!(created.renditions.is_empty());
+    assert_eq!((created.created_at, created.updated_at), (1000, 1000));
+
+    assert_eq!(store.video("v1").await.unwrap(), Some(created));
+    assert_eq!(store.video("missing").await.unwrap(), None);
+    assert!(store.create_video(&new_video("v1", "alice", "Again", 1001)).await.is_err(), "ids are unique");
+}
+
+async fn listing(store: &dyn MetaStore) {
+    // Two videos share a creation time: the id breaks the tie, descending.
+    for (id, at) in [("l1", 10), ("l2", 20), ("l3", 30), ("l4a", 40), ("l4b", 40), ("l5", 50)] {
+        store.create_video(&new_video(id, "lister", id, at)).await.unwrap();
+    }
+    store.create_video(&new_video("other", "someone-else", "l-other", 2000)).await.unwrap();
+
+    assert_eq!(ids(store, &query("lister")).await, ["l5", "l4b", "l4a", "l3", "l2", "l1"]);
+    let page = |offset| VideoQuery { limit: 2, offset, ..query("lister") };
+    assert_eq!(ids(store, &page(0)).await, ["l5", "l4b"]);
+    assert_eq!(ids(store, &page(2)).await, ["l4a", "l3"]);
+    assert_eq!(ids(store, &page(4)).await, ["l2", "l1"]);
+    assert!(ids(store, &page(6)).await.is_empty());
+
+    let everyone = ids(store, &VideoQuery { limit: 100, ..VideoQuery::default() }).await;
+    assert_eq!(everyone.first().map(String::as_str), Some("other"), "newest first across creators");
+    assert!(everyone.contains(&"l1".to_owned()) && everyone.contains(&"v1".to_owned()));
+
+    store.change_state("l3", &state(VideoState::Deleted, 70)).await.unwrap().unwrap();
+    assert_eq!(ids(store, &query("lister")).await, ["l5", "l4b", "l4a", "l2", "l1"]);
+    let with_deleted = VideoQuery { include_deleted: true, ..query("lister") };
+    assert_eq!(ids(store, &with_deleted).await, ["l5", "l4b", "l4a", "l3", "l2", "l1"]);
+    assert_eq!(store.video("l3").await.unwrap().unwrap().state, VideoState::Deleted, "deleted ones stay readable");
+}
+
+async fn title_search(store: &dyn MetaStore) {
+    let titles = [
+        ("s-ko", "안녕하세요 세계 여행"),
+        ("s-el", "ΚΑΛΗΜΕΡΑ κόσμε"),
+        ("s-ru", "Привет, МИР"),
+        ("s-fr", "ÉLAN Vital à Paris"),
+        ("s-pct", "100% Real"),
+        ("s-num", "1000 Real"),
+        ("s-us", "snake_case"),
+        ("s-nous", "snakeXcase"),
+        ("s-bs", r"C:\Dir"),
+        ("s-nobs", "C:Dir"),
+    ];
+    for (id, title) in titles {
+        store.create_video(&new_video(id, "searcher", title, 100)).await.unwrap();
+    }
+    let search = |title: &str| VideoQuery { title: Some(title.into()), ..query("searcher") };
+    let found = async |title: &str| {
+        let mut ids = ids(store, &search(title)).await;
+        ids.sort();
+        ids
+    };
+
+    assert_eq!(found("세계").await, ["s-ko"]);
+    assert_eq!(found("καλη").await, ["s-el"]);
+    assert_eq!(found("ΚΌΣΜΕ").await, ["s-el"], "the query is folded too");
+    assert_eq!(found("мир").await, ["s-ru"]);
+    assert_eq!(found("élan").await, ["s-fr"]);
+    assert_eq!(found("À PARIS").await, ["s-fr"]);
+    assert_eq!(found("0% r").await, ["s-pct"], "% is literal");
+    assert_eq!(found("%").await, ["s-pct"]);
+    assert_eq!(found("e_c").await, ["s-us"], "_ is literal");
+    assert_eq!(found(r":\d").await, ["s-bs"], r"\ is literal");
+    assert!(found("nowhere").await.is_empty());
+    assert_eq!(found("").await.len(), titles.len(), "an empty search matches everything");
+    let other_creator = VideoQuery { title: Some("세계".into()), ..query("nobody") };
+    assert!(ids(store, &other_creator).await.is_empty(), "title and creator filters combine");
+}
+
+async fn patching(store: &dyn MetaStore) {
+    store.create_video(&new_video("p1", "patcher", "Old Title", 100)).await.unwrap();
+    let before = store.video("p1").await.unwrap().unwrap();
+
+    let description = VideoPatch { description: Some("new words".into()), ..VideoPatch::default() };
+    let patched = store.patch_video("p1", &description, 200).await.unwrap().unwrap();
+    assert_eq!(patched.description, "new words");
+    assert_eq!((patched.title.as_str(), patched.language.as_str()), ("Old Title", "en"));
+    assert_eq!(patched.updated_at, 200);
+    assert_eq!(patched.created_at, 100);
+    assert_eq!(store.video("p1").await.unwrap(), Some(patched.clone()));
+
+    let retitle = VideoPatch { title: Some("Σήμερα".into()), language: Some("el".into()), description: None };
+    let patched = store.patch_video("p1", &retitle, 300).await.unwrap().unwrap();
+    assert_eq!((patched.title.as_str(), patched.language.as_str()), ("Σήμερα", "el"));
+    assert_eq!(patched.description, "new words");
+    let unpatched = Video {
+        title: before.title.clone(),
+        description: before.description.clone(),
+        language: before.language.clone(),
+        updated_at: before.updated_at,
+        ..patched.clone()
+    };
+    assert_eq!(unpatched, before, "nothing else changes");
+
+    let search = |title: &str| VideoQuery { title: Some(title.into()), ..query("patcher") };
+    assert_eq!(ids(store, &search("σήμ")).await, ["p1"], "the folded title follows the patch");
+    assert!(ids(store, &search("old")).await.is_empty());
+
+    assert_eq!(store.patch_video("missing", &retitle, 400).await.unwrap(), None);
+}
+
+async fn state_changes(store: &dyn MetaStore) {
+    store.create_video(&new_video("c1", "changer", "Changing", 100)).await.unwrap();
+
+    let processing = StateChange { progress: 0.25, ..state(VideoState::Processing, 200) };
+    let v = store.change_state("c1", &processing).await.unwrap().unwrap();
+    assert_eq!((v.state, v.progress, v.updated_at), (VideoState::Processing, 0.25, 200));
+
+    let failure = Some(("encode_failed".to_owned(), "the decoder gave up".to_owned()));
+    let failed = StateChange { error: failure, progress: 0.5, ..state(VideoState::Failed, 300) };
+    let v = store.change_state("c1", &failed).await.unwrap().unwrap();
+    assert_eq!(v.state, VideoState::Failed);
+    assert_eq!(v.error_code.as_deref(), Some("encode_failed"));
+    assert_eq!(v.error_message.as_deref(), Some("the decoder gave up"));
+    assert_eq!(store.video("c1").await.unwrap(), Some(v));
+
+    let renditions = vec![
+        Rendition { name: "720p".into(), codecs: "avc1.64001f".into(), width: 1280, height: 720, bitrate: 3_000_000 },
+        Rendition { name: "audio".into(), codecs: "mp4a.40.2".into(), width: 0, height: 0, bitrate: 128_000 },
+    ];
+    let ready =
+        StateChange { progress: 1.0, result: Some((61.5, renditions.clone())), ..state(VideoState::Ready, 400) };
+    let v = store.change_state("c1", &ready).await.unwrap().unwrap();
+    assert_eq!((v.state, v.progress), (VideoState::Ready, 1.0));
+    assert_eq!((v.error_code, v.error_message), (None, None), "a change without an error clears it");
+    assert_eq!(v.duration, Some(61.5));
+    assert_eq!(v.renditions, renditions);
+    assert_eq!(store.video("c1").await.unwrap().unwrap().renditions, renditions);
+
+    let v = store.change_state("c1", &state(VideoState::Deleted, 500)).await.unwrap().unwrap();
+    assert_eq!(v.state, VideoState::Deleted);
+    assert_eq!((v.duration, v.renditions), (Some(61.5), renditions), "no result keeps the previous one");
+
+    assert_eq!(store.change_state("missing", &ready).await.unwrap(), None);
+}
+
+fn upload(id: &str, video_id: &str, length: u64, expires_at: i64) -> Upload {
+    Upload {
+        id: id.into(),
+        video_id: video_id.into(),
+        length,
+        offset: 0,
+        kind: UploadKind::Single,
+        parts: Vec::new(),
+        metadata: "filename dmlkZW8ubXA0".into(),
+        expires_at,
+        created_at: expires_at - 1000,
+    }
+}
+
+async fn uploads(store: &dyn MetaStore) {
+    let single = upload("u-single", "uv", 5 << 30, 10_000);
+    let partial = Upload { kind: UploadKind::Partial, ..upload("u-part", "uv", 100, 10_001) };
+    let last = Upload {
+        kind: UploadKind::Final,
+        parts: vec!["u-part".into(), "u-part2".into()],
+        ..upload("u-final", "uv", 300, 10_002)
+    };
+    for u in [&single, &partial, &last] {
+        store.create_upload(u).await.unwrap();
+    }
+    assert_eq!(store.upload("u-single").await.unwrap().as_ref(), Some(&single));
+    assert_eq!(store.upload("u-final").await.unwrap().as_ref(), Some(&last));
+    assert_eq!(store.upload("missing").await.unwrap(), None);
+    assert_eq!(store.uploads_of("uv").await.unwrap(), [single.clone(), partial.clone(), last.clone()]);
+    assert!(store.uploads_of("nothing").await.unwrap().is_empty());
+
+    assert!(store.advance_upload("u-single", 0, 1 << 20).await.unwrap());
+    assert!(!store.advance_upload("u-single", 0, 2 << 20).await.unwrap(), "a stale offset loses");
+    assert!(store.advance_upload("u-single", 1 << 20, 4 << 30).await.unwrap());
+    assert_eq!(store.upload("u-single").await.unwrap().unwrap().offset, 4 << 30);
+    assert!(!store.advance_upload("missing", 0, 1).await.unwrap());
+
+    // The partial one completes, so it never expires; the others are incomplete.
+    assert!(store.advance_upload("u-part", 0, 100).await.unwrap());
+    assert!(store.expired_uploads(10_000).await.unwrap().is_empty(), "expiry is strict");
+    let expired: Vec<_> = store.expired_uploads(20_000).await.unwrap().into_iter().map(|u| u.id).collect();
+    assert_eq!(expired, ["u-single", "u-final"]);
+    let expired: Vec<_> = store.expired_uploads(10_002).await.unwrap().into_iter().map(|u| u.id).collect();
+    assert_eq!(expired, ["u-single"]);
+
+    store.delete_upload("u-single").await.unwrap();
+    assert_eq!(store.upload("u-single").await.unwrap(), None);
+    store.delete_upload("u-single").await.unwrap();
+    assert_eq!(store.uploads_of("uv").await.unwrap().len(), 2);
+}
+
+fn job(id: &str, state: JobState, created_at: i64) -> Job {
+    Job { id: id.into(), video_id: format!("video-{id}"), state, error_code: None, created_at, updated_at: created_at }
+}
+
+async fn jobs(store: &dyn MetaStore) {
+    let running = job("j-running", JobState::Running, 200);
+    let queued = job("j-queued", JobState::Queued, 100);
+    let later = job("j-later", JobState::Queued, 300);
+    let done = job("j-done", JobState::Done, 50);
+    for j in [&running, &queued, &later, &done] {
+        store.create_job(j).await.unwrap();
+    }
+    assert_eq!(store.job("j-running").await.unwrap().as_ref(), Some(&running));
+    assert_eq!(store.job("missing").await.unwrap(), None);
+    assert_eq!(store.unfinished_jobs().await.unwrap(), [queued.clone(), running.clone(), later.clone()]);
+
+    store.set_job_state("j-queued", JobState::Running, None, 400).await.unwrap();
+    store.set_job_state("j-running", JobState::Done, None, 500).await.unwrap();
+    store.set_job_state("j-later", JobState::Failed, Some("no_workers"), 600).await.unwrap();
+    let failed = store.job("j-later").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.state, failed.error_code.as_deref(), failed.updated_at),
+        (JobState::Failed, Some("no_workers"), 600)
+    );
+    assert_eq!((failed.created_at, failed.video_id.as_str()), (300, "video-j-later"));
+    let unfinished = store.unfinished_jobs().await.unwrap();
+    assert_eq!(unfinished, [Job { state: JobState::Running, updated_at: 400, ..queued }]);
+
+    store.set_job_state("j-later", JobState::Queued, None, 700).await.unwrap();
+    assert_eq!(store.job("j-later").await.unwrap().unwrap().error_code, None, "a retry clears the error");
+}
+
+async fn keys(store: &dyn MetaStore) {
+    let key = WrappedKey { video_id: "k1".into(), master_version: 1, nonce: vec![0, 1, 0xff], sealed: vec![0; 48] };
+    store.put_key(&key).await.unwrap();
+    assert_eq!(store.key("k1").await.unwrap().as_ref(), Some(&key));
+    assert_eq!(store.key("missing").await.unwrap(), None);
+
+    let rewrapped = WrappedKey { master_version: u32::MAX, nonce: vec![7; 12], sealed: vec![0xfe; 32], ..key };
+    store.put_key(&rewrapped).await.unwrap();
+    assert_eq!(store.key("k1").await.unwrap().as_ref(), Some(&rewrapped), "put replaces");
+
+    store.delete_key("k1").await.unwrap();
+    assert_eq!(store.key("k1").await.unwrap(), None);
+    store.delete_key("k1").await.unwrap();
+}
+
+async fn audits(store: &dyn MetaStore) {
+    let audit = |at, action: &str, video_id: &str| Audit {
+        at,
+        actor: "op-1".into(),
+        action: action.into(),
+        video_id: video_id.into(),
+        reason: "DMCA notice #42 — «copie»".into(),
+    };
+    // Added out of time order, and two in one millisecond: time first, then insertion.
+    let rows = [audit(300, "restore", "a1"), audit(100, "takedown", "a1"), audit(300, "takedown", "a1")];
+    for a in &rows {
+        store.add_audit(a).await.unwrap();
+    }
+    store.add_audit(&audit(200, "takedown", "a2")).await.unwrap();
+    assert_eq!(store.audits("a1").await.unwrap(), [rows[1].clone(), rows[0].clone(), rows[2].clone()]);
+    assert_eq!(store.audits("a2").await.unwrap(), [audit(200, "takedown", "a2")]);
+    assert!(store.audits("missing").await.unwrap().is_empty());
+}
+
+async fn webhooks(store: &dyn MetaStore) {
+    let hook = Webhook { creator: "w1".into(), url: "https://example.com/hook".into(), secret: "s3cret".into() };
+    store.set_webhook(&hook).await.unwrap();
+    assert_eq!(store.webhook("w1").await.unwrap().as_ref(), Some(&hook));
+    let moved = Webhook { url: "https://example.org/new".into(), secret: "rotated".into(), ..hook };
+    store.set_webhook(&moved).await.unwrap();
+    assert_eq!(store.webhook("w1").await.unwrap().as_ref(), Some(&moved), "set replaces");
+    assert_eq!(store.webhook("w2").await.unwrap(), None);
+}
+
+async fn purges(store: &dyn MetaStore) {
+    let first = store.add_purge("x1", 100).await.unwrap();
+    let second = store.add_purge("x2", 100).await.unwrap();
+    let third = store.add_purge("x1", 50).await.unwrap();
+    assert!(first < second && second < third, "sequence grows: {first} {second} {third}");
+
+    let all = store.purges_after(first - 1).await.unwrap();
+    assert_eq!(all, [(first, "x1".to_owned()), (second, "x2".to_owned()), (third, "x1".to_owned())]);
+    assert_eq!(store.purges_after(first).await.unwrap(), all[1..]);
+    assert!(store.purges_after(third).await.unwrap().is_empty());
+}
+
+/// Closes `store`, opens the same file again, and checks that what the suite wrote is still
+/// there and that sequences keep growing.
+async fn survives_reopening(store: SqlStore, url: &str) {
+    let video = store.video("c1").await.unwrap();
+    let upload = store.upload("u-final").await.unwrap();
+    let purges = store.purges_after(0).await.unwrap();
+    store
+        .put_key(&WrappedKey { video_id: "kept".into(), master_version: 3, nonce: vec![1], sealed: vec![2] })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let reopened = SqlStore::connect(url).await.unwrap();
+    assert!(video.is_some() && upload.is_some() && !purges.is_empty());
+    assert_eq!(reopened.video("c1").await.unwrap(), video);
+    assert_eq!(reopened.upload("u-final").await.unwrap(), upload);
+    assert_eq!(reopened.purges_after(0).await.unwrap(), purges);
+    assert_eq!(reopened.key("kept").await.unwrap().map(|k| k.master_version), Some(3));
+    assert_eq!(reopened.webhook("w1").await.unwrap().map(|w| w.secret).as_deref(), Some("rotated"));
+    assert_eq!(reopened.unfinished_jobs().await.unwrap().len(), 2);
+    let last = purges.last().unwrap().0;
+    assert!(reopened.add_purge("after", 1).await.unwrap() > last);
+    reopened.close().await;
+}
