@@ -3,14 +3,14 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder
+.PHONY: run test setup lint bench-encoder bench-upload
 
 setup:
 	@scripts/setup.sh
 
-## run: build, generate a 1080p sample, transcode it with the full pipeline
+## run: the origin on embedded defaults in ./data, with a generated sample ingested through the API
 run: setup
-	$(CARGO) build --release -p encoder
+	$(CARGO) build --release -p origin -p encoder
 	@scripts/run.sh
 
 ## test: formatting, lints and every test of the workspace
@@ -29,3 +29,7 @@ lint:
 bench-encoder: setup
 	$(CARGO) build --release -p encoder
 	bench/encoder-vs-ffmpeg/run.py
+
+## bench-upload: 1 GiB over loopback, plain request vs tus single stream vs 4 parallel partials
+bench-upload: setup
+	$(CARGO) bench -p origin --bench upload

@@ -86,10 +86,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(Error::io("rename", path))
 }
 
-/// `dir/name` -> `dir/.name.partial`: where a file is built before it is renamed into place.
+/// `dir/name` -> `dir/.name.PID-N.partial`: where a file is built before it is renamed into
+/// place. Unique per writer, so two workers redoing the same task (a redelivered lease) never
+/// write into one file; whichever renames last wins, and both wrote a whole file.
 pub fn temp_sibling(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
+    path.with_file_name(format!(".{name}.{}-{n}.partial", std::process::id()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod jobs;

@@ -25,6 +25,23 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Upload a file to an origin as the given creator and follow it until it is ready.
+    Ingest {
+        /// The video file.
+        file: PathBuf,
+        /// The origin's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Creator bearer token.
+        #[arg(long, default_value = origin::config::DEV_CREATOR_TOKEN)]
+        token: String,
+        /// Title (defaults to the file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Partial uploads sent side by side.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
     /// Validate a configuration file without starting.
     CheckConfig {
         /// The file.
@@ -55,6 +72,19 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stop.send(true);
             });
             origin::run_workers(Config::load(config.as_deref())?, watch).await?;
+        }
+        Command::Ingest { file, url, token, title, parallel } => {
+            let client = origin::client::Client::new(&url, &token);
+            let title =
+                title.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            let (id, upload) = client.create_video(&title, &file).await?;
+            println!("video {id}: uploading {}", file.display());
+            let plan = origin::client::UploadPlan { parallel, ..Default::default() };
+            client.upload(&upload, &file, plan).await?;
+            println!("video {id}: uploaded, transcoding");
+            client.wait_ready(&id, std::time::Duration::from_secs(3600)).await?;
+            let playback = client.playback(&id).await?;
+            println!("video {id}: ready\nplay: {}", playback["master_url"].as_str().unwrap_or_default());
         }
         Command::CheckConfig { path } => {
             Config::load(Some(&path))?;

@@ -55,11 +55,14 @@ fn pop_config_and_loadtest_are_leaves() {
 }
 
 #[test]
-fn origin_plans_jobs_without_linking_ffmpeg() {
-    let deps = dependencies("origin", &[]);
+fn an_api_only_origin_links_no_ffmpeg() {
+    // Built without its `workers` feature the origin is a stateless API server that hands
+    // every task to remote workers, so it must not pull FFmpeg in.
+    let deps = dependencies("origin", &["--no-default-features"]);
     for banned in ["ffmpeg-next", "ffmpeg-sys-next", "edge"] {
-        assert!(!deps.iter().any(|d| d == banned), "origin depends on {banned}");
+        assert!(!deps.iter().any(|d| d == banned), "origin without workers depends on {banned}");
     }
+    assert!(dependencies("origin", &[]).iter().any(|d| d == "ffmpeg-next"), "in-process workers encode");
 }
 
 #[test]

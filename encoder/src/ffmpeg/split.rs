@@ -17,6 +17,7 @@ struct ChunkFile {
     index: u32,
     key: String,
     path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
     octx: format::context::Output,
     out_tb: Rational,
     start_pts: i64,
@@ -49,7 +50,7 @@ impl ChunkFile {
         opts.set("avoid_negative_ts", "disabled");
         octx.write_header_with(opts).map_err(media_error("writing chunk header"))?;
         let out_tb = octx.stream(0).expect("one stream").time_base();
-        Ok(Self { index, key, path, octx, out_tb, start_pts, packets: 0, bytes: 0 })
+        Ok(Self { index, key, path, tmp, octx, out_tb, start_pts, packets: 0, bytes: 0 })
     }
 
     fn write(&mut self, packet: &Packet, in_tb: Rational) -> Result<()> {
@@ -65,8 +66,7 @@ impl ChunkFile {
 
     fn finish(mut self, timeline: &Timeline, tb: (i32, i32), end_pts: Option<i64>) -> Result<Chunk> {
         self.octx.write_trailer().map_err(media_error("finishing chunk"))?;
-        let tmp = temp_sibling(&self.path);
-        std::fs::rename(&tmp, &self.path).map_err(Error::io("rename", &self.path))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(Error::io("rename", &self.path))?;
         let ticks = |pts: i64| timeline.to_ticks(pts, tb, VIDEO_TIMESCALE);
         Ok(Chunk {
             index: self.index,

@@ -20,8 +20,11 @@ use crate::web::{self, Request, Response};
 pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &[&str]) -> Result<Response> {
     app.signer.verify_playback(token, id, now_secs())?;
     let video = super::videos::find(app, id).await?;
+    if video.state == VideoState::Deleted {
+        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
+    }
     if rest == ["key"] {
-        return key(app, id, video.state).await;
+        return key(app, id).await;
     }
     if video.state != VideoState::Ready {
         return Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", video.state.as_str())));
@@ -49,10 +52,7 @@ pub async fn purges(app: &Arc<App>, req: Request) -> Result<Response> {
     Ok(web::json(StatusCode::OK, &serde_json::json!({ "purges": list, "next": next })))
 }
 
-async fn key(app: &App, id: &str, state: VideoState) -> Result<Response> {
-    if state == VideoState::Deleted {
-        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
-    }
+async fn key(app: &App, id: &str) -> Result<Response> {
     let key = app.keys.content_key(app.meta.as_ref(), id).await?.ok_or_else(|| Error::not_found("key"))?;
     let mut r = Response::new(web::full(key.to_vec()));
     web::set(&mut r, header::CONTENT_TYPE.as_str(), "application/octet-stream");

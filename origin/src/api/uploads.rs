@@ -356,14 +356,21 @@ async fn concatenate(
 }
 
 async fn assemble(sources: &[PathBuf], target: &Path) -> Result<()> {
-    let tmp = target.with_extension("assembling");
-    let mut out = tokio::fs::File::create(&tmp).await.map_err(Error::io("create assembled upload"))?;
-    for s in sources {
-        let mut input = tokio::fs::File::open(s).await.map_err(Error::io("open partial upload"))?;
-        tokio::io::copy(&mut input, &mut out).await.map_err(Error::io("concatenate partial upload"))?;
-    }
-    out.sync_all().await.map_err(Error::io("sync assembled upload"))?;
-    tokio::fs::rename(&tmp, target).await.map_err(Error::io("rename assembled upload"))
+    let (sources, target) = (sources.to_vec(), target.to_owned());
+    // std's file-to-file copy uses copy_file_range: the kernel moves the bytes (or shares
+    // extents on a copy-on-write file system) instead of a read/write loop.
+    tokio::task::spawn_blocking(move || {
+        let tmp = target.with_extension("assembling");
+        let mut out = std::fs::File::create(&tmp).map_err(Error::io("create assembled upload"))?;
+        for s in &sources {
+            let mut input = std::fs::File::open(s).map_err(Error::io("open partial upload"))?;
+            std::io::copy(&mut input, &mut out).map_err(Error::io("concatenate partial upload"))?;
+        }
+        out.sync_all().map_err(Error::io("sync assembled upload"))?;
+        std::fs::rename(&tmp, &target).map_err(Error::io("rename assembled upload"))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("assembly thread: {e}")))?
 }
 
 /// Removes incomplete uploads past their expiry (files and records).

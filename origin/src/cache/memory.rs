@@ -39,6 +39,7 @@ impl MetaCache for MemoryCache {
             Some((v, expires)) if *expires > Instant::now() => Ok(Some(v.clone())),
             Some(_) => {
                 inner.entries.remove(key);
+                inner.order.retain(|k| k != key);
                 Ok(None)
             }
             None => Ok(None),

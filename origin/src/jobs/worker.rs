@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::driver::with_renewal;
 use super::{TaskResult, results_topic, task_topic};
 use crate::app::App;
+use crate::meta::JobState;
 use crate::queue::Message;
 
 /// Runs one worker loop on the topic of `kind`'s tasks until `shutdown`.
@@ -44,6 +45,15 @@ async fn process(app: &Arc<App>, msg: Message, cores: usize) {
     let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = msg.deliveries);
     let _enter = span.enter();
     let (task, attempt, job, kind) = (spec.id.clone(), spec.attempt, spec.job.clone(), spec.kind());
+    // A redelivered copy of a task whose job has already ended would only recreate its
+    // temporary files; nobody waits for its result.
+    if let Ok(Some(j)) = app.meta.job(&job).await
+        && matches!(j.state, JobState::Done | JobState::Failed)
+    {
+        tracing::info!("task of a finished job dropped");
+        let _ = msg.lease.ack().await;
+        return;
+    }
     let result = with_renewal(app, msg.lease.as_ref(), super::staging::run(app.clone(), spec, cores)).await;
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     app.metrics.tasks.get_or_create(&vec![("kind", kind.as_str().to_owned()), ("outcome", outcome.to_owned())]).inc();
