@@ -54,6 +54,14 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         .map_or_else(|| crate::secrets::random_hex(8).unwrap_or_default(), str::to_owned);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if method == Method::OPTIONS && req.headers().contains_key("access-control-request-method") {
+        let mut r = web::status(StatusCode::NO_CONTENT);
+        cors(&mut r);
+        web::set(&mut r, "access-control-allow-methods", "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS");
+        web::set(&mut r, "access-control-allow-headers", CORS_REQUEST_HEADERS);
+        web::set(&mut r, "access-control-max-age", "86400");
+        return r;
+    }
     let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
     let (route, result) = async { route(&app, req).await }.instrument(span.clone()).await;
     let mut response = match result {
@@ -69,6 +77,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         }
     };
     web::set(&mut response, "x-request-id", &request_id);
+    cors(&mut response);
     let status = response.status().as_u16();
     app.metrics.request(route, status, started.elapsed().as_secs_f64());
     tracing::debug!(parent: &span, status, ms = started.elapsed().as_millis() as u64, "done");
@@ -127,6 +136,22 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         (&Method::GET, ["v1", "purges"]) => go!("/v1/purges", objects::purges(app, req)),
         _ => ("unmatched", Err(Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {m} {path}")))),
     }
+}
+
+/// Headers browsers may send: tus uploads and pages of another origin (the edge) use them.
+const CORS_REQUEST_HEADERS: &str = "authorization, content-type, tus-resumable, upload-length, upload-offset, \
+upload-metadata, upload-concat, upload-checksum, upload-defer-length, x-request-id, x-http-method-override";
+
+/// Lets pages served elsewhere (the edge) call the API and upload with tus. Credentials are
+/// bearer tokens and signed URLs, never cookies, so any origin may read responses.
+fn cors(r: &mut Response) {
+    web::set(r, "access-control-allow-origin", "*");
+    web::set(
+        r,
+        "access-control-expose-headers",
+        "location, upload-offset, upload-length, upload-expires, upload-metadata, upload-concat, tus-resumable, \
+tus-version, tus-extension, tus-max-size, tus-checksum-algorithm, x-request-id, etag, content-range",
+    );
 }
 
 fn text(body: String, content_type: &'static str) -> Response {

@@ -17,9 +17,9 @@ use crate::meta::MetaStore;
 use crate::meta::sql::SqlStore;
 use crate::metrics::Metrics;
 use crate::notify::EventHub;
-use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
 use crate::queue::nats::NatsQueue;
+use crate::queue::{Namespaced, Queue};
 use crate::secrets::Secrets;
 use crate::sign::Signer;
 
@@ -67,11 +67,14 @@ impl App {
         } else {
             Arc::new(RedisCache::connect(&config.cache_url, "origin:").await?)
         };
-        let queue: Arc<dyn Queue> = if config.queue_url == "local" {
+        let mut queue: Arc<dyn Queue> = if config.queue_url == "local" {
             Arc::new(LocalQueue::open(&config.data_dir.join("queue.db")).await?)
         } else {
             Arc::new(NatsQueue::connect(&config.queue_url).await?)
         };
+        if let Some(ns) = &config.queue_namespace {
+            queue = Arc::new(Namespaced::new(queue, ns));
+        }
         let blobs = crate::storage::operator(&config.storage)?;
         Ok(Arc::new(Self {
             meta,

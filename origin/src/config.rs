@@ -51,6 +51,8 @@ pub struct Config {
     pub signing_key: Option<String>,
     /// Bearer token PoPs present to fetch objects.
     pub pop_token: Option<String>,
+    /// Prefix of every queue topic, so deployments can share a queue server.
+    pub queue_namespace: Option<String>,
     /// Whether every worker sees the same `data_dir/scratch` (one machine, or a shared
     /// volume). When false, temporary artifacts travel through blob storage.
     pub shared_scratch: bool,
@@ -102,6 +104,7 @@ struct Raw {
     signing_key: Option<String>,
     pop_token: Option<String>,
     shared_scratch: Option<bool>,
+    queue_namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +202,7 @@ impl Config {
             signing_key: raw.signing_key,
             pop_token: raw.pop_token,
             shared_scratch: raw.shared_scratch.unwrap_or(true),
+            queue_namespace: raw.queue_namespace,
             data_dir,
         };
         config.validate()?;

@@ -101,6 +101,9 @@ fn spawn_workers(app: &Arc<App>, tasks: &mut JoinSet<()>, watch: &watch::Receive
         tasks.spawn(jobs::worker::run(app.clone(), TaskKind::Encode, (cores / n).max(1), watch.clone()));
     }
     tasks.spawn(jobs::worker::run(app.clone(), TaskKind::Inspect, 1, watch.clone()));
+    if !app.config.shared_scratch {
+        tasks.spawn(jobs::worker::janitor(app.clone(), watch.clone()));
+    }
 }
 
 async fn collect_uploads(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {

@@ -55,6 +55,35 @@ pub trait Queue: Send + Sync {
     async fn delete_topic(&self, topic: &str) -> Result<()>;
 }
 
+/// Gives every topic a prefix, so several deployments (or test runs) can share one server
+/// without taking each other's messages.
+pub struct Namespaced {
+    inner: std::sync::Arc<dyn Queue>,
+    prefix: String,
+}
+
+impl Namespaced {
+    /// Topics become `namespace.topic`.
+    pub fn new(inner: std::sync::Arc<dyn Queue>, namespace: &str) -> Self {
+        Self { inner, prefix: format!("{namespace}.") }
+    }
+}
+
+#[async_trait]
+impl Queue for Namespaced {
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<()> {
+        self.inner.publish(&format!("{}{topic}", self.prefix), payload).await
+    }
+
+    async fn receive(&self, topic: &str, lease: Duration, wait: Duration) -> Result<Option<Message>> {
+        self.inner.receive(&format!("{}{topic}", self.prefix), lease, wait).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<()> {
+        self.inner.delete_topic(&format!("{}{topic}", self.prefix)).await
+    }
+}
+
 /// Topic of encoder tasks (serialised `encoder::task::TaskSpec`).
 pub const TASKS: &str = "tasks";
 /// Topic of task results (serialised `jobs::TaskResult`).

@@ -5,7 +5,10 @@
 //! Redis keys live under a prefix unique to the run (pid and clock), so runs sharing a server
 //! never meet, and are deleted afterwards even when a case fails.
 
-use std::io::Write;
+mod common;
+
+use common::services::service_url;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -136,16 +139,7 @@ async fn redis_conformance() {
 }
 
 fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("CI must run the Redis cache conformance: set TEST_REDIS_URL"),
-        _ => {
-            // Straight to stderr, not eprintln!: the test harness swallows a passing test's prints.
-            let skipped = "SKIPPED (TEST_REDIS_URL unset): Redis cache conformance not run\n";
-            std::io::stderr().write_all(skipped.as_bytes()).expect("write to stderr");
-            None
-        }
-    }
+    service_url("TEST_REDIS_URL", "Redis cache conformance")
 }
 
 async fn conformance(name: &str, cache: &dyn MetaCache) {

@@ -79,6 +79,25 @@ async fn upload_transcode_and_play() {
     let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 120), "ffmpeg played the encrypted ladder through the key service");
 
+    // Object serving: Range, ETag revalidation, cache rules by kind, CORS for browser players.
+    let seg = playback["master_url"].as_str().unwrap().replace("master.m3u8", "360p/seg_00000.m4s");
+    let whole = origin.client.get(&seg).send().await.unwrap();
+    assert_eq!(whole.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(whole.headers()["access-control-allow-origin"], "*");
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    let bytes = whole.bytes().await.unwrap();
+    let part = origin.client.get(&seg).header("range", "bytes=16-31").send().await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], format!("bytes 16-31/{}", bytes.len()).as_str());
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(16..32));
+    let beyond = origin.client.get(&seg).header("range", format!("bytes={}-", bytes.len())).send().await.unwrap();
+    assert_eq!(beyond.status(), 416);
+    let again = origin.client.get(&seg).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    let playlist = origin.client.get(playback["master_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(playlist.headers()["cache-control"], "public, max-age=10");
+    assert_eq!(playlist.headers()["content-type"], "application/vnd.apple.mpegurl");
+
     let metrics = origin.client.get(origin.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("origin_jobs_total{outcome=\"ready\"} 1"), "{metrics}");
     origin.running.stop().await;

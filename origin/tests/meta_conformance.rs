@@ -1,17 +1,15 @@
 //! One conformance suite for every `MetaStore` backend: SQLite on a temporary file, and
 //! PostgreSQL when `TEST_POSTGRES_URL` names a server (each run gets its own database).
 
-use std::io::Write;
-use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use common::services::{FreshDatabase, service_url};
 use origin::meta::sql::SqlStore;
 use origin::meta::{
     Audit, Job, JobState, MetaStore, NewVideo, Rendition, StateChange, Upload, UploadKind, Video, VideoPatch,
     VideoQuery, VideoState, Webhook, WrappedKey,
 };
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::Connection;
 
 #[tokio::test]
 async fn sqlite_conformance() {
@@ -42,20 +40,9 @@ async fn sqlite_uses_wal_and_shares_the_file() {
 
 #[tokio::test]
 async fn postgres_conformance() {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL conformance: set TEST_POSTGRES_URL");
-        // Straight to stderr, not eprintln!: the test harness swallows a passing test's prints.
-        let skipped = "SKIPPED (TEST_POSTGRES_URL unset): PostgreSQL conformance not run\n";
-        std::io::stderr().write_all(skipped.as_bytes()).unwrap();
-        return;
-    };
-    let admin_options = PgConnectOptions::from_str(&admin_url).unwrap();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let database = format!("meta_test_{}_{nanos}", std::process::id());
-    let mut admin = admin_options.connect().await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).await.unwrap();
-
-    let url = admin_options.database(&database).to_url_lossy().to_string();
+    let Some(admin_url) = service_url("TEST_POSTGRES_URL", "PostgreSQL conformance") else { return };
+    let database = FreshDatabase::create(&admin_url, "meta_test").await;
+    let url = database.url.clone();
     // The suite runs in its own task so that a failed assertion still lets the database be dropped.
     let outcome = tokio::spawn(async move {
         let store = SqlStore::connect(&url).await.unwrap();
@@ -63,15 +50,10 @@ async fn postgres_conformance() {
         store.close().await;
     })
     .await;
-
-    drop_database(&mut admin, &database).await;
+    database.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-}
-
-async fn drop_database(admin: &mut PgConnection, database: &str) {
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {database} WITH (FORCE)"))).await.unwrap();
 }
 
 async fn conformance(store: &dyn MetaStore) {

@@ -5,6 +5,10 @@
 //! sharing is exercised the way separate processes share it. Topics carry a per-run suffix, with
 //! a dot in it as per-job topics have, so runs against a shared NATS server do not meet.
 
+mod common;
+
+use common::services::service_url;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,14 +89,7 @@ impl Harness {
 }
 
 fn nats_url() -> Option<String> {
-    match std::env::var("TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("TEST_NATS_URL must be set in CI"),
-        _ => {
-            eprintln!("SKIPPED (TEST_NATS_URL unset): NATS conformance not run");
-            None
-        }
-    }
+    service_url("TEST_NATS_URL", "NATS conformance")
 }
 
 async fn receive(queue: &dyn Queue, topic: &str, lease: Duration, wait: Duration) -> Option<Message> {

@@ -5,19 +5,16 @@
 //! moto is looked for in `MOTO_SERVER`, then in the workspace's `target/tools/venv`, then on
 //! `PATH`.
 
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::BTreeSet;
+
+use common::services::{BUCKET, Moto, moto_server};
 use opendal::{ErrorKind, Operator};
 use origin::config::StorageConfig;
 use origin::storage;
 
 const MIB: usize = 1 << 20;
-const BUCKET: &str = "conformance";
 
 #[tokio::test]
 async fn fs_conformance() {
@@ -32,7 +29,7 @@ async fn fs_conformance() {
 
 #[tokio::test]
 async fn s3_conformance() {
-    let Some(moto) = moto_server() else { return };
+    let Some(moto) = moto_server("S3 storage conformance") else { return };
     let server = Moto::start(&moto).await;
     let op = storage::operator(&StorageConfig::S3 {
         endpoint: server.endpoint(),
@@ -219,99 +216,4 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-/// The moto executable, or `None` when the suite must be skipped.
-fn moto_server() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MOTO_SERVER").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        assert!(path.is_file(), "MOTO_SERVER={} is not a file", path.display());
-        return Some(path);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/moto_server");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("moto_server"))
-        .find(|candidate| candidate.is_file());
-    if on_path.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run the S3 storage conformance: install moto_server");
-        // Straight to stderr, not eprintln!: the test harness swallows a passing test's prints.
-        let skipped = "SKIPPED (moto_server not found): S3 storage conformance not run\n";
-        std::io::stderr().write_all(skipped.as_bytes()).expect("write to stderr");
-    }
-    on_path
-}
-
-/// A moto server of our own, killed when dropped, so a failing case does not leave it running.
-struct Moto {
-    child: Child,
-    port: u16,
-    /// Its output, shown if it never comes up.
-    log: tempfile::NamedTempFile,
-}
-
-impl Moto {
-    async fn start(exe: &Path) -> Self {
-        let port = free_port();
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.reopen().expect("log file"))
-            .stderr(log.reopen().expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
-        let mut server = Self { child, port, log };
-        server.wait_until_up().await;
-        server.create_bucket().await;
-        server
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_until_up(&mut self) {
-        storage::init_tls();
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("moto status") {
-                panic!("moto_server exited with {status}:\n{}", self.output());
-            }
-            if client.get(self.endpoint()).timeout(Duration::from_secs(2)).send().await.is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "moto_server did not answer within 60 s:\n{}", self.output());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn create_bucket(&self) {
-        let response =
-            reqwest::Client::new().put(format!("{}/{BUCKET}", self.endpoint())).send().await.expect("create bucket");
-        assert!(response.status().is_success(), "create bucket: {}", response.status());
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on right now. Another process could take it in the moment before moto
-/// binds it; moto then exits and `wait_until_up` says so.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }

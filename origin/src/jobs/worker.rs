@@ -74,3 +74,37 @@ async fn process(app: &Arc<App>, msg: Message, cores: usize) {
         tracing::warn!(error = %e, "task message not settled");
     }
 }
+
+/// Removes this machine's scratch folders of jobs that have ended (with a shared scratch the
+/// job's driver removes them itself; otherwise each worker keeps staged copies until then).
+pub async fn sweep_scratch(app: &App, scratch: &std::path::Path) -> crate::Result<usize> {
+    let mut removed = 0;
+    let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return Ok(0) };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let job = entry.file_name().to_string_lossy().into_owned();
+        let ended = match app.meta.job(&job).await? {
+            Some(j) => matches!(j.state, JobState::Done | JobState::Failed),
+            None => true,
+        };
+        if ended && tokio::fs::remove_dir_all(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Sweeps scratch every few minutes until `shutdown`.
+pub async fn janitor(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let scratch = app.config.data_dir.join("scratch");
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = sweep_scratch(&app, &scratch).await {
+                    tracing::warn!(error = %e, "scratch sweep failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! and a small tus client speaking the protocol over real HTTP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod services;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
