@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod objects;
+pub mod pops;
 pub mod uploads;
 pub mod videos;
 
@@ -38,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/p/{token}/{id}/key"),
     ("GET", "/v1/objects/{id}/{path}"),
     ("GET", "/v1/purges"),
+    ("POST", "/v1/pops/heartbeat"),
 ];
 
 /// The OpenAPI 3 document.
@@ -134,6 +136,7 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
             go!("/v1/objects/{id}/{path}", objects::pop(app, req, id, rest))
         }
         (&Method::GET, ["v1", "purges"]) => go!("/v1/purges", objects::purges(app, req)),
+        (&Method::POST, ["v1", "pops", "heartbeat"]) => go!("/v1/pops/heartbeat", pops::heartbeat(app, req)),
         _ => ("unmatched", Err(Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {m} {path}")))),
     }
 }

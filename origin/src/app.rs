@@ -43,6 +43,8 @@ pub struct App {
     pub hub: EventHub,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// What PoPs report their viewers ask for, by region.
+    pub popularity: crate::api::pops::RegionalPopularity,
     /// The pipeline every job runs.
     pub pipeline: Pipeline,
     /// One lock per upload id, so two PATCHes never write the same file at once.
@@ -85,6 +87,7 @@ impl App {
             keys: KeyService::new(&secrets.master_key),
             hub: EventHub::default(),
             metrics: Metrics::default(),
+            popularity: Default::default(),
             pipeline: Pipeline::builtin(),
             upload_locks: Mutex::new(HashMap::new()),
             config,

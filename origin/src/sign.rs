@@ -1,115 +1,48 @@
-//! Signed capabilities: pre-signed upload URLs (P5) and playback tokens. HMAC-SHA256 with
-//! `ring`, verified in constant time, with expiry. The exact byte strings signed below are a
-//! contract: edges verify playback tokens with the same key.
+//! Signed capabilities: pre-signed upload URLs (P5) and playback tokens, in the formats
+//! `pop_config::token` defines (the contract PoPs verify against), mapped to API errors.
 
+use pop_config::token::{self, Key, TokenError};
+pub use pop_config::token::{PlaybackGrant, UploadGrant, query_param};
 use ring::hmac;
 
 use crate::error::{Error, Result};
 use crate::meta::Millis;
 
-/// Signs and verifies.
-#[derive(Clone)]
+/// Signs and verifies with the origin's key (its id travels in tokens so keys can rotate).
+#[derive(Clone, Debug)]
 pub struct Signer {
-    key: hmac::Key,
-    /// Key id carried in tokens so keys can rotate.
-    kid: String,
+    key: Key,
 }
 
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish()
-    }
-}
-
-/// The parameters an upload URL carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadGrant {
-    /// Video the bytes belong to.
-    pub video: String,
-    /// Largest upload allowed.
-    pub max_bytes: u64,
-    /// Expiry, Unix seconds.
-    pub expires: i64,
-}
-
-/// A verified playback token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaybackGrant {
-    /// Video.
-    pub video: String,
-    /// Expiry, Unix seconds.
-    pub expires: i64,
-    /// Viewer id, if the token was issued for one.
-    pub viewer: Option<String>,
+fn refused(e: TokenError) -> Error {
+    let status = if e == TokenError::UrlExpired { http::StatusCode::GONE } else { http::StatusCode::FORBIDDEN };
+    Error::api(status, e.code(), e.to_string())
 }
 
 impl Signer {
     /// A signer with key id `kid`.
     pub fn new(secret: &[u8], kid: &str) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret), kid: kid.to_owned() }
-    }
-
-    fn tag(&self, message: &str) -> String {
-        hex(hmac::sign(&self.key, message.as_bytes()).as_ref())
-    }
-
-    fn verify_tag(&self, message: &str, tag_hex: &str) -> bool {
-        decode(tag_hex).is_some_and(|tag| hmac::verify(&self.key, message.as_bytes(), &tag).is_ok())
+        Self { key: Key::new(kid, secret) }
     }
 
     /// The query string of an upload URL.
     pub fn upload_query(&self, g: &UploadGrant) -> String {
-        let sig = self.tag(&upload_message(g));
-        format!("video={}&max={}&exp={}&sig={sig}", g.video, g.max_bytes, g.expires)
+        token::sign_upload(&self.key, g)
     }
 
     /// Verifies an upload URL's query (`now` in Unix seconds).
     pub fn verify_upload(&self, query: &str, now: i64) -> Result<UploadGrant> {
-        let get = |k: &str| query_param(query, k);
-        let (Some(video), Some(max), Some(exp), Some(sig)) = (get("video"), get("max"), get("exp"), get("sig")) else {
-            return Err(Error::forbidden("missing_signature", "the upload URL is not signed"));
-        };
-        let grant = UploadGrant {
-            video: video.to_owned(),
-            max_bytes: max.parse().map_err(|_| bad_signature())?,
-            expires: exp.parse().map_err(|_| bad_signature())?,
-        };
-        if !self.verify_tag(&upload_message(&grant), sig) {
-            return Err(bad_signature());
-        }
-        if grant.expires < now {
-            return Err(Error::api(http::StatusCode::GONE, "url_expired", "the upload URL has expired"));
-        }
-        Ok(grant)
+        token::verify_upload(std::slice::from_ref(&self.key), query, now).map_err(refused)
     }
 
-    /// A playback token: `v1.KID.VIDEO.EXPIRES.VIEWER.SIG`, path-safe.
+    /// A playback token.
     pub fn playback_token(&self, g: &PlaybackGrant) -> String {
-        let viewer = g.viewer.as_deref().unwrap_or("-");
-        let sig = self.tag(&playback_message(&self.kid, &g.video, g.expires, viewer));
-        format!("v1.{}.{}.{}.{viewer}.{sig}", self.kid, g.video, g.expires)
+        token::sign_playback(&self.key, g)
     }
 
     /// Verifies a playback token for `video` (`now` in Unix seconds).
     pub fn verify_playback(&self, token: &str, video: &str, now: i64) -> Result<PlaybackGrant> {
-        let parts: Vec<&str> = token.split('.').collect();
-        let [version, kid, tok_video, expires, viewer, sig] = parts.as_slice() else {
-            return Err(bad_token());
-        };
-        if *version != "v1" || *kid != self.kid {
-            return Err(bad_token());
-        }
-        let expires: i64 = expires.parse().map_err(|_| bad_token())?;
-        if !self.verify_tag(&playback_message(kid, tok_video, expires, viewer), sig) {
-            return Err(bad_token());
-        }
-        if *tok_video != video {
-            return Err(Error::forbidden("token_wrong_video", "the playback token is for another video"));
-        }
-        if expires < now {
-            return Err(Error::forbidden("token_expired", "the playback token has expired"));
-        }
-        Ok(PlaybackGrant { video: video.to_owned(), expires, viewer: (*viewer != "-").then(|| (*viewer).to_owned()) })
+        token::verify_playback(std::slice::from_ref(&self.key), token, video, now).map_err(refused)
     }
 
     /// HMAC-SHA256 of a webhook body, hex.
@@ -119,29 +52,8 @@ impl Signer {
         ctx.update(timestamp.to_string().as_bytes());
         ctx.update(b".");
         ctx.update(body);
-        hex(ctx.sign().as_ref())
+        token::hex(ctx.sign().as_ref())
     }
-}
-
-fn upload_message(g: &UploadGrant) -> String {
-    format!("upload\n{}\n{}\n{}", g.video, g.max_bytes, g.expires)
-}
-
-fn playback_message(kid: &str, video: &str, expires: i64, viewer: &str) -> String {
-    format!("play\n{kid}\n{video}\n{expires}\n{viewer}")
-}
-
-fn bad_signature() -> Error {
-    Error::forbidden("bad_signature", "the upload URL signature does not match")
-}
-
-fn bad_token() -> Error {
-    Error::forbidden("bad_token", "the playback token is not valid")
-}
-
-/// A query parameter's raw value (the values signed here never need percent-decoding).
-pub fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
 }
 
 /// Byte equality whose time does not depend on where the inputs differ.
@@ -152,17 +64,6 @@ pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 /// Whether an id or viewer name is safe inside a path segment and a token.
 pub fn is_safe_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
 }
 
 /// Unix seconds from store milliseconds.

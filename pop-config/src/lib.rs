@@ -1,6 +1,131 @@
-//! The PoP's configuration and its contract with the origin (listen addresses, TLS, origin
-//! URLs, token keys, cache sizes, admission and prefetch policy).
+//! The PoP's configuration and its contract with the origin: listen addresses, TLS, origin
+//! URLs, token keys, cache sizes, admission and prefetch policy, upload intake; and the
+//! signed-token formats both sides speak (`token`).
 //!
-//! The leaf of the workspace: it depends on no other workspace crate, and the edge depends
-//! on nothing else from the workspace. Its contents arrive with the edge.
+//! A file (`pop.toml`) is read in one pass into [`PopConfig`], whose fields are typed (socket
+//! addresses, byte counts, durations, keys); only `PopConfig` crosses into the edge. Every
+//! problem is reported at once, each with its field path ([`ConfigErrors`]). Defaults live in
+//! `defaults.rs`, each with its reason.
+//!
+//! The leaf of the workspace: it depends on no other workspace crate.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod tls;
+pub mod token;
+
+mod cache;
+mod defaults;
+mod der;
+mod document;
+mod error;
+mod identity;
+mod keys;
+mod listen;
+mod origin;
+mod prefetch;
+mod units;
+mod uploads;
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+pub use cache::{Admission, Cache};
+pub use error::{ConfigError, ConfigErrors};
+pub use identity::Identity;
+pub use listen::Listen;
+pub use origin::Origin;
+pub use prefetch::Prefetch;
+pub use tls::{TlsFiles, TlsMaterial};
+pub use uploads::Uploads;
+
+use document::{Document, Section};
+
+/// A PoP's validated configuration.
+#[derive(Debug, Clone)]
+pub struct PopConfig {
+    /// `[pop]`: id and region.
+    pub pop: Identity,
+    /// `[listen]`: HTTPS, HTTP/3 and plain HTTP addresses.
+    pub listen: Listen,
+    /// `[tls]`: certificate and key files; `None` means the development certificate
+    /// (see [`tls::load_or_generate`]).
+    pub tls: Option<TlsFiles>,
+    /// `[origin]`: URLs, credentials, timeouts.
+    pub origin: Origin,
+    /// `[[tokens]]`: playback-token and upload-URL verification keys, at least one.
+    pub tokens: Vec<token::Key>,
+    /// `[cache]`: tier sizes and paths.
+    pub cache: Cache,
+    /// `[admission]`: what is written to disk.
+    pub admission: Admission,
+    /// `[prefetch]`: the heartbeat with the origin.
+    pub prefetch: Prefetch,
+    /// `[uploads]`: upload intake.
+    pub uploads: Uploads,
+}
+
+/// Reads and validates the file at `path`; relative paths in it resolve against its directory.
+pub fn load(path: &Path) -> Result<PopConfig, ConfigErrors> {
+    let text =
+        fs::read_to_string(path).map_err(|e| ConfigErrors::one("", format!("cannot read {}: {e}", path.display())))?;
+    let base_dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parse(&text, base_dir)
+}
+
+/// Validates configuration text; relative paths in it resolve against `base_dir`.
+pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
+    let doc = Document::new(text, base_dir);
+    let table = doc.parse()?;
+    let mut root = Section::root(&doc, &table);
+    let config = PopConfig {
+        pop: identity::read(root.section("pop")),
+        listen: listen::read(root.section("listen")),
+        tls: root.optional_section("tls").and_then(tls::read),
+        origin: origin::read(root.section("origin")),
+        tokens: keys::read(&mut root),
+        cache: cache::read(root.section("cache")),
+        admission: cache::read_admission(root.section("admission")),
+        prefetch: prefetch::read(root.section("prefetch")),
+        uploads: uploads::read(root.section("uploads")),
+    };
+    root.finish();
+    doc.finish(config)
+}
+
+impl PopConfig {
+    /// A PoP run in-process (tests, embedded runs): every default, except that HTTPS and
+    /// HTTP/3 listen on ephemeral loopback ports, and the cache (with the development
+    /// certificate) lives in `dir` with small tiers. Set `listen.http` for plain HTTP.
+    pub fn default_for(dir: &Path, origin_url: &str, origin_token: &str, tokens: Vec<token::Key>) -> Self {
+        let ephemeral = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Self {
+            pop: Identity { id: defaults::POP_ID.to_owned(), region: defaults::POP_REGION.to_owned() },
+            listen: Listen { https: ephemeral, h3: Some(ephemeral), http: None },
+            tls: None,
+            origin: Origin {
+                urls: vec![origin_url.trim_end_matches('/').to_owned()],
+                token: origin_token.to_owned(),
+                connect_timeout: defaults::ORIGIN_CONNECT_TIMEOUT,
+                request_timeout: defaults::ORIGIN_REQUEST_TIMEOUT,
+                retries: defaults::ORIGIN_RETRIES,
+            },
+            tokens,
+            cache: Cache {
+                memory: defaults::EMBEDDED_CACHE_MEMORY,
+                disk: defaults::EMBEDDED_CACHE_DISK,
+                path: dir.to_owned(),
+                block: defaults::CACHE_BLOCK,
+                playlist_stale: defaults::CACHE_PLAYLIST_STALE,
+            },
+            admission: Admission { min_uses: defaults::ADMISSION_MIN_USES, window: defaults::ADMISSION_WINDOW },
+            prefetch: Prefetch {
+                enabled: defaults::PREFETCH_ENABLED,
+                heartbeat: defaults::PREFETCH_HEARTBEAT,
+                top_n: defaults::PREFETCH_TOP_N,
+            },
+            uploads: Uploads { enabled: defaults::UPLOADS_ENABLED, max_size: defaults::UPLOADS_MAX_SIZE },
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The two-tier object cache: foyer's hybrid cache with an S3-FIFO memory tier (a scan of
+//! one-hit objects passes through its small queue without evicting the hot set) over a disk
+//! tier that survives restarts. Objects reach the disk only once admission says they are
+//! asked for again; objects larger than a disk block are served but not kept. Purged videos
+//! are remembered as tombstones, so a takedown needs no scan of the cache.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use foyer::{
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
+    HybridCacheProperties, Location, RecoverMode, S3FifoConfig, Source,
+};
+
+use crate::admission::Admission;
+use crate::error::EdgeError;
+use crate::object::Object;
+
+/// Where a hit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// RAM.
+    Memory,
+    /// Local disk.
+    Disk,
+}
+
+impl Tier {
+    /// Label for headers and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Disk => "disk",
+        }
+    }
+}
+
+/// Sizes and policy.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Memory tier bytes.
+    pub memory: u64,
+    /// Disk tier bytes (0: no disk tier).
+    pub disk: u64,
+    /// Disk folder.
+    pub path: PathBuf,
+    /// Disk block size: the largest object kept.
+    pub block: u64,
+    /// Requests within the window that earn disk admission.
+    pub min_uses: u32,
+    /// Admission window.
+    pub window: std::time::Duration,
+}
+
+/// The cache.
+pub struct ObjectCache {
+    hybrid: HybridCache<String, Bytes>,
+    admission: Admission,
+    largest: u64,
+    tombstones: Mutex<HashMap<String, i64>>,
+    tombstone_file: PathBuf,
+}
+
+impl std::fmt::Debug for ObjectCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectCache").field("largest", &self.largest).finish_non_exhaustive()
+    }
+}
+
+impl ObjectCache {
+    /// Opens (recovering the disk tier of a previous run).
+    pub async fn open(s: &CacheSettings) -> Result<Self, EdgeError> {
+        let internal = |e: &dyn std::fmt::Display| EdgeError::Internal(format!("cache: {e}"));
+        std::fs::create_dir_all(&s.path).map_err(|e| internal(&e))?;
+        let builder = HybridCacheBuilder::new()
+            .with_name("edge")
+            .with_policy(HybridCachePolicy::WriteOnInsertion)
+            .memory(s.memory as usize)
+            .with_shards(4)
+            .with_eviction_config(S3FifoConfig::default())
+            .with_weighter(|k: &String, v: &Bytes| k.len() + v.len());
+        let hybrid = if s.disk == 0 {
+            builder.storage().build().await.map_err(|e| internal(&e))?
+        } else {
+            let device = FsDeviceBuilder::new(s.path.join("blocks"))
+                .with_capacity(s.disk as usize)
+                .build()
+                .map_err(|e| internal(&e))?;
+            // Segments arrive in bursts of several MiB; the write buffers must hold a burst or
+            // foyer drops writes (its disk tier is best effort).
+            let buffers = (s.block as usize * 4).max(64 << 20);
+            builder
+                .storage()
+                .with_engine_config(
+                    BlockEngineConfig::new(device)
+                        .with_block_size(s.block as usize)
+                        .with_buffer_pool_size(buffers)
+                        .with_submit_queue_size_threshold(buffers),
+                )
+                .with_recover_mode(RecoverMode::Quiet)
+                .build()
+                .await
+                .map_err(|e| internal(&e))?
+        };
+        let tombstone_file = s.path.join("purged.json");
+        let tombstones =
+            std::fs::read(&tombstone_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Ok(Self {
+            hybrid,
+            admission: Admission::new(s.min_uses, s.window),
+            // A block also holds the entry's index and key.
+            largest: s.block.saturating_sub(8 << 10),
+            tombstones: Mutex::new(tombstones),
+            tombstone_file,
+        })
+    }
+
+    /// A cached object and its tier, unless missing or purged after it was fetched.
+    pub async fn lookup(&self, key: &str) -> Option<(Object, Tier)> {
+        let entry = self.hybrid.get(&key.to_owned()).await.ok().flatten()?;
+        let tier = if entry.source() == Source::Disk { Tier::Disk } else { Tier::Memory };
+        let object = Object::decode(entry.value())?;
+        if self.purged_since(key, object.head.fetched_at) {
+            self.hybrid.remove(&key.to_owned());
+            return None;
+        }
+        Some((object, tier))
+    }
+
+    /// Counts a request of `key` toward disk admission; `true` once it has earned it.
+    pub fn record(&self, key: &str) -> bool {
+        self.admission.record(key)
+    }
+
+    /// Keeps an object: in memory always (if it fits a block), on disk once `admitted`.
+    pub fn insert(&self, key: &str, object: &Object, admitted: bool) -> bool {
+        if object.body.len() as u64 > self.largest {
+            return false;
+        }
+        let location = if admitted { Location::Default } else { Location::InMem };
+        let props = HybridCacheProperties::default().with_location(location);
+        self.hybrid.insert_with_properties(key.to_owned(), object.encode(), props);
+        true
+    }
+
+    /// Whether the object is currently in the memory tier only.
+    pub fn memory_only(&self, key: &str) -> bool {
+        self.hybrid.memory().get(&key.to_owned()).is_some_and(|e| e.properties().location() == Location::InMem)
+    }
+
+    /// Whether `key` is cached (memory or disk index).
+    pub fn contains(&self, key: &str) -> bool {
+        self.hybrid.contains(&key.to_owned())
+    }
+
+    /// Forgets every object of `video` fetched before `at` (Unix ms).
+    pub fn purge(&self, video: &str, at: i64) {
+        let snapshot = {
+            let mut t = self.tombstones.lock().expect("tombstones");
+            t.insert(video.to_owned(), at);
+            serde_json::to_vec(&*t).unwrap_or_default()
+        };
+        let tmp = self.tombstone_file.with_extension("tmp");
+        if std::fs::write(&tmp, snapshot).and_then(|()| std::fs::rename(&tmp, &self.tombstone_file)).is_err() {
+            tracing::warn!(video, "purge not persisted; it holds until restart");
+        }
+    }
+
+    fn purged_since(&self, key: &str, fetched_at: i64) -> bool {
+        let video = key.split('/').next().unwrap_or_default();
+        self.tombstones.lock().expect("tombstones").get(video).is_some_and(|&at| fetched_at <= at)
+    }
+
+    /// Flushes the disk tier's buffers and closes it.
+    pub async fn close(&self) {
+        if let Err(e) = self.hybrid.close().await {
+            tracing::warn!(error = %e, "cache close");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The edge's one error type; `respond::error` turns it into a response.
+
+use http::StatusCode;
+
+/// What can go wrong serving a request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// The playback token or upload URL is refused.
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    /// A signed URL past its expiry.
+    #[error("{1}")]
+    Expired(&'static str, String),
+    /// An upload larger than this PoP takes in.
+    #[error("uploads up to {0} bytes are taken here")]
+    TooLarge(u64),
+    /// Nothing here (or at the origin).
+    #[error("not found")]
+    NotFound,
+    /// The origin says it is gone (taken down).
+    #[error("gone")]
+    Gone,
+    /// A bad path or request.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// `Range` outside the object.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable(u64),
+    /// The origin could not be reached or answered with an error.
+    #[error("origin unavailable: {0}")]
+    OriginUnavailable(String),
+    /// The origin took too long.
+    #[error("origin timed out")]
+    OriginTimeout,
+    /// A bug.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl EdgeError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Forbidden(..) => StatusCode::FORBIDDEN,
+            Self::Expired(..) => StatusCode::GONE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Gone => StatusCode::GONE,
+            Self::BadRequest(..) => StatusCode::BAD_REQUEST,
+            Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::OriginUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Forbidden(code, _) | Self::BadRequest(code, _) | Self::Expired(code, _) => code,
+            Self::TooLarge(_) => "upload_too_large",
+            Self::NotFound => "not_found",
+            Self::Gone => "gone",
+            Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            Self::OriginUnavailable(_) => "origin_unavailable",
+            Self::OriginTimeout => "origin_timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<pop_config::token::TokenError> for EdgeError {
+    fn from(e: pop_config::token::TokenError) -> Self {
+        // Same statuses as the origin gives for the same refusal.
+        if e == pop_config::token::TokenError::UrlExpired {
+            Self::Expired(e.code(), e.to_string())
+        } else {
+            Self::Forbidden(e.code(), e.to_string())
+        }
+    }
+}

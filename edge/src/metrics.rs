@@ -1,0 +1,72 @@
+//! The PoP's Prometheus metrics (`edge_` prefix), rendered at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Every metric the edge exports.
+#[derive(Debug)]
+pub struct EdgeMetrics {
+    registry: Registry,
+    /// Lookups by result (hit/miss/stale/pass) and tier.
+    pub lookups: Family<Labels, Counter>,
+    /// Bytes sent to viewers, by tier (memory, disk, origin).
+    pub bytes: Family<Labels, Counter>,
+    /// Origin fetches started, by outcome.
+    pub origin_fetches: Family<Labels, Counter>,
+    /// Time to the origin's response headers.
+    pub origin_latency: Histogram,
+    /// Requests by protocol and status class.
+    pub requests: Family<Labels, Counter>,
+}
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("edge");
+        let lookups = Family::<Labels, Counter>::default();
+        let bytes = Family::<Labels, Counter>::default();
+        let origin_fetches = Family::<Labels, Counter>::default();
+        let origin_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let requests = Family::<Labels, Counter>::default();
+        registry.register("cache_lookups", "Cache lookups by result and tier", lookups.clone());
+        registry.register("served_bytes", "Bytes sent to viewers by tier", bytes.clone());
+        registry.register("origin_fetches", "Origin fetches by outcome", origin_fetches.clone());
+        registry.register("origin_fetch_duration_seconds", "Time to the origin's headers", origin_latency.clone());
+        registry.register("requests", "Requests by protocol and status class", requests.clone());
+        Self { registry, lookups, bytes, origin_fetches, origin_latency, requests }
+    }
+}
+
+impl EdgeMetrics {
+    /// Counts a lookup.
+    pub fn lookup(&self, result: &'static str, tier: &'static str) {
+        self.lookups.get_or_create(&vec![("result", result), ("tier", tier)]).inc();
+    }
+
+    /// Counts bytes sent from a tier.
+    pub fn served(&self, tier: &'static str, n: u64) {
+        self.bytes.get_or_create(&vec![("tier", tier)]).inc_by(n);
+    }
+
+    /// Counts a request.
+    pub fn request(&self, protocol: &'static str, status: u16) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests.get_or_create(&vec![("protocol", protocol), ("class", class)]).inc();
+    }
+
+    /// Text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

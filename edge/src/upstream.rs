@@ -1,0 +1,74 @@
+//! The origin, seen from a PoP: objects by path with the PoP's bearer token, the key service
+//! passed through, uploads forwarded. Bounded connect and read timeouts; retries (on the next
+//! origin URL) only before the first byte, and only for errors a retry can fix.
+
+use std::time::Duration;
+
+use crate::error::EdgeError;
+
+/// How to reach the origin(s).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    origins: Vec<String>,
+    token: String,
+    retries: u32,
+}
+
+impl Upstream {
+    /// A client for `origins` (tried in order), presenting `token`.
+    pub fn new(origins: Vec<String>, token: String, connect: Duration, read: Duration, retries: u32) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .read_timeout(read)
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("http client");
+        Self {
+            client,
+            origins: origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
+            token,
+            retries,
+        }
+    }
+
+    /// The bearer token this PoP presents.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The HTTP client (pooled connections to the origins).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The origin base URLs (for rewriting the origin's absolute URLs to this PoP's).
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// `GET /v1/objects/{key}`: a cacheable object.
+    pub async fn object(&self, key: &str) -> Result<reqwest::Response, EdgeError> {
+        self.send(|base| self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.token)).await
+    }
+
+    /// Sends a request built for each origin in turn; 5xx and connection errors move on.
+    pub async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, EdgeError> {
+        let mut last = EdgeError::OriginUnavailable("no origin configured".into());
+        let attempts = (self.retries as usize + 1).max(self.origins.len());
+        for attempt in 0..attempts {
+            let base = &self.origins[attempt % self.origins.len().max(1)];
+            match build(base).send().await {
+                Ok(r) if r.status().is_server_error() => {
+                    last = EdgeError::OriginUnavailable(format!("{base} answered {}", r.status()));
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_timeout() => last = EdgeError::OriginTimeout,
+                Err(e) => last = EdgeError::OriginUnavailable(format!("{base}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+        }
+        Err(last)
+    }
+}

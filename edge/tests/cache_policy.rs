@@ -1,0 +1,179 @@
+//! Cache policy: a scan of one-hit objects ten times the cache's size does not flush the hot
+//! set (admission keeps one-hit wonders off the disk, S3-FIFO keeps them from the memory
+//! tier's main queue); takedowns reach every PoP within a heartbeat and survive a restart;
+//! what is popular in the region is fetched before viewers ask.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+
+const OBJECT: usize = 128 << 10;
+
+/// Requests `keys` of video `v` (8 at a time over HTTP/2); how many were hits.
+async fn play(pop: &Pop, keys: impl Iterator<Item = String>) -> (usize, usize) {
+    let results: Vec<(u16, String, bytes::Bytes)> = futures_util::stream::iter(keys)
+        .map(|k| {
+            let url = pop.https(&viewer_path("v", &k));
+            let client = pop.h2.clone();
+            async move { fetch(&client, &url, &[]).await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(results.iter().all(|r| r.0 == 200 && r.2.len() == OBJECT));
+    (results.iter().filter(|r| r.1.starts_with("hit")).count(), results.len())
+}
+
+/// Plays the hot set between slices of a scan `factor` times `cache_bytes`; the hot set's
+/// hit ratio over the scan.
+async fn hot_ratio_under_scan(pop: &Pop, hot: usize, cache_bytes: u64, factor: u64) -> f64 {
+    let hot_keys = || (0..hot).map(|n| format!("gen/{OBJECT}/hot{n}"));
+    // Twice: the second request earns each object its place.
+    play(pop, hot_keys()).await;
+    play(pop, hot_keys()).await;
+    let scan_objects = (cache_bytes * factor) as usize / OBJECT;
+    let rounds = 20;
+    let (mut hits, mut total) = (0, 0);
+    for round in 0..rounds {
+        let slice = (round * scan_objects / rounds)..((round + 1) * scan_objects / rounds);
+        let (scan_hits, _) = play(pop, slice.map(|n| format!("gen/{OBJECT}/scan{n}"))).await;
+        assert_eq!(scan_hits, 0, "scan objects are asked once");
+        let (h, t) = play(pop, hot_keys()).await;
+        hits += h;
+        total += t;
+    }
+    hits as f64 / total as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_tail_scan_does_not_flush_the_hot_set_from_disk() {
+    init();
+    let origin = TestOrigin::start().await;
+    origin.generate();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.cache.memory = 8 << 20;
+    cfg.cache.disk = 32 << 20;
+    cfg.cache.block = 1 << 20;
+    let pop = Pop::start(cfg).await;
+    // 12 MiB of hot objects: more than the memory tier holds, so hits come from both tiers.
+    let ratio = hot_ratio_under_scan(&pop, 96, 40 << 20, 10).await;
+    assert!(ratio > 0.9, "hot-set hit ratio {ratio:.3} under a 10x scan");
+    let metrics = pop.h1.get(pop.https("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metric(&metrics, "edge_cache_lookups_total", &["result=\"hit\"", "tier=\"disk\""]) > 0.0, "{metrics}");
+    pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_tail_scan_does_not_flush_the_hot_set_from_memory() {
+    init();
+    let origin = TestOrigin::start().await;
+    origin.generate();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.cache.memory = 8 << 20;
+    cfg.cache.disk = 0;
+    let pop = Pop::start(cfg).await;
+    let ratio = hot_ratio_under_scan(&pop, 24, 8 << 20, 10).await;
+    assert!(ratio > 0.9, "hot-set hit ratio {ratio:.3} under a 10x scan");
+    pop.stop().await;
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takedowns_reach_every_pop_within_a_heartbeat() {
+    init();
+    let origin = TestOrigin::start().await;
+    let key = "v12/720p/seg_00000.m4s";
+    origin.segment(key, 50_000);
+    let beat = Duration::from_millis(300);
+    let mut pops = Vec::new();
+    for n in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), &origin.url());
+        cfg.pop.id = format!("pop-{n}");
+        cfg.prefetch.heartbeat = beat;
+        let pop = Pop::start(cfg).await;
+        // Twice: cached on disk too.
+        pop.get(&viewer_path("v12", "720p/seg_00000.m4s")).await;
+        assert_eq!(pop.get(&viewer_path("v12", "720p/seg_00000.m4s")).await.1, "hit-memory");
+        pops.push((pop, dir));
+    }
+    let fetched = origin.fetches(key);
+    origin.beats().purges.push((1, "v12".into()));
+    for (pop, _) in &pops {
+        let edge = pop.running.edge.clone();
+        wait_for("purge", beat * 2, async || !edge.cache.contains(key) || edge.cache.lookup(key).await.is_none()).await;
+    }
+    let (pop, dir) = pops.pop().unwrap();
+    pop.stop().await;
+    // The purge (and the cursor) outlive a restart: the disk copy is not served again.
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.prefetch.heartbeat = beat;
+    let pop = Pop::start(cfg).await;
+    assert_eq!(pop.get(&viewer_path("v12", "720p/seg_00000.m4s")).await.1, "miss");
+    assert_eq!(origin.fetches(key), fetched + 1);
+    // Fetched after the takedown (the origin decides whether to serve it): cached normally.
+    assert_eq!(pop.get(&viewer_path("v12", "720p/seg_00000.m4s")).await.1, "hit-memory");
+    pop.stop().await;
+    let cursors: Vec<i64> = origin
+        .beats()
+        .reports
+        .iter()
+        .filter(|r| r["pop"] == "pop-local")
+        .map(|r| r["purges_after"].as_i64().unwrap())
+        .collect();
+    assert!(cursors.iter().all(|&c| c == 1), "the restarted PoP resumed from its cursor: {cursors:?}");
+    for (pop, _) in pops {
+        pop.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popular_videos_are_reported_and_prefetched() {
+    init();
+    let origin = TestOrigin::start().await;
+    origin.segment("v13/360p/seg_00000.m4s", 1_000);
+    let warm = origin.segment("v14/720p/seg_00000.m4s", 80_000);
+    origin.beats().prefetch = vec!["v14/720p/seg_00000.m4s".into()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.prefetch.enabled = true;
+    cfg.prefetch.heartbeat = Duration::from_millis(200);
+    cfg.pop.region = "kr-seoul".into();
+    let pop = Arc::new(Pop::start(cfg).await);
+    for _ in 0..3 {
+        pop.get(&viewer_path("v13", "360p/seg_00000.m4s")).await;
+    }
+    wait_for("a report with v13", Duration::from_secs(3), async || {
+        origin
+            .beats()
+            .reports
+            .iter()
+            .any(|r| r["region"] == "kr-seoul" && r["top"][0]["video"] == "v13" && r["top"][0]["requests"] == 3)
+    })
+    .await;
+    wait_for("the prefetch", Duration::from_secs(3), async || origin.fetches("v14/720p/seg_00000.m4s") == 1).await;
+    let edge = pop.running.edge.clone();
+    wait_for("the prefetched object cached", Duration::from_secs(3), async || {
+        edge.cache.contains("v14/720p/seg_00000.m4s")
+    })
+    .await;
+    let (status, x_cache, body) = pop.get(&viewer_path("v14", "720p/seg_00000.m4s")).await;
+    assert_eq!((status, x_cache.starts_with("hit"), body), (200, true, warm), "{x_cache}");
+    // Prefetched once, not on every beat.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(origin.fetches("v14/720p/seg_00000.m4s"), 1);
+    Arc::into_inner(pop).unwrap().stop().await;
+}

@@ -1,0 +1,34 @@
+//! `[pop]`: who this PoP is, for logs, metrics and the origin's reports.
+
+use toml::de::DeValue;
+
+use crate::defaults;
+use crate::document::{Section, string};
+
+/// The PoP's name and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Unique among the platform's PoPs; `[A-Za-z0-9_-]`, 1 to 64 characters.
+    pub id: String,
+    /// The region it serves; same alphabet.
+    pub region: String,
+}
+
+pub(crate) fn read(mut s: Section<'_>) -> Identity {
+    let id = s.field("id", name).unwrap_or_else(|| defaults::POP_ID.to_owned());
+    let region = s.field("region", name).unwrap_or_else(|| defaults::POP_REGION.to_owned());
+    s.finish();
+    Identity { id, region }
+}
+
+/// A name that is safe in metric labels, file names and the `.`-separated token format:
+/// `[A-Za-z0-9_-]`, 1 to 64 characters.
+pub(crate) fn name(v: &DeValue<'_>) -> Result<String, String> {
+    let text = string(v)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if (1..=64).contains(&text.len()) && text.chars().all(allowed) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("`{text}` is not a valid name (1 to 64 of A-Z, a-z, 0-9, `_`, `-`)"))
+    }
+}

@@ -1,0 +1,479 @@
+//! The configuration file as an operator meets it: what a valid file becomes, and how every
+//! kind of mistake is reported (all at once, each at its field path).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use pop_config::token::{PlaybackGrant, sign_playback, verify_playback};
+use pop_config::{ConfigErrors, PopConfig, parse};
+
+/// What every file must have: the origin credential and one token key.
+const REQUIRED: &str = r#"
+[origin]
+token = "pop-token-0123456789"
+
+[[tokens]]
+kid = "k1"
+secret = "000102030405060708090a0b0c0d0e0f"
+"#;
+
+fn valid(text: &str) -> PopConfig {
+    parse(text, Path::new("/base")).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+fn invalid(text: &str) -> ConfigErrors {
+    parse(text, Path::new("/base")).expect_err("expected errors")
+}
+
+/// `extra` sections followed by the required ones.
+fn with_required(extra: &str) -> String {
+    format!("{extra}\n{REQUIRED}")
+}
+
+fn paths(errors: &ConfigErrors) -> Vec<&str> {
+    errors.iter().map(|e| e.path.as_str()).collect()
+}
+
+fn assert_only_error(errors: &ConfigErrors, path: &str, message_part: &str) {
+    assert_eq!(paths(errors), [path], "{errors}");
+    assert!(errors.0[0].message.contains(message_part), "`{message_part}` not in: {errors}");
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn full_example_parses_to_typed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["pop.example".to_owned()]).unwrap();
+    fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+    fs::write(dir.path().join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    fs::write(dir.path().join("k2.hex"), "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n").unwrap();
+    let text = r#"
+        [pop]
+        id = "fra-1"
+        region = "eu-central"
+
+        [listen]
+        https = "0.0.0.0:443"
+        h3 = "0.0.0.0:443"
+        http = "127.0.0.1:8080"
+
+        [tls]
+        cert = "cert.pem"
+        key = "key.pem"
+
+        [origin]
+        urls = ["https://origin-a.example.com/", "http://10.0.0.2:8080/base"]
+        token = "a-long-pop-token-0123456789"
+        connect_timeout_ms = 1500
+        request_timeout_ms = 20000
+        retries = 3
+
+        [[tokens]]
+        kid = "k1"
+        secret = "000102030405060708090a0b0c0d0e0f"
+
+        [[tokens]]
+        kid = "k2"
+        secret_file = "k2.hex"
+
+        [cache]
+        memory = "512MiB"
+        disk = "10GB"
+        path = "/var/cache/edge"
+        block = "32MiB"
+        playlist_stale = "2m"
+
+        [admission]
+        min_uses = 3
+        window = "1h"
+
+        [prefetch]
+        enabled = false
+        heartbeat = "500ms"
+        top_n = 50
+
+        [uploads]
+        enabled = false
+        max_size = 2147483648
+    "#;
+    let config = parse(text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!((config.pop.id.as_str(), config.pop.region.as_str()), ("fra-1", "eu-central"));
+    assert_eq!(config.listen.https, addr("0.0.0.0:443"));
+    assert_eq!(config.listen.h3, Some(addr("0.0.0.0:443")));
+    assert_eq!(config.listen.http, Some(addr("127.0.0.1:8080")));
+    let tls = config.tls.as_ref().unwrap();
+    assert_eq!((tls.cert.clone(), tls.key.clone()), (dir.path().join("cert.pem"), dir.path().join("key.pem")));
+    assert_eq!(config.origin.urls, ["https://origin-a.example.com", "http://10.0.0.2:8080/base"]);
+    assert_eq!(config.origin.token, "a-long-pop-token-0123456789");
+    assert_eq!(config.origin.connect_timeout, Duration::from_millis(1500));
+    assert_eq!(config.origin.request_timeout, Duration::from_secs(20));
+    assert_eq!(config.origin.retries, 3);
+    assert_eq!(config.tokens.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["k1", "k2"]);
+    assert_eq!(config.cache.memory, 512 << 20);
+    assert_eq!(config.cache.disk, 10_000_000_000);
+    assert_eq!(config.cache.path, Path::new("/var/cache/edge"));
+    assert_eq!(config.cache.block, 32 << 20);
+    assert_eq!(config.cache.playlist_stale, Duration::from_secs(120));
+    assert_eq!((config.admission.min_uses, config.admission.window), (3, Duration::from_secs(3600)));
+    assert_eq!(
+        (config.prefetch.enabled, config.prefetch.heartbeat, config.prefetch.top_n),
+        (false, Duration::from_millis(500), 50)
+    );
+    assert_eq!((config.uploads.enabled, config.uploads.max_size), (false, 2 << 30));
+}
+
+#[test]
+fn token_keys_verify_what_the_origin_signs() {
+    let config = valid(REQUIRED);
+    let origin_key = pop_config::token::Key::new("k1", &(0..16).collect::<Vec<u8>>());
+    let grant = PlaybackGrant { video: "v".into(), expires: 100, viewer: None };
+    let token = sign_playback(&origin_key, &grant);
+    assert_eq!(verify_playback(&config.tokens, &token, "v", 50), Ok(grant));
+}
+
+#[test]
+fn absent_sections_take_the_defaults() {
+    let config = valid(REQUIRED);
+    assert_eq!((config.pop.id.as_str(), config.pop.region.as_str()), ("pop-local", "local"));
+    assert_eq!(config.listen.https, addr("127.0.0.1:8443"));
+    assert_eq!(config.listen.h3, Some(addr("127.0.0.1:8443")), "h3 follows https");
+    assert_eq!(config.listen.http, None);
+    assert!(config.tls.is_none());
+    assert_eq!(config.origin.urls, ["http://127.0.0.1:8080"]);
+    assert_eq!(config.origin.connect_timeout, Duration::from_secs(2));
+    assert_eq!(config.origin.request_timeout, Duration::from_secs(15));
+    assert_eq!(config.origin.retries, 2);
+    assert_eq!(config.cache.memory, 256 << 20);
+    assert_eq!(config.cache.disk, 4 << 30);
+    assert_eq!(config.cache.path, Path::new("/base/data/edge-cache"), "relative to the file's directory");
+    assert_eq!(config.cache.block, 16 << 20);
+    assert_eq!(config.cache.playlist_stale, Duration::from_secs(300));
+    assert_eq!((config.admission.min_uses, config.admission.window), (2, Duration::from_secs(600)));
+    assert_eq!(
+        (config.prefetch.enabled, config.prefetch.heartbeat, config.prefetch.top_n),
+        (true, Duration::from_secs(10), 20)
+    );
+    assert_eq!((config.uploads.enabled, config.uploads.max_size), (true, 1 << 30));
+}
+
+#[test]
+fn h3_follows_https_and_can_be_disabled() {
+    let config = valid(&with_required("[listen]\nhttps = \"[::]:9443\""));
+    assert_eq!(config.listen.h3, Some(addr("[::]:9443")));
+    let config = valid(&with_required("[listen]\nh3 = false"));
+    assert_eq!(config.listen.h3, None);
+    let config = valid(&with_required("[listen]\nh3 = \"127.0.0.1:9000\""));
+    assert_eq!(config.listen.h3, Some(addr("127.0.0.1:9000")));
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let errors = invalid(&format!("colour = \"blue\"\n{REQUIRED}"));
+    assert_only_error(&errors, "colour", "unknown key");
+    assert_eq!(errors.0[0].line, Some(1));
+    let errors = invalid(&with_required("[cahce]\nmemory = 1"));
+    assert_only_error(&errors, "cahce", "did you mean `cache`?");
+}
+
+#[test]
+fn unknown_nested_key_names_its_path_and_a_suggestion() {
+    let errors = invalid(&with_required("[cache]\nmemroy = \"1GiB\""));
+    assert_only_error(&errors, "cache.memroy", "did you mean `memory`?");
+    assert_eq!(errors.0[0].line, Some(2));
+    let errors = invalid(&format!("{REQUIRED}\nsekret_file = \"x\""));
+    assert_only_error(&errors, "tokens[0].sekret_file", "did you mean `secret_file`?");
+    let errors = invalid(&with_required("[pop]\nzzz = 1"));
+    assert_only_error(&errors, "pop.zzz", "known keys here: id, region");
+}
+
+#[test]
+fn unknown_keys_are_found_in_every_section() {
+    for section in ["pop", "listen", "cache", "admission", "prefetch", "uploads"] {
+        let errors = invalid(&with_required(&format!("[{section}]\nbogus = 1")));
+        assert_only_error(&errors, &format!("{section}.bogus"), "unknown key");
+    }
+    let errors = invalid(&REQUIRED.replace("[origin]", "[origin]\nbogus = 1"));
+    assert_only_error(&errors, "origin.bogus", "unknown key");
+    let dir = tempfile::tempdir().unwrap();
+    let errors = parse(&with_required("[tls]\nbogus = 1"), dir.path()).unwrap_err();
+    assert!(paths(&errors).contains(&"tls.bogus"), "{errors}");
+}
+
+#[test]
+fn several_errors_are_reported_together_in_file_order() {
+    let text = r#"
+[pop]
+id = "has spaces"
+
+[listen]
+https = "127.0.0.1:8443"
+http = "127.0.0.1:8443"
+
+[origin]
+urls = ["ftp://nope"]
+
+[[tokens]]
+kid = "k1"
+secret = "abc"
+
+[cache]
+memory = "12 parsecs"
+memroy = 1
+playlist_stale = "forever"
+"#;
+    let errors = invalid(text);
+    assert_eq!(
+        paths(&errors),
+        [
+            "pop.id",
+            "listen.http",
+            "origin.urls[0]",
+            "tokens[0].secret",
+            "cache.memory",
+            "cache.memroy",
+            "cache.playlist_stale",
+            "origin.token"
+        ],
+        "{errors}"
+    );
+    let shown = errors.to_string();
+    assert_eq!(shown.lines().count(), 8, "one line per problem:\n{shown}");
+    assert!(shown.starts_with("pop.id (line 3): `has spaces` is not a valid name"), "{shown}");
+    assert!(shown.ends_with("origin.token: missing (required)"), "{shown}");
+}
+
+#[test]
+fn bad_size() {
+    let errors = invalid(&with_required("[cache]\nmemory = \"12 parsecs\""));
+    assert_only_error(&errors, "cache.memory", "`12 parsecs` is not a size");
+    let errors = invalid(&with_required("[uploads]\nmax_size = -5"));
+    assert_only_error(&errors, "uploads.max_size", "out of range");
+    let errors = invalid(&with_required("[cache]\ndisk = true"));
+    assert_only_error(&errors, "cache.disk", "expected a string, found a boolean");
+}
+
+#[test]
+fn sizes_the_cache_cannot_use() {
+    let errors = invalid(&with_required("[cache]\nblock = \"1000KB\"\nmemory = 1000"));
+    assert_eq!(paths(&errors), ["cache.block", "cache.memory"], "{errors}");
+    let errors = invalid(&with_required("[cache]\nblock = \"2MiB\"\ndisk = \"7MiB\""));
+    assert_only_error(&errors, "cache.disk", "at least 4 blocks");
+    valid(&with_required("[cache]\ndisk = 0"));
+}
+
+#[test]
+fn bad_duration() {
+    let errors = invalid(&with_required("[admission]\nwindow = \"10 fortnights\""));
+    assert_only_error(&errors, "admission.window", "not a duration");
+    let errors = invalid(&with_required("[prefetch]\nheartbeat = 10"));
+    assert_only_error(&errors, "prefetch.heartbeat", "expected a string, found an integer");
+    let errors = invalid(&with_required("[prefetch]\nheartbeat = \"0s\""));
+    assert_only_error(&errors, "prefetch.heartbeat", "longer than 0");
+}
+
+#[test]
+fn unreadable_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors =
+        parse(&with_required("[tls]\ncert = \"missing-cert.pem\"\nkey = \"missing-key.pem\""), dir.path()).unwrap_err();
+    assert_eq!(paths(&errors), ["tls.cert", "tls.key"], "{errors}");
+    assert!(errors.0[0].message.contains("cannot read") && errors.0[0].message.contains("missing-cert.pem"));
+    assert_eq!(errors.0[1].line, Some(3));
+}
+
+#[test]
+fn tls_section_needs_both_files() {
+    let errors = invalid(&with_required("[tls]\n"));
+    assert_eq!(paths(&errors), ["tls.cert", "tls.key"], "{errors}");
+    assert!(errors.iter().all(|e| e.message == "missing (required)"));
+}
+
+#[test]
+fn tls_files_that_are_not_pem() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("cert.pem"), "hello").unwrap();
+    fs::write(dir.path().join("key.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    let errors = parse(&with_required("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\""), dir.path()).unwrap_err();
+    assert_eq!(paths(&errors), ["tls.cert", "tls.key"], "{errors}");
+    assert!(errors.0[0].message.contains("no CERTIFICATE"), "{errors}");
+    assert!(errors.0[1].message.contains("no private key"), "{errors}");
+}
+
+#[test]
+fn tls_key_of_another_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = rcgen::generate_simple_self_signed(vec!["a.example".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["b.example".to_owned()]).unwrap();
+    fs::write(dir.path().join("cert.pem"), one.cert.pem()).unwrap();
+    fs::write(dir.path().join("key.pem"), other.signing_key.serialize_pem()).unwrap();
+    let errors = parse(&with_required("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\""), dir.path()).unwrap_err();
+    assert_only_error(&errors, "tls.key", "does not belong to the certificate");
+}
+
+#[test]
+fn unreadable_secret_file() {
+    let text = REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", "secret_file = \"nope/k1.hex\"");
+    let errors = invalid(&text);
+    assert_only_error(&errors, "tokens[0].secret_file", "cannot read /base/nope/k1.hex");
+}
+
+#[test]
+fn secret_file_resolves_against_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("keys")).unwrap();
+    fs::write(dir.path().join("keys/k1.hex"), "00112233445566778899aabbccddeeff\n").unwrap();
+    let text = REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", "secret_file = \"keys/k1.hex\"");
+    fs::write(dir.path().join("pop.toml"), text).unwrap();
+    let config = pop_config::load(&dir.path().join("pop.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.tokens[0].kid, "k1");
+    assert_eq!(config.cache.path, dir.path().join("data/edge-cache"));
+}
+
+#[test]
+fn unreadable_config_file() {
+    let errors = pop_config::load(Path::new("/nonexistent/pop.toml")).unwrap_err();
+    assert_eq!(paths(&errors), [""]);
+    assert!(errors.to_string().starts_with("cannot read /nonexistent/pop.toml"), "{errors}");
+}
+
+#[test]
+fn missing_origin_token() {
+    let errors = invalid(&REQUIRED.replace("token = \"pop-token-0123456789\"", ""));
+    assert_only_error(&errors, "origin.token", "missing (required)");
+    let errors = invalid(&REQUIRED.replace("pop-token-0123456789", "short"));
+    assert_only_error(&errors, "origin.token", "at least 16 characters");
+}
+
+#[test]
+fn no_token_keys() {
+    let errors = invalid("[origin]\ntoken = \"pop-token-0123456789\"");
+    assert_only_error(&errors, "tokens", "at least one [[tokens]] key");
+    let errors = invalid("tokens = []\n[origin]\ntoken = \"pop-token-0123456789\"");
+    assert_only_error(&errors, "tokens", "at least one [[tokens]] key");
+}
+
+#[test]
+fn bad_hex_and_short_secrets() {
+    let errors = invalid(&REQUIRED.replace("000102030405060708090a0b0c0d0e0f", "zz0102030405060708090a0b0c0d0e0f"));
+    assert_only_error(&errors, "tokens[0].secret", "not hex");
+    let errors = invalid(&REQUIRED.replace("000102030405060708090a0b0c0d0e0f", "0001020304"));
+    assert_only_error(&errors, "tokens[0].secret", "too short: 5 bytes");
+}
+
+#[test]
+fn secret_and_secret_file_are_exclusive() {
+    let errors = invalid(&format!("{REQUIRED}secret_file = \"k1.hex\"\n"));
+    assert_only_error(&errors, "tokens[0]", "exactly one of `secret` and `secret_file`");
+    let errors = invalid(&REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", ""));
+    assert_only_error(&errors, "tokens[0]", "exactly one of `secret` and `secret_file`");
+}
+
+#[test]
+fn duplicate_token_kid() {
+    let text = format!("{REQUIRED}\n[[tokens]]\nkid = \"k1\"\nsecret = \"ffeeddccbbaa99887766554433221100\"\n");
+    let errors = invalid(&text);
+    assert_only_error(&errors, "tokens[1].kid", "duplicate key id `k1`");
+}
+
+#[test]
+fn invalid_pop_id_and_kid() {
+    let errors = invalid(&with_required("[pop]\nid = \"pop.one\"\nregion = \"\""));
+    assert_eq!(paths(&errors), ["pop.id", "pop.region"], "{errors}");
+    let errors = invalid(&REQUIRED.replace("kid = \"k1\"", "kid = \"k.1\""));
+    assert_only_error(&errors, "tokens[0].kid", "not a valid name");
+}
+
+#[test]
+fn invalid_origin_url() {
+    let text = REQUIRED.replace("[origin]", "[origin]\nurls = [\"http://ok:8080\", \"http://bad host\", 7]");
+    let errors = invalid(&text);
+    assert_eq!(paths(&errors), ["origin.urls[1]", "origin.urls[2]"], "{errors}");
+    assert!(errors.0[0].message.contains("not an origin URL"), "{errors}");
+    let errors = invalid(&REQUIRED.replace("[origin]", "[origin]\nurls = []"));
+    assert_only_error(&errors, "origin.urls", "must not be empty");
+}
+
+#[test]
+fn https_and_http_on_the_same_address_conflict() {
+    let errors = invalid(&with_required("[listen]\nhttps = \"127.0.0.1:8443\"\nhttp = \"127.0.0.1:8443\""));
+    assert_only_error(&errors, "listen.http", "conflicts with listen.https");
+    assert_eq!(errors.0[0].line, Some(3));
+}
+
+#[test]
+fn unspecified_address_overlaps_every_address_on_its_port() {
+    let errors = invalid(&with_required("[listen]\nhttps = \"0.0.0.0:8443\"\nhttp = \"127.0.0.1:8443\""));
+    assert_only_error(&errors, "listen.http", "both are TCP port 8443");
+    valid(&with_required("[listen]\nhttps = \"0.0.0.0:8443\"\nhttp = \"127.0.0.1:8080\""));
+    valid(&with_required("[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\""));
+}
+
+#[test]
+fn h3_may_share_the_https_port_number() {
+    let config =
+        valid(&with_required("[listen]\nhttps = \"0.0.0.0:443\"\nh3 = \"0.0.0.0:443\"\nhttp = \"127.0.0.1:80\""));
+    assert_eq!(config.listen.h3, Some(config.listen.https));
+}
+
+#[test]
+fn bad_listen_address() {
+    let errors = invalid(&with_required("[listen]\nhttps = \"localhost:8443\""));
+    assert_only_error(&errors, "listen.https", "not an IP:port address");
+}
+
+#[test]
+fn toml_syntax_error_names_its_line() {
+    let errors = invalid("[pop]\nid = \"ok\"\nregion = \n[origin]\n");
+    assert_eq!(paths(&errors), [""], "{errors}");
+    assert_eq!(errors.0[0].line, Some(3), "{errors}");
+    assert!(errors.to_string().starts_with("line 3: invalid TOML"), "{errors}");
+    let errors = invalid(&format!("{REQUIRED}\n[origin]\nretries = 1\n"));
+    assert!(errors.0[0].message.contains("invalid TOML"), "a table defined twice: {errors}");
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let errors = invalid(&with_required("cache = 5\n[prefetch]\nenabled = \"yes\"\ntop_n = 2.5"));
+    assert_eq!(paths(&errors), ["cache", "prefetch.enabled", "prefetch.top_n"], "{errors}");
+    assert!(errors.0[0].message.contains("expected a table, found an integer"), "{errors}");
+    assert!(errors.0[1].message.contains("expected true or false, found a string"), "{errors}");
+}
+
+#[test]
+fn the_origin_token_stays_out_of_debug_output() {
+    let config = valid(REQUIRED);
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("pop-token-0123456789") && shown.contains("<redacted>"), "{shown}");
+    assert!(!shown.contains("000102030405060708090a0b0c0d0e0f"), "{shown}");
+}
+
+#[test]
+fn default_for_is_a_runnable_in_process_pop() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = vec![pop_config::token::Key::new("k1", &[7; 16])];
+    let config = PopConfig::default_for(dir.path(), "http://127.0.0.1:9/", "pop-token-0123456789", keys);
+    assert_eq!(config.listen.https.port(), 0);
+    assert_eq!(config.origin.urls, ["http://127.0.0.1:9"]);
+    assert_eq!(config.cache.path, dir.path());
+    assert!(config.tls.is_none());
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("pop.example.toml");
+    let config = pop_config::load(&example).unwrap_or_else(|e| panic!("{}:\n{e}", example.display()));
+    assert_eq!(config.tokens.len(), 1);
+}
+
+#[test]
+fn integers_in_any_toml_notation() {
+    let config =
+        valid(&with_required("[prefetch]\ntop_n = 1_000\n[admission]\nmin_uses = 0x10\n[uploads]\nmax_size = 0o777"));
+    assert_eq!((config.prefetch.top_n, config.admission.min_uses, config.uploads.max_size), (1000, 16, 0o777));
+}
