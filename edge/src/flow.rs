@@ -158,6 +158,16 @@ async fn wait_head(edge: &Edge, flight: &Flight) -> Result<FlightHead, EdgeError
 
 /// The one origin fetch of a flight: streams into it, then caches the whole object.
 async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool) {
+    // A viewer may have missed the cache just before the previous flight for this key
+    // landed; the object it fetched is in the cache now and must not be fetched again.
+    if let Some((object, _)) = edge.cache.lookup(&key).await.filter(|(o, _)| o.head.is_fresh(crate::now_ms())) {
+        let length = Some(object.body.len() as u64);
+        flight.set_head(Ok(FlightHead { status: 200, head: object.head, length }));
+        flight.push(object.body);
+        flight.finish(Ok(()));
+        edge.flights.land(&key);
+        return;
+    }
     let started = std::time::Instant::now();
     let response = edge.upstream.object(&key).await;
     edge.metrics.origin_latency.observe(started.elapsed().as_secs_f64());

@@ -137,6 +137,24 @@ async fn two_hundred_viewers_of_a_cold_segment_cost_one_origin_fetch() {
     }
     assert_eq!(origin.fetches("v9/1080p/seg_00000.m4s"), 1, "exactly one origin fetch");
     assert!(misses >= 100, "most viewers joined the one flight ({misses} misses)");
+
+    // A fast origin: viewers keep arriving while the flight lands and the cache takes over.
+    origin.slow(Duration::ZERO);
+    for n in 1..=10 {
+        let key = format!("v9/240p/seg_{n:05}.m4s");
+        let small = origin.segment(&key, 20_000);
+        let path = viewer_path("v9", key.trim_start_matches("v9/"));
+        let viewers: Vec<_> = (0..200)
+            .map(|_| {
+                let (pop, path) = (pop.clone(), path.clone());
+                tokio::spawn(async move { fetch(&pop.h2, &pop.https(&path), &[]).await })
+            })
+            .collect();
+        for v in viewers {
+            assert!(v.await.unwrap().2 == small);
+        }
+        assert_eq!(origin.fetches(&key), 1, "{key}: exactly one origin fetch");
+    }
     Arc::into_inner(pop).unwrap().stop().await;
 }
 

@@ -21,6 +21,9 @@ pub struct Config {
     pub public_url: String,
     /// Base URL of the upload endpoint handed to creators (the nearest PoP, or this origin).
     pub upload_url: String,
+    /// Base URL of playback links handed to viewers (the CDN name that resolves to the
+    /// nearest PoP, or this origin).
+    pub playback_url: String,
     /// PEM certificate chain and key; plain HTTP when absent.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `sqlite://...` or `postgres://...`.
@@ -88,6 +91,7 @@ struct Raw {
     listen: Option<String>,
     public_url: Option<String>,
     upload_url: Option<String>,
+    playback_url: Option<String>,
     tls: Option<RawTls>,
     database_url: Option<String>,
     cache_url: Option<String>,
@@ -184,6 +188,7 @@ impl Config {
         let workers = raw.workers.unwrap_or(1);
         let config = Self {
             upload_url: raw.upload_url.unwrap_or_else(|| public_url.clone()),
+            playback_url: raw.playback_url.unwrap_or_else(|| public_url.clone()),
             public_url,
             listen,
             tls: raw.tls.map(|t| (t.cert, t.key)),

@@ -62,6 +62,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
     let bound = |url: &str| url.replace(&config.listen.to_string(), &addr.to_string());
     config.public_url = bound(&config.public_url);
     config.upload_url = bound(&config.upload_url);
+    config.playback_url = bound(&config.playback_url);
     let tls = config.tls.as_ref().map(|(cert, key)| web::server::tls_acceptor(cert, key)).transpose()?;
     let app = App::open(config).await?;
     let (shutdown, watch) = watch::channel(false);

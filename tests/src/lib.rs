@@ -1,3 +1,6 @@
-//! End-to-end tests across crates live in `tests/tests/`; this library holds what they
-//! share.
+//! What end-to-end tests share, across crates: generated media and ways to play it. The
+//! tests themselves live in `tests/tests/` (and in each crate's own `tests/`). This library
+//! depends on no workspace crate, so any crate may use it in its tests.
 #![forbid(unsafe_code)]
+
+pub mod media;

@@ -224,7 +224,7 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
         viewer: asked.viewer_id,
     };
     let token = app.signer.playback_token(&grant);
-    let base = format!("{}/p/{token}/{id}", app.config.public_url.trim_end_matches('/'));
+    let base = format!("{}/p/{token}/{id}", app.config.playback_url.trim_end_matches('/'));
     Ok(web::json(
         StatusCode::OK,
         &serde_json::json!({

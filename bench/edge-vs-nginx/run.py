@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""The edge's memory tier against nginx serving the same files with sendfile, and the edge's
+cold-miss latency against Varnish.
+
+Hot throughput: 8 objects of 1 MiB and 8 of 4 MiB (random bytes), served by the edge after a
+warm-up (every request a memory hit) and by nginx from disk (page cache hot), over HTTPS
+(TLS 1.3, same ECDSA P-256 certificate, TLS_AES_128_GCM_SHA256) and plain HTTP/1.1, at 16, 64
+and 256 connections. Layout `1w-pin` of the research anchors: one nginx worker or one edge
+worker thread, pinned to CPU0; `wrk -t1` pinned to CPU1. Per cell the edge and nginx run back
+to back (order alternating), so machine noise hits both. Server CPU-seconds are utime+stime
+from /proc over the run (nginx master + worker, every thread of the edge).
+
+Cold miss: 40 never-requested URLs per size (64 KiB, 1 MiB, 4 MiB), one curl at a time, from
+the edge and from Varnish (also pinned to CPU0), both pulling from the same origin nginx;
+then the same URLs again as hits.
+
+Prints markdown tables and writes bench/results/edge-vs-nginx-<date>.json.
+
+Environment: BENCH_SECONDS (per wrk run, default 5), BENCH_RUNS (repeats, default 1; medians
+are reported), BENCH_DIR (scratch, default a temp dir), EDGE (binary; default: build
+target/release/edge).
+"""
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+EDGE = os.environ.get("EDGE", os.path.join(ROOT, "target", "release", "edge"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+RUNS = int(os.environ.get("BENCH_RUNS", "1"))
+SCRATCH = os.path.abspath(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-edge-"))
+
+HOT_SIZES = [("1m", 1 << 20), ("4m", 4 << 20)]
+HOT_FILES = 8  # per size: small enough to stay hot in the edge's memory and the page cache
+PROTOS = ["https", "http"]
+CONNS = [16, 64, 256]
+COLD_SIZES = [("64k", 64 << 10), ("1m", 1 << 20), ("4m", 4 << 20)]
+COLD_URLS = 40
+SERVER_CPU, CLIENT_CPU = "0", "1"
+CIPHER = "TLS_AES_128_GCM_SHA256"
+KID, SECRET = "b1", bytes.fromhex("62656e63682d6f6e6c792d6b65792d3136")  # "bench-only-key-16"
+ORIGIN_TOKEN = "bench-origin-token-0123456789"
+# Segments are immutable: the edge and Varnish cache them for as long as they like.
+IMMUTABLE = "public, max-age=31536000, immutable"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STARTED = []  # every process this script started, stopped on exit
+PORTS = set()  # ports handed out so far
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup: packages, binary, certificate, objects
+
+
+def ensure_packages():
+    """Installs Debian's nginx, wrk and varnish when their commands are missing."""
+    wanted = {"nginx": ["nginx-light", "nginx"], "wrk": ["wrk"], "varnishd": ["varnish"]}
+    missing = [pkgs for cmd, pkgs in wanted.items() if shutil.which(cmd) is None]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # The packages would start their services on ports 80 and 6081 at install time; Debian's
+    # policy-rc.d hook (exit 101) stops that. Only add one for the install if none exists.
+    policy = "/usr/sbin/policy-rc.d"
+    added_policy = False
+    if not os.path.exists(policy):
+        sh(sudo + ["sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {policy} && chmod 755 {policy}"])
+        added_policy = True
+    try:
+        sh(sudo + ["apt-get", "update", "-qq"], env=env)
+        for choices in missing:
+            for i, pkg in enumerate(choices):
+                r = subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", pkg], env=env)
+                if r.returncode == 0:
+                    break
+                if i == len(choices) - 1:
+                    sys.exit(f"cannot install any of {choices}")
+    finally:
+        if added_policy:
+            sh(sudo + ["rm", "-f", policy])
+    # On a systemd host, keep the packaged services off for good: we run our own instances.
+    if os.path.isdir("/run/systemd/system") and shutil.which("systemctl"):
+        subprocess.run(sudo + ["systemctl", "disable", "--now", "nginx", "varnish", "varnishncsa"],
+                       stderr=subprocess.DEVNULL)
+
+
+def ensure_edge():
+    if "EDGE" in os.environ:
+        return
+    cargo = shutil.which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
+    sh([cargo, "build", "--release", "-p", "edge"], cwd=ROOT)
+
+
+def make_cert():
+    """One ECDSA P-256 self-signed certificate, presented by both nginx and the edge."""
+    cert, key = os.path.join(SCRATCH, "cert.pem"), os.path.join(SCRATCH, "key.pem")
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def openssl_client_conf():
+    """An OpenSSL config that makes wrk (and s_client) offer only TLS 1.3 with one cipher suite,
+    so both servers negotiate the same one (rustls and OpenSSL would otherwise take the client's
+    first choice, AES-256-GCM)."""
+    path = os.path.join(SCRATCH, "openssl-client.cnf")
+    with open(path, "w") as f:
+        f.write("openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\n"
+                "system_default = system_default_sect\n[system_default_sect]\n"
+                f"MinProtocol = TLSv1.3\nCiphersuites = {CIPHER}\n")
+    return path
+
+
+def write_random(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    with open(path + ".partial", "wb") as f:
+        f.write(os.urandom(size))
+    os.rename(path + ".partial", path)
+
+
+def make_objects():
+    """objects/hot/<size>-<i>.bin: distinct random files for the throughput runs.
+    objects/cold/r<rep>-<size>-<i>.bin: hard links to one random file per size, so every cold URL
+    is new to the caches while the origin reads the same hot page cache."""
+    objects = os.path.join(SCRATCH, "objects")
+    for video in ("hot", "cold"):
+        os.makedirs(os.path.join(objects, video), exist_ok=True)
+    for label, size in HOT_SIZES:
+        for i in range(HOT_FILES):
+            write_random(os.path.join(objects, "hot", f"{label}-{i}.bin"), size)
+    for label, size in COLD_SIZES:
+        master = os.path.join(objects, f"cold-{label}.bin")
+        write_random(master, size)
+        for rep in range(RUNS):
+            for i in range(COLD_URLS):
+                link = os.path.join(objects, "cold", f"r{rep}-{label}-{i}.bin")
+                if not os.path.exists(link):
+                    os.link(master, link)
+    # nginx workers and Varnish drop root: they must be able to read the scratch tree.
+    for d, _, files in os.walk(SCRATCH):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    return objects
+
+
+def playback_token(video, expires=None):
+    """`v1.KID.VIDEO.EXPIRES.VIEWER.SIG`, as pop-config/src/token.rs signs it."""
+    expires = expires or int(time.time()) + 86400
+    viewer = "-"
+    msg = f"play\n{KID}\n{video}\n{expires}\n{viewer}".encode()
+    sig = hmac.new(SECRET, msg, hashlib.sha256).hexdigest()
+    return f"v1.{KID}.{video}.{expires}.{viewer}.{sig}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def free_port():
+    """A port the kernel says is free, never the same one twice in a run."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in PORTS:
+            PORTS.add(port)
+            return port
+
+
+def wait_port(port, proc, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{proc.args[0]} exited with {proc.returncode} (logs in {SCRATCH})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on {port} after {timeout} s (logs in {SCRATCH})")
+
+
+def spawn(cmd, name, **kw):
+    logf = open(os.path.join(SCRATCH, f"{name}.log"), "w")
+    proc = subprocess.Popen(cmd, stderr=logf, stdout=kw.pop("stdout", logf), **kw)
+    STARTED.append(proc)
+    return proc
+
+
+def stop_all():
+    for proc in reversed(STARTED):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in reversed(STARTED):
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def children(pid):
+    """Direct children of pid (nginx's workers), from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def cpu_seconds(pids):
+    """utime+stime of the processes (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return ticks / CLK_TCK
+
+
+def nginx_conf(name, servers):
+    """A self-contained nginx config in the scratch dir (own pid, logs and temp paths)."""
+    prefix = os.path.join(SCRATCH, name)
+    os.makedirs(prefix, exist_ok=True)
+    temp = "".join(f"    {k}_temp_path {prefix}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = f"""worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+{temp}{servers}}}
+"""
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return prefix, path
+
+
+def start_nginx(name, servers, ports, pin):
+    prefix, conf = nginx_conf(name, servers)
+    cmd = ["nginx", "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", conf, "-g", "daemon off;"]
+    proc = spawn((["taskset", "-c", pin] if pin else []) + cmd, name)
+    for port in ports:
+        wait_port(port, proc)
+    return proc
+
+
+def start_origin(objects):
+    port = free_port()
+    servers = f"""    server {{
+        listen 127.0.0.1:{port};
+        location /v1/objects/ {{
+            alias {objects}/;
+            add_header Cache-Control "{IMMUTABLE}";
+        }}
+    }}
+"""
+    start_nginx("origin", servers, [port], pin=None)
+    return port
+
+
+def start_static(objects, cert, key):
+    """The nginx under test: one worker pinned to the server CPU, files by sendfile."""
+    https, http_ = free_port(), free_port()
+    servers = f"""    server {{
+        listen 127.0.0.1:{https} ssl;
+        listen 127.0.0.1:{http_};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        location /static/ {{
+            alias {objects}/;
+            add_header Cache-Control "{IMMUTABLE}";
+        }}
+    }}
+"""
+    proc = start_nginx("nginx", servers, [https, http_], pin=SERVER_CPU)
+    workers = children(proc.pid)
+    if len(workers) != 1:
+        sys.exit(f"expected one nginx worker, found {workers}")
+    return {"name": "nginx", "pids": [proc.pid] + workers, "https": https, "http": http_, "prefix": "/static/hot/"}
+
+
+def start_edge(origin_port, cert, key):
+    https, http_ = free_port(), free_port()
+    cache = os.path.join(SCRATCH, "edge-cache")
+    config = os.path.join(SCRATCH, "pop.toml")
+    with open(config, "w") as f:
+        f.write(f"""[pop]
+id = "bench"
+[listen]
+https = "127.0.0.1:{https}"
+h3 = false
+http = "127.0.0.1:{http_}"
+[tls]
+cert = "{cert}"
+key = "{key}"
+[origin]
+urls = ["http://127.0.0.1:{origin_port}"]
+token = "{ORIGIN_TOKEN}"
+[[tokens]]
+kid = "{KID}"
+secret = "{SECRET.hex()}"
+[cache]
+memory = "1GiB"
+disk = "0"
+path = "{cache}"
+[prefetch]
+enabled = false
+heartbeat = "1h"
+[uploads]
+enabled = false
+""")
+    cmd = ["taskset", "-c", SERVER_CPU, EDGE, "serve", "--config", config, "--threads", "1"]
+    proc = spawn(cmd, "edge", stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("edge listening"):
+        sys.exit(f"the edge did not start: {line!r} (log in {SCRATCH}/edge.log)")
+    wait_port(https, proc)
+    return {"name": "edge", "pids": [proc.pid], "https": https, "http": http_,
+            "prefix": f"/p/{playback_token('hot')}/hot/"}
+
+
+def start_varnish(origin_port):
+    port = free_port()
+    workdir = os.path.join(SCRATCH, "varnish")
+    os.makedirs(workdir, exist_ok=True)
+    cmd = ["taskset", "-c", SERVER_CPU, "varnishd", "-F", "-a", f"127.0.0.1:{port}",
+           "-b", f"127.0.0.1:{origin_port}", "-s", "malloc,512M", "-n", workdir]
+    wait_port(port, spawn(cmd, "varnish"), timeout=60)
+    return port
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks and warm-up
+
+
+def get(port, path):
+    """GET over plain HTTP: status, headers (lower-case), body length."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, len(body)
+
+
+def warm(servers):
+    """Every hot object twice through the edge (the second must be a memory hit) and once
+    through nginx; both must answer 200 with the full length."""
+    edge, nginx = servers["edge"], servers["nginx"]
+    for label, size in HOT_SIZES:
+        for i in range(HOT_FILES):
+            name = f"{label}-{i}.bin"
+            for attempt in range(2):
+                status, headers, length = get(edge["http"], edge["prefix"] + name)
+                if status != 200 or length != size:
+                    sys.exit(f"edge {name}: {status}, {length} bytes")
+                want = "miss" if attempt == 0 else "hit-memory"
+                if attempt == 1 and headers.get("x-cache") != want:
+                    sys.exit(f"edge {name}: x-cache {headers.get('x-cache')!r}, expected {want}")
+            status, _, length = get(nginx["http"], nginx["prefix"] + name)
+            if status != 200 or length != size:
+                sys.exit(f"nginx {name}: {status}, {length} bytes")
+
+
+def negotiated_cipher(port, env):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"],
+                       input="", capture_output=True, text=True, env=env, timeout=10)
+    m = re.search(r"Ciphersuite: (\S+)", r.stdout + r.stderr)
+    return m.group(1) if m else "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hot throughput
+
+
+def wrk_run(server, proto, label, conns, env, tag):
+    url = f"{proto}://127.0.0.1:{server[proto]}"
+    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{SECONDS}s", "--timeout", "10s",
+           "--latency", "-s", os.path.join(HERE, "rotate.lua"), url, "--", server["prefix"], label, str(HOT_FILES)]
+    before = cpu_seconds(server["pids"])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cpu = cpu_seconds(server["pids"]) - before
+    with open(os.path.join(SCRATCH, "wrk", f"{tag}.txt"), "w") as f:
+        f.write(out.stdout + out.stderr)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
+    if out.returncode != 0 or line is None:
+        sys.exit(f"wrk failed for {tag}:\n{out.stdout}{out.stderr}")
+    s = json.loads(line)
+    secs = s["duration_us"] / 1e6
+    gb = s["bytes"] / 1e9
+    return {
+        "req_s": s["requests"] / secs,
+        "gb_s": gb / secs,
+        "p50_ms": s["p50_us"] / 1e3,
+        "p99_ms": s["p99_us"] / 1e3,
+        "cpu_s": cpu,
+        "cpu_s_per_gb": cpu / gb if gb else float("nan"),
+        "server_busy": cpu / secs,  # cores the server used; 1.0 is all of CPU0
+        "errors": {k: s[k] for k in ("connect_errors", "read_errors", "write_errors", "non_2xx_3xx", "timeouts")},
+        "requests": s["requests"],
+        "bytes": s["bytes"],
+        "seconds": secs,
+    }
+
+
+def hot(servers, env):
+    os.makedirs(os.path.join(SCRATCH, "wrk"), exist_ok=True)
+    runs = []
+    n = 0
+    for rep in range(RUNS):
+        for label, _ in HOT_SIZES:
+            for proto in PROTOS:
+                for conns in CONNS:
+                    # Alternate which side goes first, so neither always runs on a warmer box.
+                    order = ("edge", "nginx") if n % 2 == 0 else ("nginx", "edge")
+                    n += 1
+                    for side in order:
+                        tag = f"r{rep}-{side}-{label}-{proto}-c{conns}"
+                        r = wrk_run(servers[side], proto, label, conns, env, tag)
+                        r.update(rep=rep, side=side, size=label, proto=proto, conns=conns)
+                        runs.append(r)
+                        bad = sum(r["errors"].values())
+                        log(f"{tag:28} {r['req_s']:8.0f} req/s {r['gb_s']:6.2f} GB/s p50 {r['p50_ms']:7.2f} "
+                            f"p99 {r['p99_ms']:7.2f} ms {r['cpu_s_per_gb']:5.3f} CPU-s/GB busy {r['server_busy']:4.2f}"
+                            + (f"  ERRORS {r['errors']}" if bad else ""))
+    return runs
+
+
+def summarize_hot(runs):
+    cells = []
+    for label, _ in HOT_SIZES:
+        for proto in PROTOS:
+            for conns in CONNS:
+                cell = {"size": label, "proto": proto, "conns": conns}
+                for side in ("edge", "nginx"):
+                    rs = [r for r in runs if (r["size"], r["proto"], r["conns"], r["side"]) == (label, proto, conns, side)]
+                    cell[side] = {k: statistics.median(r[k] for r in rs)
+                                  for k in ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "server_busy")}
+                    cell[side]["errors"] = sum(sum(r["errors"].values()) for r in rs)
+                    cell[side]["non_2xx_3xx"] = sum(r["errors"]["non_2xx_3xx"] for r in rs)
+                cell["ratio_gb_s"] = cell["edge"]["gb_s"] / cell["nginx"]["gb_s"]
+                cell["ratio_cpu_s_per_gb"] = cell["edge"]["cpu_s_per_gb"] / cell["nginx"]["cpu_s_per_gb"]
+                cells.append(cell)
+    return cells
+
+
+def geomean(xs):
+    xs = list(xs)
+    return statistics.geometric_mean(xs) if xs else float("nan")
+
+
+def verdicts(cells):
+    """The issue's targets, over the cells of each protocol (geometric mean and worst cell)."""
+    out = {}
+    for proto in PROTOS:
+        cs = [c for c in cells if c["proto"] == proto]
+        gb = [c["ratio_gb_s"] for c in cs]
+        cpu = [c["ratio_cpu_s_per_gb"] for c in cs]
+        out[proto] = {"gb_s_ratio_geomean": geomean(gb), "gb_s_ratio_min": min(gb),
+                      "cpu_ratio_geomean": geomean(cpu), "cpu_ratio_max": max(cpu)}
+    out["https"]["target"] = "GB/s >= 1.25x nginx at CPU-s/GB <= 0.8x"
+    out["https"]["met"] = out["https"]["gb_s_ratio_geomean"] >= 1.25 and out["https"]["cpu_ratio_geomean"] <= 0.8
+    out["http"]["target"] = "GB/s >= 0.9x nginx"
+    out["http"]["met"] = out["http"]["gb_s_ratio_geomean"] >= 0.9
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Cold miss
+
+
+def curl(url):
+    """status, TTFB ms, total ms, bytes, x-cache, x-varnish of one request on a new connection."""
+    fmt = "%{http_code} %{time_starttransfer} %{time_total} %{size_download} [%header{x-cache}] [%header{x-varnish}]"
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", fmt, url], capture_output=True, text=True).stdout
+    code, ttfb, total, size, rest = out.split(" ", 4)
+    xcache, xvarnish = re.findall(r"\[([^\]]*)\]", rest)
+    return int(code), float(ttfb) * 1e3, float(total) * 1e3, int(size), xcache, xvarnish
+
+
+def cold(edge_port, varnish_port, origin_port):
+    """One request at a time, edge and Varnish alternating on the same never-seen name."""
+    token = playback_token("cold")
+    bases = {"edge": f"http://127.0.0.1:{edge_port}/p/{token}/cold/",
+             "varnish": f"http://127.0.0.1:{varnish_port}/v1/objects/cold/",
+             "origin": f"http://127.0.0.1:{origin_port}/v1/objects/cold/"}
+    samples = []
+    problems = []
+    for rep in range(RUNS):
+        for label, size in COLD_SIZES:
+            for phase in ("miss", "hit"):
+                for i in range(COLD_URLS):
+                    name = f"r{rep}-{label}-{i}.bin"
+                    for side in ("edge", "varnish", "origin"):
+                        code, ttfb, total, got, xcache, xvarnish = curl(bases[side] + name)
+                        # A miss must really go to the origin, a hit must really be cached.
+                        cached = {"edge": xcache.startswith("hit"), "varnish": len(xvarnish.split()) == 2,
+                                  "origin": phase == "hit"}[side]
+                        if code != 200 or got != size or cached != (phase == "hit"):
+                            problems.append(f"{side} {phase} {name}: {code}, {got} bytes, "
+                                            f"x-cache {xcache!r}, x-varnish {xvarnish!r}")
+                        samples.append({"side": side, "size": label, "phase": phase, "rep": rep,
+                                        "ttfb_ms": ttfb, "total_ms": total})
+    rows = []
+    for label, _ in COLD_SIZES:
+        row = {"size": label}
+        for side in ("edge", "varnish", "origin"):
+            for phase in ("miss", "hit"):
+                ss = [s for s in samples if (s["side"], s["size"], s["phase"]) == (side, label, phase)]
+                row[f"{side}_{phase}"] = {"ttfb_p50_ms": statistics.median(s["ttfb_ms"] for s in ss),
+                                          "total_p50_ms": statistics.median(s["total_ms"] for s in ss)}
+        row["ratio_miss_ttfb"] = row["edge_miss"]["ttfb_p50_ms"] / row["varnish_miss"]["ttfb_p50_ms"]
+        rows.append(row)
+    first, last = rows[0]["edge_miss"]["ttfb_p50_ms"], rows[-1]["edge_miss"]["ttfb_p50_ms"]
+    growth = {"edge_miss_ttfb_4m_over_64k": last / first,
+              "varnish_miss_ttfb_4m_over_64k": rows[-1]["varnish_miss"]["ttfb_p50_ms"] / rows[0]["varnish_miss"]["ttfb_p50_ms"]}
+    return rows, growth, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def version(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return (r.stdout + r.stderr).strip().splitlines()[0]
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "nginx": version(["nginx", "-v"]),
+        "varnish": version(["varnishd", "-V"]),
+        "wrk": version(["wrk", "-v"]),
+        "openssl": version(["openssl", "version"]),
+        "curl": version(["curl", "--version"]),
+        "commit": rev,
+    }
+
+
+def print_tables(cells, verdict, rows, growth):
+    print()
+    print("| size | proto | conns | req/s edge / nginx | GB/s edge / nginx | ratio | p50 ms edge / nginx "
+          "| p99 ms edge / nginx | CPU-s/GB edge / nginx | ratio | server cores edge / nginx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        e, n = c["edge"], c["nginx"]
+        print(f"| {c['size']} | {c['proto']} | {c['conns']} | {e['req_s']:,.0f} / {n['req_s']:,.0f} "
+              f"| {e['gb_s']:.2f} / {n['gb_s']:.2f} | **{c['ratio_gb_s']:.2f}** "
+              f"| {e['p50_ms']:.1f} / {n['p50_ms']:.1f} | {e['p99_ms']:.1f} / {n['p99_ms']:.1f} "
+              f"| {e['cpu_s_per_gb']:.3f} / {n['cpu_s_per_gb']:.3f} | **{c['ratio_cpu_s_per_gb']:.2f}** "
+              f"| {e['server_busy']:.2f} / {n['server_busy']:.2f} |")
+    print()
+    for proto in PROTOS:
+        v = verdict[proto]
+        print(f"{proto}: GB/s edge/nginx geomean {v['gb_s_ratio_geomean']:.2f} (worst {v['gb_s_ratio_min']:.2f}), "
+              f"CPU-s/GB geomean {v['cpu_ratio_geomean']:.2f} (worst {v['cpu_ratio_max']:.2f}); "
+              f"target {v['target']}: {'met' if v['met'] else 'NOT met'}")
+    print()
+    print("| size | edge miss TTFB / total | Varnish miss TTFB / total | ratio TTFB | edge hit | Varnish hit | origin direct |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        cell = lambda k: f"{r[k]['ttfb_p50_ms']:.2f} / {r[k]['total_p50_ms']:.2f}"
+        print(f"| {r['size']} | {cell('edge_miss')} | {cell('varnish_miss')} | **{r['ratio_miss_ttfb']:.2f}** "
+              f"| {cell('edge_hit')} | {cell('varnish_hit')} | {cell('origin_miss')} |")
+    print(f"\nmiss TTFB 4 MiB / 64 KiB: edge {growth['edge_miss_ttfb_4m_over_64k']:.2f}, "
+          f"Varnish {growth['varnish_miss_ttfb_4m_over_64k']:.2f} (p50 ms; 1.0 = does not grow with size)")
+
+
+def main():
+    ensure_packages()
+    ensure_edge()
+    if not os.path.exists(EDGE):
+        sys.exit(f"{EDGE} not found")
+    os.makedirs(SCRATCH, exist_ok=True)
+    log(f"scratch: {SCRATCH}")
+    cert, key = make_cert()
+    objects = make_objects()
+    env = dict(os.environ, OPENSSL_CONF=openssl_client_conf())
+    try:
+        origin = start_origin(objects)
+        servers = {"nginx": start_static(objects, cert, key), "edge": start_edge(origin, cert, key)}
+        varnish = start_varnish(origin)
+        warm(servers)
+        ciphers = {side: negotiated_cipher(s["https"], env) for side, s in servers.items()}
+        if set(ciphers.values()) != {CIPHER}:
+            sys.exit(f"negotiated cipher suites {ciphers}, expected {CIPHER} on both")
+        runs = hot(servers, env)
+        rows, growth, problems = cold(servers["edge"]["http"], varnish, origin)
+    finally:
+        stop_all()
+    cells = summarize_hot(runs)
+    verdict = verdicts(cells)
+    print_tables(cells, verdict, rows, growth)
+    errors = sum(c["edge"]["errors"] + c["nginx"]["errors"] for c in cells)
+    if errors or problems:
+        print(f"\nWARNING: {errors} wrk errors (see runs), {len(problems)} cold-test problems:")
+        for p in problems[:20]:
+            print("  " + p)
+    result = {
+        "benchmark": "edge-vs-nginx",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": {
+            "seconds_per_run": SECONDS, "repeats": RUNS, "connections": CONNS, "hot_files_per_size": HOT_FILES,
+            "hot_sizes": dict(HOT_SIZES), "cold_sizes": dict(COLD_SIZES), "cold_urls_per_size": COLD_URLS,
+            "layout": f"1w-pin: server (nginx 1 worker / edge --threads 1 / Varnish) on CPU{SERVER_CPU}, "
+                      f"wrk -t1 on CPU{CLIENT_CPU}; origin nginx and curl unpinned",
+            "tls": f"TLS 1.3 {CIPHER} (client-side OpenSSL config), ECDSA P-256 self-signed, HTTP/1.1 keep-alive",
+            "negotiated": ciphers,
+            "nginx": "worker_processes 1, sendfile on, tcp_nopush off, tcp_nodelay on, access_log off, "
+                     "keepalive_requests 1000000, ssl_protocols TLSv1.3, default output_buffers",
+            "edge": "memory 1GiB, disk 0, prefetch off, h3 off, warmed (each object twice, hit-memory)",
+            "varnish": "varnishd -s malloc,512M, built-in VCL, -b origin",
+            "units": "GB = 1e9 bytes (response bytes incl. headers, from wrk); CPU-s = utime+stime from /proc",
+        },
+        "hot_runs": runs,
+        "hot": cells,
+        "targets": verdict,
+        "cold": rows,
+        "cold_growth": growth,
+        "cold_problems": problems,
+    }
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", f"edge-vs-nginx-{result['date'][:10]}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
