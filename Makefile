@@ -3,14 +3,14 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-upload
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload
 
 setup:
 	@scripts/setup.sh
 
-## run: the origin on embedded defaults in ./data, with a generated sample ingested through the API
+## run: the origin and one edge PoP on embedded defaults in ./data, with a generated sample uploaded through the PoP
 run: setup
-	$(CARGO) build --release -p origin -p encoder
+	$(CARGO) build --release -p origin -p encoder -p edge
 	@scripts/run.sh
 
 ## test: formatting, lints and every test of the workspace
@@ -29,6 +29,11 @@ lint:
 bench-encoder: setup
 	$(CARGO) build --release -p encoder
 	bench/encoder-vs-ffmpeg/run.py
+
+## bench-edge: the edge's memory tier against nginx (sendfile), HTTPS and HTTP, and its cold-miss TTFB against Varnish
+bench-edge: setup
+	$(CARGO) build --release -p edge
+	bench/edge-vs-nginx/run.py
 
 ## bench-upload: 1 GiB over loopback, plain request vs tus single stream vs 4 parallel partials
 bench-upload: setup

@@ -1,27 +1,85 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: the origin (API, uploads, SQLite, local storage,
-# in-process queue and workers) in ./data. On first start it ingests a generated 20 s 1080p
-# sample through the API (tus upload, transcode, encryption). Ctrl-C stops it; the next run
-# finds its data again.
+# The main job on embedded defaults: the origin (API, SQLite, local storage, in-process queue
+# and workers) and one local edge PoP in front of it, both in ./data. The PoP serves the
+# pages, the video (HTTP/1.1, 2 and 3) and the uploads; it makes a development certificate on
+# first start. On first start the catalogue gets a generated 20 s 1080p sample, uploaded
+# through the PoP. Ctrl-C stops both; the next run finds everything again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-port=${ORIGIN_PORT:-8080}
-base="http://127.0.0.1:$port"
+origin_port=${ORIGIN_PORT:-8080}
+edge_port=${EDGE_PORT:-8443}
+origin="http://127.0.0.1:$origin_port"
+site="https://localhost:$edge_port"
 mkdir -p data
-if [ ! -f data/origin.toml ]; then
-  printf 'data_dir = "data"\nlisten = "127.0.0.1:%s"\n' "$port" > data/origin.toml
+
+# The secrets this laptop's origin and PoP share, made once: the token-signing key (the
+# origin signs, the PoP verifies) and the PoP's bearer token for the origin.
+if [ ! -f data/platform.env ]; then
+  (umask 077 && printf 'SIGNING_KEY=%s\nPOP_TOKEN=%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 24)" >data/platform.env)
 fi
+# shellcheck source=/dev/null
+. data/platform.env
+
+# Generated each run from the settings above (edit these lines, not the files).
+cat >data/origin.toml <<TOML
+data_dir = "data"
+listen = "127.0.0.1:$origin_port"
+public_url = "$origin"
+upload_url = "$site"
+playback_url = "$site"
+pop_token = "$POP_TOKEN"
+signing_key = "$SIGNING_KEY"
+TOML
+cat >data/pop.toml <<TOML
+[pop]
+id = "pop-local"
+region = "local"
+
+[listen]
+https = "127.0.0.1:$edge_port"
+
+[origin]
+urls = ["$origin"]
+token = "$POP_TOKEN"
+
+[[tokens]]
+kid = "k1"
+secret = "$SIGNING_KEY"
+
+[cache]
+path = "edge-cache"
+memory = "256MiB"
+disk = "1GiB"
+
+[web]
+dir = "../web"
+TOML
+
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop EXIT INT TERM
 
 target/release/origin serve --config data/origin.toml &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+  curl -fsS "$origin/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
-if curl -fsS "$base/v1/videos" | grep -q '"videos":\[\]'; then
+target/release/edge serve --config data/pop.toml >data/edge.out &
+pids+=($!)
+cert=data/edge-cache/tls/cert.pem
+for _ in $(seq 1 100); do
+  [ -s "$cert" ] && curl -fsS --cacert "$cert" "$site/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+spki=$(sed -nE 's/.*spki=([^ ]+).*/\1/p' data/edge.out | head -n1)
+
+if curl -fsS "$origin/v1/videos" | grep -q '"videos":\[\]'; then
   sample=data/sample/source.mp4
   mkdir -p data/sample
   if [ ! -s "$sample" ]; then
@@ -32,19 +90,19 @@ if curl -fsS "$base/v1/videos" | grep -q '"videos":\[\]'; then
       -c:v libx264 -preset veryfast -crf 18 -pix_fmt yuv420p -c:a aac -b:a 128k -movflags +faststart "$sample.partial.mp4"
     mv "$sample.partial.mp4" "$sample"
   fi
-  target/release/origin ingest "$sample" --url "$base" --title "Sample: testsrc2 1080p"
+  target/release/origin ingest "$sample" --url "$origin" --ca "$cert" --title "Sample: testsrc2 1080p"
 fi
 
-id=$(curl -fsS "$base/v1/videos?limit=1" | sed -E 's/.*"id":"([0-9a-f]+)".*/\1/')
-master=$(curl -fsS -X POST "$base/v1/videos/$id/playback" | sed -E 's/.*"master_url":"([^"]+)".*/\1/')
+id=$(curl -fsS "$origin/v1/videos?limit=1" | sed -E 's/.*"id":"([0-9a-f]+)".*/\1/')
 cat <<MSG
 
-origin:     $base   (OpenAPI: $base/openapi.json, metrics: $base/metrics)
-catalogue:  $base/v1/videos
-sample:     $base/v1/videos/$id
-play (HLS, AES-128, token valid 6 h):
-  ffplay "$master"
-upload your own:  target/release/origin ingest FILE --url $base
-Ctrl-C stops the origin.
+catalogue:  $site/
+watch:      $site/watch/$id
+upload:     $site/upload        (creator token: dev-creator-token)
+HTTP/3:     udp 127.0.0.1:$edge_port, certificate SPKI sha256 $spki
+            chromium --origin-to-force-quic-on=localhost:$edge_port --ignore-certificate-errors-spki-list=$spki $site/
+            (the certificate is a development one: $cert)
+origin API: $origin   (OpenAPI: $origin/openapi.json, metrics: $origin/metrics; PoP metrics: $site/metrics)
+Ctrl-C stops the origin and the PoP.
 MSG
-wait $server
+wait -n "${pids[@]}"

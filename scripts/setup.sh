@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12, only what is missing: the FFmpeg 5.1
 # development libraries, clang (bindgen), pkg-config, the ffmpeg CLI (test fixtures are
-# generated with it) and a Rust toolchain. Safe to run again and again.
+# generated with it), Chromium (browser tests), openssl, the pages' npm packages and a Rust
+# toolchain. Safe to run again and again.
 set -euo pipefail
 
 packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
   libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev ffmpeg curl ca-certificates
-  python3-venv)
+  python3-venv openssl chromium)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +32,10 @@ if [ ! -x "$root/target/tools/venv/bin/moto_server" ]; then
   echo "setup: installing moto (S3 test server) into target/tools/venv"
   python3 -m venv "$root/target/tools/venv"
   "$root/target/tools/venv/bin/pip" install -q 'moto[server]==5.2.5'
+fi
+# The pages' libraries (hls.js, tus-js-client) and the browser-test driver (playwright-core).
+if [ ! -d "$root/web/node_modules/hls.js" ] || [ ! -d "$root/web/node_modules/playwright-core" ]; then
+  npm ci --prefix "$root/web" --no-audit --no-fund --loglevel=error
 fi
 if [ ! -d "$root/origin/tests/tus-client/node_modules/tus-js-client" ]; then
   npm ci --prefix "$root/origin/tests/tus-client" --no-audit --no-fund --loglevel=error

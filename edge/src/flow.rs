@@ -102,6 +102,12 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Res
         }
         ["v1", "uploads", ..] => crate::proxy::upload(edge, req, protocol).await,
         ["v1", "videos", ..] => crate::proxy::forward(edge, req, protocol).await,
+        _ if get => match &edge.pages {
+            Some(pages) => {
+                pages.serve(&segs, header_value(&req, header::IF_NONE_MATCH)).await.unwrap_or(Err(EdgeError::NotFound))
+            }
+            None => Err(EdgeError::NotFound),
+        },
         _ => Err(EdgeError::NotFound),
     }
 }

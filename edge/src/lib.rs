@@ -16,6 +16,7 @@ pub mod inflight;
 pub mod listen;
 pub mod metrics;
 pub mod object;
+pub mod pages;
 pub mod popularity;
 pub mod proxy;
 pub mod range;
@@ -68,6 +69,8 @@ pub struct Edge {
     pub uploads: Option<u64>,
     /// Where small state (purge cursor) is kept.
     pub state_dir: PathBuf,
+    /// The catalogue, watch and upload pages, when configured.
+    pub pages: Option<pages::Pages>,
 }
 
 /// A running PoP.
@@ -150,6 +153,7 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         origin_timeout: config.origin.request_timeout,
         uploads: config.uploads.enabled.then_some(config.uploads.max_size),
         state_dir: config.cache.path.clone(),
+        pages: config.web.as_ref().map(|w| pages::Pages::new(w.dir.clone())),
     });
     let (shutdown, watch) = watch::channel(false);
     let mut tasks = JoinSet::new();

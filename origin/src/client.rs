@@ -49,6 +49,19 @@ impl Client {
         Self { http, base: base.trim_end_matches('/').to_owned(), token: creator_token.to_owned() }
     }
 
+    /// Like [`Client::new`], also trusting the PEM certificate `pem` (a PoP's development
+    /// certificate, when upload URLs point at it).
+    pub fn trusting(base: &str, creator_token: &str, pem: &[u8]) -> Result<Self> {
+        crate::storage::init_tls();
+        let cert = reqwest::Certificate::from_pem(pem).map_err(http_error)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .add_root_certificate(cert)
+            .build()
+            .map_err(http_error)?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token: creator_token.to_owned() })
+    }
+
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<Value> {
         let r = req.send().await.map_err(http_error)?;
         let status = r.status();

@@ -41,6 +41,10 @@ enum Command {
         /// Partial uploads sent side by side.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// A PEM certificate to trust besides the system's (a PoP's development certificate,
+        /// when the upload URL points at it).
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
     /// Validate a configuration file without starting.
     CheckConfig {
@@ -73,8 +77,11 @@ async fn main() -> anyhow::Result<()> {
             });
             origin::run_workers(Config::load(config.as_deref())?, watch).await?;
         }
-        Command::Ingest { file, url, token, title, parallel } => {
-            let client = origin::client::Client::new(&url, &token);
+        Command::Ingest { file, url, token, title, parallel, ca } => {
+            let client = match ca {
+                Some(pem) => origin::client::Client::trusting(&url, &token, &std::fs::read(&pem)?)?,
+                None => origin::client::Client::new(&url, &token),
+            };
             let title =
                 title.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
             let (id, upload) = client.create_video(&title, &file).await?;

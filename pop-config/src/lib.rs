@@ -26,6 +26,7 @@ mod origin;
 mod prefetch;
 mod units;
 mod uploads;
+mod web;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +40,7 @@ pub use origin::Origin;
 pub use prefetch::Prefetch;
 pub use tls::{TlsFiles, TlsMaterial};
 pub use uploads::Uploads;
+pub use web::Web;
 
 use document::{Document, Section};
 
@@ -64,6 +66,8 @@ pub struct PopConfig {
     pub prefetch: Prefetch,
     /// `[uploads]`: upload intake.
     pub uploads: Uploads,
+    /// `[web]`: the pages, when this PoP serves them.
+    pub web: Option<Web>,
 }
 
 /// Reads and validates the file at `path`; relative paths in it resolve against its directory.
@@ -89,6 +93,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
         admission: cache::read_admission(root.section("admission")),
         prefetch: prefetch::read(root.section("prefetch")),
         uploads: uploads::read(root.section("uploads")),
+        web: root.optional_section("web").and_then(web::read),
     };
     root.finish();
     doc.finish(config)
@@ -126,6 +131,7 @@ impl PopConfig {
                 top_n: defaults::PREFETCH_TOP_N,
             },
             uploads: Uploads { enabled: defaults::UPLOADS_ENABLED, max_size: defaults::UPLOADS_MAX_SIZE },
+            web: None,
         }
     }
 }

@@ -477,3 +477,19 @@ fn integers_in_any_toml_notation() {
         valid(&with_required("[prefetch]\ntop_n = 1_000\n[admission]\nmin_uses = 0x10\n[uploads]\nmax_size = 0o777"));
     assert_eq!((config.prefetch.top_n, config.admission.min_uses, config.uploads.max_size), (1000, 16, 0o777));
 }
+
+#[test]
+fn web_pages_need_a_folder_with_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = parse(&with_required(""), dir.path()).unwrap();
+    assert!(config.web.is_none(), "no pages unless asked");
+
+    let errors = parse(&with_required("[web]\ndir = \"site\""), dir.path()).unwrap_err();
+    assert!(paths(&errors).contains(&"web.dir"), "{errors}");
+    let errors = parse(&with_required("[web]\nroot = \"site\""), dir.path()).unwrap_err();
+    assert!(paths(&errors).contains(&"web.root") && paths(&errors).contains(&"web.dir"), "{errors}");
+
+    std::fs::create_dir_all(dir.path().join("site/pages")).unwrap();
+    let config = parse(&with_required("[web]\ndir = \"site\""), dir.path()).unwrap();
+    assert_eq!(config.web.unwrap().dir, dir.path().join("site"));
+}
