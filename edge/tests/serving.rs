@@ -206,3 +206,25 @@ async fn a_miss_streams_before_the_origin_finishes() {
     assert_eq!(origin.fetches("v2/720p/seg_00000.m4s"), 1);
     pop.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_larger_than_a_disk_block_pass_through() {
+    init();
+    let origin = TestOrigin::start().await;
+    let big = origin.segment("v3/2160p/seg_00000.m4s", 3 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.cache.block = 1 << 20;
+    let pop = Pop::start(cfg).await;
+    let path = viewer_path("v3", "2160p/seg_00000.m4s");
+    for _ in 0..2 {
+        let (status, x_cache, body) = pop.get(&path).await;
+        assert_eq!((status, x_cache.as_str()), (200, "miss"));
+        assert!(body == big, "whole and correct");
+    }
+    let r = pop.h1.get(pop.https(&path)).header("range", "bytes=2097152-").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), big.slice(2 << 20..));
+    assert_eq!(origin.fetches("v3/2160p/seg_00000.m4s"), 3, "passed through, never cached");
+    pop.stop().await;
+}
