@@ -49,17 +49,23 @@ async fn hot_ratio_under_scan(pop: &Pop, hot: usize, cache_bytes: u64, factor: u
     hits as f64 / total as f64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_tail_scan_does_not_flush_the_hot_set_from_disk() {
+/// A PoP with an 8 MiB memory tier and a `disk`-byte disk tier (1 MiB blocks), over an origin
+/// that generates objects.
+async fn small_pop(disk: u64) -> (Pop, TestOrigin, tempfile::TempDir) {
     init();
     let origin = TestOrigin::start().await;
     origin.generate();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), &origin.url());
     cfg.cache.memory = 8 << 20;
-    cfg.cache.disk = 32 << 20;
+    cfg.cache.disk = disk;
     cfg.cache.block = 1 << 20;
-    let pop = Pop::start(cfg).await;
+    (Pop::start(cfg).await, origin, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_tail_scan_does_not_flush_the_hot_set_from_disk() {
+    let (pop, _origin, _dir) = small_pop(32 << 20).await;
     // 12 MiB of hot objects: more than the memory tier holds, so hits come from both tiers.
     let ratio = hot_ratio_under_scan(&pop, 96, 40 << 20, 10).await;
     assert!(ratio > 0.9, "hot-set hit ratio {ratio:.3} under a 10x scan");
@@ -70,14 +76,7 @@ async fn a_long_tail_scan_does_not_flush_the_hot_set_from_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_tail_scan_does_not_flush_the_hot_set_from_memory() {
-    init();
-    let origin = TestOrigin::start().await;
-    origin.generate();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), &origin.url());
-    cfg.cache.memory = 8 << 20;
-    cfg.cache.disk = 0;
-    let pop = Pop::start(cfg).await;
+    let (pop, _origin, _dir) = small_pop(0).await;
     let ratio = hot_ratio_under_scan(&pop, 24, 8 << 20, 10).await;
     assert!(ratio > 0.9, "hot-set hit ratio {ratio:.3} under a 10x scan");
     pop.stop().await;
