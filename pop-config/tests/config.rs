@@ -489,7 +489,7 @@ fn web_pages_need_a_folder_with_pages() {
     let errors = parse(&with_required("[web]\nroot = \"site\""), dir.path()).unwrap_err();
     assert!(paths(&errors).contains(&"web.root") && paths(&errors).contains(&"web.dir"), "{errors}");
 
-    std::fs::create_dir_all(dir.path().join("site/pages")).unwrap();
+    fs::create_dir_all(dir.path().join("site/pages")).unwrap();
     let config = parse(&with_required("[web]\ndir = \"site\""), dir.path()).unwrap();
     assert_eq!(config.web.unwrap().dir, dir.path().join("site"));
 }
