@@ -1,0 +1,68 @@
+//! The `loadtest` command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use loadtest::cli::{Cli, Command};
+use loadtest::cost::{self, Prices};
+use loadtest::report::{self, json, table};
+use loadtest::scenario::{BUILT_IN, Scenario};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOADTEST_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Scenarios => {
+            for (name, _) in BUILT_IN {
+                println!("{name:<14}{}", Scenario::load(name)?.description);
+            }
+            Ok(())
+        }
+        Command::Cost(args) => {
+            let report = json::read(&args.report)?;
+            let prices = Prices::load(args.prices.as_deref())?;
+            let (share, source) = cost::origin_share(&report).map_err(anyhow::Error::msg)?;
+            let projection = cost::project(&prices, share, source);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&projection)?);
+            } else {
+                print!("{}", cost::render(&projection, &prices, &report));
+            }
+            Ok(())
+        }
+        Command::Run(args) => {
+            let report_dir = args.report.clone();
+            let options = args.options()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(async {
+                let interrupt = CancellationToken::new();
+                let on_signal = interrupt.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        eprintln!("interrupted: finishing requests in flight and writing the report");
+                        on_signal.cancel();
+                    }
+                });
+                loadtest::run(options, interrupt).await
+            })?;
+            print!("{}", table::render(&report));
+            if let Some(dir) = report_dir {
+                report::write(&dir, &report)?;
+                println!("report: {}", dir.join("report.html").display());
+            }
+            Ok(())
+        }
+    }
+}
