@@ -1,0 +1,250 @@
+// /watch/{id}: what the viewer sees, from the first request to the last frame. A ready video
+// plays; anything else gets its own clear page: not ready yet (with live progress, and the
+// video starts by itself when it is ready), removed, failed, an expired or invalid link, a
+// browser that cannot play HLS, or a network problem.
+
+import { followEvents, getVideo, playback, playbackUrls, diagnose } from './api.js'
+import { clock, date, percent } from './format.js'
+import { initI18n, mountLanguagePickers, onLanguageChange, setText, t } from './i18n.js'
+import { hideNotice, noticeFor, showNotice } from './notice.js'
+import { Player, playbackEngine } from './player.js'
+
+const RESUME_PREFIX = 'resume:'
+
+const params = new URLSearchParams(location.search)
+const id = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] ?? '')
+const notice = document.getElementById('notice')
+const playerRoot = document.getElementById('player')
+let player = null
+let meta = null
+let stopEvents = null
+// A token handed to the page (an embed, a link from a site that signs for its viewers).
+let givenToken = params.get('token')
+
+if (givenToken) {
+  // Out of the address bar, so a copied link does not pass it on.
+  params.delete('token')
+  const query = params.toString()
+  const clean = `${location.pathname}${query ? `?${query}` : ''}${location.hash}`
+  history.replaceState(history.state, '', clean)
+}
+
+function startTime() {
+  const asked = Number(params.get('t'))
+  if (Number.isFinite(asked) && asked > 0) return asked
+  try {
+    const saved = Number(localStorage.getItem(RESUME_PREFIX + id))
+    const d = meta?.duration ?? 0
+    if (saved > 5 && (!d || saved < d - 10)) return saved
+  } catch {}
+  return 0
+}
+
+function rememberPosition(seconds, duration) {
+  try {
+    if (seconds > 5 && duration && seconds < duration - 10) localStorage.setItem(RESUME_PREFIX + id, String(seconds))
+    else localStorage.removeItem(RESUME_PREFIX + id)
+  } catch {}
+}
+
+function renderMeta() {
+  const info = document.getElementById('info')
+  if (!meta) {
+    info.hidden = true
+    return
+  }
+  info.hidden = false
+  document.getElementById('title').textContent = meta.title
+  document.getElementById('description').textContent = meta.description ?? ''
+  const bits = []
+  if (meta.duration) bits.push(clock(meta.duration))
+  if (meta.created_at) bits.push(date(meta.created_at))
+  if (meta.state !== 'ready') bits.push(t(`state.${meta.state}`))
+  document.getElementById('meta').textContent = bits.join(' · ')
+  document.title = t('watch.document_title_video', { title: meta.title })
+  if ('mediaSession' in navigator && window.MediaMetadata) {
+    navigator.mediaSession.metadata = new MediaMetadata({ title: meta.title })
+  }
+}
+
+/** Shows the page for an error from the API, the PoP or the player. */
+function fail(error) {
+  stopEvents?.()
+  player?.unload()
+  playerRoot.hidden = true
+  const kind = error.failed ? 'failed' : noticeFor(error.code, error.status)
+  const home = { key: 'notice.back_to_catalogue', href: '/', id: 'home' }
+  const retry = { key: 'notice.retry', run: () => begin(), primary: true, id: 'retry' }
+  const renew = (key) => ({
+    key,
+    primary: true,
+    id: 'renew',
+    run: () => {
+      // Forget the token we were given and ask for our own, then carry on where we were.
+      givenToken = null
+      begin({ resumeAt: player?.position ?? 0 })
+    },
+  })
+  const code = ['unsupported', 'not_found', 'deleted'].includes(kind) ? null : error.code
+  switch (kind) {
+    case 'token_expired':
+      return showNotice(notice, kind, { code, actions: [renew('notice.token_expired.action'), home] })
+    case 'bad_token':
+      return showNotice(notice, kind, { code, actions: [renew('notice.bad_token.action'), home] })
+    case 'not_found':
+    case 'deleted':
+    case 'unsupported':
+    case 'failed':
+      return showNotice(notice, kind, { code, actions: [home] })
+    default:
+      return showNotice(notice, kind, { code, actions: [retry, home] })
+  }
+}
+
+/** Not ready yet: live state and progress from the events stream; plays by itself when ready. */
+function waitUntilReady() {
+  const box = document.createElement('div')
+  box.className = 'notice-progress'
+  const state = document.createElement('p')
+  state.className = 'notice-state'
+  const bar = document.createElement('progress')
+  bar.max = 1
+  bar.value = 0
+  const label = document.createElement('span')
+  label.className = 'visually-hidden'
+  bar.setAttribute('aria-labelledby', 'notice-state')
+  state.id = 'notice-state'
+  box.append(state, bar, label)
+  const show = (s, progress) => {
+    setText(state, 'notice.not_ready.state', { state: t(`state.${s}`), percent: percent(progress) })
+    if (s === 'queued' || s === 'uploading') bar.removeAttribute('value')
+    else bar.value = progress
+    notice.dataset.state = s
+  }
+  showNotice(notice, 'not_ready', {
+    extra: box,
+    actions: [{ key: 'notice.back_to_catalogue', href: '/', id: 'home' }],
+  })
+  show(meta.state, meta.progress)
+  stopEvents?.()
+  stopEvents = followEvents(id, (event) => {
+    meta = { ...meta, state: event.state, progress: event.progress, error_code: event.error_code }
+    if (event.state === 'ready') {
+      // Read the finished record (duration, renditions), then play.
+      begin()
+    } else if (event.state === 'failed') {
+      fail({ code: event.error_code ?? 'failed', status: 0, failed: true })
+    } else if (event.state === 'deleted') {
+      fail({ code: 'deleted', status: 410 })
+    } else {
+      show(event.state, event.progress)
+    }
+  })
+}
+
+/** After the player gave up: find out why from the server (a 403 says which token problem). */
+async function explain(error) {
+  if (error.kind === 'unsupported') return fail({ code: 'unsupported' })
+  const found = await diagnose(error.url)
+  if (found && found.code !== 'not_found') return fail(found)
+  // The object is missing or fine: the video's state tells more than the player did.
+  try {
+    meta = await getVideo(id)
+    renderMeta()
+    if (meta.state === 'deleted') return fail({ code: 'deleted', status: 410 })
+    if (meta.state !== 'ready') return waitUntilReady()
+  } catch (err) {
+    return fail(err)
+  }
+  fail({ code: error.kind === 'media' ? 'media' : found?.code ?? 'network', status: found?.status ?? 0 })
+}
+
+async function play(source, startAt) {
+  hideNotice(notice)
+  player ??= new Player(playerRoot, { onFatal: explain })
+  await player.load(source, { startAt, autoplay: true })
+  playerRoot.focus({ preventScroll: true })
+}
+
+/** From the top: what is this video, and can it be played here? */
+async function begin({ resumeAt = 0 } = {}) {
+  stopEvents?.()
+  const video = document.createElement('video')
+  if (!playbackEngine(video)) {
+    getVideo(id).then((v) => ((meta = v), renderMeta())).catch(() => {})
+    return fail({ code: 'unsupported' })
+  }
+  try {
+    meta = await getVideo(id)
+    renderMeta()
+  } catch (err) {
+    // With a token in hand the video may still be playable (or the token says why not).
+    if (!givenToken) return fail(err)
+    meta = null
+  }
+  const at = resumeAt || startTime()
+  if (givenToken) return play(playbackUrls(id, givenToken), at)
+  if (meta.state === 'deleted') return fail({ code: 'deleted', status: 410 })
+  if (meta.state === 'failed') return fail({ code: meta.error_code ?? 'failed', failed: true })
+  if (meta.state !== 'ready') return waitUntilReady()
+  try {
+    const grant = await playback(id)
+    return play({ ...grant, duration: meta.duration, renew: () => playback(id) }, at)
+  } catch (err) {
+    if (err.code === 'not_ready') return waitUntilReady()
+    return fail(err)
+  }
+}
+
+function wirePage() {
+  const video = document.getElementById('video')
+  let lastSaved = 0
+  video.addEventListener('timeupdate', () => {
+    if (Math.abs(video.currentTime - lastSaved) < 5) return
+    lastSaved = video.currentTime
+    rememberPosition(video.currentTime, video.duration)
+  })
+  video.addEventListener('ended', () => rememberPosition(0, 0))
+
+  // Keys pressed with nothing focused (or the page itself) go to the player.
+  document.addEventListener('keydown', (e) => {
+    if (playerRoot.hidden || !player) return
+    if (e.target === document.body || e.target === document.documentElement) player.key(e)
+  })
+
+  const dialog = document.getElementById('shortcuts')
+  document.getElementById('keys-button').addEventListener('click', () => {
+    if (dialog.showModal) dialog.showModal()
+  })
+
+  if ('mediaSession' in navigator) {
+    const session = navigator.mediaSession
+    const handlers = {
+      play: () => player?.play(),
+      pause: () => video.pause(),
+      seekbackward: () => player?.seekBy(-10),
+      seekforward: () => player?.seekBy(10),
+      seekto: (d) => player?.seekTo(d.seekTime),
+    }
+    for (const [action, fn] of Object.entries(handlers)) {
+      try {
+        session.setActionHandler(action, fn)
+      } catch {}
+    }
+  }
+
+  onLanguageChange(() => {
+    renderMeta()
+    player?.relabel()
+  })
+}
+
+async function main() {
+  await initI18n()
+  mountLanguagePickers()
+  wirePage()
+  if (!id) return fail({ code: 'not_found', status: 404 })
+  await begin()
+}
+
+main()

@@ -1,0 +1,696 @@
+// The pages in a real browser: Debian's Chromium driven by playwright-core against a running
+// PoP (and its origin). tests/tests/browser.rs starts both in-process and runs this script;
+// it runs just as well against `make run`.
+//
+//   node web/tests/browser.mjs --base https://127.0.0.1:8443 --spki <base64 sha256 SPKI>
+//       --clip clip.mp4 [--h3-port 8443] [--creator-token dev-creator-token]
+//       [--screenshots DIR] [--pending-video ID --expired-token TOKEN]
+//       [--chromium /usr/bin/chromium] [--ready-timeout 150]
+//
+// `--pending-video` is a video whose bytes never arrive and `--expired-token` a playback token
+// for it that has expired (the script cannot sign one); without them that test is skipped.
+// Every wait is bounded, browsers are always closed, and the last line is `N passed, N failed`
+// (exit status 1 on any failure).
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { randomBytes } from 'node:crypto'
+
+import { chromium } from 'playwright-core'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const TITLE = '서울의 밤 · 브라우저 시험 🎬'
+const DESCRIPTION = 'Korean title, Arabic description: وصف الفيديو بالعربية\nand a second line.'
+const TOTAL_LIMIT_MS = 280_000
+
+// ---- options -----------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const out = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`)
+    const [name, inline] = arg.slice(2).split(/=(.*)/s)
+    out[name] = inline ?? argv[++i]
+  }
+  return out
+}
+
+const args = parseArgs(process.argv.slice(2))
+const env = process.env
+const opt = {
+  base: (args.base ?? env.BROWSER_BASE_URL ?? '').replace(/\/$/, ''),
+  h3Port: args['h3-port'] ?? env.BROWSER_H3_PORT,
+  spki: args.spki ?? env.BROWSER_SPKI,
+  clip: args.clip ?? env.BROWSER_CLIP,
+  creatorToken: args['creator-token'] ?? env.CREATOR_TOKEN ?? 'dev-creator-token',
+  screenshots: args.screenshots ?? env.BROWSER_SCREENSHOTS ?? 'browser-screenshots',
+  pendingVideo: args['pending-video'],
+  expiredToken: args['expired-token'],
+  chromium: args.chromium ?? env.CHROMIUM ?? '/usr/bin/chromium',
+  readyTimeout: Number(args['ready-timeout'] ?? 150) * 1000,
+}
+if (!opt.base || !opt.spki || !opt.clip) {
+  console.error('usage: node browser.mjs --base URL --spki SPKI --clip FILE [options]; see the top of this file')
+  process.exit(2)
+}
+mkdirSync(opt.screenshots, { recursive: true })
+
+// ---- a tiny runner -----------------------------------------------------------------------
+
+const results = { passed: 0, failed: 0 }
+const browsers = new Set()
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message)
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`
+}
+
+/** Runs one test with a time limit; a failure is reported, saved as a screenshot, and counted. */
+async function test(name, fn, { timeout = 60_000, page = null } = {}) {
+  const started = Date.now()
+  let timer
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${seconds(timeout)}`)), timeout)
+      }),
+    ])
+    results.passed += 1
+    console.log(`ok   ${name} (${seconds(Date.now() - started)})`)
+    return true
+  } catch (err) {
+    results.failed += 1
+    console.log(`FAIL ${name} (${seconds(Date.now() - started)}): ${err?.message ?? err}`)
+    const target = typeof page === 'function' ? page() : page
+    if (target && !target.isClosed()) {
+      const file = join(opt.screenshots, `failed-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`)
+      await target.screenshot({ path: file, timeout: 5000 }).catch(() => {})
+    }
+    return false
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Skips (and fails) a test whose prerequisite failed, saying so. */
+function blocked(name, why) {
+  results.failed += 1
+  console.log(`FAIL ${name}: not run, ${why}`)
+}
+
+/** page.waitForFunction with a message that says what was awaited. */
+async function until(page, what, fn, arg, timeout = 20_000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 100 })
+  } catch (err) {
+    const state = await page.evaluate(describePlayer).catch(() => ({}))
+    throw new Error(`${what} within ${seconds(timeout)} (page: ${JSON.stringify(state)}): ${err.message.split('\n')[0]}`)
+  }
+}
+
+/** What the page shows, for failure messages. */
+function describePlayer() {
+  const v = document.querySelector('video')
+  const notice = document.querySelector('#notice')
+  return {
+    url: location.pathname,
+    notice: notice && !notice.hidden ? notice.dataset.notice : null,
+    currentTime: v?.currentTime,
+    paused: v?.paused,
+    videoHeight: v?.videoHeight,
+    error: v?.error?.code ?? null,
+    engine: document.querySelector('#player')?.dataset.engine,
+  }
+}
+
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  `--ignore-certificate-errors-spki-list=${opt.spki}`,
+]
+
+async function launch(extra = []) {
+  const browser = await chromium.launch({
+    executablePath: opt.chromium,
+    headless: true,
+    args: [...FLAGS, ...extra],
+    timeout: 30_000,
+  })
+  browsers.add(browser)
+  return browser
+}
+
+async function newContext(browser, options = {}) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 720 },
+    locale: 'en-US',
+    ...options,
+  })
+  context.setDefaultTimeout(20_000)
+  context.setDefaultNavigationTimeout(30_000)
+  return context
+}
+
+async function closeAll() {
+  await Promise.all([...browsers].map((b) => b.close().catch(() => {})))
+  browsers.clear()
+}
+
+/**
+ * Every response a page gets: URL, path, status, headers, time, and (via the DevTools
+ * protocol) the protocol it came over: h3, h2 or http/1.1.
+ */
+async function record(page) {
+  const log = []
+  const protocols = new Map()
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Network.enable')
+  cdp.on('Network.responseReceived', (e) => protocols.set(e.response.url, e.response.protocol))
+  page.on('response', (response) => {
+    const url = new URL(response.url())
+    log.push({
+      url: response.url(),
+      origin: url.origin,
+      path: url.pathname,
+      status: response.status(),
+      headers: response.headers(),
+      method: response.request().method(),
+      requestHeaders: response.request().headers(),
+      at: Date.now(),
+      response,
+    })
+  })
+  log.protocolOf = (url) => protocols.get(url)
+  return log
+}
+
+const isSegment = (r) => /\/seg_\d+\.m4s$/.test(r.path)
+const CACHE_RESULTS = ['hit-memory', 'hit-disk', 'miss', 'stale']
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(opt.screenshots, name), timeout: 10_000 })
+}
+
+// ---- the tests ---------------------------------------------------------------------------
+
+/** Plays /watch/{id} on `page` until `at` seconds and checks the network said what it should. */
+async function playsThroughTheEdge(page, log, base, id) {
+  await page.goto(`${base}/watch/${id}`)
+  await until(
+    page,
+    'playback past 2 s',
+    () => {
+      const v = document.querySelector('video')
+      return v && v.currentTime > 2 && !v.paused && v.readyState >= 2
+    },
+    null,
+    30_000,
+  )
+  const state = await page.evaluate(describePlayer)
+  assert(state.engine === 'hls.js', `hls.js plays in Chromium, not ${state.engine}`)
+  assert(state.notice === null && state.error === null, `no fatal player error: ${JSON.stringify(state)}`)
+  const keys = log.filter((r) => r.path.startsWith('/p/') && r.path.endsWith(`/${id}/key`))
+  assert(keys.length === 1, `the key is fetched exactly once, not ${keys.length} times`)
+  assert(keys[0].status === 200 && keys[0].origin === base, `the key came through the edge: ${keys[0].status} ${keys[0].origin}`)
+  const segments = log.filter(isSegment)
+  assert(segments.length >= 2, `segments were fetched (${segments.length})`)
+  for (const s of segments) {
+    assert([200, 206].includes(s.status), `segment ${s.path}: HTTP ${s.status}`)
+    assert(s.origin === base, `segment from the edge, not ${s.origin}`)
+    assert(CACHE_RESULTS.includes(s.headers['x-cache']), `segment ${s.path} has x-cache: ${s.headers['x-cache']}`)
+  }
+  const title = await page.textContent('#title')
+  assert(title === TITLE, `the Korean title renders as given: ${title}`)
+  return { keys, segments }
+}
+
+async function main() {
+  const base = opt.base
+  const browser = await launch()
+  const context = await newContext(browser)
+  let videoId = null
+
+  // 1. Upload through /upload.
+  const uploadPage = await context.newPage()
+  const uploads = []
+  uploadPage.on('request', (request) => {
+    if (new URL(request.url()).pathname.startsWith('/v1/uploads')) {
+      const concat = request.headers()['upload-concat']
+      uploads.push(concat ? `${request.method()} ${concat.split(';')[0]}` : request.method())
+    }
+  })
+  await test(
+    'upload page: a 20 s 1080p clip goes up with tus, 4 parallel parts, progress and speed',
+    async () => {
+      await uploadPage.goto(`${base}/upload`)
+      await uploadPage.waitForSelector('#file', { state: 'attached' })
+      const token = await uploadPage.inputValue('#creator-token')
+      assert(token === 'dev-creator-token', `the development creator token is prefilled: ${token}`)
+      await uploadPage.fill('#creator-token', opt.creatorToken)
+      await uploadPage.setInputFiles('#file', opt.clip)
+      await uploadPage.fill('#title', TITLE)
+      await uploadPage.fill('#description', DESCRIPTION)
+      await uploadPage.click('#start')
+      await uploadPage.waitForSelector('#state-panel:not([hidden])', { timeout: 60_000 })
+      videoId = await uploadPage.getAttribute('#state-panel', 'data-video')
+      assert(/^[0-9a-f]+$/.test(videoId ?? ''), `a video id: ${videoId}`)
+      const count = (what) => uploads.filter((u) => u === what).length
+      assert(count('POST partial') === 4, `4 partial uploads: ${uploads.join(', ')}`)
+      assert(count('POST final') === 1, `1 final (concatenation) upload: ${uploads.join(', ')}`)
+      assert(uploads.filter((u) => u.startsWith('PATCH')).length >= 4, `the parts' bytes went in PATCHes: ${uploads.join(', ')}`)
+      const percent = await uploadPage.textContent('#upload-percent')
+      const speed = await uploadPage.textContent('#upload-speed')
+      assert(percent.trim() === '100%', `progress reached 100%: ${percent}`)
+      assert(/MB\/s/.test(speed), `the speed was shown: ${speed}`)
+      // Watch the state panel's transitions from here on.
+      await uploadPage.evaluate(() => {
+        const panel = document.querySelector('#state-panel')
+        window.seenStates = [panel.dataset.state]
+        new MutationObserver(() => {
+          if (window.seenStates.at(-1) !== panel.dataset.state) window.seenStates.push(panel.dataset.state)
+        }).observe(panel, { attributes: true, attributeFilter: ['data-state'] })
+      })
+    },
+    { timeout: 90_000, page: uploadPage },
+  )
+
+  // While it transcodes: the watch page says so, live, and starts by itself once it is ready.
+  let waitingPage = null
+  if (videoId) {
+    waitingPage = await context.newPage()
+    await test(
+      'watch page while processing: a not-ready page with live state, not a player',
+      async () => {
+        await waitingPage.goto(`${base}/watch/${videoId}`)
+        await waitingPage.waitForSelector('#notice[data-notice="not_ready"]', { timeout: 15_000 })
+        const state = await waitingPage.getAttribute('#notice', 'data-state')
+        assert(['queued', 'processing', 'uploading'].includes(state), `a live state: ${state}`)
+        assert(await waitingPage.isHidden('#player'), 'no player while not ready')
+        assert(await waitingPage.isVisible('#notice progress'), 'a progress bar')
+        await shot(waitingPage, 'watch-not-ready.png')
+      },
+      { page: waitingPage },
+    )
+  } else {
+    blocked('watch page while processing', 'no video was uploaded')
+  }
+
+  // The pages a viewer meets instead of a player, checked while the clip transcodes.
+  await failurePages(browser, base)
+
+  await test(
+    'upload page: processing progress from the events stream, then ready with a watch link',
+    async () => {
+      assert(videoId, 'no video was uploaded')
+      await uploadPage.waitForSelector('#state-panel[data-state="ready"]', { timeout: opt.readyTimeout })
+      const seen = await uploadPage.evaluate(() => window.seenStates)
+      assert(seen.includes('processing'), `processing was shown on the way: ${seen.join(' → ')}`)
+      const href = await uploadPage.getAttribute('#watch-link', 'href')
+      assert(href === `/watch/${videoId}`, `a link to the watch page: ${href}`)
+      assert(await uploadPage.isVisible('#watch-link'), 'the watch link is shown')
+      await shot(uploadPage, 'upload-ready.png')
+    },
+    { timeout: opt.readyTimeout + 10_000, page: uploadPage },
+  )
+  await uploadPage.close()
+
+  if (waitingPage) {
+    await test(
+      'watch page while processing: starts playing by itself once ready',
+      async () => {
+        await until(
+          waitingPage,
+          'playback on the page that waited',
+          () => {
+            const v = document.querySelector('video')
+            return document.querySelector('#notice').hidden && v && v.currentTime > 1 && !v.paused
+          },
+          null,
+          30_000,
+        )
+      },
+      { page: waitingPage },
+    )
+    await waitingPage.close()
+  }
+
+  if (!videoId) {
+    for (const name of ['watch over HTTP/2', 'quality menu', 'keyboard', 'catalogue', 'watch over HTTP/3']) {
+      blocked(name, 'no video was uploaded')
+    }
+    return
+  }
+
+  // 2, 3. Watch over HTTP/1.1-2, then switch quality from the menu.
+  const page = await context.newPage()
+  const log = await record(page)
+  const consoleErrors = []
+  page.on('pageerror', (err) => consoleErrors.push(err.message))
+  const played = await test(
+    'watch page (HTTP/2): plays, no fatal error, one key fetch through the edge, segments with x-cache',
+    async () => {
+      await playsThroughTheEdge(page, log, base, videoId)
+      assert(consoleErrors.length === 0, `no script errors: ${consoleErrors.join('; ')}`)
+      await shot(page, 'watch-h2.png')
+    },
+    { page },
+  )
+
+  await test(
+    'watch page: keyboard and remote keys seek, pause and play',
+    async () => {
+      assert(played, 'playback did not start')
+      await page.focus('#player')
+      const t0 = await page.evaluate(() => document.querySelector('video').currentTime)
+      await page.keyboard.press('ArrowRight')
+      await until(page, 'ArrowRight seeks 10 s', (from) => document.querySelector('video').currentTime >= from + 8, t0, 8000)
+      await page.keyboard.press('Home')
+      await until(page, 'Home goes back to the start', () => document.querySelector('video').currentTime < 3, null, 8000)
+      await page.keyboard.press('k')
+      await until(page, 'k pauses', () => document.querySelector('video').paused, null, 3000)
+      await page.keyboard.press('Enter')
+      await until(page, 'Enter (a remote OK) plays', () => !document.querySelector('video').paused, null, 3000)
+    },
+    { page },
+  )
+
+  await test(
+    'quality menu: another height is fetched from its rendition and decoded',
+    async () => {
+      assert(played, 'playback did not start')
+      const before = await page.evaluate(() => document.querySelector('video').videoHeight)
+      await page.hover('#player')
+      await page.click('#quality-button')
+      await page.waitForSelector('#quality-menu:not([hidden])')
+      const heights = await page.$$eval('#quality-menu [role="menuitemradio"]', (items) =>
+        items.map((i) => Number(i.dataset.height)).filter(Boolean),
+      )
+      assert(heights.length >= 3, `the menu lists the ladder's heights: ${heights}`)
+      assert(
+        (await page.textContent('#quality-menu [role="menuitemradio"]')).trim().startsWith('Auto'),
+        'Auto comes first',
+      )
+      // A small rung other than the current one: cheap to decode, clearly different.
+      const target = heights.filter((h) => h !== before).sort((a, b) => a - b)[1] ?? heights.find((h) => h !== before)
+      const switchedAt = Date.now()
+      await page.click(`#quality-menu [role="menuitemradio"][data-height="${target}"]`)
+      await until(page, `the decoded height becomes ${target}`, (h) => document.querySelector('video').videoHeight === h, target, 25_000)
+      const fetched = log.filter((r) => r.at >= switchedAt && isSegment(r) && r.path.includes(`/${target}p/`))
+      assert(fetched.length > 0, `segments of ${target}p were fetched after the pick`)
+      const label = await page.textContent('#quality-label')
+      assert(label.trim() === `${target}p`, `the button says ${target}p: ${label}`)
+      const t1 = await page.evaluate(() => document.querySelector('video').currentTime)
+      await until(page, 'playback goes on after the switch', (t) => document.querySelector('video').currentTime > t + 0.5, t1, 8000)
+      const state = await page.evaluate(describePlayer)
+      assert(state.notice === null && state.error === null, `no fatal error after the switch: ${JSON.stringify(state)}`)
+      const keys = log.filter((r) => r.path.endsWith(`/${videoId}/key`))
+      assert(keys.length === 1, `still one key fetch after the switch: ${keys.length}`)
+      await shot(page, 'watch-quality.png')
+    },
+    { page },
+  )
+  await page.close()
+
+  await test(
+    'catalogue: search finds the video by its Korean title, with its poster and state',
+    async () => {
+      const catalogue = await context.newPage()
+      try {
+        await catalogue.goto(`${base}/`)
+        await catalogue.fill('#search', '서울의')
+        await until(
+          catalogue,
+          'one matching card',
+          (title) => {
+            const cards = [...document.querySelectorAll('#videos .card')]
+            return cards.length === 1 && cards[0].querySelector('.card-title').textContent === title
+          },
+          TITLE,
+          10_000,
+        )
+        assert(new URL(catalogue.url()).searchParams.get('q') === '서울의', `the query is in the address: ${catalogue.url()}`)
+        const state = await catalogue.getAttribute('#videos .card', 'data-state')
+        assert(state === 'ready', `the card says ready: ${state}`)
+        await until(
+          catalogue,
+          'the poster thumbnail',
+          () => document.querySelector('#videos .card img')?.naturalWidth > 0,
+          null,
+          15_000,
+        )
+        await catalogue.fill('#search', 'no such title 없음')
+        await until(catalogue, 'no cards for a query matching nothing', () => !document.querySelector('#videos .card'), null, 10_000)
+        await catalogue.fill('#search', '')
+        await until(catalogue, 'the full list again', () => document.querySelectorAll('#videos .card').length >= 1, null, 10_000)
+        await shot(catalogue, 'catalogue.png')
+      } finally {
+        await catalogue.close()
+      }
+    },
+  )
+
+  // 4. The same playback over HTTP/3: QUIC forced to the PoP's UDP port, its certificate pinned.
+  if (opt.h3Port) {
+    const host = new URL(base).hostname
+    const h3Base = `https://${host}:${opt.h3Port}`
+    let h3Page = null
+    await test(
+      'watch page over HTTP/3 (forced QUIC, SPKI pin): plays, every segment and the key over h3',
+      async () => {
+        const quic = await launch([`--origin-to-force-quic-on=${host}:${opt.h3Port}`])
+        const h3Context = await newContext(quic)
+        h3Page = await h3Context.newPage()
+        const h3Log = await record(h3Page)
+        const { keys, segments } = await playsThroughTheEdge(h3Page, h3Log, h3Base, videoId)
+        const documentProtocol = h3Log.protocolOf(`${h3Base}/watch/${videoId}`)
+        assert(documentProtocol === 'h3', `the page came over h3, not ${documentProtocol}`)
+        for (const r of [...keys, ...segments]) {
+          const protocol = h3Log.protocolOf(r.url)
+          assert(protocol === 'h3', `${r.path} came over ${protocol}, not h3`)
+        }
+        const timing = await h3Page.evaluate(() =>
+          performance
+            .getEntriesByType('resource')
+            .filter((e) => /\/seg_\d+\.m4s$/.test(e.name))
+            .map((e) => e.nextHopProtocol),
+        )
+        assert(timing.length > 0 && timing.every((p) => p === 'h3'), `resource timing says h3: ${timing}`)
+        await shot(h3Page, 'watch-h3.png')
+      },
+      { page: () => h3Page },
+    )
+  } else {
+    blocked('watch page over HTTP/3', 'no --h3-port given')
+  }
+
+  await resumeAfterReload(browser, base)
+}
+
+/** The pages for an expired token, a missing video, a browser that cannot play, and the languages. */
+async function failurePages(browser, base) {
+  const context = await newContext(browser)
+  try {
+    if (opt.pendingVideo && opt.expiredToken) {
+      const page = await context.newPage()
+      const log = await record(page)
+      await test(
+        'expired token: the token-expired page from the PoP’s 403, not a spinner',
+        async () => {
+          await page.goto(`${base}/watch/${opt.pendingVideo}?token=${encodeURIComponent(opt.expiredToken)}`)
+          await page.waitForSelector('#notice[data-notice="token_expired"]', { timeout: 15_000 })
+          const master = log.find((r) => r.path.endsWith('/master.m3u8'))
+          assert(master, 'the master playlist was asked for')
+          assert(master.status === 403, `the PoP refused it: ${master.status}`)
+          const body = await master.response.json()
+          assert(body?.error?.code === 'token_expired', `with code token_expired: ${JSON.stringify(body)}`)
+          assert(await page.isHidden('#spinner'), 'no spinner')
+          assert(await page.isHidden('#player'), 'no player')
+          assert(await page.isVisible('#notice [data-action="renew"]'), 'a button to get a new link')
+          assert(!page.url().includes('token='), `the token left the address bar: ${page.url()}`)
+          await shot(page, 'token-expired.png')
+        },
+        { page },
+      )
+      await page.close()
+    } else {
+      console.log('skip expired token: no --pending-video and --expired-token given')
+    }
+
+    const page = await context.newPage()
+    await test(
+      'unknown video: the not-found page',
+      async () => {
+        await page.goto(`${base}/watch/0123456789abcdef01234567`)
+        await page.waitForSelector('#notice[data-notice="not_found"]', { timeout: 10_000 })
+        assert(await page.isHidden('#spinner'), 'no spinner')
+      },
+      { page },
+    )
+
+    await test(
+      'browser without MSE or native HLS: the unsupported-browser page',
+      async () => {
+        const old = await context.newPage()
+        try {
+          await old.addInitScript(() => {
+            for (const name of ['MediaSource', 'ManagedMediaSource', 'WebKitMediaSource']) {
+              Object.defineProperty(window, name, { value: undefined, configurable: true })
+            }
+            HTMLMediaElement.prototype.canPlayType = () => ''
+          })
+          await old.goto(`${base}/watch/0123456789abcdef01234567`)
+          await old.waitForSelector('#notice[data-notice="unsupported"]', { timeout: 10_000 })
+          await shot(old, 'unsupported.png')
+        } finally {
+          await old.close()
+        }
+      },
+    )
+
+    await test(
+      'languages: the same keys in en, ko and ar; Arabic is right-to-left; switching is live',
+      async () => {
+        const strings = Object.fromEntries(
+          ['en', 'ko', 'ar'].map((l) => [l, JSON.parse(readFileSync(join(HERE, '..', 'i18n', `${l}.json`), 'utf8'))]),
+        )
+        const keys = (o, p = '') =>
+          Object.entries(o).flatMap(([k, v]) =>
+            v && typeof v === 'object' && !('other' in v) ? keys(v, `${p}${k}.`) : [`${p}${k}`],
+          )
+        const en = new Set(keys(strings.en))
+        for (const l of ['ko', 'ar']) {
+          const other = new Set(keys(strings[l]))
+          const missing = [...en].filter((k) => !other.has(k))
+          const extra = [...other].filter((k) => !en.has(k))
+          assert(!missing.length && !extra.length, `${l}.json: missing ${missing}, extra ${extra}`)
+        }
+        await page.goto(`${base}/?lang=ar`)
+        await until(page, 'Arabic strings', (h) => document.querySelector('h1').textContent === h, strings.ar.catalogue.heading, 10_000)
+        const html = await page.evaluate(() => [document.documentElement.lang, document.documentElement.dir])
+        assert(html[0] === 'ar' && html[1] === 'rtl', `<html lang=ar dir=rtl>: ${html}`)
+        await shot(page, 'catalogue-ar.png')
+        await page.selectOption('select[data-language-picker]', 'ko')
+        await until(page, 'Korean strings after picking 한국어', (h) => document.querySelector('h1').textContent === h, strings.ko.catalogue.heading, 10_000)
+        const after = await page.evaluate(() => [document.documentElement.lang, document.documentElement.dir])
+        assert(after[0] === 'ko' && after[1] === 'ltr', `<html lang=ko dir=ltr>: ${after}`)
+        await page.goto(`${base}/upload`)
+        await until(page, 'the choice is remembered', (h) => document.querySelector('h1').textContent === h, strings.ko.upload.heading, 10_000)
+      },
+      { page },
+    )
+    await page.close()
+  } finally {
+    await context.close()
+  }
+}
+
+/**
+ * An upload interrupted by a page reload continues after it, from the parts' offsets: a
+ * file of random bytes sent slowly (network throttling), the page reloaded part way, the same
+ * file chosen again. The origin then refuses the bytes as not media: the failure shows with its code.
+ */
+async function resumeAfterReload(browser, base) {
+  const file = join(tmpdir(), `resume-${process.pid}.mp4`)
+  writeFileSync(file, randomBytes(12 * 1024 * 1024))
+  const context = await newContext(browser)
+  const page = await context.newPage()
+  page.on('dialog', (dialog) => dialog.accept())
+  try {
+    await test(
+      'upload page: an upload continues after a reload, and a refused file shows its error code',
+      async () => {
+        const cdp = await context.newCDPSession(page)
+        await cdp.send('Network.enable')
+        // About 3 MB/s up: a 12 MB file takes four seconds, enough to reload in the middle.
+        await cdp.send('Network.emulateNetworkConditions', {
+          offline: false,
+          latency: 0,
+          downloadThroughput: -1,
+          uploadThroughput: 3 * 1024 * 1024,
+        })
+        await page.goto(`${base}/upload`)
+        await page.setInputFiles('#file', file)
+        await page.fill('#title', 'Resumed after a reload')
+        await page.click('#start')
+        await until(
+          page,
+          'a third of the upload',
+          () => Number(document.querySelector('#upload-progress')?.value) > 0.3,
+          null,
+          20_000,
+        )
+        await page.reload()
+        const posts = []
+        page.on('request', (r) => {
+          if (r.method() === 'POST' && r.url().includes('/v1/uploads')) posts.push(r.headers()['upload-concat'] ?? 'single')
+        })
+        await page.waitForSelector('#pending:not([hidden])', { timeout: 10_000 })
+        await page.setInputFiles('#file', file)
+        await page.waitForSelector('#resume-note:not([hidden])', { timeout: 5000 })
+        await cdp.send('Network.emulateNetworkConditions', {
+          offline: false,
+          latency: 0,
+          downloadThroughput: -1,
+          uploadThroughput: -1,
+        })
+        await page.click('#start')
+        await page.waitForSelector('#state-panel:not([hidden])', { timeout: 30_000 })
+        assert(!posts.some((p) => p.startsWith('partial')), `no part started over: ${posts}`)
+        assert(posts.filter((p) => p.startsWith('final')).length === 1, `one final upload: ${posts}`)
+        await page.waitForSelector('#state-panel[data-state="failed"]', { timeout: 60_000 })
+        const text = await page.textContent('#state-text')
+        assert(/not_media|corrupt_media/.test(text), `the failure says why: ${text}`)
+      },
+      { timeout: 120_000, page },
+    )
+  } finally {
+    await context.close()
+    rmSync(file, { force: true })
+  }
+}
+
+// ---- run ---------------------------------------------------------------------------------
+
+let finished = false
+async function finish(code) {
+  if (finished) return
+  finished = true
+  await closeAll()
+  console.log(`${results.passed} passed, ${results.failed} failed`)
+  console.log(`screenshots: ${opt.screenshots}`)
+  process.exitCode = code ?? (results.failed ? 1 : 0)
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    console.log(`stopped by ${signal}`)
+    results.failed += 1
+    finish(1).then(() => process.exit(1))
+  })
+}
+setTimeout(() => {
+  console.log(`the whole run took longer than ${seconds(TOTAL_LIMIT_MS)}`)
+  results.failed += 1
+  finish(1).then(() => process.exit(1))
+}, TOTAL_LIMIT_MS).unref()
+
+try {
+  await main()
+} catch (err) {
+  results.failed += 1
+  console.log(`FAIL the run stopped: ${err?.stack ?? err}`)
+} finally {
+  await finish()
+}
