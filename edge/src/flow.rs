@@ -39,11 +39,12 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Https => "https",
-            Self::Http => "http",
-            Self::H3 => "h3",
+    /// The metrics label: the HTTP version actually spoken, since h1 and h2 share a listener.
+    fn label(self, version: http::Version) -> &'static str {
+        match (self, version) {
+            (Self::H3, _) => "h3",
+            (_, http::Version::HTTP_2) => "h2",
+            _ => "h1",
         }
     }
 
@@ -56,6 +57,7 @@ impl Protocol {
 /// Handles one request on any protocol.
 pub async fn handle(edge: Arc<Edge>, req: Request, protocol: Protocol) -> Response {
     let path = req.uri().path().to_owned();
+    let version = req.version();
     let mut response = match route(&edge, req, protocol).await {
         Ok(r) => r,
         Err(e) => {
@@ -70,7 +72,7 @@ pub async fn handle(edge: Arc<Edge>, req: Request, protocol: Protocol) -> Respon
     }
     respond::set(&mut response, "x-pop", &edge.pop_id);
     respond::set(&mut response, "access-control-allow-origin", "*");
-    edge.metrics.request(protocol.label(), response.status().as_u16());
+    edge.metrics.request(protocol.label(version), response.status().as_u16());
     response
 }
 

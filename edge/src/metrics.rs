@@ -20,7 +20,7 @@ pub struct EdgeMetrics {
     pub origin_fetches: Family<Labels, Counter>,
     /// Time to the origin's response headers.
     pub origin_latency: Histogram,
-    /// Requests by protocol and status class.
+    /// Requests by HTTP version (h1, h2, h3) and status class.
     pub requests: Family<Labels, Counter>,
 }
 
@@ -36,7 +36,7 @@ impl Default for EdgeMetrics {
         registry.register("served_bytes", "Bytes sent to viewers by tier", bytes.clone());
         registry.register("origin_fetches", "Origin fetches by outcome", origin_fetches.clone());
         registry.register("origin_fetch_duration_seconds", "Time to the origin's headers", origin_latency.clone());
-        registry.register("requests", "Requests by protocol and status class", requests.clone());
+        registry.register("requests", "Requests by HTTP version (h1, h2, h3) and status class", requests.clone());
         Self { registry, lookups, bytes, origin_fetches, origin_latency, requests }
     }
 }
