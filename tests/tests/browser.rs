@@ -8,16 +8,21 @@
 //! Needs `node`, Chromium and `web/node_modules` (`npm ci --prefix web`). Without them the test
 //! is skipped locally, loudly, and fails under CI (`CI` set).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Secrets;
 use origin::config::DEV_CREATOR_TOKEN;
-use pop_config::token::{Key, PlaybackGrant, sign_playback};
+use pop_config::token::{PlaybackGrant, sign_playback};
 
-const POP_TOKEN: &str = "browser-pop-token-0123456789";
-const SIGNING_KEY: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+const SECRETS: Secrets = Secrets {
+    pop_token: "browser-pop-token-0123456789",
+    signing_key: "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0",
+};
 /// The whole browser run, transcode included; the script bounds each of its own waits.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -44,11 +49,6 @@ fn missing_tools(web: &Path) -> Option<String> {
         }
     }
     None
-}
-
-/// A port nothing listens on yet (the PoP needs the origin's address before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs the script, echoing its lines as they come; returns its exit success and its output.
@@ -99,22 +99,14 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
     }
     edge::init_tls();
     let dir = tempfile::tempdir().unwrap();
-    let origin_url = format!("http://127.0.0.1:{}", free_port());
-    let key = Key::new("k1", &pop_config::token::decode_hex(SIGNING_KEY).unwrap());
-    let mut cfg =
-        pop_config::PopConfig::default_for(&dir.path().join("pop"), &origin_url, POP_TOKEN, vec![key.clone()]);
+    let origin_url = common::origin_url();
+    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &origin_url);
     cfg.web = Some(pop_config::Web { dir: web.clone() });
     let pop = edge::start(cfg).await.expect("PoP starts");
     let site = format!("https://127.0.0.1:{}", pop.https.port());
     let h3 = pop.h3.expect("the PoP listens for HTTP/3");
 
-    let mut config = origin::Config::for_dir(&dir.path().join("origin"));
-    config.listen = origin_url.trim_start_matches("http://").parse().unwrap();
-    config.public_url = origin_url.clone();
-    config.upload_url = site.clone();
-    config.playback_url = site.clone();
-    config.pop_token = Some(POP_TOKEN.into());
-    config.signing_key = Some(SIGNING_KEY.into());
+    let config = SECRETS.origin(&dir.path().join("origin"), &origin_url, &site, &site);
     let origin = origin::start(config).await.expect("origin starts");
 
     let src = tokio::task::spawn_blocking({
@@ -140,7 +132,7 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
         .unwrap();
     let pending = created["video"]["id"].as_str().expect("a video id").to_owned();
     let grant = PlaybackGrant { video: pending.clone(), expires: edge::now_secs() - 10, viewer: None };
-    let expired = sign_playback(&key, &grant);
+    let expired = sign_playback(&SECRETS.key(), &grant);
 
     let screenshots = std::env::var_os("BROWSER_SCREENSHOTS")
         .map_or_else(|| workspace().join("target/browser-screenshots"), PathBuf::from);

@@ -5,39 +5,30 @@
 //! first segments before anyone asks there, and a takedown empties both PoPs within a
 //! heartbeat.
 
+mod common;
+
 use std::time::Duration;
+
+use common::{Secrets, counter};
 
 use origin::client::{Client, UploadPlan};
 use origin::config::DEV_CREATOR_TOKEN;
-use pop_config::token::Key;
 use tests::media::{clip, probe_frames};
 
-const POP_TOKEN: &str = "e2e-pop-token-0123456789";
-const SIGNING_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+const SECRETS: Secrets = Secrets {
+    pop_token: "e2e-pop-token-0123456789",
+    signing_key: "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed",
+};
 const HEARTBEAT: Duration = Duration::from_millis(400);
 
-/// A port nothing listens on yet (the PoPs need the origin's address before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start_pop(dir: &std::path::Path, origin: &str, id: &str, prefetch: bool) -> edge::Running {
-    let key = Key::new("k1", &pop_config::token::decode_hex(SIGNING_KEY).unwrap());
-    let mut cfg = pop_config::PopConfig::default_for(dir, origin, POP_TOKEN, vec![key]);
+    let mut cfg = SECRETS.pop(dir, origin);
     cfg.pop.id = id.to_owned();
     cfg.pop.region = "kr-seoul".into();
     cfg.listen.http = Some("127.0.0.1:0".parse().unwrap());
     cfg.prefetch.heartbeat = HEARTBEAT;
     cfg.prefetch.enabled = prefetch;
     edge::start(cfg).await.expect("PoP starts")
-}
-
-/// The number in a Prometheus line of `page` containing every one of `parts`.
-fn counter(page: &str, parts: &[&str]) -> f64 {
-    page.lines()
-        .filter(|l| !l.starts_with('#') && parts.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 async fn origin_object_requests(http: &reqwest::Client, origin: &str) -> f64 {
@@ -57,19 +48,13 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> 
 async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     edge::init_tls();
     let dir = tempfile::tempdir().unwrap();
-    let origin_url = format!("http://127.0.0.1:{}", free_port());
+    let origin_url = common::origin_url();
     let seoul_a = start_pop(&dir.path().join("pop-a"), &origin_url, "seoul-a", false).await;
     let seoul_b = start_pop(&dir.path().join("pop-b"), &origin_url, "seoul-b", true).await;
     let pop_a = format!("http://{}", seoul_a.http.unwrap());
     let pop_b = format!("http://{}", seoul_b.http.unwrap());
 
-    let mut config = origin::Config::for_dir(&dir.path().join("origin"));
-    config.listen = origin_url.trim_start_matches("http://").parse().unwrap();
-    config.public_url = origin_url.clone();
-    config.upload_url = pop_a.clone();
-    config.playback_url = pop_a.clone();
-    config.pop_token = Some(POP_TOKEN.into());
-    config.signing_key = Some(SIGNING_KEY.into());
+    let config = SECRETS.origin(&dir.path().join("origin"), &origin_url, &pop_a, &pop_a);
     let origin = origin::start(config).await.expect("origin starts");
     let http = reqwest::Client::new();
 
@@ -127,7 +112,7 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     assert!(!edge_b.cache.contains(&format!("{id}/240p/seg_00003.m4s")));
     let direct = http
         .get(format!("{origin_url}/v1/objects/{id}/240p/seg_00003.m4s"))
-        .bearer_auth(POP_TOKEN)
+        .bearer_auth(SECRETS.pop_token)
         .send()
         .await
         .unwrap()

@@ -4,7 +4,11 @@
 //! and its egress from the origin's metrics. The harness's counts must agree with what the
 //! PoP and the origin counted themselves.
 
+mod common;
+
 use std::time::Duration;
+
+use common::{Secrets, counter};
 
 use loadtest::client::Protocol;
 use loadtest::report::Report;
@@ -13,13 +17,14 @@ use loadtest::tls::{Trust, parse_pin};
 use loadtest::{RunOptions, Scenario};
 use origin::client::{Client, UploadPlan};
 use origin::config::DEV_CREATOR_TOKEN;
-use pop_config::token::Key;
 use reqwest::Url;
 use tests::media::clip;
 use tokio_util::sync::CancellationToken;
 
-const POP_TOKEN: &str = "loadtest-pop-token-0123456789";
-const SIGNING_KEY: &str = "10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad";
+const SECRETS: Secrets = Secrets {
+    pop_token: "loadtest-pop-token-0123456789",
+    signing_key: "10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad",
+};
 const REQUESTS: u64 = 80;
 
 /// Fast pace, whole viewings, a fixed seed: three viewers of the one title, so the second and
@@ -37,18 +42,6 @@ abandon_probability = 0.0
 seeks_per_minute = 0.0
 "#;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The sum of a metric's samples in a Prometheus page whose lines contain every one of `parts`.
-fn counter(page: &str, parts: &[&str]) -> f64 {
-    page.lines()
-        .filter(|l| !l.starts_with('#') && parts.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn play(pop: &edge::Running, origin_url: &str, target: String, protocol: Protocol) -> Report {
     let scenario = Scenario::parse(SCENARIO, "pop-e2e", "pop-e2e").unwrap();
     let mut options = RunOptions::new(scenario, Url::parse(&target).unwrap());
@@ -63,22 +56,15 @@ async fn play(pop: &edge::Running, origin_url: &str, target: String, protocol: P
 async fn the_harness_measures_a_real_pop_over_h2_and_h3() {
     edge::init_tls();
     let dir = tempfile::tempdir().unwrap();
-    let origin_url = format!("http://127.0.0.1:{}", free_port());
-    let key = Key::new("k1", &pop_config::token::decode_hex(SIGNING_KEY).unwrap());
-    let mut cfg = pop_config::PopConfig::default_for(&dir.path().join("pop"), &origin_url, POP_TOKEN, vec![key]);
+    let origin_url = common::origin_url();
+    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &origin_url);
     // No prefetch: every byte the origin serves during a run is a viewer's miss.
     cfg.prefetch.enabled = false;
     let pop = edge::start(cfg).await.expect("PoP starts");
     let site = format!("https://127.0.0.1:{}", pop.https.port());
     let h3 = pop.h3.expect("the PoP listens for HTTP/3");
 
-    let mut config = origin::Config::for_dir(&dir.path().join("origin"));
-    config.listen = origin_url.trim_start_matches("http://").parse().unwrap();
-    config.public_url = origin_url.clone();
-    config.upload_url = origin_url.clone();
-    config.playback_url = site.clone();
-    config.pop_token = Some(POP_TOKEN.into());
-    config.signing_key = Some(SIGNING_KEY.into());
+    let config = SECRETS.origin(&dir.path().join("origin"), &origin_url, &origin_url, &site);
     let origin = origin::start(config).await.expect("origin starts");
 
     let src = tokio::task::spawn_blocking({
