@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12, only what is missing: the FFmpeg 5.1
 # development libraries, clang (bindgen), pkg-config, the ffmpeg CLI (test fixtures are
-# generated with it), Chromium and a Hangul font (browser tests), openssl, the pages' npm
-# packages and a Rust toolchain. Safe to run again and again.
+# generated with it), Chromium with Hangul and emoji fonts (browser tests), openssl, the
+# pages' npm packages and a Rust toolchain. Safe to run again and again.
 set -euo pipefail
 
 packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
   libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev ffmpeg curl ca-certificates
-  python3-venv openssl chromium fonts-nanum)
+  python3-venv openssl chromium fonts-nanum fonts-noto-color-emoji)
 
 missing=()
 for p in "${packages[@]}"; do
