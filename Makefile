@@ -30,9 +30,9 @@ bench-encoder: setup
 	$(CARGO) build --release -p encoder
 	bench/encoder-vs-ffmpeg/run.py
 
-## bench-edge: the edge's memory tier against nginx (sendfile), HTTPS and HTTP, and its cold-miss TTFB against Varnish
+## bench-edge: the edge's memory tier against nginx (sendfile), HTTPS and HTTP, driven by wrk and by loadtest, and its cold-miss TTFB against Varnish
 bench-edge: setup
-	$(CARGO) build --release -p edge
+	$(CARGO) build --release -p edge -p loadtest
 	bench/edge-vs-nginx/run.py
 
 ## bench-upload: 1 GiB over loopback, plain request vs tus single stream vs 4 parallel partials

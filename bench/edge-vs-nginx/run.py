@@ -10,16 +10,28 @@ worker thread, pinned to CPU0; `wrk -t1` pinned to CPU1. Per cell the edge and n
 to back (order alternating), so machine noise hits both. Server CPU-seconds are utime+stime
 from /proc over the run (nginx master + worker, every thread of the edge).
 
-Cold miss: 40 never-requested URLs per size (64 KiB, 1 MiB, 4 MiB), one curl at a time, from
-the edge and from Varnish (also pinned to CPU0), both pulling from the same origin nginx;
-then the same URLs again as hits.
+The same hot cells (HTTPS and HTTP, 1 and 4 MiB, at 16 and 64 connections) are measured a
+second time with our own harness, `loadtest run --pace fast` (target/release/loadtest, pinned to
+CPU1 like wrk), so the comparison is not tied to one load tool. loadtest plays HLS: run.py writes
+a master playlist per size (one variant) and a media playlist that cycles through the same 8
+segment files, both served by nginx from disk and by the edge via pull-through, and the
+catalogue file names the master under each server's prefix. One viewer = one HTTP/1.1
+keep-alive connection (`--viewers N`), as wrk's `-cN`. GB/s is body bytes over the run from
+report.json; the same /proc CPU accounting as for wrk.
+
+Cold miss: 40 never-requested URLs per size (64 KiB, 1 MiB, 4 MiB), one curl at a time (pinned
+to CPU1), from the edge and from Varnish (also pinned to CPU0), both pulling from the same
+origin nginx, and from that origin directly; then the same URLs a second and a third time as
+hits. TTFB is curl's time_starttransfer on a new connection.
 
 Prints markdown tables and writes bench/results/edge-vs-nginx-<date>.json.
 
-Environment: BENCH_SECONDS (per wrk run, default 5), BENCH_RUNS (repeats, default 1; medians
-are reported), BENCH_DIR (scratch, default a temp dir), EDGE (binary; default: build
-target/release/edge).
+Environment: BENCH_SECONDS (per wrk or loadtest run, default 5), BENCH_RUNS (repeats, default 1;
+medians are reported), BENCH_DIR (scratch, default a temp dir), EDGE and LOADTEST (binaries;
+default: build target/release/edge and target/release/loadtest), BENCH_LOADTEST=0 skips the
+loadtest leg.
 """
+import base64
 import datetime
 import hashlib
 import hmac
@@ -43,12 +55,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EDGE = os.environ.get("EDGE", os.path.join(ROOT, "target", "release", "edge"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "1"))
+LOADTEST = os.environ.get("LOADTEST", os.path.join(ROOT, "target", "release", "loadtest"))
+WITH_LOADTEST = os.environ.get("BENCH_LOADTEST", "1") != "0"
 SCRATCH = os.path.abspath(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-edge-"))
 
 HOT_SIZES = [("1m", 1 << 20), ("4m", 4 << 20)]
 HOT_FILES = 8  # per size: small enough to stay hot in the edge's memory and the page cache
 PROTOS = ["https", "http"]
 CONNS = [16, 64, 256]
+LT_CONNS = [16, 64]  # loadtest viewers (one connection each)
+# Entries of each media playlist: enough that no viewer reaches the end within a run (up to about
+# 500 req/s per connection), small enough that fetching and parsing it does not weigh on the run.
+PLAYLIST_SEGMENTS = max(1024, 512 * SECONDS)
 COLD_SIZES = [("64k", 64 << 10), ("1m", 1 << 20), ("4m", 4 << 20)]
 COLD_URLS = 40
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -107,11 +125,16 @@ def ensure_packages():
                        stderr=subprocess.DEVNULL)
 
 
-def ensure_edge():
-    if "EDGE" in os.environ:
-        return
-    cargo = shutil.which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
-    sh([cargo, "build", "--release", "-p", "edge"], cwd=ROOT)
+def ensure_binaries():
+    packages = [] if "EDGE" in os.environ else ["-p", "edge"]
+    if WITH_LOADTEST and "LOADTEST" not in os.environ:
+        packages += ["-p", "loadtest"]
+    if packages:
+        cargo = shutil.which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
+        sh([cargo, "build", "--release", *packages], cwd=ROOT)
+    for binary in [EDGE] + ([LOADTEST] if WITH_LOADTEST else []):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} not found")
 
 
 def make_cert():
@@ -124,16 +147,31 @@ def make_cert():
     return cert, key
 
 
-def openssl_client_conf():
+def openssl_client_conf(suites=CIPHER, name="openssl-client.cnf"):
     """An OpenSSL config that makes wrk (and s_client) offer only TLS 1.3 with one cipher suite,
     so both servers negotiate the same one (rustls and OpenSSL would otherwise take the client's
     first choice, AES-256-GCM)."""
-    path = os.path.join(SCRATCH, "openssl-client.cnf")
+    path = os.path.join(SCRATCH, name)
     with open(path, "w") as f:
         f.write("openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\n"
                 "system_default = system_default_sect\n[system_default_sect]\n"
-                f"MinProtocol = TLSv1.3\nCiphersuites = {CIPHER}\n")
+                f"MinProtocol = TLSv1.3\nCiphersuites = {suites}\n")
     return path
+
+
+# loadtest's rustls client (ring provider) offers the TLS 1.3 suites in this order; both servers
+# follow the client's order, so over loadtest both negotiate AES-256-GCM. run.py checks that
+# with s_client offering the same list.
+RUSTLS_SUITES = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+
+
+def spki_pin(cert):
+    """base64(SHA-256(SubjectPublicKeyInfo)), what `loadtest --spki-pin` takes."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, check=True,
+                         capture_output=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def write_random(path, size):
@@ -154,6 +192,8 @@ def make_objects():
     for label, size in HOT_SIZES:
         for i in range(HOT_FILES):
             write_random(os.path.join(objects, "hot", f"{label}-{i}.bin"), size)
+    for label, _ in HOT_SIZES:
+        write_playlists(os.path.join(objects, "hot"), label)
     for label, size in COLD_SIZES:
         master = os.path.join(objects, f"cold-{label}.bin")
         write_random(master, size)
@@ -168,6 +208,21 @@ def make_objects():
         for f in files:
             os.chmod(os.path.join(d, f), 0o644)
     return objects
+
+
+def write_playlists(folder, label):
+    """<label>.m3u8 (master, one variant) and <label>-media.m3u8 (VOD, PLAYLIST_SEGMENTS entries
+    of 2 s cycling through <label>-0.bin ... <label>-7.bin). URIs are relative, so the same files
+    work under nginx's /static/hot/ and the edge's /p/<token>/hot/."""
+    with open(os.path.join(folder, f"{label}.m3u8"), "w") as f:
+        f.write(f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=8000000\n{label}-media.m3u8\n")
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0",
+             "#EXT-X-PLAYLIST-TYPE:VOD"]
+    for i in range(PLAYLIST_SEGMENTS):
+        lines += ["#EXTINF:2.000,", f"{label}-{i % HOT_FILES}.bin"]
+    lines.append("#EXT-X-ENDLIST")
+    with open(os.path.join(folder, f"{label}-media.m3u8"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def playback_token(video, expires=None):
@@ -250,6 +305,15 @@ def cpu_seconds(pids):
     return ticks / CLK_TCK
 
 
+def machine_busy():
+    """CPU-seconds the whole machine spent busy (and stolen by the hypervisor), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    steal = fields[7] if len(fields) > 7 else 0
+    return (sum(fields[:8]) - idle - steal) / CLK_TCK, steal / CLK_TCK
+
+
 def nginx_conf(name, servers):
     """A self-contained nginx config in the scratch dir (own pid, logs and temp paths)."""
     prefix = os.path.join(SCRATCH, name)
@@ -317,7 +381,7 @@ def start_static(objects, cert, key):
     workers = children(proc.pid)
     if len(workers) != 1:
         sys.exit(f"expected one nginx worker, found {workers}")
-    return {"name": "nginx", "pids": [proc.pid] + workers, "https": https, "http": http_, "prefix": "/static/hot/"}
+    return {"name": "nginx", "proc": proc, "pids": [proc.pid] + workers, "https": https, "http": http_, "prefix": "/static/hot/"}
 
 
 def start_edge(origin_port, cert, key):
@@ -351,13 +415,16 @@ heartbeat = "1h"
 enabled = false
 """)
     cmd = ["taskset", "-c", SERVER_CPU, EDGE, "serve", "--config", config, "--threads", "1"]
-    proc = spawn(cmd, "edge", stdout=subprocess.PIPE, text=True)
+    # rustls warns on every handshake from wrk (it sends the IP address as SNI): keep that
+    # logging cost out of the measurement.
+    env = dict(os.environ, EDGE_LOG="info,rustls=error")
+    proc = spawn(cmd, "edge", stdout=subprocess.PIPE, text=True, env=env)
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("edge listening"):
         sys.exit(f"the edge did not start: {line!r} (log in {SCRATCH}/edge.log)")
     wait_port(https, proc)
-    return {"name": "edge", "pids": [proc.pid], "https": https, "http": http_,
+    return {"name": "edge", "proc": proc, "pids": [proc.pid], "https": https, "http": http_,
             "prefix": f"/p/{playback_token('hot')}/hot/"}
 
 
@@ -402,6 +469,17 @@ def warm(servers):
             status, _, length = get(nginx["http"], nginx["prefix"] + name)
             if status != 200 or length != size:
                 sys.exit(f"nginx {name}: {status}, {length} bytes")
+        # loadtest's playlists, the same way (their size: whatever nginx serves).
+        for name in (f"{label}.m3u8", f"{label}-media.m3u8"):
+            status, _, want = get(nginx["http"], nginx["prefix"] + name)
+            if status != 200:
+                sys.exit(f"nginx {name}: {status}")
+            for attempt in range(2):
+                status, headers, length = get(edge["http"], edge["prefix"] + name)
+                if status != 200 or length != want:
+                    sys.exit(f"edge {name}: {status}, {length} bytes (nginx: {want})")
+                if attempt == 1 and headers.get("x-cache") != "hit-memory":
+                    sys.exit(f"edge {name}: x-cache {headers.get('x-cache')!r}, expected hit-memory")
 
 
 def negotiated_cipher(port, env):
@@ -415,18 +493,38 @@ def negotiated_cipher(port, env):
 # Hot throughput
 
 
+def measured(server, cmd, path, env, tag):
+    """Runs one load client (already pinned by `cmd`) to completion, its output in `path`, and
+    measures the CPU the server, the client and everything else used meanwhile."""
+    before = cpu_seconds(server["pids"])
+    busy_before, steal_before = machine_busy()
+    t0 = time.monotonic()
+    with open(path, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        # taskset execs the client in place, so this is the client's own CPU (every thread):
+        # near 1.0 per second means the client was the limit.
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    if server["proc"].poll() is not None:
+        sys.exit(f"{server['name']} exited with {server['proc'].returncode} during {tag} (log in {SCRATCH})")
+    cpu = cpu_seconds(server["pids"]) - before
+    busy_after, steal_after = machine_busy()
+    client = usage.ru_utime + usage.ru_stime
+    with open(path) as f:
+        text = f.read()
+    return {"status": status, "text": text, "wall": wall, "cpu": cpu, "client": client,
+            # Cores used by everything else on the box (and stolen from it): noise, should be ~0.
+            "other": max(0.0, busy_after - busy_before - cpu - client), "steal": steal_after - steal_before}
+
+
 def wrk_run(server, proto, label, conns, env, tag):
     url = f"{proto}://127.0.0.1:{server[proto]}"
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{SECONDS}s", "--timeout", "10s",
            "--latency", "-s", os.path.join(HERE, "rotate.lua"), url, "--", server["prefix"], label, str(HOT_FILES)]
-    before = cpu_seconds(server["pids"])
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    cpu = cpu_seconds(server["pids"]) - before
-    with open(os.path.join(SCRATCH, "wrk", f"{tag}.txt"), "w") as f:
-        f.write(out.stdout + out.stderr)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
-    if out.returncode != 0 or line is None:
-        sys.exit(f"wrk failed for {tag}:\n{out.stdout}{out.stderr}")
+    m = measured(server, cmd, os.path.join(SCRATCH, "wrk", f"{tag}.txt"), env, tag)
+    line = next((l for l in m["text"].splitlines() if l.startswith("{")), None)
+    if m["status"] != 0 or line is None:
+        sys.exit(f"wrk failed for {tag}:\n{m['text']}")
     s = json.loads(line)
     secs = s["duration_us"] / 1e6
     gb = s["bytes"] / 1e9
@@ -435,9 +533,12 @@ def wrk_run(server, proto, label, conns, env, tag):
         "gb_s": gb / secs,
         "p50_ms": s["p50_us"] / 1e3,
         "p99_ms": s["p99_us"] / 1e3,
-        "cpu_s": cpu,
-        "cpu_s_per_gb": cpu / gb if gb else float("nan"),
-        "server_busy": cpu / secs,  # cores the server used; 1.0 is all of CPU0
+        "cpu_s": m["cpu"],
+        "cpu_s_per_gb": m["cpu"] / gb if gb else float("nan"),
+        "server_busy": m["cpu"] / secs,  # cores the server used; 1.0 is all of CPU0
+        "client_busy": m["client"] / secs,
+        "other_busy": m["other"] / secs,
+        "steal": m["steal"] / secs,
         "errors": {k: s[k] for k in ("connect_errors", "read_errors", "write_errors", "non_2xx_3xx", "timeouts")},
         "requests": s["requests"],
         "bytes": s["bytes"],
@@ -445,44 +546,111 @@ def wrk_run(server, proto, label, conns, env, tag):
     }
 
 
-def hot(servers, env):
+def loadtest_run(server, proto, label, conns, pin, tag):
+    """`loadtest run --pace fast`: `conns` viewers, each on its own HTTP/1.1 keep-alive
+    connection, each playing the size's master playlist from the start."""
+    folder = os.path.join(SCRATCH, "loadtest")
+    catalogue = os.path.join(folder, f"catalogue-{server['name']}-{label}.txt")
+    with open(catalogue, "w") as f:
+        f.write(f"{server['prefix']}{label}.m3u8\n")
+    report = os.path.join(folder, tag)
+    cmd = ["taskset", "-c", CLIENT_CPU, LOADTEST, "run", "--target", f"{proto}://127.0.0.1:{server[proto]}",
+           "--scenario", os.path.join(HERE, "hot.toml"), "--pace", "fast", "--catalogue", catalogue,
+           "--viewers", str(conns), "--duration", f"{SECONDS}s", "--protocol", "h1", "--seed", "1",
+           "--quiet", "--report", report]
+    if proto == "https":
+        cmd += ["--spki-pin", pin]
+    m = measured(server, cmd, os.path.join(folder, f"{tag}.txt"), None, tag)
+    path = os.path.join(report, "report.json")
+    if m["status"] != 0 or not os.path.exists(path):
+        sys.exit(f"loadtest failed for {tag}:\n{m['text']}")
+    with open(path) as f:
+        r = json.load(f)
+    t = r["totals"]
+    secs = r["run"]["seconds"]
+    gb = t["bytes"] / 1e9
+    seg = r["latency"]["segment_ms"]
+    errors = dict(t["errors_by_kind"])
+    # A hot run must be all hits at the edge: anything else would measure the origin.
+    cache = r["cache"]
+    not_hit = cache["misses"] + cache["stale"] + cache["other"] if server["name"] == "edge" else 0
+    if not_hit:
+        errors["not_a_hit"] = not_hit
+    return {
+        "req_s": t["requests_per_second"],
+        "gb_s": gb / secs,
+        "p50_ms": seg["p50"],  # segment download time (request sent to last byte), like wrk's latency
+        "p99_ms": seg["p99"],
+        "cpu_s": m["cpu"],
+        "cpu_s_per_gb": m["cpu"] / gb if gb else float("nan"),
+        # CPU is counted over the client's whole life (start-up and drain too): per its wall time.
+        "server_busy": m["cpu"] / m["wall"],
+        "client_busy": m["client"] / m["wall"],
+        "other_busy": m["other"] / m["wall"],
+        "steal": m["steal"] / m["wall"],
+        "errors": errors,
+        "requests": t["requests"],
+        "segments": r["by_kind"].get("segment", {}).get("requests", 0),
+        "bytes": t["bytes"],
+        "seconds": secs,
+        "sessions": r["playback"]["sessions"],
+    }
+
+
+def log_run(tool, tag, r):
+    bad = sum(r["errors"].values())
+    log(f"{tool:8} {tag:28} {r['req_s']:8.0f} req/s {r['gb_s']:6.2f} GB/s p50 {r['p50_ms']:7.2f} "
+        f"p99 {r['p99_ms']:7.2f} ms {r['cpu_s_per_gb']:5.3f} CPU-s/GB busy srv {r['server_busy']:4.2f} "
+        f"client {r['client_busy']:4.2f} other {r['other_busy'] + r['steal']:4.2f}"
+        + (f"  ERRORS {r['errors']}" if bad else ""))
+
+
+def hot(servers, env, pin):
+    """Per repeat: every wrk cell, then every loadtest cell; edge and nginx back to back in
+    each cell, alternating which goes first."""
     os.makedirs(os.path.join(SCRATCH, "wrk"), exist_ok=True)
+    os.makedirs(os.path.join(SCRATCH, "loadtest"), exist_ok=True)
+    tools = [("wrk", CONNS)] + ([("loadtest", LT_CONNS)] if WITH_LOADTEST else [])
     runs = []
     n = 0
     for rep in range(RUNS):
-        for label, _ in HOT_SIZES:
-            for proto in PROTOS:
-                for conns in CONNS:
-                    # Alternate which side goes first, so neither always runs on a warmer box.
-                    order = ("edge", "nginx") if n % 2 == 0 else ("nginx", "edge")
-                    n += 1
-                    for side in order:
-                        tag = f"r{rep}-{side}-{label}-{proto}-c{conns}"
-                        r = wrk_run(servers[side], proto, label, conns, env, tag)
-                        r.update(rep=rep, side=side, size=label, proto=proto, conns=conns)
-                        runs.append(r)
-                        bad = sum(r["errors"].values())
-                        log(f"{tag:28} {r['req_s']:8.0f} req/s {r['gb_s']:6.2f} GB/s p50 {r['p50_ms']:7.2f} "
-                            f"p99 {r['p99_ms']:7.2f} ms {r['cpu_s_per_gb']:5.3f} CPU-s/GB busy {r['server_busy']:4.2f}"
-                            + (f"  ERRORS {r['errors']}" if bad else ""))
+        for tool, conns_list in tools:
+            for label, _ in HOT_SIZES:
+                for proto in PROTOS:
+                    for conns in conns_list:
+                        # Alternate which side goes first, so neither always runs on a warmer box.
+                        order = ("edge", "nginx") if n % 2 == 0 else ("nginx", "edge")
+                        n += 1
+                        for side in order:
+                            tag = f"r{rep}-{side}-{label}-{proto}-c{conns}"
+                            if tool == "wrk":
+                                r = wrk_run(servers[side], proto, label, conns, env, tag)
+                            else:
+                                r = loadtest_run(servers[side], proto, label, conns, pin, tag)
+                            r.update(tool=tool, rep=rep, side=side, size=label, proto=proto, conns=conns)
+                            runs.append(r)
+                            log_run(tool, tag, r)
     return runs
 
 
-def summarize_hot(runs):
+def summarize_hot(runs, tool):
     cells = []
     for label, _ in HOT_SIZES:
         for proto in PROTOS:
-            for conns in CONNS:
-                cell = {"size": label, "proto": proto, "conns": conns}
+            for conns in (CONNS if tool == "wrk" else LT_CONNS):
+                cell = {"tool": tool, "size": label, "proto": proto, "conns": conns}
                 for side in ("edge", "nginx"):
-                    rs = [r for r in runs if (r["size"], r["proto"], r["conns"], r["side"]) == (label, proto, conns, side)]
+                    rs = [r for r in runs if (r["tool"], r["size"], r["proto"], r["conns"], r["side"]) ==
+                          (tool, label, proto, conns, side)]
+                    if not rs:
+                        break
                     cell[side] = {k: statistics.median(r[k] for r in rs)
-                                  for k in ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "server_busy")}
+                                  for k in ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "server_busy", "client_busy", "other_busy", "steal")}
                     cell[side]["errors"] = sum(sum(r["errors"].values()) for r in rs)
-                    cell[side]["non_2xx_3xx"] = sum(r["errors"]["non_2xx_3xx"] for r in rs)
-                cell["ratio_gb_s"] = cell["edge"]["gb_s"] / cell["nginx"]["gb_s"]
-                cell["ratio_cpu_s_per_gb"] = cell["edge"]["cpu_s_per_gb"] / cell["nginx"]["cpu_s_per_gb"]
-                cells.append(cell)
+                else:
+                    cell["ratio_gb_s"] = cell["edge"]["gb_s"] / cell["nginx"]["gb_s"]
+                    cell["ratio_cpu_s_per_gb"] = cell["edge"]["cpu_s_per_gb"] / cell["nginx"]["cpu_s_per_gb"]
+                    cells.append(cell)
     return cells
 
 
@@ -494,6 +662,8 @@ def geomean(xs):
 def verdicts(cells):
     """The issue's targets, over the cells of each protocol (geometric mean and worst cell)."""
     out = {}
+    if not cells:
+        return out
     for proto in PROTOS:
         cs = [c for c in cells if c["proto"] == proto]
         gb = [c["ratio_gb_s"] for c in cs]
@@ -511,17 +681,29 @@ def verdicts(cells):
 # Cold miss
 
 
+PHASES = ("miss", "hit", "hit3")  # first, second and third request of each URL
+
+
 def curl(url):
-    """status, TTFB ms, total ms, bytes, x-cache, x-varnish of one request on a new connection."""
+    """status, TTFB ms, total ms, bytes, x-cache, x-varnish of one request on a new connection,
+    curl pinned to the client CPU like wrk."""
     fmt = "%{http_code} %{time_starttransfer} %{time_total} %{size_download} [%header{x-cache}] [%header{x-varnish}]"
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", fmt, url], capture_output=True, text=True).stdout
+    cmd = ["taskset", "-c", CLIENT_CPU, "curl", "-s", "-o", "/dev/null", "-w", fmt, url]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
     code, ttfb, total, size, rest = out.split(" ", 4)
     xcache, xvarnish = re.findall(r"\[([^\]]*)\]", rest)
     return int(code), float(ttfb) * 1e3, float(total) * 1e3, int(size), xcache, xvarnish
 
 
+def percentiles(xs):
+    xs = sorted(xs)
+    return {"p50": statistics.median(xs), "p90": xs[int(0.9 * (len(xs) - 1))], "max": xs[-1]}
+
+
 def cold(edge_port, varnish_port, origin_port):
-    """One request at a time, edge and Varnish alternating on the same never-seen name."""
+    """One request at a time on never-seen names, the edge, Varnish and the origin itself in turn
+    on each name. The second request of a URL is its first hit; the edge also copies the object
+    then (disk admission), so a third request shows the steady-state hit."""
     token = playback_token("cold")
     bases = {"edge": f"http://127.0.0.1:{edge_port}/p/{token}/cold/",
              "varnish": f"http://127.0.0.1:{varnish_port}/v1/objects/cold/",
@@ -530,15 +712,16 @@ def cold(edge_port, varnish_port, origin_port):
     problems = []
     for rep in range(RUNS):
         for label, size in COLD_SIZES:
-            for phase in ("miss", "hit"):
+            for phase in PHASES:
                 for i in range(COLD_URLS):
                     name = f"r{rep}-{label}-{i}.bin"
                     for side in ("edge", "varnish", "origin"):
                         code, ttfb, total, got, xcache, xvarnish = curl(bases[side] + name)
                         # A miss must really go to the origin, a hit must really be cached.
+                        hit = phase != "miss"
                         cached = {"edge": xcache.startswith("hit"), "varnish": len(xvarnish.split()) == 2,
-                                  "origin": phase == "hit"}[side]
-                        if code != 200 or got != size or cached != (phase == "hit"):
+                                  "origin": hit}[side]
+                        if code != 200 or got != size or cached != hit:
                             problems.append(f"{side} {phase} {name}: {code}, {got} bytes, "
                                             f"x-cache {xcache!r}, x-varnish {xvarnish!r}")
                         samples.append({"side": side, "size": label, "phase": phase, "rep": rep,
@@ -547,15 +730,15 @@ def cold(edge_port, varnish_port, origin_port):
     for label, _ in COLD_SIZES:
         row = {"size": label}
         for side in ("edge", "varnish", "origin"):
-            for phase in ("miss", "hit"):
+            for phase in PHASES:
                 ss = [s for s in samples if (s["side"], s["size"], s["phase"]) == (side, label, phase)]
-                row[f"{side}_{phase}"] = {"ttfb_p50_ms": statistics.median(s["ttfb_ms"] for s in ss),
-                                          "total_p50_ms": statistics.median(s["total_ms"] for s in ss)}
+                t, tt = percentiles(s["ttfb_ms"] for s in ss), percentiles(s["total_ms"] for s in ss)
+                row[f"{side}_{phase}"] = {"ttfb_p50_ms": t["p50"], "ttfb_p90_ms": t["p90"], "ttfb_max_ms": t["max"],
+                                          "total_p50_ms": tt["p50"], "total_p90_ms": tt["p90"]}
         row["ratio_miss_ttfb"] = row["edge_miss"]["ttfb_p50_ms"] / row["varnish_miss"]["ttfb_p50_ms"]
         rows.append(row)
-    first, last = rows[0]["edge_miss"]["ttfb_p50_ms"], rows[-1]["edge_miss"]["ttfb_p50_ms"]
-    growth = {"edge_miss_ttfb_4m_over_64k": last / first,
-              "varnish_miss_ttfb_4m_over_64k": rows[-1]["varnish_miss"]["ttfb_p50_ms"] / rows[0]["varnish_miss"]["ttfb_p50_ms"]}
+    growth = {f"{side}_miss_ttfb_4m_over_64k": rows[-1][f"{side}_miss"]["ttfb_p50_ms"] / rows[0][f"{side}_miss"]["ttfb_p50_ms"]
+              for side in ("edge", "varnish", "origin")}
     return rows, growth, problems
 
 
@@ -575,7 +758,9 @@ def machine():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    # The edge is built from the working tree: say when it differs from the commit.
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "edge", "pop-config", "Cargo.lock"))
     return {
         "nproc": os.cpu_count(),
         "cpu": model,
@@ -585,49 +770,63 @@ def machine():
         "wrk": version(["wrk", "-v"]),
         "openssl": version(["openssl", "version"]),
         "curl": version(["curl", "--version"]),
-        "commit": rev,
+        "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else ""),
     }
 
 
-def print_tables(cells, verdict, rows, growth):
-    print()
-    print("| size | proto | conns | req/s edge / nginx | GB/s edge / nginx | ratio | p50 ms edge / nginx "
-          "| p99 ms edge / nginx | CPU-s/GB edge / nginx | ratio | server cores edge / nginx |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+def print_hot(tool, cells, verdict):
+    latency = "p50/p99 ms" if tool == "wrk" else "segment p50/p99 ms"
+    print(f"\n{tool}:\n")
+    print(f"| size | proto | conns | req/s edge / nginx | GB/s edge / nginx | ratio | {latency} edge "
+          f"| {latency} nginx | CPU-s/GB edge / nginx | ratio | server cores edge / nginx | {tool} cores edge / nginx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cells:
         e, n = c["edge"], c["nginx"]
         print(f"| {c['size']} | {c['proto']} | {c['conns']} | {e['req_s']:,.0f} / {n['req_s']:,.0f} "
               f"| {e['gb_s']:.2f} / {n['gb_s']:.2f} | **{c['ratio_gb_s']:.2f}** "
-              f"| {e['p50_ms']:.1f} / {n['p50_ms']:.1f} | {e['p99_ms']:.1f} / {n['p99_ms']:.1f} "
+              f"| {e['p50_ms']:.1f} / {e['p99_ms']:.1f} | {n['p50_ms']:.1f} / {n['p99_ms']:.1f} "
               f"| {e['cpu_s_per_gb']:.3f} / {n['cpu_s_per_gb']:.3f} | **{c['ratio_cpu_s_per_gb']:.2f}** "
-              f"| {e['server_busy']:.2f} / {n['server_busy']:.2f} |")
+              f"| {e['server_busy']:.2f} / {n['server_busy']:.2f} | {e['client_busy']:.2f} / {n['client_busy']:.2f} |")
     print()
     for proto in PROTOS:
         v = verdict[proto]
-        print(f"{proto}: GB/s edge/nginx geomean {v['gb_s_ratio_geomean']:.2f} (worst {v['gb_s_ratio_min']:.2f}), "
+        print(f"{tool} {proto}: GB/s edge/nginx geomean {v['gb_s_ratio_geomean']:.2f} (worst {v['gb_s_ratio_min']:.2f}), "
               f"CPU-s/GB geomean {v['cpu_ratio_geomean']:.2f} (worst {v['cpu_ratio_max']:.2f}); "
               f"target {v['target']}: {'met' if v['met'] else 'NOT met'}")
+
+
+def print_tables(hot_cells, verdict, rows, growth):
+    for tool, cells in hot_cells.items():
+        if cells:
+            print_hot(tool, cells, verdict[tool])
     print()
-    print("| size | edge miss TTFB / total | Varnish miss TTFB / total | ratio TTFB | edge hit | Varnish hit | origin direct |")
-    print("|---|---|---|---|---|---|---|")
+    print("p50 ms, TTFB / total (edge miss: p90 TTFB in brackets)")
+    print()
+    print("| size | edge miss | Varnish miss | ratio TTFB | edge hit (2nd) | edge hit (3rd) | Varnish hit (2nd) "
+          "| origin direct |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         cell = lambda k: f"{r[k]['ttfb_p50_ms']:.2f} / {r[k]['total_p50_ms']:.2f}"
-        print(f"| {r['size']} | {cell('edge_miss')} | {cell('varnish_miss')} | **{r['ratio_miss_ttfb']:.2f}** "
-              f"| {cell('edge_hit')} | {cell('varnish_hit')} | {cell('origin_miss')} |")
-    print(f"\nmiss TTFB 4 MiB / 64 KiB: edge {growth['edge_miss_ttfb_4m_over_64k']:.2f}, "
-          f"Varnish {growth['varnish_miss_ttfb_4m_over_64k']:.2f} (p50 ms; 1.0 = does not grow with size)")
+        print(f"| {r['size']} | {cell('edge_miss')} [{r['edge_miss']['ttfb_p90_ms']:.2f}] | {cell('varnish_miss')} "
+              f"| **{r['ratio_miss_ttfb']:.2f}** | {cell('edge_hit')} | {cell('edge_hit3')} | {cell('varnish_hit')} "
+              f"| {cell('origin_miss')} |")
+    print(f"\nmiss TTFB p50, 4 MiB / 64 KiB: edge {growth['edge_miss_ttfb_4m_over_64k']:.2f}, "
+          f"Varnish {growth['varnish_miss_ttfb_4m_over_64k']:.2f}, origin {growth['origin_miss_ttfb_4m_over_64k']:.2f} "
+          "(1.0 = does not grow with size)")
 
 
 def main():
+    # A plain `kill` must still stop the servers this script started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     ensure_packages()
-    ensure_edge()
-    if not os.path.exists(EDGE):
-        sys.exit(f"{EDGE} not found")
+    ensure_binaries()
     os.makedirs(SCRATCH, exist_ok=True)
     log(f"scratch: {SCRATCH}")
     cert, key = make_cert()
+    pin = spki_pin(cert)
     objects = make_objects()
     env = dict(os.environ, OPENSSL_CONF=openssl_client_conf())
+    lt_env = dict(os.environ, OPENSSL_CONF=openssl_client_conf(RUSTLS_SUITES, "openssl-rustls-order.cnf"))
     try:
         origin = start_origin(objects)
         servers = {"nginx": start_static(objects, cert, key), "edge": start_edge(origin, cert, key)}
@@ -636,16 +835,21 @@ def main():
         ciphers = {side: negotiated_cipher(s["https"], env) for side, s in servers.items()}
         if set(ciphers.values()) != {CIPHER}:
             sys.exit(f"negotiated cipher suites {ciphers}, expected {CIPHER} on both")
-        runs = hot(servers, env)
+        # What a client offering rustls' order gets: the same suite on both sides is what matters.
+        lt_ciphers = {side: negotiated_cipher(s["https"], lt_env) for side, s in servers.items()}
+        if len(set(lt_ciphers.values())) != 1:
+            sys.exit(f"with loadtest's suite order the servers negotiate different suites: {lt_ciphers}")
+        runs = hot(servers, env, pin)
         rows, growth, problems = cold(servers["edge"]["http"], varnish, origin)
     finally:
         stop_all()
-    cells = summarize_hot(runs)
-    verdict = verdicts(cells)
-    print_tables(cells, verdict, rows, growth)
-    errors = sum(c["edge"]["errors"] + c["nginx"]["errors"] for c in cells)
-    if errors or problems:
-        print(f"\nWARNING: {errors} wrk errors (see runs), {len(problems)} cold-test problems:")
+    tools = ["wrk"] + (["loadtest"] if WITH_LOADTEST else [])
+    hot_cells = {tool: summarize_hot(runs, tool) for tool in tools}
+    verdict = {tool: verdicts(cells) for tool, cells in hot_cells.items()}
+    print_tables(hot_cells, verdict, rows, growth)
+    errors = {tool: sum(c["edge"]["errors"] + c["nginx"]["errors"] for c in cells) for tool, cells in hot_cells.items()}
+    if any(errors.values()) or problems:
+        print(f"\nWARNING: errors in the hot runs {errors} (see hot_runs), {len(problems)} cold-test problems:")
         for p in problems[:20]:
             print("  " + p)
     result = {
@@ -654,20 +858,30 @@ def main():
         "machine": machine(),
         "settings": {
             "seconds_per_run": SECONDS, "repeats": RUNS, "connections": CONNS, "hot_files_per_size": HOT_FILES,
+            "loadtest_connections": LT_CONNS if WITH_LOADTEST else [],
             "hot_sizes": dict(HOT_SIZES), "cold_sizes": dict(COLD_SIZES), "cold_urls_per_size": COLD_URLS,
             "layout": f"1w-pin: server (nginx 1 worker / edge --threads 1 / Varnish) on CPU{SERVER_CPU}, "
-                      f"wrk -t1 on CPU{CLIENT_CPU}; origin nginx and curl unpinned",
-            "tls": f"TLS 1.3 {CIPHER} (client-side OpenSSL config), ECDSA P-256 self-signed, HTTP/1.1 keep-alive",
+                      f"wrk -t1, loadtest and curl on CPU{CLIENT_CPU}; origin nginx unpinned",
+            "tls": f"TLS 1.3, ECDSA P-256 self-signed, HTTP/1.1 keep-alive; wrk offers only {CIPHER} "
+                   "(client-side OpenSSL config); loadtest (rustls, ring) offers its default order "
+                   f"{RUSTLS_SUITES}",
             "negotiated": ciphers,
+            "negotiated_with_loadtest_order": lt_ciphers,
             "nginx": "worker_processes 1, sendfile on, tcp_nopush off, tcp_nodelay on, access_log off, "
                      "keepalive_requests 1000000, ssl_protocols TLSv1.3, default output_buffers",
             "edge": "memory 1GiB, disk 0, prefetch off, h3 off, warmed (each object twice, hit-memory)",
             "varnish": "varnishd -s malloc,512M, built-in VCL, -b origin",
-            "units": "GB = 1e9 bytes (response bytes incl. headers, from wrk); CPU-s = utime+stime from /proc",
+            "loadtest": "loadtest run --scenario bench/edge-vs-nginx/hot.toml --pace fast --protocol h1 "
+                        "--viewers N (one connection each) --catalogue <master of the size> --seed 1; "
+                        f"media playlist of {PLAYLIST_SEGMENTS} entries cycling through the {HOT_FILES} hot files",
+            "units": "GB = 1e9 bytes; wrk: response bytes incl. headers; loadtest: body bytes (report.json "
+                     "totals.bytes / run.seconds); CPU-s = utime+stime from /proc",
         },
         "hot_runs": runs,
-        "hot": cells,
-        "targets": verdict,
+        "hot": hot_cells["wrk"],
+        "targets": verdict["wrk"],
+        "hot_loadtest": hot_cells.get("loadtest", []),
+        "targets_loadtest": verdict.get("loadtest", {}),
         "cold": rows,
         "cold_growth": growth,
         "cold_problems": problems,
