@@ -172,8 +172,8 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
         let length = Some(object.body.len() as u64);
         flight.set_head(Ok(FlightHead { status: 200, head: object.head, length }));
         flight.push(object.body);
-        flight.finish(Ok(()));
         edge.flights.land(&key);
+        flight.finish(Ok(()));
         return;
     }
     let started = std::time::Instant::now();
@@ -184,8 +184,8 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
         Err(e) => {
             edge.metrics.origin_fetches.get_or_create(&vec![("outcome", "error")]).inc();
             flight.set_head(Err(e.clone()));
-            flight.finish(Err(e));
             edge.flights.land(&key);
+            flight.finish(Err(e));
             return;
         }
     };
@@ -202,23 +202,43 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
         crate::now_ms(),
     );
     let cacheable = status == 200 && Head::cacheable(&head.cache_control);
-    flight.set_head(Ok(FlightHead { status, head: head.clone(), length: response.content_length() }));
+    let length = response.content_length();
+    flight.set_head(Ok(FlightHead { status, head: head.clone(), length }));
+    // Cached and landed before any viewer can hold the whole object: whoever asks next finds
+    // it in the cache, never a finished flight. With a known length that is before the last
+    // chunk goes out (a viewer is done when it has the length); otherwise at the end.
+    let settle = |tail: &[u8]| {
+        if cacheable {
+            edge.cache.insert(&key, &Object { head: head.clone(), body: flight.received_with(tail) }, admitted);
+        }
+        edge.flights.land(&key);
+    };
+    let mut received = 0u64;
     let finished = loop {
         match response.chunk().await {
-            Ok(Some(chunk)) => flight.push(chunk),
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if length == Some(received) {
+                    settle(&chunk);
+                }
+                flight.push(chunk);
+                // From a fast origin every read is ready at once, and this loop would keep the
+                // worker until the whole body is in: let the viewers of this flight send what
+                // has arrived.
+                tokio::task::yield_now().await;
+            }
             Ok(None) => break Ok(()),
             Err(e) => break Err(EdgeError::OriginUnavailable(format!("body: {e}"))),
         }
     };
-    let ok = finished.is_ok();
-    flight.finish(finished);
-    if ok
-        && cacheable
-        && let Some(body) = flight.body()
-    {
-        edge.cache.insert(&key, &Object { head, body }, admitted);
+    match (&finished, length) {
+        (Ok(()), Some(n)) if n == received && n > 0 => {}
+        (Ok(()), _) => settle(&[]),
+        // A broken body is never cached; a truncated one that claimed a length was settled
+        // above only if every byte came, so nothing partial is ever stored.
+        (Err(_), _) => edge.flights.land(&key),
     }
-    edge.flights.land(&key);
+    flight.finish(finished);
 }
 
 fn origin_refusal(status: u16) -> EdgeError {

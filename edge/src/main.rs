@@ -59,16 +59,27 @@ fn load(path: &std::path::Path) -> pop_config::PopConfig {
 }
 
 async fn serve(config: pop_config::PopConfig) -> anyhow::Result<()> {
+    let stop = shutdown_signal()?;
     let running = edge::start(config).await?;
     println!(
         "edge listening: https://{} h3={:?} http={:?} spki={}",
         running.https, running.h3, running.http, running.spki
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
+    stop.await;
     running.stop().await;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed before it returns, so a signal
+/// that comes while the server is still starting stops it cleanly instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

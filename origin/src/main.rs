@@ -64,15 +64,17 @@ async fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().command {
         Command::Serve { config } => {
+            let stop = shutdown_signal()?;
             let running = origin::start(Config::load(config.as_deref())?).await?;
             println!("origin listening on {} (API: {}/v1/videos)", running.addr, running.app.config.public_url);
-            tokio::signal::ctrl_c().await?;
+            stop.await;
             running.stop().await;
         }
         Command::Worker { config } => {
             let (stop, watch) = tokio::sync::watch::channel(false);
+            let signal = shutdown_signal()?;
             tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
+                signal.await;
                 let _ = stop.send(true);
             });
             origin::run_workers(Config::load(config.as_deref())?, watch).await?;
@@ -99,4 +101,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed before it returns, so a signal
+/// that comes while the server is still starting stops it cleanly instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
