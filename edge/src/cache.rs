@@ -139,15 +139,35 @@ impl ObjectCache {
         if object.body.len() as u64 > self.largest {
             return false;
         }
-        let location = if admitted { Location::Default } else { Location::InMem };
-        let props = HybridCacheProperties::default().with_location(location);
-        self.hybrid.insert_with_properties(key.to_owned(), object.encode(), props);
+        self.insert_stored(key, object.encode(), admitted);
         true
     }
 
-    /// Whether the object is currently in the memory tier only.
-    pub fn memory_only(&self, key: &str) -> bool {
-        self.hybrid.memory().get(&key.to_owned()).is_some_and(|e| e.properties().location() == Location::InMem)
+    /// Keeps an object already in its stored form ([`Object::encode`]) of a body of `len`
+    /// bytes, as [`insert`](Self::insert) does.
+    pub fn insert_encoded(&self, key: &str, stored: impl FnOnce() -> Bytes, len: u64, admitted: bool) -> bool {
+        if len > self.largest {
+            return false;
+        }
+        self.insert_stored(key, stored(), admitted);
+        true
+    }
+
+    fn insert_stored(&self, key: &str, stored: Bytes, admitted: bool) {
+        let location = if admitted { Location::Default } else { Location::InMem };
+        let props = HybridCacheProperties::default().with_location(location);
+        self.hybrid.insert_with_properties(key.to_owned(), stored, props);
+    }
+
+    /// Gives an object held in memory only a place on disk too (it was asked for again). The
+    /// stored bytes are handed over as they are, not encoded again.
+    pub fn promote(&self, key: &str) {
+        let key = key.to_owned();
+        let Some(entry) = self.hybrid.memory().get(&key) else { return };
+        if entry.properties().location() == Location::InMem {
+            let props = HybridCacheProperties::default().with_location(Location::Default);
+            self.hybrid.insert_with_properties(key, entry.value().clone(), props);
+        }
     }
 
     /// Whether `key` is cached (memory or disk index).

@@ -120,9 +120,8 @@ async fn serve_object(edge: &Arc<Edge>, req: &Request, key: &str, video: &str) -
     let now = crate::now_ms();
     match edge.cache.lookup(key).await {
         Some((object, tier)) if object.head.is_fresh(now) => {
-            if admitted && tier == Tier::Memory && edge.cache.memory_only(key) {
-                // Asked for again: it has earned a place on disk too.
-                edge.cache.insert(key, &object, true);
+            if admitted && tier == Tier::Memory {
+                edge.cache.promote(key);
             }
             edge.metrics.lookup("hit", tier.as_str());
             Ok(serve_cached(edge, req, object, &format!("hit-{}", tier.as_str()), tier.as_str()))
@@ -207,9 +206,10 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
     // Cached and landed before any viewer can hold the whole object: whoever asks next finds
     // it in the cache, never a finished flight. With a known length that is before the last
     // chunk goes out (a viewer is done when it has the length); otherwise at the end.
-    let settle = |tail: &[u8]| {
+    let settle = |tail: &[u8], len: u64| {
         if cacheable {
-            edge.cache.insert(&key, &Object { head: head.clone(), body: flight.received_with(tail) }, admitted);
+            let stored = || flight.with_received(|pieces| Object::encode_pieces(&head, pieces, tail));
+            edge.cache.insert_encoded(&key, stored, len, admitted);
         }
         edge.flights.land(&key);
     };
@@ -219,7 +219,7 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 if length == Some(received) {
-                    settle(&chunk);
+                    settle(&chunk, received);
                 }
                 flight.push(chunk);
                 // From a fast origin every read is ready at once, and this loop would keep the
@@ -233,7 +233,7 @@ async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool
     };
     match (&finished, length) {
         (Ok(()), Some(n)) if n == received && n > 0 => {}
-        (Ok(()), _) => settle(&[]),
+        (Ok(()), _) => settle(&[], received),
         // A broken body is never cached; a truncated one that claimed a length was settled
         // above only if every byte came, so nothing partial is ever stored.
         (Err(_), _) => edge.flights.land(&key),

@@ -71,11 +71,18 @@ pub struct Object {
 impl Object {
     /// One buffer: `[u32 head length][head JSON][body]`.
     pub fn encode(&self) -> Bytes {
-        let head = serde_json::to_vec(&self.head).unwrap_or_default();
-        let mut buf = BytesMut::with_capacity(4 + head.len() + self.body.len());
+        Self::encode_pieces(&self.head, std::slice::from_ref(&self.body), &[])
+    }
+
+    /// The same buffer for a body that arrived in pieces, with its body copied once.
+    pub fn encode_pieces(head: &Head, pieces: &[Bytes], tail: &[u8]) -> Bytes {
+        let head = serde_json::to_vec(head).unwrap_or_default();
+        let body = pieces.iter().map(Bytes::len).sum::<usize>() + tail.len();
+        let mut buf = BytesMut::with_capacity(4 + head.len() + body);
         buf.put_u32(head.len() as u32);
         buf.put_slice(&head);
-        buf.put_slice(&self.body);
+        pieces.iter().for_each(|p| buf.put_slice(p));
+        buf.put_slice(tail);
         buf.freeze()
     }
 

@@ -107,10 +107,11 @@ async fn a_slow_origin_costs_a_bounded_wait_and_a_504() {
     assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
     let err: serde_json::Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "origin_timeout");
-    // Meanwhile cached objects are unaffected.
+    // Meanwhile cached objects are unaffected: served well inside the origin's 4 s stall
+    // (the bound is loose so that a busy test machine does not matter).
     let started = Instant::now();
     assert_eq!(pop.get(&viewer_path("v5", "240p/seg_00001.m4s")).await.1, "hit-memory");
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
 
     // Not found at the origin: 404 with a code, not cached.
     origin.slow(Duration::ZERO);
