@@ -118,19 +118,10 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
 
     // A video whose bytes never arrive: the watch page must say it is not ready, and a token
     // for it that expired ten seconds ago must bring the PoP's real `403 token_expired`.
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{origin_url}/v1/videos"))
-        .bearer_auth(DEV_CREATOR_TOKEN)
-        .json(&serde_json::json!({
-            "title": "Still uploading", "filename": "later.mp4", "size": 1000, "content_type": "video/mp4"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pending = created["video"]["id"].as_str().expect("a video id").to_owned();
+    let later = dir.path().join("later.mp4");
+    std::fs::write(&later, [0u8; 1000]).unwrap();
+    let creator = origin::client::Client::new(&origin_url, DEV_CREATOR_TOKEN);
+    let (pending, _never_used) = creator.create_video("Still uploading", &later).await.expect("a video is created");
     let grant = PlaybackGrant { video: pending.clone(), expires: edge::now_secs() - 10, viewer: None };
     let expired = sign_playback(&SECRETS.key(), &grant);
 
