@@ -316,9 +316,9 @@ fn serve_cached(edge: &Edge, req: &Request, object: Object, x_cache: &str, tier:
         return r;
     }
     let len = object.body.len() as u64;
-    let (status, body) = match range::parse(header_value(req, header::RANGE), len) {
-        RangeRequest::Whole => (StatusCode::OK, object.body.clone()),
-        RangeRequest::Bytes(a, b) => (StatusCode::PARTIAL_CONTENT, object.body.slice(a as usize..=b as usize)),
+    let (status, body, start) = match range::parse(header_value(req, header::RANGE), len) {
+        RangeRequest::Whole => (StatusCode::OK, object.body.clone(), 0),
+        RangeRequest::Bytes(a, b) => (StatusCode::PARTIAL_CONTENT, object.body.slice(a as usize..=b as usize), a),
         RangeRequest::Unsatisfiable => return respond::error(&EdgeError::RangeNotSatisfiable(len)),
     };
     let sent = body.len();
@@ -331,10 +331,6 @@ fn serve_cached(edge: &Edge, req: &Request, object: Object, x_cache: &str, tier:
     headers(&mut r, &object.head, x_cache);
     respond::set(&mut r, header::CONTENT_LENGTH, &sent.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
-        let start = match range::parse(header_value(req, header::RANGE), len) {
-            RangeRequest::Bytes(a, _) => a,
-            _ => 0,
-        };
         respond::set(&mut r, header::CONTENT_RANGE, &format!("bytes {start}-{}/{len}", start + sent as u64 - 1));
     }
     r
