@@ -35,7 +35,7 @@ async fn upload_transcode_and_play() {
         text
     });
 
-    let tus = Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() };
+    let tus = origin.tus(&created);
     // Metadata changes while the bytes flow.
     let patch = origin
         .client
@@ -66,15 +66,7 @@ async fn upload_transcode_and_play() {
         assert_eq!(found["videos"][0]["id"], id.as_str(), "q={q}: {found}");
     }
 
-    let playback: serde_json::Value = origin
-        .client
-        .post(origin.url(&format!("/v1/videos/{id}/playback")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
     let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 120), "ffmpeg played the encrypted ladder through the key service");

@@ -75,9 +75,7 @@ async fn ready_webhook_then_takedown() {
     let data = std::fs::read(&src).unwrap();
     let created = origin.create_video("to be taken down", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
-    Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() }
-        .upload(&data, 1 << 20)
-        .await;
+    origin.tus(&created).upload(&data, 1 << 20).await;
     origin.wait_state(&id, "ready", 120).await;
 
     // The first delivery is refused; the retry (after backoff) arrives, signed.
@@ -94,15 +92,7 @@ async fn ready_webhook_then_takedown() {
 
     let blobs = dir.path().join("data/blobs");
     assert!(blobs.join(format!("videos/{id}/master.m3u8")).exists());
-    let playback: serde_json::Value = origin
-        .client
-        .post(origin.url(&format!("/v1/videos/{id}/playback")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
     let pop_get = |path: String| origin.client.get(origin.url(&path)).bearer_auth("pop-secret-token").send();
     assert_eq!(pop_get(format!("/v1/objects/{id}/240p/seg_00000.m4s")).await.unwrap().status(), 200);
@@ -147,7 +137,7 @@ async fn expired_incomplete_uploads_are_collected() {
     config.upload_expiry = Duration::from_millis(300);
     let origin = TestOrigin::start_with(config).await;
     let created = origin.create_video("abandoned", 100).await;
-    let tus = Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() };
+    let tus = origin.tus(&created);
     let location = tus.create(100, false).await;
     assert_eq!(tus.patch(&location, 0, vec![1; 40]).await.status(), 204);
     let id = location.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();

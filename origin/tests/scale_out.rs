@@ -56,20 +56,12 @@ async fn upload_transcode_and_play_on_scale_out_services() {
     let data = std::fs::read(&src).unwrap();
     let created = origin.create_video("scale-out", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
-    let tus = Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() };
+    let tus = origin.tus(&created);
     assert_eq!(tus.upload_parallel(&data, 2).await.status(), 201);
     let video = origin.wait_state(&id, "ready", 180).await;
     assert_eq!(video["renditions"].as_array().unwrap().len(), 3, "{video}");
 
-    let playback: serde_json::Value = origin
-        .client
-        .post(origin.url(&format!("/v1/videos/{id}/playback")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
     let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 90));

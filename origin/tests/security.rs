@@ -72,31 +72,11 @@ async fn upload_urls_are_checked() {
     );
     // Checksum mismatch: 460, offset unchanged; a matching checksum is accepted.
     let bad = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
-    let r = origin
-        .client
-        .patch(&location)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .header("upload-checksum", format!("sha256 {bad}"))
-        .body(vec![7u8; 5])
-        .send()
-        .await
-        .unwrap();
+    let r = tus.patch_with_checksum(&location, 0, vec![7u8; 5], &format!("sha256 {bad}")).await;
     assert_eq!(code(r).await, (460, "checksum_mismatch".into()));
     assert_eq!(tus.offset(&location).await, 0);
     let good = base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, &[7u8; 5]));
-    let r = origin
-        .client
-        .patch(&location)
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .header("upload-checksum", format!("sha256 {good}"))
-        .body(vec![7u8; 5])
-        .send()
-        .await
-        .unwrap();
+    let r = tus.patch_with_checksum(&location, 0, vec![7u8; 5], &format!("sha256 {good}")).await;
     assert_eq!(r.status(), 204);
     // A stale offset is a conflict; a missing Tus-Resumable a failed precondition.
     assert_eq!(code(tus.patch(&location, 0, vec![1]).await).await, (409, "offset_mismatch".into()));
@@ -113,7 +93,7 @@ async fn playback_tokens_paths_and_credentials_are_checked() {
     let origin = TestOrigin::start(&dir.path().join("data")).await;
     let created = origin.create_video("t", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
-    let tus = Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() };
+    let tus = origin.tus(&created);
     tus.upload(&data, 1 << 20).await;
     origin.wait_state(&id, "ready", 120).await;
     let app = &origin.running.app;
@@ -188,9 +168,7 @@ async fn a_non_video_upload_ends_failed_with_a_code() {
     let data = "this is a plain text file pretending to be a video\n".repeat(200).into_bytes();
     let created = origin.create_video("text", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
-    Tus { client: &origin.client, url: created["upload"]["url"].as_str().unwrap().to_owned() }
-        .upload(&data, 4096)
-        .await;
+    origin.tus(&created).upload(&data, 4096).await;
     let v = origin.wait_state(&id, "failed", 60).await;
     assert_eq!(v["error_code"], "not_media", "{v}");
     let r = origin.client.post(origin.url(&format!("/v1/videos/{id}/playback"))).send().await.unwrap();

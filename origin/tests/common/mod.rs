@@ -51,6 +51,17 @@ impl TestOrigin {
         r.json().await.unwrap()
     }
 
+    /// The tus client for a created video's pre-signed upload URL.
+    pub fn tus(&self, created: &Value) -> Tus<'_> {
+        Tus { client: &self.client, url: created["upload"]["url"].as_str().expect("an upload URL").to_owned() }
+    }
+
+    /// POST /v1/videos/{id}/playback: the grant with its URLs.
+    pub async fn playback(&self, id: &str) -> Value {
+        let r = self.client.post(self.url(&format!("/v1/videos/{id}/playback"))).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+
     pub async fn video(&self, id: &str) -> Value {
         self.client.get(self.url(&format!("/v1/videos/{id}"))).send().await.unwrap().json().await.unwrap()
     }
@@ -96,15 +107,27 @@ impl Tus<'_> {
 
     /// Sends `bytes` at `offset`; returns the response.
     pub async fn patch(&self, location: &str, offset: u64, bytes: Vec<u8>) -> reqwest::Response {
+        self.patch_request(location, offset, bytes).send().await.unwrap()
+    }
+
+    /// The same PATCH with an `Upload-Checksum` header.
+    pub async fn patch_with_checksum(
+        &self,
+        location: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+        checksum: &str,
+    ) -> reqwest::Response {
+        self.patch_request(location, offset, bytes).header("upload-checksum", checksum).send().await.unwrap()
+    }
+
+    fn patch_request(&self, location: &str, offset: u64, bytes: Vec<u8>) -> reqwest::RequestBuilder {
         self.client
             .patch(location)
             .header("tus-resumable", "1.0.0")
             .header("content-type", "application/offset+octet-stream")
             .header("upload-offset", offset.to_string())
             .body(bytes)
-            .send()
-            .await
-            .unwrap()
     }
 
     /// The acknowledged offset.
