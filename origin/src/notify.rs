@@ -108,7 +108,16 @@ pub async fn deliver_webhooks(
             m = queue.receive(WEBHOOKS, Duration::from_secs(30), Duration::from_secs(1)) => m,
             _ = shutdown.changed() => return,
         };
-        let Ok(Some(msg)) = msg else { continue };
+        let msg = match msg {
+            Ok(Some(msg)) => msg,
+            Ok(None) => continue,
+            Err(e) => {
+                // The queue is down: wait before asking again instead of spinning.
+                tracing::warn!(error = %e, "webhook queue unavailable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let delivered = match serde_json::from_slice::<Delivery>(&msg.payload) {
             Ok(d) => send(&client, meta.as_ref(), &d).await,
             Err(e) => {
@@ -132,7 +141,16 @@ pub async fn deliver_webhooks(
 }
 
 async fn send(client: &reqwest::Client, meta: &dyn MetaStore, d: &Delivery) -> bool {
-    let Ok(Some(hook)) = meta.webhook(&d.creator).await else { return true };
+    let hook = match meta.webhook(&d.creator).await {
+        Ok(Some(hook)) => hook,
+        // The creator removed the hook: nothing to deliver.
+        Ok(None) => return true,
+        // The database is down: retry later rather than lose the event.
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook lookup failed");
+            return false;
+        }
+    };
     let body = serde_json::to_vec(&d.body).unwrap_or_default();
     let ts = crate::meta::now() / 1000;
     let sig = Signer::webhook_signature(&hook.secret, ts, &body);

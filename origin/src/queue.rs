@@ -84,9 +84,5 @@ impl Queue for Namespaced {
     }
 }
 
-/// Topic of encoder tasks (serialised `encoder::task::TaskSpec`).
-pub const TASKS: &str = "tasks";
-/// Topic of task results (serialised `jobs::TaskResult`).
-pub const RESULTS: &str = "results";
 /// Topic of completion events (serialised `jobs::Completion`).
 pub const COMPLETIONS: &str = "completions";

@@ -60,15 +60,11 @@ impl Secrets {
 pub fn random_hex(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
     SystemRandom::new().fill(&mut bytes).map_err(|_| Error::Internal("no randomness".into()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(pop_config::token::hex(&bytes))
 }
 
 fn decode_hex(hex: &str, field: &str) -> Result<Vec<u8>> {
-    let bad = || Error::Config(format!("{field} must be hex"));
-    if !hex.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad())).collect()
+    pop_config::token::decode_hex(hex).ok_or_else(|| Error::Config(format!("{field} must be hex")))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

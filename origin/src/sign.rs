@@ -6,7 +6,6 @@ pub use pop_config::token::{PlaybackGrant, UploadGrant, query_param};
 use ring::hmac;
 
 use crate::error::{Error, Result};
-use crate::meta::Millis;
 
 /// Signs and verifies with the origin's key (its id travels in tokens so keys can rotate).
 #[derive(Clone, Debug)]
@@ -64,11 +63,6 @@ pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 /// Whether an id or viewer name is safe inside a path segment and a token.
 pub fn is_safe_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Unix seconds from store milliseconds.
-pub fn unix_secs(ms: Millis) -> i64 {
-    ms / 1000
 }
 
 #[cfg(test)]

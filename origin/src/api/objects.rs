@@ -92,8 +92,7 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
     let head = req.method() == Method::HEAD;
     match header_value(req, header::RANGE).map(|v| parse_range(v, len)) {
         None | Some(RangeRequest::Ignore) => {
-            let mut r =
-                if head { web::status(StatusCode::OK) } else { Response::new(web::full(read(app, key, None).await?)) };
+            let mut r = if head { web::status(StatusCode::OK) } else { Response::new(read(app, key, None).await?) };
             web::set(&mut r, header::CONTENT_LENGTH.as_str(), &len.to_string());
             app.metrics.served_bytes.inc_by(if head { 0 } else { len });
             Ok(r)
@@ -114,7 +113,7 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
             let mut r = if head {
                 web::status(StatusCode::PARTIAL_CONTENT)
             } else {
-                let mut r = Response::new(web::full(read(app, key, Some((start, end))).await?));
+                let mut r = Response::new(read(app, key, Some((start, end))).await?);
                 *r.status_mut() = StatusCode::PARTIAL_CONTENT;
                 r
             };
@@ -126,12 +125,17 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
     }
 }
 
-async fn read(app: &App, key: &str, range: Option<(u64, u64)>) -> Result<bytes::Bytes> {
-    let buffer = match range {
-        None => app.blobs.read(key).await?,
-        Some((start, end)) => app.blobs.read_with(key).range(start..end + 1).await?,
+/// The object's bytes (or a range of them) streamed as storage yields them, not gathered
+/// into one buffer first: the first byte leaves before the last is read.
+async fn read(app: &App, key: &str, range: Option<(u64, u64)>) -> Result<web::Body> {
+    use futures_util::TryStreamExt;
+    use http_body_util::BodyExt;
+    let reader = app.blobs.reader(key).await?;
+    let stream = match range {
+        None => reader.into_bytes_stream(..).await?,
+        Some((start, end)) => reader.into_bytes_stream(start..end + 1).await?,
     };
-    Ok(buffer.to_bytes())
+    Ok(http_body_util::StreamBody::new(stream.map_ok(hyper::body::Frame::data)).boxed())
 }
 
 fn header_value(req: &Request, name: header::HeaderName) -> Option<&str> {

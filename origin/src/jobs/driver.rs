@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use encoder::event::{Event, EventSink};
 use encoder::job::{JobReport, JobRequest};
@@ -65,9 +66,12 @@ async fn handle(app: Arc<App>, msg: Message) {
         }
     };
     let span = tracing::info_span!("job", job = %job.job, video = %job.video, delivery = msg.deliveries);
-    let _enter = span.enter();
+    drive_and_settle(&app, msg, job).instrument(span).await;
+}
+
+async fn drive_and_settle(app: &Arc<App>, msg: Message, job: JobMessage) {
     app.metrics.jobs_running.inc();
-    let outcome = with_renewal(&app, msg.lease.as_ref(), drive(&app, &job)).await;
+    let outcome = with_renewal(app, msg.lease.as_ref(), drive(app, &job)).await;
     app.metrics.jobs_running.dec();
     let settled = match outcome {
         Ok(outcome) => {

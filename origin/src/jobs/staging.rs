@@ -78,7 +78,7 @@ async fn stage_in(app: &App, spec: &mut TaskSpec, scratch: &Path, video: &str) -
     {
         let key =
             app.keys.content_key(app.meta.as_ref(), video).await?.ok_or_else(|| Error::not_found("content key"))?;
-        enc.key_hex = key.iter().map(|b| format!("{b:02x}")).collect();
+        enc.key_hex = pop_config::token::hex(&key);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use encoder::task::{TaskKind, TaskSpec};
 use tokio::sync::watch;
@@ -43,7 +44,10 @@ async fn process(app: &Arc<App>, msg: Message, cores: usize) {
         }
     };
     let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = msg.deliveries);
-    let _enter = span.enter();
+    run_and_reply(app, msg, spec, cores).instrument(span).await;
+}
+
+async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usize) {
     let (task, attempt, job, kind) = (spec.id.clone(), spec.attempt, spec.job.clone(), spec.kind());
     // A redelivered copy of a task whose job has already ended would only recreate its
     // temporary files; nobody waits for its result.

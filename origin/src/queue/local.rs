@@ -232,5 +232,5 @@ fn millis(d: Duration) -> i64 {
 fn lease_token(random: &SystemRandom) -> Result<String> {
     let mut bytes = [0u8; 16];
     random.fill(&mut bytes).map_err(|_| Error::Internal("the system random generator failed".into()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(pop_config::token::hex(&bytes))
 }
