@@ -30,11 +30,6 @@ impl Buffer {
         self.level
     }
 
-    /// Whether playback has started (and not been interrupted by a seek).
-    pub fn is_playing(&self) -> bool {
-        self.playing
-    }
-
     /// Moves the playhead to `now`.
     pub fn advance(&mut self, now: f64) {
         let elapsed = (now - self.last).max(0.0);

@@ -25,16 +25,6 @@ impl Zipf {
         Self { cdf }
     }
 
-    /// Number of ranks.
-    pub fn len(&self) -> usize {
-        self.cdf.len()
-    }
-
-    /// Never true: there is at least one rank.
-    pub fn is_empty(&self) -> bool {
-        self.cdf.is_empty()
-    }
-
     /// Probability of rank `k` (0-based).
     pub fn probability(&self, k: usize) -> f64 {
         match k {

@@ -355,11 +355,6 @@ impl Scenario {
         }
     }
 
-    /// The built-in default.
-    pub fn default_steady() -> Self {
-        Self::parse(BUILT_IN[0].1, BUILT_IN[0].0, BUILT_IN[0].0).expect("the built-in scenario is valid")
-    }
-
     /// Parses and checks `text`; `source_name` names it in errors.
     pub fn parse(text: &str, source_name: &str, default_name: &str) -> Result<Self> {
         let mut scenario: Self = toml::from_str(text)

@@ -142,6 +142,7 @@ async fn upload(storm: &Storm, client: &reqwest::Client, recorder: &Recorder, n:
             Ok(acknowledged) => {
                 recorder.upload_chunk(started.elapsed());
                 offset = acknowledged;
+                failures = 0;
             }
             Err(Failure(kind, message)) => {
                 failures += 1;

@@ -104,13 +104,12 @@ impl H3Connection {
     }
 
     /// One GET, timed from `start` (including the handshake when this is the first).
+    ///
+    /// A failed request does not drop the connection: a stream error leaves the other streams
+    /// on it (the viewer's audio, or other viewers with shared connections) running, and a
+    /// connection that did fail is closed, which [`sender`](Self::sender) sees and replaces.
     pub async fn get(&self, get: Get<'_>, start: Instant) -> Result<Fetched, FetchError> {
-        let result = self.exchange(get, start).await;
-        if result.is_err() {
-            // The next request reconnects rather than reusing a connection in an unknown state.
-            *self.live.lock().await = None;
-        }
-        result
+        self.exchange(get, start).await
     }
 
     async fn exchange(&self, get: Get<'_>, start: Instant) -> Result<Fetched, FetchError> {
