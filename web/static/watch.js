@@ -110,11 +110,9 @@ function waitUntilReady() {
   const bar = document.createElement('progress')
   bar.max = 1
   bar.value = 0
-  const label = document.createElement('span')
-  label.className = 'visually-hidden'
   bar.setAttribute('aria-labelledby', 'notice-state')
   state.id = 'notice-state'
-  box.append(state, bar, label)
+  box.append(state, bar)
   const show = (s, progress) => {
     setText(state, 'notice.not_ready.state', { state: t(`state.${s}`), percent: percent(progress) })
     if (s === 'queued' || s === 'uploading') bar.removeAttribute('value')
@@ -142,6 +140,14 @@ function waitUntilReady() {
   })
 }
 
+/** Shows the page for a video that will never play (deleted or failed); whether it was one. */
+function failIfFinal(meta) {
+  if (meta.state === 'deleted') fail({ code: 'deleted', status: 410 })
+  else if (meta.state === 'failed') fail({ code: meta.error_code ?? 'failed', failed: true })
+  else return false
+  return true
+}
+
 /** After the player gave up: find out why from the server (a 403 says which token problem). */
 async function explain(error) {
   if (error.kind === 'unsupported') return fail({ code: 'unsupported' })
@@ -151,7 +157,7 @@ async function explain(error) {
   try {
     meta = await getVideo(id)
     renderMeta()
-    if (meta.state === 'deleted') return fail({ code: 'deleted', status: 410 })
+    if (failIfFinal(meta)) return
     if (meta.state !== 'ready') return waitUntilReady()
   } catch (err) {
     return fail(err)
@@ -184,8 +190,7 @@ async function begin({ resumeAt = 0 } = {}) {
   }
   const at = resumeAt || startTime()
   if (givenToken) return play(playbackUrls(id, givenToken), at)
-  if (meta.state === 'deleted') return fail({ code: 'deleted', status: 410 })
-  if (meta.state === 'failed') return fail({ code: meta.error_code ?? 'failed', failed: true })
+  if (failIfFinal(meta)) return
   if (meta.state !== 'ready') return waitUntilReady()
   try {
     const grant = await playback(id)
