@@ -30,6 +30,9 @@ pub struct Cache {
     pub block: u64,
     /// How long a stale playlist may be served while the origin fails.
     pub playlist_stale: Duration,
+    /// How long the origin's `404` for an object is remembered (whole seconds; 0: not at
+    /// all). Other refusals and 5xx are never remembered.
+    pub not_found_ttl: Duration,
 }
 
 /// When an object is worth writing to disk.
@@ -47,7 +50,8 @@ pub(crate) fn read(mut s: Section<'_>) -> Cache {
     let path = s.path("path").unwrap_or_else(|| s.resolve(defaults::CACHE_PATH));
     let block = s.field("block", size).unwrap_or(defaults::CACHE_BLOCK);
     let playlist_stale = s.field("playlist_stale", duration).unwrap_or(defaults::CACHE_PLAYLIST_STALE);
-    let cache = Cache { memory, disk, path, block, playlist_stale };
+    let not_found_ttl = s.field("not_found_ttl", duration).unwrap_or(defaults::CACHE_NOT_FOUND_TTL);
+    let cache = Cache { memory, disk, path, block, playlist_stale, not_found_ttl };
     report_bad_sizes(&s, &cache);
     s.finish();
     cache
@@ -67,6 +71,9 @@ fn report_bad_sizes(s: &Section<'_>, cache: &Cache) {
             4 * cache.block
         );
         s.report("disk", message);
+    }
+    if cache.not_found_ttl.subsec_nanos() != 0 {
+        s.report("not_found_ttl", "must be whole seconds (\"0s\" turns it off)");
     }
     if cache.path.is_file() {
         s.report("path", format!("{} is a file; the cache needs a directory", cache.path.display()));

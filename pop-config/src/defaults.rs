@@ -18,6 +18,9 @@ pub(crate) const LISTEN_HTTPS: SocketAddr = SocketAddr::new(LOOPBACK, 8443);
 // `listen.h3` defaults to `listen.https`'s address: Alt-Svc advertises HTTP/3 by port, and one
 // number for both (TCP and UDP do not clash) is what browsers and operators expect.
 // `listen.http` defaults to absent: plain HTTP is for local tools only, so it is opt-in.
+/// Metrics say what a PoP serves and to whom: loopback keeps them off the network, and 9464 is
+/// the Prometheus exporter port convention. Scrapers elsewhere get a private address.
+pub(crate) const LISTEN_METRICS: SocketAddr = SocketAddr::new(LOOPBACK, 9464);
 
 /// Where the origin listens by default.
 pub(crate) const ORIGIN_URL: &str = "http://127.0.0.1:8080";
@@ -42,6 +45,9 @@ pub(crate) const CACHE_PATH: &str = "data/edge-cache";
 pub(crate) const CACHE_BLOCK: u64 = 16 * MIB;
 /// A live playlist served 5 minutes stale beats an error while the origin recovers.
 pub(crate) const CACHE_PLAYLIST_STALE: Duration = Duration::from_secs(300);
+/// A burst of requests for a missing object costs the origin one a few seconds, and a video
+/// that becomes ready is playable here a few seconds later at worst.
+pub(crate) const CACHE_NOT_FOUND_TTL: Duration = Duration::from_secs(5);
 
 /// One-hit wonders are most of a video catalogue's long tail; a second request shows interest.
 pub(crate) const ADMISSION_MIN_USES: u32 = 2;
@@ -59,3 +65,25 @@ pub(crate) const PREFETCH_TOP_N: u32 = 20;
 pub(crate) const UPLOADS_ENABLED: bool = true;
 /// An hour of 1080p from a phone fits; larger files belong on a dedicated intake.
 pub(crate) const UPLOADS_MAX_SIZE: u64 = GIB;
+
+/// A PoP server holds tens of thousands of sockets; this bounds memory and file descriptors
+/// well inside a default `ulimit -n` of 65536 (the disk tier and the origin need some too).
+pub(crate) const LIMITS_MAX_CONNECTIONS: u32 = 20_000;
+/// Browsers open at most 6 HTTP/1.1 connections per site and one for h2 or h3; carrier NAT
+/// puts many households behind one address, so the bound is generous but still keeps one
+/// host from taking the whole PoP.
+pub(crate) const LIMITS_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
+/// RFC 9113 recommends no fewer than 100; a player has a handful of requests in flight.
+pub(crate) const LIMITS_MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// nginx's default total for request headers (4 × 8 KiB); a token path and tus metadata fit
+/// with room to spare.
+pub(crate) const LIMITS_MAX_HEADER_BYTES: u64 = 32 << 10;
+/// A phone on a poor link finishes a TLS handshake and its headers in a few seconds; holding a
+/// socket longer for them is what slowloris counts on.
+pub(crate) const LIMITS_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Players ask every 2 to 6 s, so their connections stay; nginx keeps idle ones 75 s. It must
+/// outlast `origin.request_timeout` (15 s), checked at load.
+pub(crate) const LIMITS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A mobile upload may stall for a handoff between cells; a body silent longer than this
+/// holds the origin's upload lock for nothing.
+pub(crate) const LIMITS_BODY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,6 +1,6 @@
 //! The PoP's configuration and its contract with the origin: listen addresses, TLS, origin
-//! URLs, token keys, cache sizes, admission and prefetch policy, upload intake; and the
-//! signed-token formats both sides speak (`token`).
+//! URLs, token keys, cache sizes, admission and prefetch policy, upload intake, connection
+//! limits; and the signed-token formats both sides speak (`token`).
 //!
 //! A file (`pop.toml`) is read in one pass into [`PopConfig`], whose fields are typed (socket
 //! addresses, byte counts, durations, keys); only `PopConfig` crosses into the edge. Every
@@ -21,6 +21,7 @@ mod document;
 mod error;
 mod identity;
 mod keys;
+mod limits;
 mod listen;
 mod origin;
 mod prefetch;
@@ -35,6 +36,7 @@ use std::path::Path;
 pub use cache::{Admission, Cache};
 pub use error::{ConfigError, ConfigErrors};
 pub use identity::Identity;
+pub use limits::Limits;
 pub use listen::Listen;
 pub use origin::Origin;
 pub use prefetch::Prefetch;
@@ -68,6 +70,8 @@ pub struct PopConfig {
     pub uploads: Uploads,
     /// `[web]`: the pages, when this PoP serves them.
     pub web: Option<Web>,
+    /// `[limits]`: timeouts and connection limits on every listener.
+    pub limits: Limits,
 }
 
 /// Reads and validates the file at `path`; relative paths in it resolve against its directory.
@@ -83,17 +87,23 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
     let doc = Document::new(text, base_dir);
     let table = doc.parse()?;
     let mut root = Section::root(&doc, &table);
+    let pop = identity::read(root.section("pop"));
+    let listen = listen::read(root.section("listen"));
+    let tls = root.optional_section("tls").and_then(tls::read);
+    let origin = origin::read(root.section("origin"));
+    let limits = limits::read(root.section("limits"), origin.request_timeout);
     let config = PopConfig {
-        pop: identity::read(root.section("pop")),
-        listen: listen::read(root.section("listen")),
-        tls: root.optional_section("tls").and_then(tls::read),
-        origin: origin::read(root.section("origin")),
+        pop,
+        listen,
+        tls,
+        origin,
         tokens: keys::read(&mut root),
         cache: cache::read(root.section("cache")),
         admission: cache::read_admission(root.section("admission")),
         prefetch: prefetch::read(root.section("prefetch")),
         uploads: uploads::read(root.section("uploads")),
         web: root.optional_section("web").and_then(web::read),
+        limits,
     };
     root.finish();
     doc.finish(config)
@@ -101,13 +111,14 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
 
 impl PopConfig {
     /// A PoP run in-process (tests, embedded runs): every default, except that HTTPS and
-    /// HTTP/3 listen on ephemeral loopback ports, and the cache (with the development
-    /// certificate) lives in `dir` with small tiers. Set `listen.http` for plain HTTP.
+    /// HTTP/3 and the metrics listener use ephemeral loopback ports, and the cache (with the
+    /// development certificate) lives in `dir` with small tiers. Set `listen.http` for plain
+    /// HTTP.
     pub fn default_for(dir: &Path, origin_url: &str, origin_token: &str, tokens: Vec<token::Key>) -> Self {
         let ephemeral = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         Self {
             pop: Identity { id: defaults::POP_ID.to_owned(), region: defaults::POP_REGION.to_owned() },
-            listen: Listen { https: ephemeral, h3: Some(ephemeral), http: None },
+            listen: Listen { https: ephemeral, h3: Some(ephemeral), http: None, metrics: Some(ephemeral) },
             tls: None,
             origin: Origin {
                 urls: vec![origin_url.trim_end_matches('/').to_owned()],
@@ -123,6 +134,7 @@ impl PopConfig {
                 path: dir.to_owned(),
                 block: defaults::CACHE_BLOCK,
                 playlist_stale: defaults::CACHE_PLAYLIST_STALE,
+                not_found_ttl: defaults::CACHE_NOT_FOUND_TTL,
             },
             admission: Admission { min_uses: defaults::ADMISSION_MIN_USES, window: defaults::ADMISSION_WINDOW },
             prefetch: Prefetch {
@@ -132,6 +144,7 @@ impl PopConfig {
             },
             uploads: Uploads { enabled: defaults::UPLOADS_ENABLED, max_size: defaults::UPLOADS_MAX_SIZE },
             web: None,
+            limits: Limits::default(),
         }
     }
 }

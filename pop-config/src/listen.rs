@@ -1,5 +1,6 @@
 //! `[listen]`: where viewers reach the PoP. HTTPS (h2 and http/1.1 by ALPN) on TCP, HTTP/3 on
-//! UDP, and optionally plain HTTP for local tools.
+//! UDP, optionally plain HTTP for local tools, and the metrics listener, which is kept apart
+//! from the viewers' so that it can be bound to a private address.
 
 use std::net::SocketAddr;
 
@@ -17,13 +18,17 @@ pub struct Listen {
     pub h3: Option<SocketAddr>,
     /// TCP, plain HTTP for local use; `None` unless configured.
     pub http: Option<SocketAddr>,
+    /// TCP, plain HTTP: `/metrics` and `/healthz` for operators; `None` when disabled
+    /// (`metrics = false`). The viewer listeners never serve `/metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 pub(crate) fn read(mut s: Section<'_>) -> Listen {
     let https = s.field("https", address).unwrap_or(defaults::LISTEN_HTTPS);
     let h3 = s.field("h3", |v| h3_address(v, https)).unwrap_or(Some(https));
     let http = s.field("http", address);
-    let listen = Listen { https, h3, http };
+    let metrics = s.field("metrics", optional_address).unwrap_or(Some(defaults::LISTEN_METRICS));
+    let listen = Listen { https, h3, http, metrics };
     report_conflicts(&s, &listen);
     s.finish();
     listen
@@ -42,11 +47,23 @@ fn h3_address(v: &DeValue<'_>, https: SocketAddr) -> Result<Option<SocketAddr>, 
     }
 }
 
+/// `false` disables the listener; otherwise an address.
+fn optional_address(v: &DeValue<'_>) -> Result<Option<SocketAddr>, String> {
+    match v {
+        DeValue::Boolean(false) => Ok(None),
+        DeValue::Boolean(true) => Err("expected an address, or false to disable it".to_owned()),
+        _ => address(v).map(Some),
+    }
+}
+
 /// TCP listeners must not claim the same port on overlapping addresses; HTTP/3 is UDP, so it
 /// may share the HTTPS port number.
 fn report_conflicts(s: &Section<'_>, listen: &Listen) {
     let tcp: Vec<(&str, SocketAddr)> =
-        [("https", Some(listen.https)), ("http", listen.http)].into_iter().filter_map(|(k, a)| Some((k, a?))).collect();
+        [("https", Some(listen.https)), ("http", listen.http), ("metrics", listen.metrics)]
+            .into_iter()
+            .filter_map(|(k, a)| Some((k, a?)))
+            .collect();
     for (i, &(key, addr)) in tcp.iter().enumerate() {
         if let Some(&(earlier, taken)) = tcp[..i].iter().find(|(_, other)| overlaps(addr, *other)) {
             let path = s.path_of(earlier);

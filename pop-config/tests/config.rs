@@ -61,6 +61,7 @@ fn full_example_parses_to_typed_values() {
         https = "0.0.0.0:443"
         h3 = "0.0.0.0:443"
         http = "127.0.0.1:8080"
+        metrics = "10.0.0.5:9464"
 
         [tls]
         cert = "cert.pem"
@@ -87,6 +88,7 @@ fn full_example_parses_to_typed_values() {
         path = "/var/cache/edge"
         block = "32MiB"
         playlist_stale = "2m"
+        not_found_ttl = "3s"
 
         [admission]
         min_uses = 3
@@ -100,6 +102,15 @@ fn full_example_parses_to_typed_values() {
         [uploads]
         enabled = false
         max_size = 2147483648
+
+        [limits]
+        max_connections = 50000
+        max_connections_per_address = 64
+        max_streams_per_connection = 200
+        max_header_bytes = "64KiB"
+        header_read_timeout = "5s"
+        idle_timeout = "2m"
+        body_timeout = "20s"
     "#;
     let config = parse(text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
 
@@ -107,6 +118,7 @@ fn full_example_parses_to_typed_values() {
     assert_eq!(config.listen.https, addr("0.0.0.0:443"));
     assert_eq!(config.listen.h3, Some(addr("0.0.0.0:443")));
     assert_eq!(config.listen.http, Some(addr("127.0.0.1:8080")));
+    assert_eq!(config.listen.metrics, Some(addr("10.0.0.5:9464")));
     let tls = config.tls.as_ref().unwrap();
     assert_eq!((tls.cert.clone(), tls.key.clone()), (dir.path().join("cert.pem"), dir.path().join("key.pem")));
     assert_eq!(config.origin.urls, ["https://origin-a.example.com", "http://10.0.0.2:8080/base"]);
@@ -120,12 +132,25 @@ fn full_example_parses_to_typed_values() {
     assert_eq!(config.cache.path, Path::new("/var/cache/edge"));
     assert_eq!(config.cache.block, 32 << 20);
     assert_eq!(config.cache.playlist_stale, Duration::from_secs(120));
+    assert_eq!(config.cache.not_found_ttl, Duration::from_secs(3));
     assert_eq!((config.admission.min_uses, config.admission.window), (3, Duration::from_secs(3600)));
     assert_eq!(
         (config.prefetch.enabled, config.prefetch.heartbeat, config.prefetch.top_n),
         (false, Duration::from_millis(500), 50)
     );
     assert_eq!((config.uploads.enabled, config.uploads.max_size), (false, 2 << 30));
+    assert_eq!(
+        config.limits,
+        pop_config::Limits {
+            max_connections: 50_000,
+            max_connections_per_address: 64,
+            max_streams_per_connection: 200,
+            max_header_bytes: 64 << 10,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            body_timeout: Duration::from_secs(20),
+        }
+    );
 }
 
 #[test]
@@ -144,6 +169,7 @@ fn absent_sections_take_the_defaults() {
     assert_eq!(config.listen.https, addr("127.0.0.1:8443"));
     assert_eq!(config.listen.h3, Some(addr("127.0.0.1:8443")), "h3 follows https");
     assert_eq!(config.listen.http, None);
+    assert_eq!(config.listen.metrics, Some(addr("127.0.0.1:9464")), "metrics on loopback, apart from viewers");
     assert!(config.tls.is_none());
     assert_eq!(config.origin.urls, ["http://127.0.0.1:8080"]);
     assert_eq!(config.origin.connect_timeout, Duration::from_secs(2));
@@ -154,12 +180,69 @@ fn absent_sections_take_the_defaults() {
     assert_eq!(config.cache.path, Path::new("/base/data/edge-cache"), "relative to the file's directory");
     assert_eq!(config.cache.block, 16 << 20);
     assert_eq!(config.cache.playlist_stale, Duration::from_secs(300));
+    assert_eq!(config.cache.not_found_ttl, Duration::from_secs(5));
     assert_eq!((config.admission.min_uses, config.admission.window), (2, Duration::from_secs(600)));
     assert_eq!(
         (config.prefetch.enabled, config.prefetch.heartbeat, config.prefetch.top_n),
         (true, Duration::from_secs(10), 20)
     );
     assert_eq!((config.uploads.enabled, config.uploads.max_size), (true, 1 << 30));
+    let limits = config.limits;
+    assert_eq!((limits.max_connections, limits.max_connections_per_address), (20_000, 256));
+    assert_eq!((limits.max_streams_per_connection, limits.max_header_bytes), (100, 32 << 10));
+    assert_eq!(
+        (limits.header_read_timeout, limits.idle_timeout, limits.body_timeout),
+        (Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(30))
+    );
+}
+
+#[test]
+fn limits_that_cannot_work_are_reported_with_their_paths() {
+    let errors = invalid(&with_required(
+        "[limits]\nmax_connections = 0\nmax_streams_per_connection = 0\nmax_header_bytes = \"100B\"\n\
+         header_read_timeout = \"0s\"\nbody_timeout = \"0ms\"",
+    ));
+    assert_eq!(
+        paths(&errors),
+        [
+            "limits.max_connections",
+            "limits.max_streams_per_connection",
+            "limits.max_header_bytes",
+            "limits.header_read_timeout",
+            "limits.body_timeout",
+            "limits.max_connections_per_address"
+        ],
+        "{errors}"
+    );
+    let errors = invalid(&with_required("[limits]\nmax_connections = 10\nmax_connections_per_address = 11"));
+    assert_only_error(&errors, "limits.max_connections_per_address", "more than max_connections (10)");
+    let errors = invalid(&with_required("[limits]\nmax_conections = 10"));
+    assert_only_error(&errors, "limits.max_conections", "did you mean `max_connections`?");
+}
+
+#[test]
+fn a_silent_connection_must_outlast_the_origin_wait() {
+    let errors = invalid(&with_required("[limits]\nidle_timeout = \"15s\""));
+    assert_only_error(&errors, "limits.idle_timeout", "longer than origin.request_timeout (15s)");
+    let text = REQUIRED.replace("[origin]", "[origin]\nrequest_timeout_ms = 5000");
+    valid(&format!("[limits]\nidle_timeout = \"6s\"\n{text}"));
+}
+
+#[test]
+fn metrics_listen_apart_and_can_be_disabled() {
+    let config = valid(&with_required("[listen]\nmetrics = false"));
+    assert_eq!(config.listen.metrics, None);
+    let errors = invalid(&with_required("[listen]\nmetrics = true"));
+    assert_only_error(&errors, "listen.metrics", "expected an address");
+    let errors = invalid(&with_required("[listen]\nhttps = \"127.0.0.1:9464\""));
+    assert_only_error(&errors, "listen.metrics", "conflicts with listen.https");
+}
+
+#[test]
+fn not_found_ttl_is_whole_seconds() {
+    let errors = invalid(&with_required("[cache]\nnot_found_ttl = \"1500ms\""));
+    assert_only_error(&errors, "cache.not_found_ttl", "whole seconds");
+    assert_eq!(valid(&with_required("[cache]\nnot_found_ttl = \"0s\"")).cache.not_found_ttl, Duration::ZERO);
 }
 
 #[test]
@@ -194,7 +277,7 @@ fn unknown_nested_key_names_its_path_and_a_suggestion() {
 
 #[test]
 fn unknown_keys_are_found_in_every_section() {
-    for section in ["pop", "listen", "cache", "admission", "prefetch", "uploads"] {
+    for section in ["pop", "listen", "cache", "admission", "prefetch", "uploads", "limits"] {
         let errors = invalid(&with_required(&format!("[{section}]\nbogus = 1")));
         assert_only_error(&errors, &format!("{section}.bogus"), "unknown key");
     }
