@@ -1,12 +1,11 @@
 //! The two-tier object cache: foyer's hybrid cache with an S3-FIFO memory tier (a scan of
 //! one-hit objects passes through its small queue without evicting the hot set) over a disk
 //! tier that survives restarts. Objects reach the disk only once admission says they are
-//! asked for again; objects larger than a disk block are served but not kept. Purged videos
-//! are remembered as tombstones, so a takedown needs no scan of the cache.
+//! asked for again; objects larger than a disk block are kept in block-sized chunks
+//! (`chunks.rs`). Purged videos are remembered as tombstones (`purge.rs`), so a takedown
+//! needs no scan of the cache; the disk tier is served only once they are up to date.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use foyer::{
@@ -16,7 +15,8 @@ use foyer::{
 
 use crate::admission::Admission;
 use crate::error::EdgeError;
-use crate::object::Object;
+use crate::object::{Form, Object};
+use crate::purge::Purges;
 
 /// Where a hit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct CacheSettings {
     pub disk: u64,
     /// Disk folder.
     pub path: PathBuf,
-    /// Disk block size: the largest object kept.
+    /// Disk block size: the largest object (or chunk of one) kept.
     pub block: u64,
     /// Requests within the window that earn disk admission.
     pub min_uses: u32,
@@ -59,8 +59,7 @@ pub struct ObjectCache {
     hybrid: HybridCache<String, Bytes>,
     admission: Admission,
     largest: u64,
-    tombstones: Mutex<HashMap<String, i64>>,
-    tombstone_file: PathBuf,
+    purges: Purges,
 }
 
 impl std::fmt::Debug for ObjectCache {
@@ -104,29 +103,39 @@ impl ObjectCache {
                 .await
                 .map_err(|e| internal(&e))?
         };
-        let tombstone_file = s.path.join("purged.json");
-        let tombstones =
-            std::fs::read(&tombstone_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Ok(Self {
             hybrid,
             admission: Admission::new(s.min_uses, s.window),
-            // A block also holds the entry's index and key.
+            // A block also holds the entry's index, key and head.
             largest: s.block.saturating_sub(8 << 10),
-            tombstones: Mutex::new(tombstones),
-            tombstone_file,
+            purges: Purges::open(&s.path, s.disk > 0),
         })
     }
 
-    /// A cached object and its tier, unless missing or purged after it was fetched.
+    /// A cached object and its tier, unless missing or purged after it was fetched. Disk
+    /// entries count as missing until the purges are caught up after a start.
     pub async fn lookup(&self, key: &str) -> Option<(Object, Tier)> {
         let entry = self.hybrid.get(&key.to_owned()).await.ok().flatten()?;
         let tier = if entry.source() == Source::Disk { Tier::Disk } else { Tier::Memory };
+        if tier == Tier::Disk && !self.purges.caught_up() {
+            return None;
+        }
         let object = Object::decode(entry.value())?;
-        if self.purged_since(key, object.head.fetched_at) {
+        if self.purges.purged(key, object.head.fetched_at) {
             self.hybrid.remove(&key.to_owned());
             return None;
         }
         Some((object, tier))
+    }
+
+    /// The takedowns this cache honours.
+    pub fn purges(&self) -> &Purges {
+        &self.purges
+    }
+
+    /// The largest body kept as one entry: larger objects are kept in chunks of this size.
+    pub fn chunk_size(&self) -> u64 {
+        self.largest
     }
 
     /// Counts a request of `key` toward disk admission; `true` once it has earned it.
@@ -135,11 +144,12 @@ impl ObjectCache {
     }
 
     /// Keeps an object: in memory always (if it fits a block), on disk once `admitted`.
+    /// Remembered refusals ([`Form::NotFound`]) stay in memory: they live for seconds.
     pub fn insert(&self, key: &str, object: &Object, admitted: bool) -> bool {
         if object.body.len() as u64 > self.largest {
             return false;
         }
-        self.insert_stored(key, object.encode(), admitted);
+        self.insert_stored(key, object.encode(), admitted && object.head.form != Form::NotFound);
         true
     }
 
@@ -173,24 +183,6 @@ impl ObjectCache {
     /// Whether `key` is cached (memory or disk index).
     pub fn contains(&self, key: &str) -> bool {
         self.hybrid.contains(&key.to_owned())
-    }
-
-    /// Forgets every object of `video` fetched before `at` (Unix ms).
-    pub fn purge(&self, video: &str, at: i64) {
-        let snapshot = {
-            let mut t = self.tombstones.lock().expect("tombstones");
-            t.insert(video.to_owned(), at);
-            serde_json::to_vec(&*t).unwrap_or_default()
-        };
-        let tmp = self.tombstone_file.with_extension("tmp");
-        if std::fs::write(&tmp, snapshot).and_then(|()| std::fs::rename(&tmp, &self.tombstone_file)).is_err() {
-            tracing::warn!(video, "purge not persisted; it holds until restart");
-        }
-    }
-
-    fn purged_since(&self, key: &str, fetched_at: i64) -> bool {
-        let video = key.split('/').next().unwrap_or_default();
-        self.tombstones.lock().expect("tombstones").get(video).is_some_and(|&at| fetched_at <= at)
     }
 
     /// Flushes the disk tier's buffers and closes it.

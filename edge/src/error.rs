@@ -1,4 +1,6 @@
-//! The edge's one error type; `respond::error` turns it into a response.
+//! The edge's one error type; `respond::error` turns it into a response. What a client reads
+//! (`Display`) never names the origin or an internal detail: that goes to the logs only
+//! ([`EdgeError::detail`]).
 
 use http::StatusCode;
 
@@ -27,14 +29,21 @@ pub enum EdgeError {
     /// `Range` outside the object.
     #[error("range not satisfiable")]
     RangeNotSatisfiable(u64),
-    /// The origin could not be reached or answered with an error.
-    #[error("origin unavailable: {0}")]
+    /// The origin could not be reached or answered with an error; the detail (which origin,
+    /// what it said) is for the logs.
+    #[error("the origin is unavailable")]
     OriginUnavailable(String),
     /// The origin took too long.
     #[error("origin timed out")]
     OriginTimeout,
-    /// A bug.
-    #[error("internal: {0}")]
+    /// The client went silent inside its request body for longer than `limits.body_timeout`.
+    #[error("the request body stalled for longer than {0:?}")]
+    BodyTimeout(std::time::Duration),
+    /// A takedown is held in memory only: the PoP would serve it again after a restart.
+    #[error("purges are not durable: {0}")]
+    PurgesNotDurable(String),
+    /// A bug; the detail is for the logs.
+    #[error("internal error")]
     Internal(String),
 }
 
@@ -51,8 +60,23 @@ impl EdgeError {
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::OriginUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::PurgesNotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// What the logs get besides the message: the internal detail clients never see.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::OriginUnavailable(d) | Self::Internal(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether asking again can succeed without the client changing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::OriginUnavailable(_) | Self::OriginTimeout | Self::PurgesNotDurable(_) | Self::Internal(_))
     }
 
     /// Machine-readable code.
@@ -65,6 +89,8 @@ impl EdgeError {
             Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
             Self::OriginUnavailable(_) => "origin_unavailable",
             Self::OriginTimeout => "origin_timeout",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::PurgesNotDurable(_) => "purges_not_durable",
             Self::Internal(_) => "internal",
         }
     }

@@ -1,12 +1,14 @@
 //! THE request pipeline, one place for the order of phases:
 //!
 //! ```text
-//! route → authorize (playback token / upload URL) → lookup ─ fresh hit → serve (memory|disk)
+//! route → authorize (playback token / upload URL) → lookup ─ fresh hit → (If-None-Match) → serve (memory|disk)
 //!                                                         ├ stale     → revalidate ─ ok → serve
 //!                                                         │                        └ origin down → serve stale
 //!                                                         └ miss      → join flight → stream + admit → serve
 //! ```
-//! The same handler serves HTTP/1.1, HTTP/2 and HTTP/3.
+//! A hit may be the origin's remembered 404, or a chunked object whose body comes from the
+//! chunks its range covers (`chunks.rs`). The same handler serves HTTP/1.1, HTTP/2 and
+//! HTTP/3; [`admin`] serves the metrics listener.
 
 use std::sync::Arc;
 
@@ -15,14 +17,17 @@ use futures_util::StreamExt;
 use http::{Method, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use tracing::Instrument;
 
 use crate::Edge;
 use crate::cache::Tier;
 use crate::error::EdgeError;
+use crate::fetch::{self, Want};
 use crate::inflight::{Flight, FlightHead};
-use crate::object::{Head, Object};
+use crate::object::{Form, Head, Object};
 use crate::range::{self, RangeRequest};
 use crate::respond::{self, Body, Response};
+use crate::{chunks, conditional};
 
 /// An incoming request with its body boxed, whatever the protocol.
 pub type Request = http::Request<Body>;
@@ -56,17 +61,9 @@ impl Protocol {
 
 /// Handles one request on any protocol.
 pub async fn handle(edge: Arc<Edge>, req: Request, protocol: Protocol) -> Response {
-    let path = req.uri().path().to_owned();
     let version = req.version();
-    let mut response = match route(&edge, req, protocol).await {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status().is_server_error() {
-                tracing::warn!(%path, error = %e, "request failed");
-            }
-            respond::error(&e)
-        }
-    };
+    let span = request_span(&req, protocol.label(version));
+    let mut response = answer(route(&edge, req, protocol).instrument(span.clone()).await, &span);
     if let Some(alt) = &edge.alt_svc {
         respond::set(&mut response, header::ALT_SVC, alt);
     }
@@ -76,11 +73,50 @@ pub async fn handle(edge: Arc<Edge>, req: Request, protocol: Protocol) -> Respon
     response
 }
 
+/// Handles one request on the metrics listener: `/metrics` and `/healthz`, nothing else.
+pub async fn admin(edge: Arc<Edge>, req: Request) -> Response {
+    let span = request_span(&req, "admin");
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let result = match req.uri().path() {
+        "/metrics" if get => {
+            let mut r = respond::with(StatusCode::OK, respond::full(edge.metrics.render()));
+            respond::set(&mut r, header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+            Ok(r)
+        }
+        "/healthz" if get => health(&edge),
+        _ => Err(EdgeError::NotFound),
+    };
+    answer(result, &span)
+}
+
+/// Every request's span. What the client wrote (path, request id) is recorded with `Debug`,
+/// which escapes control characters and line separators, so it cannot forge a log line.
+fn request_span(req: &Request, protocol: &'static str) -> tracing::Span {
+    let request_id = req.headers().get("x-request-id").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    tracing::info_span!("request", method = %req.method(), path = ?req.uri().path(), protocol, request_id = ?request_id)
+}
+
+/// The response for a route's result; failures are logged here, with their internal detail.
+fn answer(result: Result<Response, EdgeError>, span: &tracing::Span) -> Response {
+    result.unwrap_or_else(|e| {
+        if e.status().is_server_error() {
+            span.in_scope(|| tracing::warn!(code = e.code(), error = %e, detail = ?e.detail(), "request failed"));
+        }
+        respond::error(&e)
+    })
+}
+
+/// `ok`, unless a takedown is held in memory only: the PoP must be fixed before it restarts.
+fn health(edge: &Edge) -> Result<Response, EdgeError> {
+    edge.cache.purges().durable().map_err(EdgeError::PurgesNotDurable)?;
+    Ok(respond::with(StatusCode::OK, respond::full("ok")))
+}
+
 /// Path segments, refusing anything that could step outside a namespace.
 fn segments(path: &str) -> Result<Vec<&str>, EdgeError> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let segs: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
-    if segs.iter().any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains(['%', '\\'])) {
+    if segs.iter().any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains(['%', '\\', '#'])) {
         return Err(EdgeError::BadRequest("bad_path", "the path has an empty, relative or escaped segment".into()));
     }
     Ok(segs)
@@ -91,8 +127,7 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Res
     let segs = segments(&path)?;
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     match segs.as_slice() {
-        ["healthz"] if get => Ok(respond::with(StatusCode::OK, respond::full("ok"))),
-        ["metrics"] if get => Ok(respond::with(StatusCode::OK, respond::full(edge.metrics.render()))),
+        ["healthz"] if get => health(edge),
         ["p", token, video, rest @ ..] if get && !rest.is_empty() => {
             pop_config::token::verify_playback(&edge.keys, token, video, crate::now_secs())?;
             if rest == ["key"] {
@@ -123,122 +158,37 @@ async fn serve_object(edge: &Arc<Edge>, req: &Request, key: &str, video: &str) -
             if admitted && tier == Tier::Memory {
                 edge.cache.promote(key);
             }
-            edge.metrics.lookup("hit", tier.as_str());
-            Ok(serve_cached(edge, req, object, &format!("hit-{}", tier.as_str()), tier.as_str()))
+            let result = if object.head.form == Form::NotFound { "negative" } else { "hit" };
+            edge.metrics.lookup(result, tier.as_str());
+            serve_cached(edge, req, key, object, &format!("hit-{}", tier.as_str()), tier, admitted)
         }
         Some((stale, tier)) => {
-            let flight = start_fetch(edge, key, admitted);
+            let flight = fetch::start(edge, Want::object(key), admitted);
             match wait_head(edge, &flight).await {
                 Ok(head) if head.status == 200 => {
                     edge.metrics.lookup("revalidated", tier.as_str());
-                    serve_flight(edge, req, &flight, head, "miss")
+                    serve_flight(edge, req, key, &flight, head, admitted)
                 }
-                _ if stale.head.stale_within(now, edge.playlist_stale) => {
+                _ if stale.head.form != Form::NotFound && stale.head.stale_within(now, edge.playlist_stale) => {
                     edge.metrics.lookup("stale", tier.as_str());
-                    Ok(serve_cached(edge, req, stale, "stale", tier.as_str()))
+                    serve_cached(edge, req, key, stale, "stale", tier, admitted)
                 }
-                Ok(head) => serve_flight(edge, req, &flight, head, "miss"),
+                Ok(head) => serve_flight(edge, req, key, &flight, head, admitted),
                 Err(e) => Err(e),
             }
         }
         None => {
             edge.metrics.lookup("miss", "origin");
-            let flight = start_fetch(edge, key, admitted);
+            let flight = fetch::start(edge, Want::object(key), admitted);
             let head = wait_head(edge, &flight).await?;
-            serve_flight(edge, req, &flight, head, "miss")
+            serve_flight(edge, req, key, &flight, head, admitted)
         }
     }
 }
 
-/// Joins or starts the single flight for `key`.
-pub fn start_fetch(edge: &Arc<Edge>, key: &str, admitted: bool) -> Arc<Flight> {
-    let (flight, leader) = edge.flights.join(key);
-    if leader {
-        tokio::spawn(fetch(edge.clone(), key.to_owned(), flight.clone(), admitted));
-    }
-    flight
-}
-
-async fn wait_head(edge: &Edge, flight: &Flight) -> Result<FlightHead, EdgeError> {
+/// Waits for a flight's origin headers, no longer than `origin.request_timeout`.
+pub(crate) async fn wait_head(edge: &Edge, flight: &Flight) -> Result<FlightHead, EdgeError> {
     tokio::time::timeout(edge.origin_timeout, flight.head()).await.map_err(|_| EdgeError::OriginTimeout)?
-}
-
-/// The one origin fetch of a flight: streams into it, then caches the whole object.
-async fn fetch(edge: Arc<Edge>, key: String, flight: Arc<Flight>, admitted: bool) {
-    // A viewer may have missed the cache just before the previous flight for this key
-    // landed; the object it fetched is in the cache now and must not be fetched again.
-    if let Some((object, _)) = edge.cache.lookup(&key).await.filter(|(o, _)| o.head.is_fresh(crate::now_ms())) {
-        let length = Some(object.body.len() as u64);
-        flight.set_head(Ok(FlightHead { status: 200, head: object.head, length }));
-        flight.push(object.body);
-        edge.flights.land(&key);
-        flight.finish(Ok(()));
-        return;
-    }
-    let started = std::time::Instant::now();
-    let response = edge.upstream.object(&key).await;
-    edge.metrics.origin_latency.observe(started.elapsed().as_secs_f64());
-    let mut response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            edge.metrics.origin_fetches.get_or_create(&vec![("outcome", "error")]).inc();
-            flight.set_head(Err(e.clone()));
-            edge.flights.land(&key);
-            flight.finish(Err(e));
-            return;
-        }
-    };
-    let status = response.status().as_u16();
-    let outcome = if status == 200 { "ok" } else { "refused" };
-    edge.metrics.origin_fetches.get_or_create(&vec![("outcome", outcome)]).inc();
-    let text = |name: header::HeaderName| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-    };
-    let head = Head::new(
-        text(header::CONTENT_TYPE),
-        Some(text(header::ETAG)).filter(|e| !e.is_empty()),
-        text(header::CACHE_CONTROL),
-        crate::now_ms(),
-    );
-    let cacheable = status == 200 && Head::cacheable(&head.cache_control);
-    let length = response.content_length();
-    flight.set_head(Ok(FlightHead { status, head: head.clone(), length }));
-    // Cached and landed before any viewer can hold the whole object: whoever asks next finds
-    // it in the cache, never a finished flight. With a known length that is before the last
-    // chunk goes out (a viewer is done when it has the length); otherwise at the end.
-    let settle = |tail: &[u8], len: u64| {
-        if cacheable {
-            let stored = || flight.with_received(|pieces| Object::encode_pieces(&head, pieces, tail));
-            edge.cache.insert_encoded(&key, stored, len, admitted);
-        }
-        edge.flights.land(&key);
-    };
-    let mut received = 0u64;
-    let finished = loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                received += chunk.len() as u64;
-                if length == Some(received) {
-                    settle(&chunk, received);
-                }
-                flight.push(chunk);
-                // From a fast origin every read is ready at once, and this loop would keep the
-                // worker until the whole body is in: let the viewers of this flight send what
-                // has arrived.
-                tokio::task::yield_now().await;
-            }
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(EdgeError::OriginUnavailable(format!("body: {e}"))),
-        }
-    };
-    match (&finished, length) {
-        (Ok(()), Some(n)) if n == received && n > 0 => {}
-        (Ok(()), _) => settle(&[], received),
-        // A broken body is never cached; a truncated one that claimed a length was settled
-        // above only if every byte came, so nothing partial is ever stored.
-        (Err(_), _) => edge.flights.land(&key),
-    }
-    flight.finish(finished);
 }
 
 fn origin_refusal(status: u16) -> EdgeError {
@@ -249,47 +199,132 @@ fn origin_refusal(status: u16) -> EdgeError {
     }
 }
 
+/// Serves a cached entry: the object, the origin's remembered 404, or a chunked object.
+fn serve_cached(
+    edge: &Arc<Edge>,
+    req: &Request,
+    key: &str,
+    object: Object,
+    x_cache: &str,
+    tier: Tier,
+    admitted: bool,
+) -> Result<Response, EdgeError> {
+    match object.head.form {
+        Form::NotFound => Err(EdgeError::NotFound),
+        _ if not_modified(req, &object.head) => Ok(not_modified_response(&object.head, x_cache)),
+        Form::Chunked { length } => {
+            let source = chunks::Source { object: key.to_owned(), head: object.head, length, first: None, admitted };
+            serve_chunked(edge, req, source, x_cache)
+        }
+        Form::Whole => {
+            let window = wanted(req, Some(object.body.len() as u64))?;
+            let (from, len) = (window.start as usize, window.len.unwrap_or(0) as usize);
+            let body = object.body.slice(from..from + len);
+            if req.method() != Method::HEAD {
+                edge.metrics.served(tier.as_str(), body.len() as u64);
+            }
+            Ok(respond_window(req, &object.head, x_cache, &window, respond::full(body)))
+        }
+    }
+}
+
 /// Streams a flight's body to one viewer (a byte range of it when asked).
 fn serve_flight(
     edge: &Arc<Edge>,
     req: &Request,
+    key: &str,
     flight: &Arc<Flight>,
     head: FlightHead,
-    x_cache: &str,
+    admitted: bool,
 ) -> Result<Response, EdgeError> {
     if head.status != 200 {
         return Err(origin_refusal(head.status));
     }
-    let wanted = match head.length {
-        Some(len) => range::parse(header_value(req, header::RANGE), len),
-        None => RangeRequest::Whole,
-    };
-    let (status, skip, take) = match wanted {
-        RangeRequest::Whole => (StatusCode::OK, 0, head.length),
-        RangeRequest::Bytes(a, b) => (StatusCode::PARTIAL_CONTENT, a, Some(b - a + 1)),
-        RangeRequest::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable(head.length.unwrap_or(0))),
-    };
-    let body: Body = if req.method() == Method::HEAD {
+    if not_modified(req, &head.head) {
+        return Ok(not_modified_response(&head.head, "miss"));
+    }
+    if let Form::Chunked { length } = head.head.form {
+        let first = Some(flight.clone());
+        let source = chunks::Source { object: key.to_owned(), head: head.head, length, first, admitted };
+        return serve_chunked(edge, req, source, "miss");
+    }
+    let window = wanted(req, head.length)?;
+    let counted = edge.clone();
+    let stream = slice_stream(flight.stream(), window.start, window.len)
+        .map(move |chunk| chunk.inspect(|c| counted.metrics.served("origin", c.len() as u64)).map(Frame::data));
+    Ok(respond_window(req, &head.head, "miss", &window, BodyExt::boxed(StreamBody::new(stream))))
+}
+
+/// Serves an object kept in chunks, from whichever chunks the request's range covers.
+fn serve_chunked(
+    edge: &Arc<Edge>,
+    req: &Request,
+    source: chunks::Source,
+    x_cache: &str,
+) -> Result<Response, EdgeError> {
+    let window = wanted(req, Some(source.length))?;
+    let head = source.head.clone();
+    // Built only when sent: assembling it starts fetching chunks.
+    let body = if req.method() == Method::HEAD {
         respond::full(Bytes::new())
     } else {
-        let metrics = edge.clone();
-        let stream = window(flight.stream(), skip, take)
-            .map(move |chunk| chunk.inspect(|c| metrics.metrics.served("origin", c.len() as u64)).map(Frame::data));
-        BodyExt::boxed(StreamBody::new(stream))
+        let stream = chunks::body(edge.clone(), source, window.start, window.len.unwrap_or(0));
+        BodyExt::boxed(StreamBody::new(stream.map(|c| c.map(Frame::data))))
     };
-    let mut r = respond::with(status, body);
-    headers(&mut r, &head.head, x_cache);
-    if let Some(len) = take {
+    Ok(respond_window(req, &head, x_cache, &window, body))
+}
+
+/// The bytes of an object a request asks for.
+struct Window {
+    status: StatusCode,
+    start: u64,
+    /// `None` when the object's length is not known (it is then sent whole).
+    len: Option<u64>,
+    /// The object's length, when known.
+    total: Option<u64>,
+}
+
+/// What the request's `Range` asks of an object of `length` bytes (unknown: all of it).
+fn wanted(req: &Request, length: Option<u64>) -> Result<Window, EdgeError> {
+    let Some(total) = length else {
+        return Ok(Window { status: StatusCode::OK, start: 0, len: None, total: None });
+    };
+    match range::parse(header_value(req, header::RANGE), total) {
+        RangeRequest::Whole => Ok(Window { status: StatusCode::OK, start: 0, len: Some(total), total: Some(total) }),
+        RangeRequest::Bytes(a, b) => {
+            Ok(Window { status: StatusCode::PARTIAL_CONTENT, start: a, len: Some(b - a + 1), total: Some(total) })
+        }
+        RangeRequest::Unsatisfiable => Err(EdgeError::RangeNotSatisfiable(total)),
+    }
+}
+
+/// The response for `window` of an object, with `body` (dropped for HEAD).
+fn respond_window(req: &Request, head: &Head, x_cache: &str, window: &Window, body: Body) -> Response {
+    let body = if req.method() == Method::HEAD { respond::full(Bytes::new()) } else { body };
+    let mut r = respond::with(window.status, body);
+    headers(&mut r, head, x_cache);
+    if let Some(len) = window.len {
         respond::set(&mut r, header::CONTENT_LENGTH, &len.to_string());
     }
-    if let (RangeRequest::Bytes(a, b), Some(len)) = (wanted, head.length) {
-        respond::set(&mut r, header::CONTENT_RANGE, &format!("bytes {a}-{b}/{len}"));
+    if let (StatusCode::PARTIAL_CONTENT, Some(len), Some(total)) = (window.status, window.len, window.total) {
+        let (a, b) = (window.start, window.start + len - 1);
+        respond::set(&mut r, header::CONTENT_RANGE, &format!("bytes {a}-{b}/{total}"));
     }
-    Ok(r)
+    r
+}
+
+fn not_modified(req: &Request, head: &Head) -> bool {
+    conditional::not_modified(header_value(req, header::IF_NONE_MATCH), head.etag.as_deref())
+}
+
+fn not_modified_response(head: &Head, x_cache: &str) -> Response {
+    let mut r = respond::with(StatusCode::NOT_MODIFIED, respond::full(Bytes::new()));
+    headers(&mut r, head, x_cache);
+    r
 }
 
 /// Bytes `skip..skip+take` of a chunk stream.
-fn window(
+pub(crate) fn slice_stream(
     stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     skip: u64,
     take: Option<u64>,
@@ -307,33 +342,6 @@ fn window(
             std::future::ready(Some(out))
         })
         .filter(|c| std::future::ready(c.as_ref().map_or(true, |b| !b.is_empty())))
-}
-
-fn serve_cached(edge: &Edge, req: &Request, object: Object, x_cache: &str, tier: &'static str) -> Response {
-    if object.head.etag.as_deref().is_some_and(|e| header_value(req, header::IF_NONE_MATCH) == Some(e)) {
-        let mut r = respond::with(StatusCode::NOT_MODIFIED, respond::full(Bytes::new()));
-        headers(&mut r, &object.head, x_cache);
-        return r;
-    }
-    let len = object.body.len() as u64;
-    let (status, body, start) = match range::parse(header_value(req, header::RANGE), len) {
-        RangeRequest::Whole => (StatusCode::OK, object.body.clone(), 0),
-        RangeRequest::Bytes(a, b) => (StatusCode::PARTIAL_CONTENT, object.body.slice(a as usize..=b as usize), a),
-        RangeRequest::Unsatisfiable => return respond::error(&EdgeError::RangeNotSatisfiable(len)),
-    };
-    let sent = body.len();
-    let mut r = if req.method() == Method::HEAD {
-        respond::with(status, respond::full(Bytes::new()))
-    } else {
-        edge.metrics.served(tier, sent as u64);
-        respond::with(status, respond::full(body))
-    };
-    headers(&mut r, &object.head, x_cache);
-    respond::set(&mut r, header::CONTENT_LENGTH, &sent.to_string());
-    if status == StatusCode::PARTIAL_CONTENT {
-        respond::set(&mut r, header::CONTENT_RANGE, &format!("bytes {start}-{}/{len}", start + sent as u64 - 1));
-    }
-    r
 }
 
 fn headers(r: &mut Response, head: &Head, x_cache: &str) {

@@ -10,7 +10,10 @@
 
 pub mod admission;
 pub mod cache;
+pub mod chunks;
+pub mod conditional;
 pub mod error;
+pub mod fetch;
 pub mod flow;
 pub mod inflight;
 pub mod listen;
@@ -19,12 +22,12 @@ pub mod object;
 pub mod pages;
 pub mod popularity;
 pub mod proxy;
+pub mod purge;
 pub mod range;
 pub mod respond;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +38,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::{CacheSettings, ObjectCache};
+use crate::flow::Protocol;
 use crate::inflight::Flights;
+use crate::listen::policy::Connections;
+use crate::listen::tcp::Role;
 use crate::metrics::EdgeMetrics;
 use crate::popularity::Popularity;
 use crate::upstream::Upstream;
@@ -65,10 +71,12 @@ pub struct Edge {
     pub playlist_stale: Duration,
     /// How long a viewer waits for the origin's headers.
     pub origin_timeout: Duration,
+    /// How long the origin's `404` for an object is remembered.
+    pub not_found_ttl: Duration,
+    /// The viewer connections held, under `[limits]`.
+    pub connections: Connections,
     /// The largest upload taken in, when tus uploads are taken in at all.
     pub uploads: Option<u64>,
-    /// Where small state (purge cursor) is kept.
-    pub state_dir: PathBuf,
     /// The catalogue, watch and upload pages, when configured.
     pub pages: Option<pages::Pages>,
 }
@@ -81,6 +89,8 @@ pub struct Running {
     pub h3: Option<SocketAddr>,
     /// Plain HTTP address.
     pub http: Option<SocketAddr>,
+    /// The metrics listener's address.
+    pub metrics: Option<SocketAddr>,
     /// base64 SHA-256 of the certificate's SubjectPublicKeyInfo (Chromium's SPKI pin).
     pub spki: String,
     /// DER of the certificate, for clients that pin it.
@@ -113,6 +123,11 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         None => None,
     };
     let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+    let admin = match config.listen.metrics {
+        Some(a) => Some(TcpListener::bind(a).await?),
+        None => None,
+    };
+    let metrics_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
     let quic = match config.listen.h3 {
         Some(mut addr) => {
             // Port 0 (tests): the same number as the TCP listener, so Alt-Svc needs one port.
@@ -120,11 +135,12 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
                 addr.set_port(https_addr.port());
             }
             let tls = listen::tls_config(&tls.cert_chain, &tls.key, &[b"h3"])?;
-            Some(listen::quic::endpoint(tls, addr)?)
+            Some(listen::quic::endpoint(tls, addr, &config.limits)?)
         }
         None => None,
     };
     let h3_addr = quic.as_ref().map(|e| e.local_addr()).transpose()?;
+    let metrics = EdgeMetrics::default();
     let edge = Arc::new(Edge {
         pop_id: config.pop.id.clone(),
         region: config.pop.region.clone(),
@@ -146,13 +162,14 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
             config.origin.request_timeout,
             config.origin.retries,
         ),
-        metrics: EdgeMetrics::default(),
+        connections: Connections::new(config.limits, &metrics),
+        metrics,
         popularity: Popularity::new(Duration::from_secs(300)),
         alt_svc: h3_addr.map(|a| format!("h3=\":{}\"; ma=86400", a.port())),
         playlist_stale: config.cache.playlist_stale,
         origin_timeout: config.origin.request_timeout,
+        not_found_ttl: config.cache.not_found_ttl,
         uploads: config.uploads.enabled.then_some(config.uploads.max_size),
-        state_dir: config.cache.path.clone(),
         pages: config.web.as_ref().map(|w| pages::Pages::new(w.dir.clone())),
     });
     let (shutdown, watch) = watch::channel(false);
@@ -162,9 +179,15 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         &tls.key,
         &[b"h2", b"http/1.1"],
     )?));
-    tasks.spawn(listen::tcp::serve(edge.clone(), https, Some(acceptor), watch.clone()));
+    let top_n = config.prefetch.top_n as usize;
+    // Takedowns first: until they are caught up the disk tier is not served anyway.
+    popularity::catch_up(&edge, top_n, config.prefetch.enabled, config.origin.request_timeout).await;
+    tasks.spawn(listen::tcp::serve(edge.clone(), https, Some(acceptor), Role::Viewers(Protocol::Https), watch.clone()));
     if let Some(listener) = http {
-        tasks.spawn(listen::tcp::serve(edge.clone(), listener, None, watch.clone()));
+        tasks.spawn(listen::tcp::serve(edge.clone(), listener, None, Role::Viewers(Protocol::Http), watch.clone()));
+    }
+    if let Some(listener) = admin {
+        tasks.spawn(listen::tcp::serve(edge.clone(), listener, None, Role::Admin, watch.clone()));
     }
     if let Some(endpoint) = quic {
         tasks.spawn(listen::quic::serve(edge.clone(), endpoint, watch.clone()));
@@ -172,15 +195,16 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
     tasks.spawn(popularity::heartbeat(
         edge.clone(),
         config.prefetch.heartbeat,
-        config.prefetch.top_n as usize,
+        top_n,
         config.prefetch.enabled,
         watch.clone(),
     ));
-    tracing::info!(pop = %edge.pop_id, %https_addr, h3 = ?h3_addr, http = ?http_addr, spki = %tls.spki_sha256, "edge listening");
+    tracing::info!(pop = %edge.pop_id, %https_addr, h3 = ?h3_addr, http = ?http_addr, metrics = ?metrics_addr, spki = %tls.spki_sha256, "edge listening");
     Ok(Running {
         https: https_addr,
         h3: h3_addr,
         http: http_addr,
+        metrics: metrics_addr,
         spki: tls.spki_sha256.clone(),
         certificate: tls.cert_chain.first().cloned().unwrap_or_default(),
         edge,

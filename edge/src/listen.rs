@@ -1,6 +1,8 @@
 //! Listeners: HTTPS (HTTP/1.1 and HTTP/2 by ALPN) and plain HTTP over TCP with hyper, and
-//! HTTP/3 over QUIC with quinn and h3. All of them call the same `flow::handle`.
+//! HTTP/3 over QUIC with quinn and h3. All of them call the same `flow::handle`, under the one
+//! connection policy (`policy`); the metrics listener calls `flow::admin`.
 
+pub mod policy;
 pub mod quic;
 pub mod tcp;
 

@@ -1,9 +1,27 @@
 //! A cached HTTP object: the origin's body and the few headers that decide how it is served
 //! again (content type, ETag, freshness). Stored as one `Bytes` (a small JSON head, then the
-//! body), so a memory hit hands out the body without copying it.
+//! body), so a memory hit hands out the body without copying it. An entry may also stand for
+//! an object kept in chunks (its head only) or for the origin's `404` (for a few seconds).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+
+/// What an entry stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// The body is the object (or, under a chunk's key, that chunk).
+    #[default]
+    Whole,
+    /// An object of `length` bytes larger than one cache block: the body is empty and the
+    /// bytes are kept in chunks (`chunks.rs`).
+    Chunked {
+        /// The object's length.
+        length: u64,
+    },
+    /// The origin answered `404`; remembered for `cache.not_found_ttl`.
+    NotFound,
+}
 
 /// What the edge remembers about an object besides its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +36,13 @@ pub struct Head {
     pub max_age_secs: Option<u64>,
     /// When the origin answered, Unix milliseconds.
     pub fetched_at: i64,
+    /// What the entry stands for (entries written before chunks existed are whole).
+    #[serde(default, skip_serializing_if = "is_whole")]
+    pub form: Form,
+}
+
+fn is_whole(form: &Form) -> bool {
+    *form == Form::Whole
 }
 
 impl Head {
@@ -25,7 +50,19 @@ impl Head {
     pub fn new(content_type: String, etag: Option<String>, cache_control: String, fetched_at: i64) -> Self {
         let max_age_secs =
             if cache_control.contains("immutable") { None } else { directive(&cache_control, "max-age").or(Some(0)) };
-        Self { content_type, etag, cache_control, max_age_secs, fetched_at }
+        Self { content_type, etag, cache_control, max_age_secs, fetched_at, form: Form::Whole }
+    }
+
+    /// The origin's `404` at `fetched_at`, fresh for `ttl`.
+    pub fn not_found(ttl: std::time::Duration, fetched_at: i64) -> Self {
+        Self {
+            content_type: String::new(),
+            etag: None,
+            cache_control: "no-store".to_owned(),
+            max_age_secs: Some(ttl.as_secs()),
+            fetched_at,
+            form: Form::NotFound,
+        }
     }
 
     /// Whether the origin allows a shared cache to keep it at all.
@@ -125,5 +162,17 @@ mod tests {
         let unknown = Head::new(String::new(), None, String::new(), 0);
         assert!(!unknown.is_fresh(1));
         assert!(!Head::cacheable("no-store, private") && Head::cacheable("public, max-age=10"));
+        let missing = Head::not_found(std::time::Duration::from_secs(5), 1_000);
+        assert!(missing.is_fresh(5_999) && !missing.is_fresh(6_000));
+    }
+
+    #[test]
+    fn entries_written_before_forms_existed_are_whole() {
+        let old = br#"{"content_type":"t","etag":null,"cache_control":"c","max_age_secs":null,"fetched_at":1}"#;
+        let head: Head = serde_json::from_slice(old).unwrap();
+        assert_eq!(head.form, Form::Whole);
+        let chunked = Head { form: Form::Chunked { length: 9 }, ..head };
+        let back: Head = serde_json::from_slice(&serde_json::to_vec(&chunked).unwrap()).unwrap();
+        assert_eq!(back.form, Form::Chunked { length: 9 });
     }
 }

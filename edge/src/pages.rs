@@ -65,7 +65,7 @@ async fn read(path: &Path, if_none_match: Option<&str>) -> Result<Response, Edge
     let meta = tokio::fs::metadata(path).await.map_err(|_| missing(path))?;
     let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     let etag = format!("\"{}-{}\"", meta.len(), modified.map_or(0, |d| d.as_millis()));
-    let mut r = if if_none_match == Some(etag.as_str()) {
+    let mut r = if crate::conditional::not_modified(if_none_match, Some(&etag)) {
         respond::with(StatusCode::NOT_MODIFIED, respond::full(Bytes::new()))
     } else {
         let body = tokio::fs::read(path).await.map_err(|_| missing(path))?;

@@ -84,10 +84,12 @@ struct Answer {
 
 #[derive(Debug, Deserialize)]
 struct Purge {
+    #[serde(default)]
+    seq: i64,
     video: String,
 }
 
-/// Beats until `shutdown`: report, purge, prefetch.
+/// Beats until `shutdown`: report, purge, prefetch. The first beat is [`catch_up`]'s.
 pub async fn heartbeat(
     edge: Arc<Edge>,
     every: Duration,
@@ -95,34 +97,58 @@ pub async fn heartbeat(
     prefetch: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let cursor_file = edge.state_dir.join("purge-cursor");
-    let mut cursor: i64 = std::fs::read_to_string(&cursor_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     let mut tick = tokio::time::interval(every);
+    tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        match beat(&edge, cursor, top_n).await {
-            Ok(answer) => {
-                let now = crate::now_ms();
-                for p in &answer.purges {
-                    edge.cache.purge(&p.video, now);
-                    tracing::info!(video = %p.video, "purged");
-                }
-                if answer.next != cursor {
-                    cursor = answer.next;
-                    let _ = std::fs::write(&cursor_file, cursor.to_string());
-                }
-                if prefetch {
-                    for key in &answer.prefetch {
-                        if !edge.cache.contains(key) {
-                            crate::flow::start_fetch(&edge, key, true);
-                        }
-                    }
-                }
+        once(&edge, top_n, prefetch).await;
+    }
+}
+
+/// The first beat after a start, waited for (no longer than `limit`) before viewers are
+/// served: until its takedowns are applied, the disk tier is not served.
+pub async fn catch_up(edge: &Arc<Edge>, top_n: usize, prefetch: bool, limit: Duration) {
+    if tokio::time::timeout(limit, once(edge, top_n, prefetch)).await.is_err() {
+        tracing::warn!("the origin did not answer the first heartbeat; the disk tier waits for the next one");
+    }
+}
+
+/// One beat: report, apply and persist takedowns, start prefetches.
+async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) {
+    let purges = edge.cache.purges();
+    let answer = match beat(edge, purges.cursor(), top_n).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::info!(error = %e, detail = ?e.detail(), "heartbeat failed; retrying next beat");
+            return;
+        }
+    };
+    let taken_down: Vec<(i64, String)> = answer.purges.into_iter().map(|p| (p.seq, p.video)).collect();
+    for (seq, video) in &taken_down {
+        tracing::info!(seq, video = ?video, "purged");
+    }
+    match purges.record(&taken_down, answer.next, crate::now_ms()).await {
+        Ok(wrote) => {
+            if wrote {
+                edge.metrics.purge_writes.get_or_create(&vec![("outcome", "ok")]).inc();
             }
-            Err(e) => tracing::info!(error = %e, "heartbeat failed; retrying next beat"),
+        }
+        Err(e) => {
+            edge.metrics.purge_writes.get_or_create(&vec![("outcome", "failed")]).inc();
+            tracing::error!(error = %e, "takedowns not persisted: held in memory, the cursor stays; retried next beat");
+        }
+    }
+    edge.metrics.purges_not_durable.set(i64::from(purges.durable().is_err()));
+    // In memory they hold from now on, whatever the disk said.
+    purges.set_caught_up();
+    if prefetch {
+        for key in &answer.prefetch {
+            if !edge.cache.contains(key) {
+                crate::fetch::start(edge, crate::fetch::Want::object(key), true);
+            }
         }
     }
 }

@@ -15,11 +15,11 @@ use crate::error::EdgeError;
 use crate::flow::{Protocol, Request};
 use crate::respond::{self, Response};
 
-/// Request headers worth passing on.
-const FORWARDED: [&str; 14] = [
+/// Request headers worth passing on. Nothing hop-by-hop is among them; the body's framing
+/// (`content-length`) is set from what the request carries.
+const FORWARDED: [&str; 13] = [
     "authorization",
     "content-type",
-    "content-length",
     "range",
     "if-none-match",
     "tus-resumable",
@@ -31,6 +31,19 @@ const FORWARDED: [&str; 14] = [
     "upload-defer-length",
     "x-request-id",
     "access-control-request-method",
+];
+
+/// Response headers that belong to one connection (RFC 9110 §7.6.1), never passed on, besides
+/// those the origin's `Connection` names.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
 
 /// `/v1/uploads...`: checks the pre-signed query, then forwards.
@@ -65,23 +78,25 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
         .iter()
         .filter_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v.to_owned())))
         .collect();
-    let bodyless = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE);
     let base = edge.upstream.origins().first().cloned().ok_or(EdgeError::OriginUnavailable("no origin".into()))?;
     let mut outgoing = edge.upstream.client().request(method, format!("{base}{path}"));
     for (name, value) in &headers {
         outgoing = outgoing.header(*name, value);
     }
-    if !bodyless {
-        let body = BodyStream::new(req.into_body()).filter_map(|f| async move {
-            match f {
-                Ok(frame) => frame.into_data().ok().map(Ok::<_, std::io::Error>),
-                Err(e) => Some(Err(e)),
-            }
-        });
-        outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
+    if let Some((length, body)) = body_of(req).await? {
+        if let Some(length) = length {
+            outgoing = outgoing.header(header::CONTENT_LENGTH, length);
+        }
+        outgoing = outgoing.body(body);
     }
     let answer = outgoing.send().await.map_err(|e| {
-        if e.is_timeout() { EdgeError::OriginTimeout } else { EdgeError::OriginUnavailable(e.to_string()) }
+        if stalled(&e) {
+            EdgeError::BodyTimeout(edge.connections.limits().body_timeout)
+        } else if e.is_timeout() {
+            EdgeError::OriginTimeout
+        } else {
+            EdgeError::OriginUnavailable(e.to_string())
+        }
     })?;
     let status = answer.status();
     let mut response_headers = answer.headers().clone();
@@ -91,14 +106,78 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
             response_headers.insert(header::LOCATION, v);
         }
     }
+    strip_hop_by_hop(&mut response_headers);
     let stream = answer.bytes_stream().map(|c| c.map(Frame::data).map_err(std::io::Error::other));
     let mut r = respond::with(status, BodyExt::boxed(StreamBody::new(stream)));
-    for (name, value) in response_headers.iter() {
-        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
-            r.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
+    *r.headers_mut() = response_headers;
     Ok(r)
+}
+
+/// The body a request carries, by its framing rather than its method: `content-length` when
+/// it says (0: none), else whatever frames come (HTTP/1.1 chunked, an h2 or h3 stream that
+/// did not end with its headers). `None` when there is no body at all.
+async fn body_of(req: Request) -> Result<Option<(Option<u64>, reqwest::Body)>, EdgeError> {
+    let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::parse::<u64>);
+    let length = match length {
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return Err(EdgeError::BadRequest("bad_content_length", "content-length is not a number".into()));
+        }
+        None => None,
+    };
+    let mut body = req.into_body();
+    if length == Some(0) || hyper::body::Body::is_end_stream(&body) {
+        return Ok(None);
+    }
+    // An h3 request says whether a body follows only by sending one or ending the stream.
+    let first = match length {
+        Some(_) => None,
+        None => match body.frame().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(body_error(&e)),
+            Some(Ok(frame)) => Some(frame),
+        },
+    };
+    let frames = futures_util::stream::iter(first.map(Ok)).chain(BodyStream::new(body));
+    let data = frames.filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok::<_, std::io::Error>),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    Ok(Some((length, reqwest::Body::wrap_stream(data))))
+}
+
+fn body_error(e: &std::io::Error) -> EdgeError {
+    match crate::listen::policy::stall_of(e) {
+        Some(after) => EdgeError::BodyTimeout(after),
+        None => EdgeError::BadRequest("bad_body", "the request body broke off".into()),
+    }
+}
+
+/// Whether a failed origin request failed because the client's body stalled.
+fn stalled(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| crate::listen::policy::stall_of(io).is_some()) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Drops the hop-by-hop headers and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        headers.remove(name);
+    }
 }
 
 fn host(req: &Request) -> Option<String> {
@@ -125,5 +204,25 @@ mod tests {
             "https://pop:8443/v1/uploads/ab?sig=1"
         );
         assert_eq!(rewrite("https://elsewhere/x", &origins, "https://pop"), "https://elsewhere/x");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_on_their_hop() {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-secret-hop", "1"),
+            ("content-type", "application/json"),
+            ("upload-offset", "10"),
+        ] {
+            h.insert(http::HeaderName::from_static(k), http::HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "upload-offset"]);
     }
 }

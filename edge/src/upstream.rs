@@ -48,9 +48,14 @@ impl Upstream {
         &self.origins
     }
 
-    /// `GET /v1/objects/{key}`: a cacheable object.
-    pub async fn object(&self, key: &str) -> Result<reqwest::Response, EdgeError> {
-        self.send(|base| self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.token)).await
+    /// `GET /v1/objects/{key}` with `Range: bytes={first}-{last}`: a cacheable object, or the
+    /// part of one a PoP keeps as one entry.
+    pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<reqwest::Response, EdgeError> {
+        let range = format!("bytes={first}-{last}");
+        self.send(|base| {
+            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.token).header("range", &range)
+        })
+        .await
     }
 
     /// Sends a request built for each origin in turn; 5xx and connection errors move on.

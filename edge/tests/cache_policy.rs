@@ -69,7 +69,7 @@ async fn a_long_tail_scan_does_not_flush_the_hot_set_from_disk() {
     // 12 MiB of hot objects: more than the memory tier holds, so hits come from both tiers.
     let ratio = hot_ratio_under_scan(&pop, 96, 40 << 20, 10).await;
     assert!(ratio > 0.9, "hot-set hit ratio {ratio:.3} under a 10x scan");
-    let metrics = pop.h1.get(pop.https("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = pop.metrics().await;
     assert!(metric(&metrics, "edge_cache_lookups_total", &["result=\"hit\"", "tier=\"disk\""]) > 0.0, "{metrics}");
     pop.stop().await;
 }

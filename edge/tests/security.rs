@@ -162,3 +162,63 @@ async fn upload_urls_are_checked_at_the_edge() {
     assert_eq!(origin.fetches("uploads"), 2);
     pop.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takedown_with_a_body_passes_through_promptly() {
+    init();
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pop = Pop::start(config(dir.path(), &origin.url())).await;
+    let reason = serde_json::json!({ "reason": "upload cancelled by its creator" }).to_string();
+    // As `web/static/upload.js` sends it, over both TCP protocols.
+    for client in [&pop.h1, &pop.h2] {
+        let started = std::time::Instant::now();
+        let r = client
+            .delete(pop.https("/v1/videos/v40"))
+            .header("authorization", "Bearer creator")
+            .header("content-type", "application/json")
+            .body(reason.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    // A body without a length (HTTP/1.1 chunked) and no body at all pass as they are.
+    let chunks = futures_util::stream::iter(["{\"title\":", "\"t\"}"].map(|s| Ok::<_, std::io::Error>(s.to_owned())));
+    let r = pop.h1.patch(pop.https("/v1/videos/v40")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = pop.h1.delete(pop.https("/v1/videos/v41")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = origin.api_requests();
+    let bodies: Vec<(&str, &[u8])> = seen.iter().map(|(m, _, b)| (m.as_str(), b.as_ref())).collect();
+    assert_eq!(
+        bodies,
+        [
+            ("DELETE", reason.as_bytes()),
+            ("DELETE", reason.as_bytes()),
+            ("PATCH", b"{\"title\":\"t\"}".as_slice()),
+            ("DELETE", b"".as_slice())
+        ]
+    );
+    pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_on_their_own_listener() {
+    init();
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pop = Pop::start(config(dir.path(), &origin.url())).await;
+    assert_eq!(refusal(&pop, "/metrics").await, (404, "not_found".into()), "not to viewers");
+    let r = reqwest::get(pop.http("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 404, "not on plain HTTP either");
+    let page = pop.metrics().await;
+    assert!(page.contains("edge_requests_total"), "{page}");
+    let admin = pop.running.metrics.unwrap();
+    let r = reqwest::get(format!("http://{admin}/healthz")).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.text().await.unwrap().as_str()), (200, "ok"));
+    let r = reqwest::get(format!("http://{admin}/p/x/y/z")).await.unwrap();
+    assert_eq!(r.status(), 404, "nothing else there");
+    pop.stop().await;
+}

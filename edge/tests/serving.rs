@@ -46,7 +46,7 @@ async fn h1_h2_and_h3_return_identical_bytes() {
     let (head, body) = pop.get_h3(&viewer_path("v1", "720p/seg_00001.m4s")).await;
     assert_eq!((head.headers()["x-cache"].to_str().unwrap(), body), ("miss", other.to_vec()));
 
-    let metrics = pop.h1.get(pop.https("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = pop.metrics().await;
     assert!(metric(&metrics, "edge_cache_lookups_total", &["result=\"hit\"", "tier=\"memory\""]) >= 3.0, "{metrics}");
     assert!(metric(&metrics, "edge_origin_fetches_total", &["outcome=\"ok\""]) == 2.0, "{metrics}");
     assert!(metrics.contains("edge_origin_fetch_duration_seconds_bucket"), "{metrics}");
@@ -208,23 +208,39 @@ async fn a_miss_streams_before_the_origin_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn objects_larger_than_a_disk_block_pass_through() {
+async fn objects_larger_than_a_disk_block_are_kept_in_chunks() {
     init();
     let origin = TestOrigin::start().await;
-    let big = origin.segment("v3/2160p/seg_00000.m4s", 3 << 20);
+    let key = "v3/2160p/seg_00000.m4s";
+    let big = origin.segment(key, 3 << 20);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), &origin.url());
     cfg.cache.block = 1 << 20;
-    let pop = Pop::start(cfg).await;
+    let pop = Pop::start(cfg.clone()).await;
     let path = viewer_path("v3", "2160p/seg_00000.m4s");
-    for _ in 0..2 {
-        let (status, x_cache, body) = pop.get(&path).await;
-        assert_eq!((status, x_cache.as_str()), (200, "miss"));
-        assert!(body == big, "whole and correct");
-    }
+    let (status, x_cache, body) = pop.get(&path).await;
+    assert_eq!((status, x_cache.as_str()), (200, "miss"));
+    assert!(body == big, "whole and correct");
+    // Asked again: from the cache, and admitted to disk.
+    let (status, x_cache, body) = fetch(&pop.h2, &pop.https(&path), &[]).await;
+    assert_eq!((status, x_cache.as_str()), (200, "hit-memory"));
+    assert!(body == big, "whole and correct from chunks");
     let r = pop.h1.get(pop.https(&path)).header("range", "bytes=2097152-").send().await.unwrap();
     assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], format!("bytes 2097152-{}/{}", (3 << 20) - 1, 3 << 20));
     assert_eq!(r.bytes().await.unwrap(), big.slice(2 << 20..));
-    assert_eq!(origin.fetches("v3/2160p/seg_00000.m4s"), 3, "passed through, never cached");
+    let chunk = (1 << 20) - (8 << 10);
+    let chunks = (3u64 << 20).div_ceil(chunk);
+    assert_eq!(origin.fetches(key), chunks, "each chunk fetched once");
+    assert_eq!(origin.bytes_sent(), 3 << 20, "the object's bytes, once");
+    pop.stop().await;
+
+    let pop = Pop::start(cfg).await;
+    let (status, x_cache, body) = pop.get(&path).await;
+    assert_eq!((status, x_cache.as_str()), (200, "hit-disk"));
+    assert!(body == big, "from disk, in chunks");
+    let (head, h3_body) = pop.get_h3(&path).await;
+    assert!(head.status() == 200 && h3_body == big, "HTTP/3 too");
+    assert_eq!(origin.fetches(key), chunks, "nothing fetched again after the restart");
     pop.stop().await;
 }

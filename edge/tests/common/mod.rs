@@ -82,6 +82,12 @@ impl Pop {
         self.running.stop().await;
     }
 
+    /// The metrics page, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.running.metrics.expect("metrics listener"));
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
+
     /// GET over HTTP/1.1: status, `x-cache`, body.
     pub async fn get(&self, path: &str) -> (u16, String, bytes::Bytes) {
         fetch(&self.h1, &self.https(path), &[]).await

@@ -1,7 +1,7 @@
 //! An origin for edge tests: the PoP contract of the real origin (objects under
-//! `/v1/objects/{video}/{path}` behind a bearer token, the key service, heartbeats) over real
-//! HTTP, serving generated objects and counting every fetch. It can be slowed, held mid-body,
-//! and killed.
+//! `/v1/objects/{video}/{path}` behind a bearer token, with byte ranges; the key service;
+//! heartbeats; takedowns) over real HTTP, serving generated objects and counting every fetch
+//! and every body byte it sends. It can be slowed, held mid-body, made to fail, and killed.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -51,6 +51,16 @@ struct State {
     delay_ms: AtomicU64,
     beats: Mutex<Beats>,
     addr: Mutex<String>,
+    /// Body bytes of objects sent.
+    bytes_sent: AtomicU64,
+    /// Videos taken down: their objects answer 410.
+    gone: Mutex<Vec<String>>,
+    /// Keys answered with this status instead of their object.
+    failing: Mutex<HashMap<String, u16>>,
+    /// Requests to `/v1/videos/...`: method, path and the body received.
+    api: Mutex<Vec<(String, String, Bytes)>>,
+    /// Upload bodies that broke off before their end, and when.
+    upload_aborts: Mutex<Vec<std::time::Instant>>,
 }
 
 /// A running test origin.
@@ -135,6 +145,34 @@ impl TestOrigin {
         self.state.fetches.lock().unwrap().values().sum()
     }
 
+    /// Body bytes of objects sent so far (what the origin's egress would bill).
+    pub fn bytes_sent(&self) -> u64 {
+        self.state.bytes_sent.load(Ordering::SeqCst)
+    }
+
+    /// Takes `video` down as the origin does: a purge for the heartbeat, and 410 for its objects.
+    pub fn take_down(&self, video: &str) {
+        self.state.gone.lock().unwrap().push(video.to_owned());
+        let mut beats = self.beats();
+        let seq = beats.purges.iter().map(|p| p.0).max().unwrap_or(0) + 1;
+        beats.purges.push((seq, video.to_owned()));
+    }
+
+    /// Answers `key` with `status` (and no object) from now on.
+    pub fn fail(&self, key: &str, status: u16) {
+        self.state.failing.lock().unwrap().insert(key.to_owned(), status);
+    }
+
+    /// Requests to `/v1/videos/...` so far: method, path, body.
+    pub fn api_requests(&self) -> Vec<(String, String, Bytes)> {
+        self.state.api.lock().unwrap().clone()
+    }
+
+    /// When each upload body that broke off was given up.
+    pub fn upload_aborts(&self) -> Vec<std::time::Instant> {
+        self.state.upload_aborts.lock().unwrap().clone()
+    }
+
     /// Delays every answer's headers by `d`.
     pub fn slow(&self, d: Duration) {
         self.state.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
@@ -189,7 +227,10 @@ async fn answer(state: Arc<State>, req: http::Request<Incoming>) -> Result<http:
         if !authorized {
             return Ok(full(401, "no token"));
         }
-        return Ok(object(&state, key));
+        return Ok(object(&state, key, req.headers().get("range").and_then(|v| v.to_str().ok())));
+    }
+    if path.starts_with("/v1/videos/") {
+        return Ok(video_api(&state, req).await);
     }
     if path == "/v1/pops/heartbeat" && authorized {
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -226,7 +267,13 @@ async fn upload(state: &State, req: http::Request<Incoming>) -> http::Response<B
     *state.fetches.lock().unwrap().entry("uploads".into()).or_default() += 1;
     let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().clone();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            state.upload_aborts.lock().unwrap().push(std::time::Instant::now());
+            return full(400, "body broke off");
+        }
+    };
     let mut r = full(if method == http::Method::POST { 201 } else { 204 }, "");
     let addr = state.addr.lock().unwrap().to_owned();
     r.headers_mut().insert("location", format!("http://{addr}/v1/uploads/u1?{query}").parse().unwrap());
@@ -235,40 +282,89 @@ async fn upload(state: &State, req: http::Request<Incoming>) -> http::Response<B
     r
 }
 
-fn object(state: &State, key: &str) -> http::Response<Body> {
+/// The real origin's takedown route, as far as a PoP can tell: it reads the whole body (a JSON
+/// reason) before answering.
+async fn video_api(state: &State, req: http::Request<Incoming>) -> http::Response<Body> {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    state.api.lock().unwrap().push((method, path, body.clone()));
+    let mut r = full(200, format!("{{\"received\": {}}}", body.len()));
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn object(state: &State, key: &str, range: Option<&str>) -> http::Response<Body> {
     *state.fetches.lock().unwrap().entry(key.to_owned()).or_default() += 1;
+    if let Some(&status) = state.failing.lock().unwrap().get(key) {
+        return full(status, "failing on purpose");
+    }
+    if state.gone.lock().unwrap().iter().any(|v| key.starts_with(&format!("{v}/"))) {
+        return full(410, "taken down");
+    }
     let stored = state.objects.lock().unwrap().get(key).cloned().or_else(|| generated(state, key));
     let Some(stored) = stored else { return full(404, "no such object") };
     let len = stored.body.len();
-    let mut r = match stored.hold {
-        None => full(200, stored.body.clone()),
-        Some(gate) => {
-            let body = stored.body.clone();
-            let half = body.slice(..len / 2);
-            let rest = body.slice(len / 2..);
-            let frames = futures_util::stream::unfold(0u8, move |step| {
-                let (half, rest, gate) = (half.clone(), rest.clone(), gate.clone());
-                async move {
-                    match step {
-                        0 => Some((Ok::<_, Infallible>(Frame::data(half)), 1)),
-                        1 => {
-                            gate.notified().await;
-                            Some((Ok(Frame::data(rest)), 2))
-                        }
-                        _ => None,
-                    }
-                }
-            });
-            let mut r = http::Response::new(StreamBody::new(frames).boxed());
-            r.headers_mut().insert("content-length", len.to_string().parse().unwrap());
-            r
+    // One range, as the real origin serves them.
+    let span = match range.map(|r| parse_range(r, len)) {
+        None => None,
+        Some(Some(span)) => Some(span),
+        Some(None) => {
+            let mut r = full(416, "");
+            r.headers_mut().insert("content-range", format!("bytes */{len}").parse().unwrap());
+            return r;
         }
     };
+    let body = match span {
+        Some((a, b)) => stored.body.slice(a..=b),
+        None => stored.body.clone(),
+    };
+    state.bytes_sent.fetch_add(body.len() as u64, Ordering::SeqCst);
+    let mut r = match stored.hold {
+        None => full(200, body.clone()),
+        Some(gate) => held(body.clone(), gate),
+    };
+    if let Some((a, b)) = span {
+        *r.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+        r.headers_mut().insert("content-range", format!("bytes {a}-{b}/{len}").parse().unwrap());
+    }
     let h = r.headers_mut();
+    h.insert("content-length", body.len().to_string().parse().unwrap());
     h.insert("cache-control", stored.cache_control.parse().unwrap());
     h.insert("content-type", stored.content_type.parse().unwrap());
     h.insert("etag", format!("\"{len}-{}\"", key.len()).parse().unwrap());
     r
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` of an object of `len` bytes; `None` if unsatisfiable.
+fn parse_range(value: &str, len: usize) -> Option<(usize, usize)> {
+    let (a, b) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let (start, end) = match (a.parse::<usize>(), b.parse::<usize>()) {
+        (Ok(a), Ok(b)) => (a, b.min(len.checked_sub(1)?)),
+        (Ok(a), Err(_)) => (a, len.checked_sub(1)?),
+        (Err(_), Ok(n)) => (len.saturating_sub(n), len.checked_sub(1)?),
+        _ => return None,
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// A body whose first half is sent at once and the rest once `gate` is notified.
+fn held(body: Bytes, gate: Arc<Notify>) -> http::Response<Body> {
+    let half = body.slice(..body.len() / 2);
+    let rest = body.slice(body.len() / 2..);
+    let frames = futures_util::stream::unfold(0u8, move |step| {
+        let (half, rest, gate) = (half.clone(), rest.clone(), gate.clone());
+        async move {
+            match step {
+                0 => Some((Ok::<_, Infallible>(Frame::data(half)), 1)),
+                1 => {
+                    gate.notified().await;
+                    Some((Ok(Frame::data(rest)), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    http::Response::new(StreamBody::new(frames).boxed())
 }
 
 fn generated(state: &State, key: &str) -> Option<Stored> {
