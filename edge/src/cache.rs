@@ -60,6 +60,8 @@ pub struct ObjectCache {
     admission: Admission,
     largest: u64,
     purges: Purges,
+    /// When this run opened the cache, Unix ms: anything fetched before came from the disk tier.
+    opened_at: i64,
 }
 
 impl std::fmt::Debug for ObjectCache {
@@ -109,18 +111,20 @@ impl ObjectCache {
             // A block also holds the entry's index, key and head.
             largest: s.block.saturating_sub(8 << 10),
             purges: Purges::open(&s.path, s.disk > 0),
+            opened_at: crate::now_ms(),
         })
     }
 
-    /// A cached object and its tier, unless missing or purged after it was fetched. Disk
-    /// entries count as missing until the purges are caught up after a start.
+    /// A cached object and its tier, unless missing or purged after it was fetched. What an
+    /// earlier run left on disk counts as missing until the purges are caught up after a start
+    /// (by its fetch time: a disk hit is copied to memory, so the tier does not tell).
     pub async fn lookup(&self, key: &str) -> Option<(Object, Tier)> {
         let entry = self.hybrid.get(&key.to_owned()).await.ok().flatten()?;
         let tier = if entry.source() == Source::Disk { Tier::Disk } else { Tier::Memory };
-        if tier == Tier::Disk && !self.purges.caught_up() {
+        let object = Object::decode(entry.value())?;
+        if object.head.fetched_at < self.opened_at && !self.purges.caught_up() {
             return None;
         }
-        let object = Object::decode(entry.value())?;
         if self.purges.purged(key, object.head.fetched_at) {
             self.hybrid.remove(&key.to_owned());
             return None;

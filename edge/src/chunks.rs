@@ -92,8 +92,9 @@ pub fn body(
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
     let size = edge.cache.chunk_size().max(1);
     let end = start + len;
-    let indices = if len == 0 { 1..=0 } else { start / size..=(end - 1) / size };
-    let last = *indices.end();
+    let first = start / size;
+    let past = if len == 0 { first } else { (end - 1) / size + 1 };
+    let (indices, last) = (first..past, past.saturating_sub(1));
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
         let parts = stream::iter(indices).then(|i| {

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use http::{Method, header};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Frame;
+use tokio::sync::oneshot;
 
 use crate::Edge;
 use crate::error::EdgeError;
@@ -79,17 +80,26 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
         .filter_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v.to_owned())))
         .collect();
     let base = edge.upstream.origins().first().cloned().ok_or(EdgeError::OriginUnavailable("no origin".into()))?;
-    let mut outgoing = edge.upstream.client().request(method, format!("{base}{path}"));
+    let mut outgoing = edge.upstream.passthrough().request(method, format!("{base}{path}"));
     for (name, value) in &headers {
         outgoing = outgoing.header(*name, value);
     }
-    if let Some((length, body)) = body_of(req).await? {
+    let (sent, body_sent) = oneshot::channel();
+    if let Some((length, body)) = body_of(req, sent).await? {
         if let Some(length) = length {
             outgoing = outgoing.header(header::CONTENT_LENGTH, length);
         }
         outgoing = outgoing.body(body);
     }
-    let answer = outgoing.send().await.map_err(|e| {
+    // The origin has `origin.request_timeout` to answer once the body is all there; while it
+    // comes, `limits.body_timeout` bounds each silence.
+    let answered = async {
+        tokio::select! {
+            r = outgoing.send() => Some(r),
+            () = answer_due(body_sent, edge.origin_timeout) => None,
+        }
+    };
+    let answer = answered.await.ok_or(EdgeError::OriginTimeout)?.map_err(|e| {
         if stalled(&e) {
             EdgeError::BodyTimeout(edge.connections.limits().body_timeout)
         } else if e.is_timeout() {
@@ -116,7 +126,7 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
 /// The body a request carries, by its framing rather than its method: `content-length` when
 /// it says (0: none), else whatever frames come (HTTP/1.1 chunked, an h2 or h3 stream that
 /// did not end with its headers). `None` when there is no body at all.
-async fn body_of(req: Request) -> Result<Option<(Option<u64>, reqwest::Body)>, EdgeError> {
+async fn body_of(req: Request, sent: oneshot::Sender<()>) -> Result<Option<(Option<u64>, reqwest::Body)>, EdgeError> {
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::parse::<u64>);
     let length = match length {
         Some(Ok(n)) => Some(n),
@@ -127,13 +137,17 @@ async fn body_of(req: Request) -> Result<Option<(Option<u64>, reqwest::Body)>, E
     };
     let mut body = req.into_body();
     if length == Some(0) || hyper::body::Body::is_end_stream(&body) {
+        let _ = sent.send(());
         return Ok(None);
     }
     // An h3 request says whether a body follows only by sending one or ending the stream.
     let first = match length {
         Some(_) => None,
         None => match body.frame().await {
-            None => return Ok(None),
+            None => {
+                let _ = sent.send(());
+                return Ok(None);
+            }
             Some(Err(e)) => return Err(body_error(&e)),
             Some(Ok(frame)) => Some(frame),
         },
@@ -145,7 +159,22 @@ async fn body_of(req: Request) -> Result<Option<(Option<u64>, reqwest::Body)>, E
             Err(e) => Some(Err(e)),
         }
     });
-    Ok(Some((length, reqwest::Body::wrap_stream(data))))
+    let mut sent = Some(sent);
+    let end = futures_util::stream::poll_fn(move |_| {
+        if let Some(sent) = sent.take() {
+            let _ = sent.send(());
+        }
+        std::task::Poll::Ready(None)
+    });
+    Ok(Some((length, reqwest::Body::wrap_stream(data.chain(end)))))
+}
+
+/// Resolves `wait` after the body was all sent; never if it broke off (the request fails).
+async fn answer_due(body_sent: oneshot::Receiver<()>, wait: std::time::Duration) {
+    match body_sent.await {
+        Ok(()) => tokio::time::sleep(wait).await,
+        Err(_) => std::future::pending().await,
+    }
 }
 
 fn body_error(e: &std::io::Error) -> EdgeError {

@@ -10,6 +10,7 @@ use crate::error::EdgeError;
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    passthrough: reqwest::Client,
     origins: Vec<String>,
     token: String,
     retries: u32,
@@ -18,15 +19,16 @@ pub struct Upstream {
 impl Upstream {
     /// A client for `origins` (tried in order), presenting `token`.
     pub fn new(origins: Vec<String>, token: String, connect: Duration, read: Duration, retries: u32) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .read_timeout(read)
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .expect("http client");
+        let builder =
+            || reqwest::Client::builder().connect_timeout(connect).pool_max_idle_per_host(64).tcp_nodelay(true);
+        let client = builder().read_timeout(read).build().expect("http client");
+        // A read timeout would also run while a request body is still being sent, cutting off
+        // an upload that takes longer than `read` to arrive; the pass-through bounds the wait
+        // for the origin's answer itself, from the end of the body (`proxy.rs`).
+        let passthrough = builder().build().expect("http client");
         Self {
             client,
+            passthrough,
             origins: origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
             token,
             retries,
@@ -38,9 +40,14 @@ impl Upstream {
         &self.token
     }
 
-    /// The HTTP client (pooled connections to the origins).
+    /// The HTTP client (pooled connections to the origins), with a read timeout.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The HTTP client for requests passed through with their bodies: no read timeout.
+    pub fn passthrough(&self) -> &reqwest::Client {
+        &self.passthrough
     }
 
     /// The origin base URLs (for rewriting the origin's absolute URLs to this PoP's).

@@ -176,3 +176,86 @@ async fn popular_videos_are_reported_and_prefetched() {
     assert_eq!(origin.fetches("v14/720p/seg_00000.m4s"), 1);
     Arc::into_inner(pop).unwrap().stop().await;
 }
+
+/// Asks until `key`'s takedown shows; the status it shows with.
+async fn purged_status(pop: &Pop, video: &str, path: &str) -> u16 {
+    let edge = pop.running.edge.clone();
+    let key = format!("{video}/{path}");
+    wait_for("the purge", Duration::from_secs(3), async || edge.cache.lookup(&key).await.is_none()).await;
+    pop.get(&viewer_path(video, path)).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takedown_that_cannot_be_written_is_never_served_from_disk_again() {
+    init();
+    let mut origin = TestOrigin::start().await;
+    let (gone, kept) = ("v20/720p/seg_00000.m4s", "v21/720p/seg_00000.m4s");
+    origin.segment(gone, 60_000);
+    let kept_body = origin.segment(kept, 60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.prefetch.heartbeat = Duration::from_millis(200);
+    let pop = Pop::start(cfg.clone()).await;
+    for key in [gone, kept] {
+        // Twice: on disk too.
+        let (video, path) = key.split_once('/').unwrap();
+        pop.get(&viewer_path(video, path)).await;
+        assert_eq!(pop.get(&viewer_path(video, path)).await.1, "hit-memory");
+    }
+    // The disk fails where the takedowns are written.
+    let state = dir.path().join("purged.json");
+    let _ = std::fs::remove_file(&state);
+    std::fs::create_dir(&state).unwrap();
+    origin.take_down("v20");
+    assert_eq!(purged_status(&pop, "v20", "720p/seg_00000.m4s").await, 410, "held in memory");
+    let admin = format!("http://{}/healthz", pop.running.metrics.unwrap());
+    let health = reqwest::get(&admin).await.unwrap();
+    assert_eq!(health.status(), 503);
+    assert_eq!(health.json::<serde_json::Value>().await.unwrap()["error"]["code"], "purges_not_durable");
+    let metrics = pop.metrics().await;
+    assert!(metric(&metrics, "edge_purge_writes_total", &["outcome=\"failed\""]) >= 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "edge_purges_not_durable", &[]), 1.0, "{metrics}");
+    let beats = origin.beats().reports.len();
+    wait_for("two more beats", Duration::from_secs(2), async || origin.beats().reports.len() >= beats + 2).await;
+    let cursor = origin.beats().reports.last().unwrap()["purges_after"].as_i64().unwrap();
+    assert_eq!(cursor, 0, "the cursor did not move past what is not on disk");
+    pop.stop().await;
+
+    // Restarted with the disk still failing and the origin down: nothing from disk at all.
+    origin.kill().await;
+    let pop = Pop::start(cfg.clone()).await;
+    for (video, status) in [("v20", 502), ("v21", 502)] {
+        let (got, x_cache, _) = pop.get(&viewer_path(video, "720p/seg_00000.m4s")).await;
+        assert_eq!((got, x_cache.as_str()), (status, ""), "{video}: the disk tier waits for the takedowns");
+    }
+    // The origin is back: the takedown is sent again and holds, the rest is served from disk.
+    origin.restart().await;
+    assert_eq!(purged_status(&pop, "v20", "720p/seg_00000.m4s").await, 410);
+    let edge = pop.running.edge.clone();
+    wait_for("the catch-up", Duration::from_secs(3), async || edge.cache.purges().caught_up()).await;
+    let fetched = origin.fetches(kept);
+    let (status, x_cache, body) = pop.get(&viewer_path("v21", "720p/seg_00000.m4s")).await;
+    // The gated look-up above already copied it from disk to memory.
+    assert!(status == 200 && x_cache.starts_with("hit") && body == kept_body, "{status} {x_cache}");
+    assert_eq!(origin.fetches(kept), fetched, "served from what the disk kept");
+    assert_eq!(pop.get(&viewer_path("v20", "720p/seg_00000.m4s")).await.0, 410);
+
+    // The disk is repaired: the next beat writes the takedown, and health is back.
+    std::fs::remove_dir(&state).unwrap();
+    wait_for("the write", Duration::from_secs(3), async || edge.cache.purges().durable().is_ok()).await;
+    assert_eq!(reqwest::get(format!("http://{}/healthz", pop.running.metrics.unwrap())).await.unwrap().status(), 200);
+    pop.stop().await;
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["cursor"], 1);
+    assert!(saved["tombstones"]["v20"].is_i64(), "{saved}");
+
+    // Restarted again: the tombstone on disk holds by itself (the origin sends it no more).
+    let pop = Pop::start(cfg).await;
+    let (status, x_cache, _) = pop.get(&viewer_path("v20", "720p/seg_00000.m4s")).await;
+    assert_eq!((status, x_cache.as_str()), (410, ""));
+    assert_eq!(pop.get(&viewer_path("v21", "720p/seg_00000.m4s")).await.1, "hit-disk");
+    pop.stop().await;
+    let cursors: Vec<i64> =
+        origin.beats().reports.iter().rev().take(1).map(|r| r["purges_after"].as_i64().unwrap()).collect();
+    assert_eq!(cursors, [1], "resumed from the cursor on disk");
+}

@@ -19,6 +19,7 @@ id = "pop-test"
 https = "127.0.0.1:0"
 h3 = false
 http = "127.0.0.1:0"
+metrics = "127.0.0.1:0"
 [origin]
 token = "a-pop-token-of-16+"
 [[tokens]]
@@ -78,4 +79,45 @@ fn http_get(url: &str) -> String {
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
     answer
+}
+
+#[test]
+fn client_text_cannot_forge_log_lines() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    // An origin that is not there: the request fails and is logged with its path.
+    let config = VALID.replace("[origin]\n", "[origin]\nurls = [\"http://127.0.0.1:9\"]\nretries = 0\n");
+    let mut child = Command::new(EDGE)
+        .args(["serve", "--threads", "1", "--config"])
+        .arg(write(dir.path(), &config))
+        .env("EDGE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let http =
+        line.split("http=Some(").nth(1).and_then(|s| s.split(')').next()).expect("plain HTTP address").to_owned();
+    // Paths and header values may carry UTF-8 beyond ASCII: here a NEL (U+0085) and a LINE
+    // SEPARATOR (U+2028), each followed by what would pass for a log line of its own.
+    let forged = "2026-01-01T00:00:00.000000Z ERROR forged";
+    let mut tcp = std::net::TcpStream::connect(&http).unwrap();
+    let request = format!(
+        "GET /v1/videos/x\u{85}FORGED-PATH\u{2028}AGAIN HTTP/1.1\r\nhost: x\r\nx-request-id: id\u{85}{forged}\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child.wait().unwrap();
+    let failed =
+        log.lines().find(|l| l.contains("request failed")).unwrap_or_else(|| panic!("no request line:\n{log}"));
+    assert!(failed.contains(r"x\u{85}FORGED-PATH\u{2028}AGAIN") && failed.contains(r"id\u{85}2026"), "{failed}");
+    assert!(!log.contains(['\u{85}', '\u{2028}']), "raw line breaks reached the log:\n{log}");
+    assert!(!log.lines().any(|l| l.starts_with("FORGED") || l.starts_with(forged)), "{log}");
 }

@@ -244,3 +244,36 @@ async fn objects_larger_than_a_disk_block_are_kept_in_chunks() {
     assert_eq!(origin.fetches(key), chunks, "nothing fetched again after the restart");
     pop.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_none_match_compares_weakly_on_misses_and_hits() {
+    init();
+    let origin = TestOrigin::start().await;
+    let key = "v60/360p/seg_00000.m4s";
+    origin.segment(key, 5_000);
+    let etag = format!("\"5000-{}\"", key.len());
+    let dir = tempfile::tempdir().unwrap();
+    let pop = Pop::start(config(dir.path(), &origin.url())).await;
+    let url = pop.https(&viewer_path("v60", "360p/seg_00000.m4s"));
+    let ask = async |value: &str| {
+        let r = pop.h1.get(&url).header("if-none-match", value).send().await.unwrap();
+        let x_cache = r.headers().get("x-cache").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let tag = r.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), x_cache, tag, r.bytes().await.unwrap().len())
+    };
+    // On a miss the flight's head has the ETag already.
+    assert_eq!(ask(&format!("W/{etag}")).await, (304, "miss".into(), Some(etag.clone()), 0));
+    // On hits: lists, weak tags, `*`; anything else gets the object.
+    for matching in [format!("\"nope\", W/{etag}"), format!("{etag},\"x\""), "*".to_owned(), etag.clone()] {
+        let (status, x_cache, tag, _) = ask(&matching).await;
+        assert_eq!((status, x_cache.as_str(), tag.as_deref()), (304, "hit-memory", Some(etag.as_str())), "{matching}");
+    }
+    for other in ["\"5000\"", "W/\"nope\"", "5000-22"] {
+        assert_eq!(ask(other).await.0, 200, "{other}");
+    }
+    // Before any Range.
+    let r = pop.h1.get(&url).header("if-none-match", &etag).header("range", "bytes=0-9").send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(origin.fetches(key), 1);
+    pop.stop().await;
+}

@@ -2,8 +2,8 @@
 //! the nearest PoP (tus, pre-signed URL checked there), the origin transcodes and encrypts,
 //! viewers play the ladder through a PoP with ffprobe (keys proxied, never cached), two
 //! hundred viewers of a cold segment cost the origin one request, the other PoP has the
-//! first segments before anyone asks there, and a takedown empties both PoPs within a
-//! heartbeat.
+//! first segments before anyone asks there, and a takedown sent through a PoP empties both
+//! PoPs within a heartbeat.
 
 mod common;
 
@@ -136,15 +136,19 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
         "one origin fetch for 200 viewers; Seoul B: {b_page}"
     );
 
-    // Take it down: both PoPs stop serving it within a heartbeat (plus the request's time).
+    // Take it down through the PoP, as the upload page does (a DELETE with a JSON body): both
+    // PoPs stop serving it within a heartbeat (plus the request's time).
+    let started = std::time::Instant::now();
     let r = http
-        .delete(format!("{origin_url}/v1/videos/{id}"))
+        .delete(format!("{pop_a}/v1/videos/{id}"))
         .bearer_auth(DEV_CREATOR_TOKEN)
-        .json(&serde_json::json!({"reason": "e2e"}))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"reason": "upload cancelled by its creator"}).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(started.elapsed() < Duration::from_secs(5), "the takedown took {:?}", started.elapsed());
     let purged = async |pop: String| {
         let url = segment.replace(&pop_b, &pop);
         wait_until("the takedown at a PoP", HEARTBEAT * 3, async || {

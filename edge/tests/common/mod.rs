@@ -111,8 +111,16 @@ pub async fn fetch(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]
     (status, x_cache, r.bytes().await.unwrap())
 }
 
-/// One HTTP/3 GET on a fresh QUIC connection to `addr`, trusting `certificate` (DER).
-pub async fn get_h3(addr: SocketAddr, certificate: &[u8], path: &str) -> (http::Response<()>, Vec<u8>) {
+/// A QUIC connection (ALPN h3) to `addr`, trusting `certificate` (DER); the endpoint with it.
+pub async fn quic_connect(addr: SocketAddr, certificate: &[u8]) -> (quinn::Endpoint, quinn::Connection) {
+    quic_try_connect(addr, certificate).await.expect("QUIC handshake")
+}
+
+/// [`quic_connect`], or why the handshake failed.
+pub async fn quic_try_connect(
+    addr: SocketAddr,
+    certificate: &[u8],
+) -> Result<(quinn::Endpoint, quinn::Connection), quinn::ConnectionError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls::pki_types::CertificateDer::from(certificate.to_vec())).unwrap();
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -124,7 +132,13 @@ pub async fn get_h3(addr: SocketAddr, certificate: &[u8], path: &str) -> (http::
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = endpoint.connect(addr, "localhost").unwrap().await.expect("QUIC handshake");
+    let conn = endpoint.connect(addr, "localhost").unwrap().await?;
+    Ok((endpoint, conn))
+}
+
+/// One HTTP/3 GET on a fresh QUIC connection to `addr`, trusting `certificate` (DER).
+pub async fn get_h3(addr: SocketAddr, certificate: &[u8], path: &str) -> (http::Response<()>, Vec<u8>) {
+    let (endpoint, conn) = quic_connect(addr, certificate).await;
     let (mut driver, mut sender) = h3::client::new(h3_quinn::Connection::new(conn)).await.unwrap();
     let drive = tokio::spawn(async move { futures_util::future::poll_fn(|cx| driver.poll_close(cx)).await });
     let uri = format!("https://localhost:{}{path}", addr.port());
