@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::executor::LocalExecutor;
+use crate::jit::Materialise;
 use crate::media::Limits;
 use crate::pipeline::Pipeline;
 use crate::transcode::{KeyRequest, TranscodeRequest, transcode};
@@ -69,6 +70,10 @@ enum Command {
         /// Encode workers [default: one per core].
         #[arg(long)]
         workers: Option<usize>,
+        /// Encode only the floor (the highest rung at or under this class, e.g. 360) and
+        /// leave an on-demand plan in `OUT/source/` for the other rungs.
+        #[arg(long)]
+        floor: Option<u32>,
     },
     /// Probe a file and print what the encoder would see, or why it refuses it.
     Inspect {
@@ -103,6 +108,7 @@ pub fn main() -> i32 {
             keep_work_dir,
             force,
             workers,
+            floor,
         } => {
             let pipeline = match load_pipeline(pipeline) {
                 Ok(p) => p,
@@ -126,6 +132,8 @@ pub fn main() -> i32 {
                 keep_work_dir,
                 force,
                 limits: Limits::default(),
+                materialise: floor.map_or(Materialise::All, |max_class| Materialise::Floor { max_class }),
+                on_demand: floor.is_some(),
             };
             run_transcode(req, json, workers)
         }
