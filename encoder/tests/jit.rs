@@ -182,7 +182,7 @@ fn deferred_rungs_encoded_later_match_the_full_encode() {
     let seg2 = segment_of(&one, 0, 2);
     let stored2 = std::fs::read(full.join("720p/seg_00002.m4s")).unwrap();
     assert_eq!(flat(&seg2), flat(&stored2), "tfdt and sample durations equal the pre-encoded copy's");
-    assert_eq!(frames_of(&init_720, &[seg2.clone()], dir.path()), (1280, 720, 60));
+    assert_eq!(frames_of(&init_720, std::slice::from_ref(&seg2), dir.path()), (1280, 720, 60));
 
     let run480 = jit(&plan, &src, &scratch, &["480p"], 1, 9);
     for n in 1..4 {
