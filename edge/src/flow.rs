@@ -90,10 +90,20 @@ pub async fn admin(edge: Arc<Edge>, req: Request) -> Response {
 }
 
 /// Every request's span. What the client wrote (path, request id) is recorded with `Debug`,
-/// which escapes control characters and line separators, so it cannot forge a log line.
+/// which escapes control characters and line separators, so it cannot forge a log line. The
+/// playback token is left out of the path (the query, with upload signatures, is never in it).
 fn request_span(req: &Request, protocol: &'static str) -> tracing::Span {
     let request_id = req.headers().get("x-request-id").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    tracing::info_span!("request", method = %req.method(), path = ?req.uri().path(), protocol, request_id = ?request_id)
+    let path = loggable(req.uri().path());
+    tracing::info_span!("request", method = %req.method(), path = ?path, protocol, request_id = ?request_id)
+}
+
+/// `path` without the capability in it: `/p/{token}/...` becomes `/p/-/...`.
+fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/p/").and_then(|rest| rest.split_once('/')) {
+        Some((_token, rest)) => format!("/p/-/{rest}").into(),
+        None => path.into(),
+    }
 }
 
 /// The response for a route's result; failures are logged here, with their internal detail.
@@ -356,4 +366,16 @@ fn headers(r: &mut Response, head: &Head, x_cache: &str) {
 
 fn header_value(req: &Request, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_paths_leave_the_token_out() {
+        assert_eq!(loggable("/p/v1.k.v.9.sig/v/360p/seg.m4s"), "/p/-/v/360p/seg.m4s");
+        assert_eq!(loggable("/v1/videos/x"), "/v1/videos/x");
+        assert_eq!(loggable("/p/only-a-token"), "/p/only-a-token");
+    }
 }

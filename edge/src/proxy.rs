@@ -105,7 +105,8 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
         } else if e.is_timeout() {
             EdgeError::OriginTimeout
         } else {
-            EdgeError::OriginUnavailable(e.to_string())
+            // Without the URL: its query may hold an upload signature.
+            EdgeError::OriginUnavailable(e.without_url().to_string())
         }
     })?;
     let status = answer.status();

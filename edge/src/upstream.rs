@@ -77,7 +77,7 @@ impl Upstream {
                 }
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_timeout() => last = EdgeError::OriginTimeout,
-                Err(e) => last = EdgeError::OriginUnavailable(format!("{base}: {e}")),
+                Err(e) => last = EdgeError::OriginUnavailable(format!("{base}: {}", e.without_url())),
             }
             tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
         }

@@ -84,24 +84,33 @@ impl Connections {
         &self.limits
     }
 
-    /// Takes a place for a connection from `peer`, held until the [`Admitted`] is dropped.
+    /// Takes a place for a connection from `peer` (an address the transport has proven, as a
+    /// TCP handshake does), held until the [`Admitted`] is dropped.
     pub fn admit(&self, peer: IpAddr) -> Result<Admitted, Refusal> {
+        let mut place = self.arrive()?;
+        place.settle(peer)?;
+        Ok(place)
+    }
+
+    /// Takes a place among `max_connections` for a connection whose address is not proven yet
+    /// (a QUIC Initial may carry any source address): its address share is claimed with
+    /// [`Admitted::settle`] once the handshake has proven it, so forged packets cannot use up
+    /// someone else's share.
+    pub fn arrive(&self) -> Result<Admitted, Refusal> {
         let mut counts = self.counts.lock().expect("connections lock");
-        let refusal = if counts.total >= self.limits.max_connections {
-            Some(Refusal::Capacity)
-        } else if counts.by_address.get(&peer).copied().unwrap_or(0) >= self.limits.max_connections_per_address {
-            Some(Refusal::PerAddress)
-        } else {
-            None
-        };
-        if let Some(r) = refusal {
-            self.refused.get_or_create(&vec![("reason", r.label())]).inc();
-            return Err(r);
+        if counts.total >= self.limits.max_connections {
+            self.refused.get_or_create(&vec![("reason", Refusal::Capacity.label())]).inc();
+            return Err(Refusal::Capacity);
         }
         counts.total += 1;
-        *counts.by_address.entry(peer).or_default() += 1;
         self.open.inc();
-        Ok(Admitted { counts: self.counts.clone(), open: self.open.clone(), peer })
+        Ok(Admitted {
+            counts: self.counts.clone(),
+            open: self.open.clone(),
+            refused: self.refused.clone(),
+            per_address: self.limits.max_connections_per_address,
+            peer: None,
+        })
     }
 
     /// Counts a connection or request cut off by a limit.
@@ -117,24 +126,42 @@ impl Connections {
     }
 }
 
-/// A connection's place; dropping it frees the place.
+/// A connection's place; dropping it frees the place (and its address's share).
 #[derive(Debug)]
 pub struct Admitted {
     counts: Arc<Mutex<Counts>>,
     open: Gauge,
-    peer: IpAddr,
+    refused: Family<Labels, Counter>,
+    per_address: u32,
+    peer: Option<IpAddr>,
+}
+
+impl Admitted {
+    /// Claims the connection's share of `peer`'s `max_connections_per_address`.
+    pub fn settle(&mut self, peer: IpAddr) -> Result<(), Refusal> {
+        if self.peer.is_some() {
+            return Ok(());
+        }
+        let mut counts = self.counts.lock().expect("connections lock");
+        let held = counts.by_address.entry(peer).or_default();
+        if *held >= self.per_address {
+            self.refused.get_or_create(&vec![("reason", Refusal::PerAddress.label())]).inc();
+            return Err(Refusal::PerAddress);
+        }
+        *held += 1;
+        self.peer = Some(peer);
+        Ok(())
+    }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().expect("connections lock");
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.by_address.get_mut(&self.peer) {
+        if let Some(n) = self.peer.and_then(|peer| counts.by_address.get_mut(&peer)) {
             *n -= 1;
-            if *n == 0 {
-                counts.by_address.remove(&self.peer);
-            }
         }
+        counts.by_address.retain(|_, n| *n > 0);
         self.open.dec();
     }
 }
@@ -308,7 +335,14 @@ mod tests {
         let _b1 = c.admit(b).unwrap();
         assert_eq!(c.admit(b).unwrap_err(), Refusal::Capacity);
         drop(a1);
-        assert!(c.admit(b).is_ok(), "a freed place is taken again");
+        let mut unproven = c.arrive().expect("a place in all, before the address is known");
+        assert_eq!(unproven.settle(a), Ok(()));
+        drop(unproven);
+        let _a3 = c.admit(a).unwrap();
+        assert_eq!(c.arrive().unwrap_err(), Refusal::Capacity);
+        drop(_a2);
+        let mut late = c.arrive().unwrap();
+        assert_eq!(late.settle(a), Ok(()), "a freed share is taken again");
     }
 
     #[tokio::test(start_paused = true)]

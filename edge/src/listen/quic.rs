@@ -41,7 +41,7 @@ pub async fn serve(edge: Arc<Edge>, endpoint: quinn::Endpoint, mut shutdown: wat
             i = endpoint.accept() => match i { Some(i) => i, None => break },
             _ = shutdown.changed() => break,
         };
-        let place = match edge.connections.admit(incoming.remote_address().ip()) {
+        let place = match edge.connections.arrive() {
             Ok(place) => place,
             Err(refusal) => {
                 tracing::debug!(peer = %incoming.remote_address(), reason = refusal.label(), "h3 connection refused");
@@ -59,11 +59,16 @@ pub async fn serve(edge: Arc<Edge>, endpoint: quinn::Endpoint, mut shutdown: wat
     endpoint.close(0u32.into(), b"shutdown");
 }
 
-async fn connection(edge: Arc<Edge>, incoming: quinn::Incoming, _place: Admitted) -> anyhow::Result<()> {
+async fn connection(edge: Arc<Edge>, incoming: quinn::Incoming, mut place: Admitted) -> anyhow::Result<()> {
     let limits = *edge.connections.limits();
     let deadline = limits.header_read_timeout;
     let setup = async {
         let conn = incoming.await?;
+        // The handshake proved the address: now it may count against its share.
+        if let Err(refusal) = place.settle(conn.remote_address().ip()) {
+            conn.close(0u32.into(), b"too many connections from this address");
+            anyhow::bail!("refused: {}", refusal.label());
+        }
         let h3 = h3::server::builder()
             .max_field_section_size(limits.max_header_bytes)
             .build::<_, Bytes>(h3_quinn::Connection::new(conn))
