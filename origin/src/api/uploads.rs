@@ -272,6 +272,16 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
         ));
     }
     let path = app.upload_path(&upload.id);
+    if current.offset == current.length {
+        // Already whole (its file may be the original by now): a retried last request.
+        if carries_bytes(req).await {
+            return Err(too_long(&current));
+        }
+        if current.kind == UploadKind::Single {
+            complete(app, &current, &path).await?;
+        }
+        return Ok(current.length);
+    }
     let mut file =
         tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(Error::io("open upload file"))?;
     file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Error::io("seek upload file"))?;
@@ -305,11 +315,7 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
             }
         };
         if written + chunk.len() as u64 > room {
-            outcome = Err(Error::api(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "size_exceeded",
-                format!("more than Upload-Length ({} bytes)", current.length),
-            ));
+            outcome = Err(too_long(&current));
             break;
         }
         file.write_all(&chunk).await.map_err(Error::io("write upload"))?;
@@ -352,6 +358,25 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
         complete(app, &current, &path).await?;
     }
     Ok(new_offset)
+}
+
+fn too_long(upload: &Upload) -> Error {
+    Error::api(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "size_exceeded",
+        format!("more than Upload-Length ({} bytes)", upload.length),
+    )
+}
+
+/// Whether a request body holds at least one byte.
+async fn carries_bytes(req: Request) -> bool {
+    let mut body = req.into_body();
+    while let Some(Ok(frame)) = body.frame().await {
+        if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The last byte of a single upload is durable: it completes the video, unless another
