@@ -66,7 +66,8 @@ pub async fn start(mut config: Config) -> Result<Running> {
         Some(at) => Some(TcpListener::bind(at).await.map_err(Error::io(format!("bind metrics_listen {at}")))?),
         None => None,
     };
-    let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(Error::io("local address"))?;
+    let metrics_addr =
+        metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(Error::io("local address"))?;
     // A configured port 0 (tests) is only known now; derived URLs follow it.
     let bound = |url: &str| url.replace(&config.listen.to_string(), &addr.to_string());
     config.public_url = bound(&config.public_url);
@@ -88,7 +89,13 @@ pub async fn start(mut config: Config) -> Result<Running> {
     }
     tasks.spawn(jobs::driver::run(app.clone(), watch.clone()));
     tasks.spawn(jobs::completion::run(app.clone(), watch.clone()));
-    tasks.spawn(notify::deliver_webhooks(app.queue.clone(), app.meta.clone(), app.outbound.clone(), watch.clone()));
+    tasks.spawn(notify::deliver_webhooks(
+        app.queue.clone(),
+        app.meta.clone(),
+        app.outbound.clone(),
+        app.metrics.webhooks.clone(),
+        watch.clone(),
+    ));
     tasks.spawn(collect_uploads(app.clone(), watch.clone()));
     spawn_workers(&app, &mut tasks, &watch);
     tracing::info!(%addr, metrics = ?metrics_addr, public = %app.config.public_url, "origin listening");

@@ -158,7 +158,10 @@ mod tests {
             redact("/v1/uploads/u1?video=v&max=10&exp=99&sig=deadbeef"),
             "/v1/uploads/u1?video=v&max=10&exp=99&sig=…redacted…"
         );
-        assert_eq!(redact("https://pop.example/p/tok/vid/key?token=x&a=b"), "https://pop.example/p/…redacted…/vid/key?token=…redacted…&a=b");
+        assert_eq!(
+            redact("https://pop.example/p/tok/vid/key?token=x&a=b"),
+            "https://pop.example/p/…redacted…/vid/key?token=…redacted…&a=b"
+        );
         assert_eq!(redact("http://p/abc"), "http://p/abc", "a host named p is not a token path");
         assert_eq!(redact("/v1/videos?q=sig"), "/v1/videos?q=sig");
         assert_eq!(redact("/v1/videos?signature=1"), "/v1/videos?signature=1");

@@ -363,8 +363,7 @@ pub trait MetaStore: Send + Sync {
     async fn release_completion(&self, video_id: &str, upload_id: &str) -> Result<()>;
     /// Moves the video from uploading to queued and records its job, in one transaction,
     /// when `upload_id` holds the claim. `None` when it does not (or the video moved on).
-    async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis)
-    -> Result<Option<Video>>;
+    async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>>;
     /// An upload by id.
     async fn upload(&self, id: &str) -> Result<Option<Upload>>;
     /// Moves an upload's offset from `from` to `to`; false when the offset was not `from`.

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub sse_streams: Gauge,
     /// Event streams refused, by reason (`full`, `per_address`).
     pub sse_refused: Family<Labels, Counter>,
+    /// Webhook delivery attempts, by outcome (`done`: delivered or nothing left to deliver,
+    /// `retry`, `refused`: the target is not allowed).
+    pub webhooks: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -62,6 +65,7 @@ impl Default for Metrics {
         let connections = ConnectionMetrics::default();
         let sse_streams = Gauge::default();
         let sse_refused = Family::<Labels, Counter>::default();
+        let webhooks = Family::<Labels, Counter>::default();
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("upload_bytes", "Upload bytes acknowledged (durable)", upload_bytes.clone());
@@ -70,11 +74,24 @@ impl Default for Metrics {
         registry.register("jobs_running", "Jobs this process is driving", jobs_running.clone());
         registry.register("served_bytes", "Object bytes served", served_bytes.clone());
         registry.register("connections_open", "HTTP connections open", connections.open.clone());
-        registry.register("connections_refused", "Connections closed at accept, by reason", connections.refused.clone());
-        registry.register("connections_idle_closed", "Connections closed for idling, by reason", connections.closed_idle.clone());
-        registry.register("request_body_stalls", "Request bodies cut after the body timeout", connections.body_stalls.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept, by reason",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed for idling, by reason",
+            connections.closed_idle.clone(),
+        );
+        registry.register(
+            "request_body_stalls",
+            "Request bodies cut after the body timeout",
+            connections.body_stalls.clone(),
+        );
         registry.register("sse_streams_open", "Server-sent event streams open", sse_streams.clone());
         registry.register("sse_streams_refused", "Event streams refused, by reason", sse_refused.clone());
+        registry.register("webhook_deliveries", "Webhook delivery attempts, by outcome", webhooks.clone());
         Self {
             registry,
             requests,
@@ -87,6 +104,7 @@ impl Default for Metrics {
             connections,
             sse_streams,
             sse_refused,
+            webhooks,
         }
     }
 }

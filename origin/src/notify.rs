@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -109,6 +111,16 @@ enum Attempt {
     Refused,
 }
 
+impl Attempt {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry => "retry",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 /// Sends queued webhooks until `shutdown`: POST with `X-Webhook-Timestamp` and
 /// `X-Webhook-Signature: sha256=HMAC(secret, "timestamp.body")`; retried with backoff,
 /// except to a target `outbound` refuses.
@@ -116,6 +128,7 @@ pub async fn deliver_webhooks(
     queue: Arc<dyn Queue>,
     meta: Arc<dyn MetaStore>,
     outbound: Arc<Outbound>,
+    outcomes: Family<Vec<(&'static str, String)>, Counter>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let client = outbound.client(Duration::from_secs(10));
@@ -141,6 +154,7 @@ pub async fn deliver_webhooks(
                 Attempt::Done
             }
         };
+        outcomes.get_or_create(&vec![("outcome", attempt.label().to_owned())]).inc();
         let settled = if attempt != Attempt::Retry || msg.deliveries >= MAX_ATTEMPTS {
             if attempt == Attempt::Retry {
                 tracing::warn!(attempts = msg.deliveries, "webhook delivery abandoned");

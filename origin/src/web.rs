@@ -83,7 +83,11 @@ pub async fn read_body(req: Request, limit: usize) -> crate::Result<Bytes> {
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
         if e.is::<http_body_util::LengthLimitError>() {
-            Error::api(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body exceeds {limit} bytes"))
+            Error::api(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body exceeds {limit} bytes"),
+            )
         } else if let Some(limits::BodyError::Stalled(after)) = e.downcast_ref() {
             body_stalled(*after)
         } else {

@@ -54,13 +54,23 @@ async fn a_second_upload_cannot_complete_a_video_while_queued_or_after_ready() {
 
     // The first completed the video: the second's last byte, a new upload and a
     // concatenation are all refused, and the job runs once.
-    assert_eq!(code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await, (409, "upload_completed".into()));
+    assert_eq!(
+        code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await,
+        (409, "upload_completed".into())
+    );
     let again = origin.client.post(&tus.url).header("tus-resumable", "1.0.0").header("upload-length", "10").send();
     assert_eq!(code(again.await.unwrap()).await, (409, "upload_completed".into()));
-    let concat = origin.client.post(&tus.url).header("tus-resumable", "1.0.0").header("upload-concat", format!("final;{second}"));
+    let concat = origin
+        .client
+        .post(&tus.url)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-concat", format!("final;{second}"));
     assert_eq!(code(concat.send().await.unwrap()).await.0, 409);
     origin.wait_state(&id, "ready", 120).await;
-    assert_eq!(code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await, (409, "upload_completed".into()));
+    assert_eq!(
+        code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await,
+        (409, "upload_completed".into())
+    );
     let after = origin.client.post(&tus.url).header("tus-resumable", "1.0.0").header("upload-length", "10").send();
     assert_eq!(code(after.await.unwrap()).await, (409, "upload_completed".into()));
     // The winner's last PATCH, retried, is answered rather than refused.

@@ -45,7 +45,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
         match tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), started.elapsed()),
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => panic!("the connection was still open after {PATIENCE:?}; received {:?}", String::from_utf8_lossy(&out)),
+            Err(_) => {
+                panic!("the connection was still open after {PATIENCE:?}; received {:?}", String::from_utf8_lossy(&out))
+            }
         }
     }
 }
@@ -87,13 +89,25 @@ async fn read_response(stream: &mut TcpStream) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_headers_and_silent_connections_are_cut_at_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let origin = TestOrigin::start_with(config(dir.path(), |c| c.limits.header_timeout = Duration::from_secs(1))).await;
+    let origin = TestOrigin::start_with(config(dir.path(), |c| {
+        c.limits.header_timeout = Duration::from_secs(1);
+        c.limits.idle_timeout = Duration::from_secs(30);
+    }))
+    .await;
     let addr = origin.running.addr;
 
     let mut partial = TcpStream::connect(addr).await.unwrap();
     partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: origin\r\nX-Slow: ").await.unwrap();
     let (_, took) = read_until_closed(&mut partial).await;
     assert!(took < Duration::from_secs(6), "partial headers held for {took:?}");
+
+    // The same on a keep-alive connection's next request (hyper's own header timer).
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second.write_all(b"GET /healthz HTTP/1.1\r\nHost: origin\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut second).await.starts_with("HTTP/1.1 200"));
+    second.write_all(b"GET /healthz HTTP/1.1\r\nHost: ori").await.unwrap();
+    let (_, took) = read_until_closed(&mut second).await;
+    assert!(took < Duration::from_secs(6), "a second request's partial headers held for {took:?}");
 
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let (received, took) = read_until_closed(&mut silent).await;

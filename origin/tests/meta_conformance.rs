@@ -328,21 +328,28 @@ async fn completions(store: &dyn MetaStore) {
     let claimed = store.intake("cv").await.unwrap().unwrap();
     assert_eq!(claimed.completed_by.as_deref(), Some(winner.as_str()));
     assert!(!claimed.is_open() && claimed.takes(&winner) && !claimed.takes("racer-x"));
-    assert!(matches!(store.admit_upload(&part("c-late", UploadKind::Single), 9).await.unwrap(), Admission::Closed(Some(_))));
+    assert!(matches!(
+        store.admit_upload(&part("c-late", UploadKind::Single), 9).await.unwrap(),
+        Admission::Closed(Some(_))
+    ));
 
     // Released while still uploading, the claim is anyone's again.
     store.release_completion("cv", "racer-x").await.unwrap();
-    assert_eq!(store.intake("cv").await.unwrap().unwrap().completed_by.as_deref(), Some(winner.as_str()), "only the holder releases");
+    assert_eq!(
+        store.intake("cv").await.unwrap().unwrap().completed_by.as_deref(),
+        Some(winner.as_str()),
+        "only the holder releases"
+    );
     store.release_completion("cv", &winner).await.unwrap();
     assert_eq!(store.intake("cv").await.unwrap(), Some(open));
     assert!(store.claim_completion("cv", &winner).await.unwrap());
 
     // Only the holder moves the video to queued, once, with its one job.
-    let job = |id: &str| Job { video_id: "cv".into(), ..self::job(id, JobState::Queued, 300) };
-    assert_eq!(store.queue_completed("cv", "racer-x", &job("j-loser"), 300).await.unwrap(), None);
-    let queued = store.queue_completed("cv", &winner, &job("j-cv"), 300).await.unwrap().unwrap();
+    let cv_job = |id: &str| Job { video_id: "cv".into(), ..job(id, JobState::Queued, 300) };
+    assert_eq!(store.queue_completed("cv", "racer-x", &cv_job("j-loser"), 300).await.unwrap(), None);
+    let queued = store.queue_completed("cv", &winner, &cv_job("j-cv"), 300).await.unwrap().unwrap();
     assert_eq!((queued.state, queued.progress, queued.updated_at), (VideoState::Queued, 0.0, 300));
-    assert_eq!(store.queue_completed("cv", &winner, &job("j-twice"), 301).await.unwrap(), None);
+    assert_eq!(store.queue_completed("cv", &winner, &cv_job("j-twice"), 301).await.unwrap(), None);
     assert_eq!(store.job("j-cv").await.unwrap().map(|j| j.state), Some(JobState::Queued));
     assert_eq!((store.job("j-loser").await.unwrap(), store.job("j-twice").await.unwrap()), (None, None));
     assert!(!store.claim_completion("cv", "racer-x").await.unwrap(), "a queued video takes no claim");

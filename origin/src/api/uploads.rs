@@ -122,7 +122,12 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
     let has_body = header_str(&headers, "content-type") == Some(tus::OFFSET_CONTENT_TYPE)
         && header_str(&headers, "content-length").is_none_or(|l| l != "0");
     if has_body {
-        let offset = write_chunk(app, req, &upload, 0).await?;
+        let offset = match write_chunk(app, req, &upload, 0).await {
+            Ok(offset) => offset,
+            // The upload exists and keeps what arrived: the client still needs its Location.
+            Err(e) if e.code() == "body_timeout" => app.meta.upload(&id).await?.map_or(0, |u| u.offset),
+            Err(e) => return Err(e),
+        };
         web::set(&mut response, "upload-offset", &offset.to_string());
     }
     Ok(response)
@@ -145,7 +150,9 @@ async fn admit(app: &App, upload: &Upload) -> Result<()> {
 fn closed(intake: Option<Intake>) -> Error {
     match intake {
         None => Error::not_found("video"),
-        Some(i) if i.state == VideoState::Deleted => Error::api(StatusCode::GONE, "deleted", "the video was taken down"),
+        Some(i) if i.state == VideoState::Deleted => {
+            Error::api(StatusCode::GONE, "deleted", "the video was taken down")
+        }
         Some(Intake { completed_by: Some(_), .. }) => Error::api(
             StatusCode::CONFLICT,
             "upload_completed",

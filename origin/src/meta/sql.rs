@@ -253,13 +253,7 @@ impl MetaStore for SqlStore {
         self.execute(query).await
     }
 
-    async fn queue_completed(
-        &self,
-        video_id: &str,
-        upload_id: &str,
-        job: &Job,
-        now: Millis,
-    ) -> Result<Option<Video>> {
+    async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE videos SET state = $1, progress = 0.0, error_code = NULL, error_message = NULL, updated_at = $2 \

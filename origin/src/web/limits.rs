@@ -456,13 +456,20 @@ mod tests {
     #[test]
     fn zero_limits_are_named() {
         let limits = Limits { body_timeout: Duration::ZERO, max_connections: 0, ..Limits::default() };
-        assert_eq!(limits.problems(), ["body_timeout_secs: must be more than 0", "max_connections: must be more than 0"]);
+        assert_eq!(
+            limits.problems(),
+            ["body_timeout_secs: must be more than 0", "max_connections: must be more than 0"]
+        );
         assert!(Limits::default().problems().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_connections_expire_first_request_then_idle() {
-        let limits = Limits { header_timeout: Duration::from_secs(2), idle_timeout: Duration::from_secs(5), ..Limits::default() };
+        let limits = Limits {
+            header_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
         let activity = Activity::new();
         let started = Instant::now();
         assert_eq!(activity.expired(&limits).await, IdleClose::FirstRequest);

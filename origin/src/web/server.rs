@@ -81,9 +81,8 @@ pub async fn serve<H, F>(
     }
     drop(listener);
     // Every connection saw the signal too and finishes within its own grace period.
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE + IDLE_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    });
+    let drained =
+        tokio::time::timeout(SHUTDOWN_GRACE + IDLE_GRACE, async { while connections.join_next().await.is_some() {} });
     if drained.await.is_err() {
         tracing::warn!("connections still open after the shutdown grace period");
         connections.abort_all();
