@@ -60,10 +60,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             let stop = shutdown_signal()?;
             let running = origin::start(Config::load(config.as_deref())?).await?;
-            println!("origin listening on {} (API: {}/v1/videos)", running.addr, running.app.config.public_url);
-            if let Some(at) = running.metrics_addr {
-                println!("metrics on http://{at}/metrics");
-            }
+            let metrics = running.metrics_addr.map_or_else(|| "off".to_owned(), |at| format!("http://{at}/metrics"));
+            // One line: whoever starts the process may read only the first.
+            println!(
+                "origin listening on {} (API: {}/v1/videos, metrics: {metrics})",
+                running.addr, running.app.config.public_url
+            );
             stop.await;
             running.stop().await;
         }
