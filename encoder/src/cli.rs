@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::executor::LocalExecutor;
+use crate::jit::Materialise;
 use crate::media::Limits;
 use crate::pipeline::Pipeline;
 use crate::transcode::{KeyRequest, TranscodeRequest, transcode};
@@ -69,6 +70,31 @@ enum Command {
         /// Encode workers [default: one per core].
         #[arg(long)]
         workers: Option<usize>,
+        /// Encode only the floor (the highest rung at or under this class, e.g. 360) and
+        /// leave an on-demand plan in `OUT/source/` for the other rungs.
+        #[arg(long)]
+        floor: Option<u32>,
+    },
+    /// Encode segments of one rung just in time from a floor-only output's on-demand plan,
+    /// as the origin does when a viewer asks; prints when the first and last bytes were ready.
+    Segment {
+        /// The original the output was made from.
+        input: PathBuf,
+        /// The output folder of `transcode --floor`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Rung name, e.g. 720p.
+        #[arg(long)]
+        rung: String,
+        /// First segment number.
+        #[arg(long)]
+        segment: usize,
+        /// Segments to encode.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Where the segments' bytes go (concatenated).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Probe a file and print what the encoder would see, or why it refuses it.
     Inspect {
@@ -90,6 +116,9 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Inspect { input } => inspect(&input),
         Command::Plan { pipeline } => plan(pipeline),
+        Command::Segment { input, from, rung, segment: first, count, out } => {
+            segment(&input, &from, &rung, first, count, &out)
+        }
         Command::Transcode {
             input,
             out,
@@ -103,6 +132,7 @@ pub fn main() -> i32 {
             keep_work_dir,
             force,
             workers,
+            floor,
         } => {
             let pipeline = match load_pipeline(pipeline) {
                 Ok(p) => p,
@@ -126,6 +156,8 @@ pub fn main() -> i32 {
                 keep_work_dir,
                 force,
                 limits: Limits::default(),
+                materialise: floor.map_or(Materialise::All, |max_class| Materialise::Floor { max_class }),
+                on_demand: floor.is_some(),
             };
             run_transcode(req, json, workers)
         }
@@ -177,6 +209,73 @@ fn plan(path: Option<PathBuf>) -> i32 {
             0
         }
         Err(e) => report_error(&e, false),
+    }
+}
+
+fn segment(
+    input: &std::path::Path,
+    from: &std::path::Path,
+    rung: &str,
+    first: usize,
+    count: usize,
+    out: &std::path::Path,
+) -> i32 {
+    let started = std::time::Instant::now();
+    let plan_file = from.join(crate::package::SOURCE_DIR).join(crate::jit::PLAN_FILE);
+    let plan: crate::jit::OnDemandPlan = match std::fs::read(&plan_file)
+        .map_err(Error::io("read", &plan_file))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{}: {e}", plan_file.display()))))
+    {
+        Ok(p) => p,
+        Err(e) => return report_error(&e, true),
+    };
+    let scratch = std::env::temp_dir().join(format!("encoder-segment-{}", std::process::id()));
+    let overlay = plan
+        .overlay
+        .as_ref()
+        .map(|_| from.join(crate::package::SOURCE_DIR).join(crate::jit::OVERLAY_FILE).display().to_string());
+    let fps = plan.media.video.fps();
+    let req = crate::jit::SegmentsRequest {
+        source: input.display().to_string(),
+        plan,
+        overlay,
+        rungs: vec![rung.to_owned()],
+        first,
+        count,
+        encryption: None,
+        fragments: crate::jit::FragmentPolicy::streaming(fps),
+        scratch: scratch.display().to_string(),
+    };
+    let pieces = Arc::new(Mutex::new((Vec::<u8>::new(), None::<f64>)));
+    let sink = pieces.clone();
+    let ctx = crate::task::TaskContext::default();
+    ctx.set_cores(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let result = ffmpeg::jit::encode_segments(
+        &req,
+        &ctx,
+        Arc::new(move |p: crate::jit::SegmentPiece| {
+            let mut s = sink.lock().expect("pieces");
+            s.1.get_or_insert(started.elapsed().as_secs_f64());
+            s.0.extend_from_slice(&p.bytes);
+            Ok(())
+        }),
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    let last = started.elapsed().as_secs_f64();
+    match result {
+        Ok(report) => {
+            let (bytes, first_piece) = std::mem::take(&mut *pieces.lock().expect("pieces"));
+            if let Err(e) = std::fs::write(out, &bytes) {
+                return report_error(&Error::io("write", out)(e), true);
+            }
+            println!(
+                "{}",
+                serde_json::json!({"first_byte_s": first_piece, "last_byte_s": last, "bytes": bytes.len(),
+                    "frames_decoded": report.decoded, "frames_encoded": report.encoded})
+            );
+            0
+        }
+        Err(e) => report_error(&e, true),
     }
 }
 

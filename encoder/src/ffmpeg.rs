@@ -5,6 +5,7 @@ mod audio;
 mod cascade;
 mod graph;
 mod inspect;
+pub mod jit;
 mod picture;
 mod split;
 mod template;
@@ -56,7 +57,7 @@ fn run(spec: &TaskSpec, ctx: &TaskContext) -> Result<TaskOutput> {
         Work::Thumbnail { source, media, spec: t } => {
             TaskOutput::Thumbnails(picture::thumbnails(Path::new(source), media, t, &store, ctx)?)
         }
-        Work::Package { spec: p, ladders, audio, thumbnails, segment_seconds, out_dir, encryption } => {
+        Work::Package { spec: p, ladders, audio, thumbnails, segment_seconds, out_dir, encryption, on_demand } => {
             let job = PackageJob {
                 spec: *p,
                 ladders,
@@ -65,6 +66,7 @@ fn run(spec: &TaskSpec, ctx: &TaskContext) -> Result<TaskOutput> {
                 segment_seconds: *segment_seconds,
                 out_dir: Path::new(out_dir),
                 encryption: encryption.as_ref(),
+                on_demand: on_demand.as_ref(),
             };
             TaskOutput::Packaged(package::run(&job, &store, ctx)?)
         }

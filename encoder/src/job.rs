@@ -40,6 +40,10 @@ pub struct JobRequest {
     pub limits: Limits,
     /// Keep temporary storage after the job (for debugging).
     pub keep_work_dir: bool,
+    /// Which rungs are encoded now; the rest are planned for later.
+    pub materialise: crate::jit::Materialise,
+    /// Leave an on-demand plan so any segment can be encoded later.
+    pub on_demand: bool,
 }
 
 /// What a finished job reports.
@@ -144,6 +148,8 @@ impl<'a> Runner<'a> {
             out_dir: req.out_dir.display().to_string(),
             limits: req.limits,
             encryption: req.encryption.clone(),
+            materialise: req.materialise,
+            on_demand: req.on_demand,
         };
         let rm = ResourceManager::new(executor.workers());
         Self {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod es;
 pub mod event;
 pub mod executor;
+pub mod jit;
 pub mod job;
 pub mod ladder;
 pub mod layout;

@@ -7,6 +7,7 @@ pub mod bitstream;
 pub mod cmaf;
 pub mod crypt;
 pub mod dash;
+pub mod fragment;
 pub mod hls;
 pub mod segmenter;
 
@@ -14,11 +15,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::jit::{OVERLAY_FILE, OnDemandPlan, PLAN_FILE, PLAN_VERSION, PlannedRung};
+use crate::ladder::Rung;
 use crate::layout;
 use crate::media::VIDEO_TIMESCALE;
 use crate::pipeline::PackageSpec;
 use crate::store::{self, Store};
-use crate::task::{EncodedLadder, EncodedPart, Encryption, PackageSummary, RenditionSummary, TaskContext, Thumbnails};
+use crate::task::{
+    EncodedLadder, EncodedPart, Encryption, OnDemandInputs, PackageSummary, RenditionSummary, TaskContext, Thumbnails,
+};
 use segmenter::{CutRule, PartStream};
 
 /// Inputs of one package run.
@@ -38,7 +43,12 @@ pub struct PackageJob<'a> {
     pub out_dir: &'a Path,
     /// AES-128 settings.
     pub encryption: Option<&'a Encryption>,
+    /// What to leave for later encodes, when the job keeps an on-demand plan.
+    pub on_demand: Option<&'a OnDemandInputs>,
 }
+
+/// Folder of the output that holds what later encodes need (not part of the playable tree).
+pub const SOURCE_DIR: &str = "source";
 
 /// What one rendition became.
 #[derive(Debug, Clone)]
@@ -53,6 +63,8 @@ struct Packaged {
     timescale: u32,
     /// (start ticks, duration ticks, bytes) per segment.
     segments: Vec<(i64, i64, u64)>,
+    /// Not encoded yet: sizes are estimated from the rung's cap.
+    on_demand: bool,
 }
 
 impl Packaged {
@@ -86,6 +98,7 @@ impl Packaged {
             height: self.height,
             peak_bitrate: self.peak(),
             average_bitrate: self.average(),
+            on_demand: self.on_demand,
         }
     }
 }
@@ -125,9 +138,15 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
             )));
         }
     }
+    let floor = videos[0].clone();
+    for ladder in job.ladders {
+        for d in &ladder.deferred {
+            videos.push(deferred_rendition(store, &d.rung, &d.template, &floor, job.out_dir, &mut files)?);
+        }
+    }
     let audio = match job.audio {
         Some(part) => {
-            let rule = audio_cuts(first, part, store)?;
+            let rule = audio_cuts(&floor, part, store)?;
             Some(package_rendition(store, part, job.out_dir, rule, key.as_ref(), &mut files)?)
         }
         None => None,
@@ -135,7 +154,81 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
     if let Some(t) = job.thumbnails {
         publish_pictures(store, t, job.out_dir, &mut files)?;
     }
-    write_playlists(job, &videos, audio.as_ref(), &mut files)
+    let source_files = match job.on_demand {
+        Some(inputs) => write_plan(store, job, inputs, &floor)?,
+        None => Vec::new(),
+    };
+    let mut summary = write_playlists(job, &videos, audio.as_ref(), &mut files)?;
+    summary.source_files = source_files;
+    Ok(summary)
+}
+
+/// A rung left for later: its init segment from the codec configuration the first chunk
+/// recorded, and the floor's segment timeline (every rung cuts at the same frames), with
+/// sizes at the rung's cap until it is measured.
+fn deferred_rendition(
+    store: &Store,
+    rung: &Rung,
+    template_key: &str,
+    floor: &Packaged,
+    out_dir: &Path,
+    files: &mut Vec<String>,
+) -> Result<Packaged> {
+    let path = store.path(template_key)?;
+    let hex = fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+    let template = crypt::hex_decode(hex.trim()).ok_or_else(|| Error::Internal("bad init template".into()))?;
+    let track = cmaf::Track::from_template(&template, VIDEO_TIMESCALE)?;
+    let dir = out_dir.join(&rung.name);
+    fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    write_file(&dir.join(layout::INIT_SEGMENT), &track.init_segment()?)?;
+    files.push(format!("{}/{}", rung.name, layout::INIT_SEGMENT));
+    let bytes_at_cap =
+        |ticks: i64| (f64::from(rung.max_bitrate) / 8.0 * ticks as f64 / f64::from(VIDEO_TIMESCALE)) as u64;
+    Ok(Packaged {
+        name: rung.name.clone(),
+        codecs: cmaf::codec_string(&track.codec)?,
+        width: rung.width,
+        height: rung.height,
+        frame_rate: floor.frame_rate,
+        sample_rate: 0,
+        channels: 0,
+        timescale: VIDEO_TIMESCALE,
+        segments: floor.segments.iter().map(|&(t, d, _)| (t, d, bytes_at_cap(d))).collect(),
+        on_demand: true,
+    })
+}
+
+/// Writes the on-demand plan (and the watermark it needs) into `source/`.
+fn write_plan(store: &Store, job: &PackageJob<'_>, inputs: &OnDemandInputs, floor: &Packaged) -> Result<Vec<String>> {
+    let dir = job.out_dir.join(SOURCE_DIR);
+    fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    let mut files = Vec::new();
+    if let Some(o) = &inputs.overlay {
+        let from = store.path(&o.key)?;
+        fs::copy(&from, dir.join(OVERLAY_FILE)).map_err(Error::io("copy", &from))?;
+        files.push(format!("{SOURCE_DIR}/{OVERLAY_FILE}"));
+    }
+    let rungs = job
+        .ladders
+        .iter()
+        .flat_map(|l| {
+            let now = l.rungs.iter().map(|r| PlannedRung { rung: r.clone(), floor: true });
+            now.chain(l.deferred.iter().map(|d| PlannedRung { rung: d.rung.clone(), floor: false }))
+        })
+        .collect();
+    let plan = OnDemandPlan {
+        version: PLAN_VERSION,
+        media: inputs.media.clone(),
+        keyframes: inputs.keyframes.clone(),
+        segment_seconds: job.segment_seconds,
+        segments: floor.segments.iter().map(|&(t, d, _)| (t, d)).collect(),
+        rungs,
+        overlay: inputs.overlay.as_ref().map(|o| crate::task::Overlay { key: OVERLAY_FILE.to_owned(), ..o.clone() }),
+    };
+    let json = serde_json::to_vec_pretty(&plan).map_err(|e| Error::Internal(e.to_string()))?;
+    store::write_atomic(&dir.join(PLAN_FILE), &json)?;
+    files.push(format!("{SOURCE_DIR}/{PLAN_FILE}"));
+    Ok(files)
 }
 
 fn package_rendition(
@@ -177,6 +270,7 @@ fn package_rendition(
         channels: header.channels,
         timescale: header.timescale,
         segments,
+        on_demand: false,
     })
 }
 
@@ -240,6 +334,7 @@ fn write_playlists(
         duration,
         files: files.clone(),
         dash,
+        source_files: Vec::new(),
     })
 }
 

@@ -3,11 +3,13 @@
 
 use crate::dag;
 use crate::error::{Error, Result};
+use crate::jit::Materialise;
 use crate::ladder;
 use crate::media::{Limits, MediaInfo, VIDEO_TIMESCALE};
 use crate::pipeline::{Node, NodeSpec, Pipeline};
 use crate::task::{
-    ChunkIndex, EncodedLadder, EncodedPart, Encryption, Overlay, PackageSummary, TaskOutput, TaskSpec, Thumbnails, Work,
+    ChunkIndex, DeferredRung, EncodedLadder, EncodedPart, Encryption, OnDemandInputs, Overlay, PackageSummary,
+    TaskOutput, TaskSpec, Thumbnails, Work,
 };
 
 /// What a finished node hands to the nodes after it.
@@ -44,6 +46,10 @@ pub struct JobContext {
     pub limits: Limits,
     /// AES-128 settings.
     pub encryption: Option<Encryption>,
+    /// Which rungs are encoded now.
+    pub materialise: Materialise,
+    /// Whether the package task leaves an on-demand plan for later encodes.
+    pub on_demand: bool,
 }
 
 /// Priorities: package as soon as it can, then encodes longest first, audio, then the
@@ -87,7 +93,7 @@ pub fn expand(
             let media = up.media()?;
             let chunks = up.chunks()?;
             let overlay = up.overlay();
-            let rungs = ladder::derive(&media.video, spec);
+            let (rungs, deferred) = ctx.materialise.split(ladder::derive(&media.video, spec));
             let pixels: u64 = rungs.iter().map(|r| u64::from(r.width) * u64::from(r.height)).sum();
             let total_ticks = (media.duration * f64::from(VIDEO_TIMESCALE)) as i64;
             chunks
@@ -110,6 +116,7 @@ pub fn expand(
                             overlay: overlay.clone(),
                             segment_seconds: pipeline.segment_seconds,
                             outputs,
+                            deferred: if chunk.index == 0 { deferred.clone() } else { Vec::new() },
                         },
                     )
                 })
@@ -161,6 +168,15 @@ pub fn expand(
                 segment_seconds: pipeline.segment_seconds,
                 out_dir: ctx.out_dir.clone(),
                 encryption: ctx.encryption.clone(),
+                on_demand: if ctx.on_demand {
+                    Some(OnDemandInputs {
+                        media: up.media()?.clone(),
+                        keyframes: up.chunks_any().map(|c| c.keyframes).unwrap_or_default(),
+                        overlay: up.overlay_any(),
+                    })
+                } else {
+                    None
+                },
             },
         ),
     })
@@ -173,19 +189,28 @@ pub fn aggregate(node: &Node, tasks: &[TaskSpec], outputs: Vec<TaskOutput>) -> R
         NodeSpec::Watermark(_) if outputs.is_empty() => NodeOutput::Overlay(None),
         NodeSpec::Audio(_) if outputs.is_empty() => NodeOutput::Audio(None),
         NodeSpec::Encode(_) => {
-            let rungs = match tasks.first().map(|t| &t.work) {
-                Some(Work::Encode { rungs, .. }) => rungs.clone(),
+            let (rungs, later) = match tasks.first().map(|t| &t.work) {
+                Some(Work::Encode { rungs, deferred, .. }) => (rungs.clone(), deferred.clone()),
                 _ => return Err(Error::Internal(format!("encode node `{}` has no chunks", node.id))),
             };
             let mut parts: Vec<EncodedPart> =
                 rungs.iter().map(|r| EncodedPart { name: r.name.clone(), keys: Vec::new() }).collect();
-            for out in outputs {
+            let mut deferred = Vec::new();
+            for (i, out) in outputs.into_iter().enumerate() {
                 let TaskOutput::Encoded(keys) = out else { return Err(mismatch()) };
-                for (part, key) in parts.iter_mut().zip(keys) {
-                    part.keys.push(key);
+                let (encoded, templates) = keys.split_at(rungs.len().min(keys.len()));
+                for (part, key) in parts.iter_mut().zip(encoded) {
+                    part.keys.push(key.clone());
+                }
+                if i == 0 {
+                    deferred = later
+                        .iter()
+                        .zip(templates)
+                        .map(|(rung, t)| DeferredRung { rung: rung.clone(), template: t.clone() })
+                        .collect();
                 }
             }
-            NodeOutput::Ladder(EncodedLadder { rungs, parts })
+            NodeOutput::Ladder(EncodedLadder { rungs, parts, deferred })
         }
         _ => {
             let Some(out) = outputs.into_iter().next() else { return Err(mismatch()) };
@@ -237,6 +262,22 @@ impl Upstream<'_> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::Internal("split output missing".into()))
+    }
+
+    /// The split output of any finished node (not only direct inputs).
+    fn chunks_any(&self) -> Option<ChunkIndex> {
+        self.outputs.iter().flatten().find_map(|o| match o {
+            NodeOutput::Chunks(c) => Some(c.clone()),
+            _ => None,
+        })
+    }
+
+    /// The watermark of any finished node (not only direct inputs).
+    fn overlay_any(&self) -> Option<Overlay> {
+        self.outputs.iter().flatten().find_map(|o| match o {
+            NodeOutput::Overlay(o) => o.clone(),
+            _ => None,
+        })
     }
 
     fn overlay(&self) -> Option<Overlay> {

@@ -136,6 +136,10 @@ pub enum Work {
         segment_seconds: f64,
         /// Output key per rung, same order as `rungs`.
         outputs: Vec<String>,
+        /// Rungs encoded later (just in time or on promotion); the first chunk records
+        /// their codec configuration so the packager can publish their init segments.
+        #[serde(default)]
+        deferred: Vec<Rung>,
     },
     /// Encode the audio rendition.
     Audio {
@@ -175,7 +179,21 @@ pub enum Work {
         out_dir: String,
         /// AES-128 settings; `None` leaves segments clear.
         encryption: Option<Encryption>,
+        /// What a later just-in-time encode needs, when the job keeps it.
+        #[serde(default)]
+        on_demand: Option<OnDemandInputs>,
     },
+}
+
+/// The facts the package task writes into the on-demand plan beside the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnDemandInputs {
+    /// What inspect found.
+    pub media: MediaInfo,
+    /// Every source keyframe (from split).
+    pub keyframes: Vec<Keyframe>,
+    /// The watermark, copied beside the plan.
+    pub overlay: Option<Overlay>,
 }
 
 impl Work {
@@ -185,12 +203,14 @@ impl Work {
             Self::Encode { chunk, overlay, .. } => {
                 std::iter::once(chunk.key.clone()).chain(overlay.iter().map(|o| o.key.clone())).collect()
             }
-            Self::Package { ladders, audio, thumbnails, .. } => ladders
+            Self::Package { ladders, audio, thumbnails, on_demand, .. } => ladders
                 .iter()
                 .flat_map(|l| l.parts.iter())
                 .chain(audio.iter())
                 .flat_map(|p| p.keys.iter().cloned())
+                .chain(ladders.iter().flat_map(|l| l.deferred.iter().map(|d| d.template.clone())))
                 .chain(thumbnails.iter().flat_map(|t| [t.poster.clone(), t.sprite.clone(), t.vtt.clone()]))
+                .chain(on_demand.iter().filter_map(|o| o.overlay.as_ref()).map(|o| o.key.clone()))
                 .collect(),
             _ => Vec::new(),
         }
@@ -244,6 +264,19 @@ pub struct ChunkIndex {
     pub timeline: Timeline,
     /// The chunks.
     pub chunks: Vec<Chunk>,
+    /// Every keyframe of the source video, in decode order: where a later encode of any
+    /// segment can start decoding without reading the file from its start.
+    #[serde(default)]
+    pub keyframes: Vec<Keyframe>,
+}
+
+/// A source keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyframe {
+    /// Its pts, in the source video stream's time base.
+    pub pts: i64,
+    /// Its byte position in the file (-1 when the demuxer does not know it).
+    pub pos: i64,
 }
 
 /// The rendered watermark and where to put it on the display-oriented source picture.
@@ -269,10 +302,22 @@ pub struct EncodedPart {
 /// A ladder after encoding: its rungs and, per rung, the chunk parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodedLadder {
-    /// The rungs.
+    /// The rungs encoded now.
     pub rungs: Vec<Rung>,
     /// Parts of each rung, same order as `rungs`.
     pub parts: Vec<EncodedPart>,
+    /// The rungs left for later, with their recorded codec configuration.
+    #[serde(default)]
+    pub deferred: Vec<DeferredRung>,
+}
+
+/// A rung of the ladder that is not encoded yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeferredRung {
+    /// Its settings.
+    pub rung: Rung,
+    /// Artifact key of its init template (hex `ftyp`+`moov`).
+    pub template: String,
 }
 
 /// Published pictures, as artifact keys.
@@ -308,6 +353,10 @@ pub struct PackageSummary {
     pub files: Vec<String>,
     /// Whether a DASH manifest was written.
     pub dash: bool,
+    /// Files for later encodes (the on-demand plan, the watermark), relative to the output
+    /// folder; they are not part of the playable tree.
+    #[serde(default)]
+    pub source_files: Vec<String>,
 }
 
 /// One rendition in the output.
@@ -325,6 +374,9 @@ pub struct RenditionSummary {
     pub peak_bitrate: u64,
     /// Average bitrate in bit/s.
     pub average_bitrate: u64,
+    /// Not encoded yet: the bitrates are the rung's caps, not measurements.
+    #[serde(default)]
+    pub on_demand: bool,
 }
 
 /// What a task gives back.

@@ -47,6 +47,10 @@ pub struct TranscodeRequest {
     pub force: bool,
     /// Accepted inputs.
     pub limits: Limits,
+    /// Which rungs are encoded now (every rung unless asked).
+    pub materialise: crate::jit::Materialise,
+    /// Leave an on-demand plan in `source/` so any segment can be encoded later.
+    pub on_demand: bool,
 }
 
 /// Runs a transcode to completion.
@@ -68,6 +72,8 @@ pub async fn transcode(req: TranscodeRequest, executor: Arc<dyn Executor>, event
         work_dir,
         limits: req.limits,
         keep_work_dir: req.keep_work_dir,
+        materialise: req.materialise,
+        on_demand: req.on_demand,
     };
     job::run(job, executor, events).await
 }

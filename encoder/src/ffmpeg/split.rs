@@ -11,7 +11,7 @@ use super::media_error;
 use crate::error::{Error, Rejection, Result};
 use crate::media::{MediaInfo, Timeline, VIDEO_TIMESCALE};
 use crate::store::{Store, temp_sibling};
-use crate::task::{Chunk, ChunkIndex, TaskContext};
+use crate::task::{Chunk, ChunkIndex, Keyframe, TaskContext};
 
 struct ChunkFile {
     index: u32,
@@ -105,6 +105,7 @@ pub(super) fn split(
     let mut tail: Option<(ChunkFile, Packet, bool)> = None;
     let mut seen = 0u64;
     let mut last_end = i64::MIN;
+    let mut keyframes = Vec::new();
     loop {
         let packet = match super::read_packet(&mut ictx) {
             Ok(Some(p)) => p,
@@ -125,6 +126,9 @@ pub(super) fn split(
         }
         let Some(pts) = packet.pts().or(packet.dts()) else { continue };
         last_end = last_end.max(pts + packet.duration().max(0));
+        if packet.is_key() {
+            keyframes.push(Keyframe { pts, pos: packet.position() as i64 });
+        }
         seen += 1;
         if seen.is_multiple_of(64) {
             ctx.check()?;
@@ -168,7 +172,7 @@ pub(super) fn split(
         chunks.push(c.finish(&timeline, tb, None)?);
     }
     check_complete(&chunks, media, seconds(last_end, origin, in_tb))?;
-    Ok(ChunkIndex { timeline, chunks })
+    Ok(ChunkIndex { timeline, chunks, keyframes })
 }
 
 fn seconds(pts: i64, origin: i64, tb: Rational) -> f64 {

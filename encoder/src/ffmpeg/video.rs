@@ -24,7 +24,7 @@ const QUEUE_DEPTH: usize = 6;
 
 /// Runs an encode task; returns the part keys written, one per rung.
 pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Result<Vec<String>> {
-    let Work::Encode { chunk, timeline, video, rungs, overlay, segment_seconds, outputs } = work else {
+    let Work::Encode { chunk, timeline, video, rungs, overlay, segment_seconds, outputs, deferred } = work else {
         return Err(Error::Internal("encode_chunk needs encode work".into()));
     };
     let path = store.path(&chunk.key)?;
@@ -49,30 +49,29 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
     for (i, rung) in rungs.iter().enumerate() {
         let (tx, rx) = sync_channel::<frame::Video>(QUEUE_DEPTH);
         senders.push(tx);
+        // The first chunk also records the codec configuration of the rungs left for later,
+        // so their init segments and codec strings exist before any of them is encoded.
+        let later = if i == 0 && chunk.index == 0 { deferred.clone() } else { Vec::new() };
         let job = RungJob {
             rung: rung.clone(),
             threads: threads[i],
-            out: store.prepare(&outputs[i])?,
+            sink: Box::new(PartFile { path: store.prepare(&outputs[i])?, writer: None }),
             template_key: format!("{}.template.mp4", outputs[i]),
+            deferred: later.iter().map(|r| (r.clone(), template_key(&outputs[i], &r.name))).collect(),
             store: store.clone(),
             segment_ticks,
             chunk_end: chunk.end,
             fps,
         };
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("enc-{}", rung.name))
-                .spawn(move || job.run(rx))
-                .map_err(|e| Error::Internal(format!("spawn encoder thread: {e}")))?,
-        );
+        workers.push(job.spawn(rx)?);
     }
 
+    let overlay_png = overlay.as_ref().map(|o| store.path(&o.key)).transpose()?;
     let mut feed = Feed {
         graph: None,
-        overlay: overlay.as_ref(),
+        overlay: overlay.as_ref().zip(overlay_png),
         video_rotation: video.rotation,
         rungs,
-        store,
         senders,
         last: i64::MIN,
         frames: 0,
@@ -106,7 +105,24 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
         feed.finish()
     })();
     drop(feed);
-    let mut first_error = result.err();
+    join(workers, result)?;
+    let mut written = outputs.clone();
+    if chunk.index == 0 {
+        written.extend(deferred.iter().map(|r| template_key(&outputs[0], &r.name)));
+    }
+    Ok(written)
+}
+
+/// Where the first chunk records a deferred rung's codec configuration.
+pub(crate) fn template_key(first_output: &str, rung: &str) -> String {
+    let dir = first_output.rsplit_once('/').map_or("", |(d, _)| d);
+    let node_dir = dir.rsplit_once('/').map_or(dir, |(d, _)| d);
+    format!("{node_dir}/templates/{rung}.hex")
+}
+
+/// Waits for every rung's encoder; the first error wins.
+pub(super) fn join(workers: Vec<std::thread::JoinHandle<Result<()>>>, fed: Result<()>) -> Result<()> {
+    let mut first_error = fed.err();
     for w in workers {
         match w.join() {
             Ok(Ok(())) => {}
@@ -118,26 +134,23 @@ pub(super) fn encode_chunk(work: &Work, store: &Store, ctx: &TaskContext) -> Res
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(outputs.clone()),
-    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// The decode side: filters frames and hands each rung its pictures.
-struct Feed<'a> {
-    graph: Option<VideoGraph>,
-    overlay: Option<&'a Overlay>,
-    video_rotation: u32,
-    rungs: &'a [Rung],
-    store: &'a Store,
-    senders: Vec<SyncSender<frame::Video>>,
-    last: i64,
-    frames: u64,
+pub(super) struct Feed<'a> {
+    pub(super) graph: Option<VideoGraph>,
+    /// The watermark and its rendered picture.
+    pub(super) overlay: Option<(&'a Overlay, PathBuf)>,
+    pub(super) video_rotation: u32,
+    pub(super) rungs: &'a [Rung],
+    pub(super) senders: Vec<SyncSender<frame::Video>>,
+    pub(super) last: i64,
+    pub(super) frames: u64,
 }
 
 impl Feed<'_> {
-    fn frame(&mut self, f: &mut frame::Video, ticks: i64, chunk_start: i64) -> Result<()> {
+    pub(super) fn frame(&mut self, f: &mut frame::Video, ticks: i64, chunk_start: i64) -> Result<()> {
         // Broken sources sometimes repeat a timestamp; encoders need them strictly rising.
         if ticks <= self.last {
             return Ok(());
@@ -169,11 +182,12 @@ impl Feed<'_> {
         };
         let square = first.aspect_ratio().numerator() == first.aspect_ratio().denominator()
             || first.aspect_ratio().numerator() == 0;
-        let spec = ladder_filter(self.video_rotation, self.overlay, self.rungs, if square { upright } else { (0, 0) });
-        let Some(overlay) = self.overlay else {
+        let overlay = self.overlay.as_ref().map(|(o, _)| *o);
+        let spec = ladder_filter(self.video_rotation, overlay, self.rungs, if square { upright } else { (0, 0) });
+        let Some((_, png)) = &self.overlay else {
             return VideoGraph::new(&[input], &spec, self.rungs.len());
         };
-        let mut picture = super::picture::load_png(&self.store.path(&overlay.key)?)?;
+        let mut picture = super::picture::load_png(png)?;
         let mark = BufferSpec {
             name: "wm",
             width: picture.width(),
@@ -204,7 +218,7 @@ impl Feed<'_> {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
+    pub(super) fn finish(&mut self) -> Result<()> {
         if let Some(graph) = self.graph.as_mut() {
             graph.close("in")?;
         }
@@ -225,26 +239,62 @@ pub(super) fn rung_threads(rungs: &[Rung], cores: usize) -> Vec<usize> {
         .collect()
 }
 
-/// One rung's encoder, on its own thread.
-struct RungJob {
-    rung: Rung,
-    threads: usize,
-    out: PathBuf,
-    template_key: String,
-    store: Store,
-    segment_ticks: i64,
-    chunk_end: Option<i64>,
-    fps: Rational,
+/// Where one rung's packets go, in decode order, each with its display duration known.
+pub(super) trait PacketSink: Send {
+    /// The encoder is open: what its packets are.
+    fn open(&mut self, header: &EsHeader) -> Result<()>;
+    /// The next packet.
+    fn packet(&mut self, p: EsPacket) -> Result<()>;
+    /// No more packets.
+    fn finish(self: Box<Self>) -> Result<()>;
 }
 
-struct Opened {
-    encoder: ff::encoder::Video,
-    writer: EsWriter,
+/// An encoded part in temporary storage, for the package task.
+struct PartFile {
+    path: PathBuf,
+    writer: Option<EsWriter>,
+}
+
+impl PacketSink for PartFile {
+    fn open(&mut self, header: &EsHeader) -> Result<()> {
+        self.writer = Some(EsWriter::create(&self.path, header)?);
+        Ok(())
+    }
+
+    fn packet(&mut self, p: EsPacket) -> Result<()> {
+        self.writer.as_mut().ok_or_else(|| Error::Internal("part written before it was opened".into()))?.write(&p)
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.writer.ok_or_else(|| Error::Internal("part finished before it was opened".into()))?.finish()
+    }
+}
+
+/// One rung's encoder, on its own thread.
+pub(super) struct RungJob {
+    pub(super) rung: Rung,
+    pub(super) threads: usize,
+    pub(super) sink: Box<dyn PacketSink>,
+    pub(super) template_key: String,
+    /// Rungs whose codec configuration to record (artifact key, hex) when this one opens.
+    pub(super) deferred: Vec<(Rung, String)>,
+    pub(super) store: Store,
+    pub(super) segment_ticks: i64,
+    pub(super) chunk_end: Option<i64>,
+    pub(super) fps: Rational,
 }
 
 impl RungJob {
-    fn run(self, frames: Receiver<frame::Video>) -> Result<()> {
-        let mut opened: Option<Opened> = None;
+    /// Runs the encoder on its own thread, fed through `frames`.
+    pub(super) fn spawn(self, frames: Receiver<frame::Video>) -> Result<std::thread::JoinHandle<Result<()>>> {
+        std::thread::Builder::new()
+            .name(format!("enc-{}", self.rung.name))
+            .spawn(move || self.run(frames))
+            .map_err(|e| Error::Internal(format!("spawn encoder thread: {e}")))
+    }
+
+    fn run(mut self, frames: Receiver<frame::Video>) -> Result<()> {
+        let mut opened: Option<ff::encoder::Video> = None;
         let mut prev: Option<(i64, i64)> = None;
         let mut durations: HashMap<i64, u32> = HashMap::new();
         let mut waiting: VecDeque<EsPacket> = VecDeque::new();
@@ -255,7 +305,7 @@ impl RungJob {
             if opened.is_none() {
                 opened = Some(self.open(&f)?);
             }
-            let o = opened.as_mut().expect("opened");
+            let encoder = opened.as_mut().expect("opened");
             let segment = pts.div_euclid(self.segment_ticks);
             if let Some((p, _)) = prev {
                 durations.insert(p, (pts - p) as u32);
@@ -263,25 +313,63 @@ impl RungJob {
             // A keyframe at the first frame of each segment slot, in every rung alike.
             let forced = prev.is_none_or(|(_, s)| s != segment);
             f.set_kind(if forced { picture::Type::I } else { picture::Type::None });
-            o.encoder.send_frame(&f).map_err(media_error("encoding"))?;
-            receive(&mut o.encoder, &mut waiting)?;
-            flush_ready(&mut waiting, &durations, &mut o.writer, false)?;
+            encoder.send_frame(&f).map_err(media_error("encoding"))?;
+            receive(encoder, &mut waiting)?;
+            flush_ready(&mut waiting, &durations, self.sink.as_mut(), false)?;
             prev = Some((pts, segment));
         }
-        let mut o =
+        let mut encoder =
             opened.ok_or_else(|| Error::Internal(format!("{}: the chunk yielded no frames", self.rung.name)))?;
         if let Some((p, _)) = prev {
             let last = self.chunk_end.map_or(nominal, |e| (e - p).clamp(1, i64::from(u32::MAX)) as u32);
             durations.insert(p, last);
         }
-        o.encoder.send_eof().map_err(media_error("flushing encoder"))?;
-        receive(&mut o.encoder, &mut waiting)?;
-        flush_ready(&mut waiting, &durations, &mut o.writer, true)?;
-        o.writer.finish()
+        encoder.send_eof().map_err(media_error("flushing encoder"))?;
+        receive(&mut encoder, &mut waiting)?;
+        flush_ready(&mut waiting, &durations, self.sink.as_mut(), true)?;
+        self.sink.finish()
     }
 
-    fn open(&self, first: &frame::Video) -> Result<Opened> {
-        let r = &self.rung;
+    fn open(&mut self, first: &frame::Video) -> Result<ff::encoder::Video> {
+        let encoder = open_encoder(&self.rung, self.threads, first, self.fps)?;
+        let header = header_of(&self.rung, &encoder, self.fps, &self.store, &self.template_key)?;
+        self.sink.open(&header)?;
+        for (rung, key) in &self.deferred {
+            let other = open_encoder(rung, 1, first, self.fps)?;
+            let template = header_of(rung, &other, self.fps, &self.store, &format!("{key}.mp4"))?.init_template;
+            self.store.write_atomic(key, template.as_bytes())?;
+        }
+        Ok(encoder)
+    }
+}
+
+/// The stream description of an opened encoder, with the sample entry FFmpeg's muxer would
+/// write for it.
+fn header_of(r: &Rung, encoder: &ff::encoder::Video, fps: Rational, store: &Store, key: &str) -> Result<EsHeader> {
+    let params = codec::Parameters::from(&**encoder);
+    let init_template = template::init_template(store, key, params, Rational(1, VIDEO_TIMESCALE as i32))?;
+    Ok(EsHeader {
+        codec: r.codec.as_str().to_owned(),
+        timescale: VIDEO_TIMESCALE,
+        width: r.width,
+        height: r.height,
+        sample_rate: 0,
+        channels: 0,
+        frame_rate: f64::from(fps),
+        init_template,
+    })
+}
+
+/// Opens `r`'s encoder for pictures like `first`. Everything that shapes the bitstream's
+/// configuration comes from the rung, so every encode of a rung, whole or one segment at a
+/// time, matches the rung's one init segment.
+pub(super) fn open_encoder(
+    r: &Rung,
+    threads: usize,
+    first: &frame::Video,
+    fps: Rational,
+) -> Result<ff::encoder::Video> {
+    {
         let codec = ff::encoder::find_by_name(r.codec.encoder_name())
             .ok_or_else(|| Error::Internal(format!("encoder {} is not available", r.codec.encoder_name())))?;
         let mut enc =
@@ -290,17 +378,17 @@ impl RungJob {
         enc.set_height(r.height);
         enc.set_format(format::Pixel::YUV420P);
         enc.set_time_base(Rational(1, VIDEO_TIMESCALE as i32));
-        enc.set_frame_rate(Some(self.fps));
+        enc.set_frame_rate(Some(fps));
         enc.set_aspect_ratio(Rational(1, 1));
         // Keyframes come from forced frames at segment starts; never from a GOP counter.
-        enc.set_gop((self.fps.numerator().max(1) as u32 / self.fps.denominator().max(1) as u32 + 1) * 60);
+        enc.set_gop((fps.numerator().max(1) as u32 / fps.denominator().max(1) as u32 + 1) * 60);
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
         enc.set_colorspace(first.color_space());
         enc.set_color_range(first.color_range());
         enc.set_color_primaries(first.color_primaries());
         enc.set_color_transfer_characteristic(first.color_transfer_characteristic());
         let mut opts = Dictionary::new();
-        opts.set("threads", &self.threads.to_string());
+        opts.set("threads", &threads.to_string());
         opts.set("maxrate", &r.max_bitrate.to_string());
         opts.set("bufsize", &r.buffer_bits.to_string());
         if r.rate_control == RateControl::Abr {
@@ -333,22 +421,7 @@ impl RungJob {
                 }
             }
         }
-        let encoder = enc.open_with(opts).map_err(media_error("opening encoder"))?;
-        let params = codec::Parameters::from(&*encoder);
-        let init_template =
-            template::init_template(&self.store, &self.template_key, params, Rational(1, VIDEO_TIMESCALE as i32))?;
-        let header = EsHeader {
-            codec: r.codec.as_str().to_owned(),
-            timescale: VIDEO_TIMESCALE,
-            width: r.width,
-            height: r.height,
-            sample_rate: 0,
-            channels: 0,
-            frame_rate: f64::from(self.fps),
-            init_template,
-        };
-        let writer = EsWriter::create(&self.out, &header)?;
-        Ok(Opened { encoder, writer })
+        enc.open_with(opts).map_err(media_error("opening encoder"))
     }
 }
 
@@ -374,7 +447,7 @@ fn receive(encoder: &mut ff::encoder::Video, waiting: &mut VecDeque<EsPacket>) -
 fn flush_ready(
     waiting: &mut VecDeque<EsPacket>,
     durations: &HashMap<i64, u32>,
-    writer: &mut EsWriter,
+    sink: &mut dyn PacketSink,
     all: bool,
 ) -> Result<()> {
     while let Some(front) = waiting.front() {
@@ -385,7 +458,7 @@ fn flush_ready(
         };
         let mut p = waiting.pop_front().expect("front exists");
         p.duration = duration;
-        writer.write(&p)?;
+        sink.packet(p)?;
     }
     Ok(())
 }

@@ -101,6 +101,27 @@ pub fn media_segment(
     with_cts: bool,
     data: &[u8],
 ) -> Result<Vec<u8>> {
+    let mut out = segment_type()?;
+    out.extend_from_slice(&fragment(sequence, decode_time, samples, with_cts, data)?);
+    Ok(out)
+}
+
+/// The `styp` box that opens every media segment.
+pub fn segment_type() -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(32);
+    Styp {
+        major_brand: FourCC::new(b"msdh"),
+        minor_version: 0,
+        compatible_brands: vec![FourCC::new(b"msdh"), FourCC::new(b"msix"), FourCC::new(b"cmfs")],
+    }
+    .encode(&mut out)
+    .map_err(box_error)?;
+    Ok(out)
+}
+
+/// One CMAF chunk: `moof` + `mdat` for samples whose bytes are `data`, concatenated. A
+/// segment is a `styp` followed by one or more of these.
+pub fn fragment(sequence: u32, decode_time: u64, samples: &[Sample], with_cts: bool, data: &[u8]) -> Result<Vec<u8>> {
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| TrunEntry {
@@ -120,13 +141,6 @@ pub fn media_segment(
         }],
     };
     let mut out = Vec::with_capacity(data.len() + 256 + samples.len() * 16);
-    Styp {
-        major_brand: FourCC::new(b"msdh"),
-        minor_version: 0,
-        compatible_brands: vec![FourCC::new(b"msdh"), FourCC::new(b"msix"), FourCC::new(b"cmfs")],
-    }
-    .encode(&mut out)
-    .map_err(box_error)?;
     // The data offset counts from the moof's first byte to the first sample byte.
     let mut probe = Vec::new();
     moof(0).encode(&mut probe).map_err(box_error)?;
@@ -138,6 +152,15 @@ pub fn media_segment(
     out.extend_from_slice(data);
     Ok(out)
 }
+
+/// The `mfhd` sequence number of chunk `chunk` of segment `segment`: rising across chunks
+/// and segments, whether a segment was stored whole or streamed in chunks.
+pub fn sequence_number(segment: usize, chunk: u32) -> u32 {
+    (segment as u32).saturating_mul(CHUNKS_PER_SEGMENT).saturating_add(chunk.min(CHUNKS_PER_SEGMENT - 1) + 1)
+}
+
+/// Room for this many chunks per segment in the sequence numbering.
+pub const CHUNKS_PER_SEGMENT: u32 = 64;
 
 fn box_error(e: mp4_atom::Error) -> Error {
     Error::Internal(format!("mp4 box encoding: {e}"))

@@ -2,7 +2,7 @@
 //! sequence number (RFC 8216 §5.2), so no IV needs to be written into the playlist.
 
 use aes::cipher::block_padding::Pkcs7;
-use aes::cipher::{BlockModeEncrypt, KeyIvInit};
+use aes::cipher::{Block, BlockModeEncrypt, KeyIvInit};
 
 use crate::error::{Error, Result};
 
@@ -24,6 +24,43 @@ pub fn encrypt_segment(key: &[u8; 16], seq: u64, segment: &mut Vec<u8>) -> Resul
         .len();
     segment.truncate(out_len);
     Ok(())
+}
+
+/// Whole-segment AES-128 over a segment that arrives in pieces (CMAF chunks streamed while
+/// it is being encoded): the output is byte for byte what [`encrypt_segment`] makes of the
+/// concatenation, released as soon as each 16-byte block is complete.
+pub struct SegmentCipher {
+    cipher: Aes128CbcEnc,
+    pending: Vec<u8>,
+}
+
+impl SegmentCipher {
+    /// Starts the segment with media sequence number `seq`.
+    pub fn new(key: &[u8; 16], seq: u64) -> Self {
+        Self { cipher: Aes128CbcEnc::new(key.into(), &sequence_iv(seq).into()), pending: Vec::new() }
+    }
+
+    /// Encrypts what completes whole blocks; keeps the rest for the next piece.
+    pub fn update(&mut self, piece: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(piece);
+        let whole = self.pending.len() - self.pending.len() % 16;
+        let mut out: Vec<u8> = self.pending.drain(..whole).collect();
+        for block in out.chunks_exact_mut(16) {
+            self.cipher.encrypt_block(<&mut Block<Aes128CbcEnc>>::try_from(block).expect("16-byte block"));
+        }
+        out
+    }
+
+    /// The last block, padded (PKCS#7: 1 to 16 bytes).
+    pub fn finish(mut self) -> Vec<u8> {
+        let pad = 16 - self.pending.len() % 16;
+        self.pending.resize(self.pending.len() + pad, pad as u8);
+        let mut out = std::mem::take(&mut self.pending);
+        for block in out.chunks_exact_mut(16) {
+            self.cipher.encrypt_block(<&mut Block<Aes128CbcEnc>>::try_from(block).expect("16-byte block"));
+        }
+        out
+    }
 }
 
 /// Parses a 32-character hex key.
@@ -63,6 +100,27 @@ mod tests {
                 .unwrap()
                 .to_vec();
             assert_eq!(dec, plain);
+        }
+    }
+
+    #[test]
+    fn pieces_encrypt_like_the_whole() {
+        let key = [3u8; 16];
+        for cuts in [vec![], vec![1], vec![15, 16, 17], vec![100, 5, 0, 33]] {
+            let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+            let mut whole = plain.clone();
+            encrypt_segment(&key, 9, &mut whole).unwrap();
+            let mut c = SegmentCipher::new(&key, 9);
+            let mut out = Vec::new();
+            let mut rest = &plain[..];
+            for n in cuts {
+                let (a, b) = rest.split_at(n.min(rest.len()));
+                out.extend(c.update(a));
+                rest = b;
+            }
+            out.extend(c.update(rest));
+            out.extend(c.finish());
+            assert_eq!(out, whole);
         }
     }
 

@@ -156,11 +156,12 @@ pub fn segment(stream: &mut PartStream, rule: CutRule, mut emit: impl FnMut(Segm
 }
 
 fn finish(cur: Pending, index: usize, video: bool, next_start: i64) -> Result<Segment> {
-    let bytes = cmaf::media_segment(index as u32 + 1, cur.decode_time, &cur.samples, video, &cur.data)?;
+    let bytes = cmaf::media_segment(cmaf::sequence_number(index, 0), cur.decode_time, &cur.samples, video, &cur.data)?;
     Ok(Segment { index, start: cur.start, duration: next_start - cur.start, bytes })
 }
 
-fn sample_bytes(codec: &str, data: Vec<u8>) -> Vec<u8> {
+/// A packet's bytes as an MP4 sample: length-prefixed NAL units, no AV1 delimiters.
+pub(crate) fn sample_bytes(codec: &str, data: Vec<u8>) -> Vec<u8> {
     match codec {
         "h264" if bitstream::is_annexb(&data) => bitstream::annexb_to_length_prefixed(&data),
         "av1" => bitstream::strip_av1_delimiters(&data),

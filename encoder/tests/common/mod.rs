@@ -74,6 +74,8 @@ pub fn request(input: &Path, out: &Path, work: &Path, pipeline: Option<&str>) ->
         keep_work_dir: false,
         force: false,
         limits: Limits::default(),
+        materialise: encoder::jit::Materialise::All,
+        on_demand: false,
     }
 }
 

@@ -134,6 +134,8 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
         work_dir: app.scratch(&job.job),
         limits: Limits { max_bytes: app.config.max_upload_bytes, ..Limits::default() },
         keep_work_dir: false,
+        materialise: encoder::jit::Materialise::All,
+        on_demand: false,
     };
     let executor = QueueExecutor::start(app.clone(), &job.job);
     let (sink, progress) = progress_sink(app.clone(), job.video.clone());
