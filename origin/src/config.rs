@@ -243,9 +243,6 @@ impl Config {
                 .collect()
         });
         let limits = limits(raw.limits.unwrap_or_default(), &mut problems);
-        if !problems.is_empty() {
-            return Err(Error::Config(problems.join("; ")));
-        }
         let config = Self {
             upload_url: raw.upload_url.unwrap_or_else(|| public_url.clone()),
             playback_url: raw.playback_url.unwrap_or_else(|| public_url.clone()),
@@ -275,12 +272,12 @@ impl Config {
             max_uploads_per_video: raw.max_uploads_per_video.unwrap_or(16),
             limits,
         };
-        config.validate()?;
+        config.validate(problems)?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
-        let mut problems = Vec::new();
+    /// Every problem at once: those found while parsing, then these checks.
+    fn validate(&self, mut problems: Vec<String>) -> Result<()> {
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             problems.push(format!("database_url: `{}` is neither sqlite: nor postgres:", self.database_url));
         }
@@ -356,5 +353,85 @@ fn limits(raw: RawLimits, problems: &mut Vec<String>) -> Limits {
             max_lifetime: secs(raw.sse_max_lifetime_secs, d.sse.max_lifetime),
             retry: raw.sse_retry_ms.map_or(d.sse.retry, Duration::from_millis),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let raw: Raw = toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned()))?;
+        Config::from_raw(raw)
+    }
+
+    #[test]
+    fn hardening_keys_have_defaults_and_parse() {
+        let defaults =
+            parse("playback_url = \"https://cdn.example/videos\"\nupload_url = \"https://up.example:8443\"").unwrap();
+        assert_eq!(defaults.metrics_listen, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
+        assert_eq!(defaults.page_origins(), ["https://cdn.example", "https://up.example:8443"]);
+        assert_eq!((defaults.max_uploads_per_video, defaults.webhook_allow.len()), (16, 0));
+        assert_eq!(defaults.limits, Limits::default());
+
+        let tuned = parse(
+            r#"
+            metrics_listen = "off"
+            allowed_origins = ["https://watch.example/"]
+            webhook_allow = ["127.0.0.1", "10.0.0.0/8"]
+            max_uploads_per_video = 4
+            [limits]
+            header_timeout_secs = 5
+            idle_timeout_secs = 20
+            body_timeout_secs = 7
+            max_connections = 100
+            max_connections_per_address = 10
+            exempt = ["192.0.2.0/24"]
+            h2_max_concurrent_streams = 50
+            h2_max_header_bytes = 8192
+            h2_keepalive_secs = 0
+            sse_max_streams = 30
+            sse_streams_per_address = 3
+            sse_max_lifetime_secs = 60
+            sse_retry_ms = 1500
+            "#,
+        )
+        .unwrap();
+        assert_eq!(tuned.metrics_listen, None);
+        assert_eq!(tuned.page_origins(), ["https://watch.example"]);
+        assert_eq!(tuned.webhook_allow, ["127.0.0.1/32".parse::<IpNet>().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        let l = &tuned.limits;
+        assert_eq!(
+            (l.header_timeout, l.idle_timeout, l.body_timeout),
+            (Duration::from_secs(5), Duration::from_secs(20), Duration::from_secs(7))
+        );
+        assert_eq!((l.max_connections, l.max_connections_per_address, l.exempt.len()), (100, 10, 1));
+        assert_eq!((l.h2_max_concurrent_streams, l.h2_max_header_bytes, l.h2_keepalive), (50, 8192, None));
+        assert_eq!(
+            l.sse,
+            SseLimits {
+                max_streams: 30,
+                per_address: 3,
+                max_lifetime: Duration::from_secs(60),
+                retry: Duration::from_millis(1500)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_hardening_keys_are_named() {
+        let problems = |text: &str| parse(text).unwrap_err().to_string();
+        assert!(problems("[limits]\nheader_timeout = 5").contains("unknown field `header_timeout`"));
+        let bad = problems(
+            "webhook_allow = [\"10.0.0.0/33\"]\nallowed_origins = [\"not a url\"]\nmetrics_listen = \"nowhere\"\n[limits]\nmax_connections = 0",
+        );
+        for part in [
+            "webhook_allow: `10.0.0.0/33`",
+            "allowed_origins: `not a url`",
+            "metrics_listen:",
+            "limits.max_connections: must be more than 0",
+        ] {
+            assert!(bad.contains(part), "{part} in {bad}");
+        }
     }
 }

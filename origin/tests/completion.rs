@@ -45,12 +45,18 @@ async fn a_second_upload_cannot_complete_a_video_while_queued_or_after_ready() {
     let created = origin.create_video("once", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
     let tus = origin.tus(&created);
-    // Two uploads from the one pre-signed URL; the second stops one byte short.
+    // Three uploads from the one pre-signed URL; the second and third stop one byte short.
     let first = tus.create(data.len() as u64, false).await;
     let second = tus.create(data.len() as u64, false).await;
+    let third = tus.create(data.len() as u64, false).await;
     let last = other.len() - 1;
     tus.send_all(&second, &other[..last], 1 << 20).await;
+    tus.send_all(&third, &other[..last], 1 << 20).await;
     tus.send_all(&first, &data, 1 << 20).await;
+    let gone = async |location: &str| {
+        let r = origin.client.head(location).header("tus-resumable", "1.0.0").send().await.unwrap();
+        r.status() == 404
+    };
 
     // The first completed the video: the second's last byte, a new upload and a
     // concatenation are all refused, and the job runs once.
@@ -58,6 +64,7 @@ async fn a_second_upload_cannot_complete_a_video_while_queued_or_after_ready() {
         code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await,
         (409, "upload_completed".into())
     );
+    assert!(gone(&second).await, "a refused upload can never be used, so it goes");
     let again = origin.client.post(&tus.url).header("tus-resumable", "1.0.0").header("upload-length", "10").send();
     assert_eq!(code(again.await.unwrap()).await, (409, "upload_completed".into()));
     let concat = origin
@@ -68,9 +75,10 @@ async fn a_second_upload_cannot_complete_a_video_while_queued_or_after_ready() {
     assert_eq!(code(concat.send().await.unwrap()).await.0, 409);
     origin.wait_state(&id, "ready", 120).await;
     assert_eq!(
-        code(tus.patch(&second, last as u64, other[last..].to_vec()).await).await,
+        code(tus.patch(&third, last as u64, other[last..].to_vec()).await).await,
         (409, "upload_completed".into())
     );
+    assert!(gone(&third).await);
     let after = origin.client.post(&tus.url).header("tus-resumable", "1.0.0").header("upload-length", "10").send();
     assert_eq!(code(after.await.unwrap()).await, (409, "upload_completed".into()));
     // The winner's last PATCH, retried, is answered rather than refused.

@@ -218,9 +218,15 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     if upload.kind == UploadKind::Final {
         return Err(Error::forbidden("final_upload", "a concatenated upload takes no bytes"));
     }
-    // Refused before a byte is read: an upload of a video another upload completed.
+    // Refused before a byte is read: an upload of a video another upload completed, which
+    // can never be used and goes.
     let intake = app.meta.intake(&upload.video_id).await?;
     if !intake.as_ref().is_some_and(|i| i.takes(&upload.id)) {
+        if intake.as_ref().is_some_and(|i| i.completed_by.is_some()) {
+            let lock = app.upload_lock(&upload.id);
+            let _held = lock.lock().await;
+            remove_upload(app, &upload).await?;
+        }
         return Err(closed(intake));
     }
     let offset: u64 = header_str(req.headers(), "upload-offset")
