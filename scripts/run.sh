@@ -38,6 +38,7 @@ region = "local"
 
 [listen]
 https = "127.0.0.1:$edge_port"
+metrics = "127.0.0.1:9465"
 
 [origin]
 urls = ["$origin"]
@@ -102,7 +103,7 @@ upload:     $site/upload        (creator token: dev-creator-token)
 HTTP/3:     udp 127.0.0.1:$edge_port, certificate SPKI sha256 $spki
             chromium --origin-to-force-quic-on=localhost:$edge_port --ignore-certificate-errors-spki-list=$spki $site/
             (the certificate is a development one: $cert)
-origin API: $origin   (OpenAPI: $origin/openapi.json, metrics: $origin/metrics; PoP metrics: http://127.0.0.1:9464/metrics)
+origin API: $origin   (OpenAPI: $origin/openapi.json; metrics: http://127.0.0.1:9464/metrics; PoP metrics: http://127.0.0.1:9465/metrics)
 Ctrl-C stops the origin and the PoP.
 MSG
 wait -n "${pids[@]}"

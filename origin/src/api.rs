@@ -1,5 +1,6 @@
 //! Routing: the one table of endpoints (also checked against `openapi.json`), request ids,
-//! tracing spans, metrics, and error responses for every handler.
+//! tracing spans (with capabilities redacted from paths), metrics, CORS, and error responses
+//! for every handler. `/metrics` is served on its own listener ([`metrics_page`]).
 
 pub mod events;
 pub mod objects;
@@ -15,12 +16,13 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::logs::redact;
+use crate::web::limits::ClientAddr;
 use crate::web::{self, Request, Response};
 
 /// Every route: (method, path template). `openapi.json` documents exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
-    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("POST", "/v1/videos"),
     ("GET", "/v1/videos"),
@@ -56,15 +58,17 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         .map_or_else(|| crate::secrets::random_hex(8).unwrap_or_default(), str::to_owned);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let page = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if method == Method::OPTIONS && req.headers().contains_key("access-control-request-method") {
         let mut r = web::status(StatusCode::NO_CONTENT);
-        cors(&mut r);
+        cors(&app, &path, page.as_deref(), &mut r);
         web::set(&mut r, "access-control-allow-methods", "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS");
         web::set(&mut r, "access-control-allow-headers", CORS_REQUEST_HEADERS);
         web::set(&mut r, "access-control-max-age", "86400");
         return r;
     }
-    let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
+    let logged = redact(req.uri().path_and_query().map_or("/", |p| p.as_str()));
+    let span = tracing::info_span!("request", %method, path = %logged, request_id = %request_id);
     let (route, result) = async { route(&app, req).await }.instrument(span.clone()).await;
     let mut response = match result {
         Ok(r) => r,
@@ -79,7 +83,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         }
     };
     web::set(&mut response, "x-request-id", &request_id);
-    cors(&mut response);
+    cors(&app, &path, page.as_deref(), &mut response);
     let status = response.status().as_u16();
     app.metrics.request(route, status, started.elapsed().as_secs_f64());
     tracing::debug!(parent: &span, status, ms = started.elapsed().as_millis() as u64, "done");
@@ -112,14 +116,15 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
     }
     match (&m, segs.as_slice()) {
         (&Method::GET, ["healthz"]) => ("/healthz", Ok(web::json(StatusCode::OK, &serde_json::json!({"ok": true})))),
-        (&Method::GET, ["metrics"]) => ("/metrics", Ok(text(app.metrics.render(), "text/plain; version=0.0.4"))),
         (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(text(OPENAPI.to_owned(), "application/json"))),
         (&Method::POST, ["v1", "videos"]) => go!("/v1/videos", videos::create(app, req)),
         (&Method::GET, ["v1", "videos"]) => go!("/v1/videos", videos::list(app, req)),
         (&Method::GET, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::get(app, id)),
         (&Method::PATCH, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::patch(app, req, id)),
         (&Method::DELETE, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::takedown(app, req, id)),
-        (&Method::GET, ["v1", "videos", id, "events"]) => go!("/v1/videos/{id}/events", events::stream(app, id)),
+        (&Method::GET, ["v1", "videos", id, "events"]) => {
+            go!("/v1/videos/{id}/events", events::stream(app, client_addr(&req), id))
+        }
         (&Method::POST, ["v1", "videos", id, "playback"]) => {
             go!("/v1/videos/{id}/playback", videos::playback(app, req, id))
         }
@@ -137,8 +142,25 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         }
         (&Method::GET, ["v1", "purges"]) => go!("/v1/purges", objects::purges(app, req)),
         (&Method::POST, ["v1", "pops", "heartbeat"]) => go!("/v1/pops/heartbeat", pops::heartbeat(app, req)),
-        _ => ("unmatched", Err(Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {m} {path}")))),
+        _ => ("unmatched", Err(no_route(&m, &path))),
     }
+}
+
+fn no_route(method: &Method, path: &str) -> Error {
+    Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {method} {}", redact(path)))
+}
+
+/// The metrics listener's one page: `GET /metrics` (Prometheus text format).
+pub fn metrics_page(app: &App, req: &Request) -> Response {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => text(app.metrics.render(), "text/plain; version=0.0.4"),
+        (m, path) => web::error(&no_route(m, path), ""),
+    }
+}
+
+/// The address of the client that sent a request (unspecified when the server did not say).
+pub fn client_addr(req: &Request) -> std::net::IpAddr {
+    req.extensions().get::<ClientAddr>().map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.0.ip())
 }
 
 /// Headers browsers may send: tus uploads and pages of another origin (the edge) use them.
@@ -146,9 +168,17 @@ const CORS_REQUEST_HEADERS: &str = "authorization, content-type, tus-resumable, 
 upload-metadata, upload-concat, upload-checksum, upload-defer-length, x-request-id, x-http-method-override";
 
 /// Lets pages served elsewhere (the edge) call the API and upload with tus. Credentials are
-/// bearer tokens and signed URLs, never cookies, so any origin may read responses.
-fn cors(r: &mut Response) {
-    web::set(r, "access-control-allow-origin", "*");
+/// bearer tokens and signed URLs, never cookies, so any origin may read responses, except
+/// content keys: only pages of the configured page origins may read those.
+fn cors(app: &App, path: &str, page: Option<&str>, r: &mut Response) {
+    if objects::is_key_path(path) {
+        web::set(r, header::VARY.as_str(), "origin");
+        if let Some(page) = page.filter(|p| app.page_origins.iter().any(|o| o == p)) {
+            web::set(r, "access-control-allow-origin", page);
+        }
+    } else {
+        web::set(r, "access-control-allow-origin", "*");
+    }
     web::set(
         r,
         "access-control-expose-headers",

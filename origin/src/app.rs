@@ -17,6 +17,7 @@ use crate::meta::MetaStore;
 use crate::meta::sql::SqlStore;
 use crate::metrics::Metrics;
 use crate::notify::EventHub;
+use crate::outbound::Outbound;
 use crate::queue::local::LocalQueue;
 use crate::queue::nats::NatsQueue;
 use crate::queue::{Namespaced, Queue};
@@ -47,6 +48,12 @@ pub struct App {
     pub popularity: crate::api::pops::RegionalPopularity,
     /// The pipeline every job runs.
     pub pipeline: Pipeline,
+    /// Where requests to user-chosen addresses (webhooks) may go.
+    pub outbound: Arc<Outbound>,
+    /// Open server-sent event streams, overall and per client address.
+    pub streams: Arc<crate::web::limits::Gate>,
+    /// Page origins allowed to read key responses (CORS).
+    pub page_origins: Vec<String>,
     /// One lock per upload id, so two PATCHes never write the same file at once.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -89,6 +96,9 @@ impl App {
             metrics: Metrics::default(),
             popularity: Default::default(),
             pipeline: Pipeline::builtin(),
+            outbound: Outbound::new(config.webhook_allow.clone()),
+            streams: config.limits.stream_gate(),
+            page_origins: config.page_origins(),
             upload_locks: Mutex::new(HashMap::new()),
             config,
         }))

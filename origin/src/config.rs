@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::web::limits::{Limits, SseLimits};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -59,6 +61,17 @@ pub struct Config {
     /// Whether every worker sees the same `data_dir/scratch` (one machine, or a shared
     /// volume). When false, temporary artifacts travel through blob storage.
     pub shared_scratch: bool,
+    /// Where `/metrics` is served, apart from the API (`None`: not served at all).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Page origins (`scheme://host[:port]`) whose pages may read key responses;
+    /// `None`: the origins of `playback_url` and `upload_url`.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Networks webhooks may reach although they are loopback, private or otherwise reserved.
+    pub webhook_allow: Vec<IpNet>,
+    /// Uploads (single or partial) one video may have at once; concatenations not counted.
+    pub max_uploads_per_video: usize,
+    /// Timeouts and limits of every connection and event stream.
+    pub limits: Limits,
 }
 
 /// Where blobs live.
@@ -109,6 +122,30 @@ struct Raw {
     pop_token: Option<String>,
     shared_scratch: Option<bool>,
     queue_namespace: Option<String>,
+    metrics_listen: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    webhook_allow: Option<Vec<String>>,
+    max_uploads_per_video: Option<usize>,
+    limits: Option<RawLimits>,
+}
+
+/// `[limits]`: every key optional, each defaulting to `Limits::default()`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    header_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    exempt: Option<Vec<String>>,
+    h2_max_concurrent_streams: Option<u32>,
+    h2_max_header_bytes: Option<u32>,
+    h2_keepalive_secs: Option<u64>,
+    sse_max_streams: Option<usize>,
+    sse_streams_per_address: Option<usize>,
+    sse_max_lifetime_secs: Option<u64>,
+    sse_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +172,9 @@ enum RawStorage {
 /// The creator token of the embedded defaults: fine on a laptop, replaced in production.
 pub const DEV_CREATOR_TOKEN: &str = "dev-creator-token";
 
+/// Where `/metrics` listens unless configured: loopback, so it is private by default.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 impl Config {
     /// Reads `path`, or the embedded defaults when `None`. Environment variables
     /// `DATABASE_URL`, `CACHE_URL`, `QUEUE_URL` override the file.
@@ -152,7 +192,12 @@ impl Config {
 
     /// Defaults for a data folder (tests use this with `port 0`).
     pub fn for_dir(data_dir: &Path) -> Self {
-        let raw = Raw { data_dir: Some(data_dir.to_owned()), listen: Some("127.0.0.1:0".into()), ..Raw::default() };
+        let raw = Raw {
+            data_dir: Some(data_dir.to_owned()),
+            listen: Some("127.0.0.1:0".into()),
+            metrics_listen: Some("127.0.0.1:0".into()),
+            ..Raw::default()
+        };
         Self::from_raw(raw).expect("defaults are valid")
     }
 
@@ -186,6 +231,18 @@ impl Config {
             None => vec![(DEV_CREATOR_TOKEN.to_owned(), "dev".to_owned())],
         };
         let workers = raw.workers.unwrap_or(1);
+        let mut problems = Vec::new();
+        let metrics_listen = match raw.metrics_listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN) {
+            "off" => None,
+            addr => addr.parse().map_err(|e| problems.push(format!("metrics_listen: {e}"))).ok(),
+        };
+        let webhook_allow = networks("webhook_allow", raw.webhook_allow.unwrap_or_default(), &mut problems);
+        let allowed_origins = raw.allowed_origins.map(|list| {
+            list.iter()
+                .filter_map(|o| page_origin(o).map_err(|e| problems.push(format!("allowed_origins: {e}"))).ok())
+                .collect()
+        });
+        let limits = limits(raw.limits.unwrap_or_default(), &mut problems);
         let config = Self {
             upload_url: raw.upload_url.unwrap_or_else(|| public_url.clone()),
             playback_url: raw.playback_url.unwrap_or_else(|| public_url.clone()),
@@ -209,13 +266,18 @@ impl Config {
             shared_scratch: raw.shared_scratch.unwrap_or(true),
             queue_namespace: raw.queue_namespace,
             data_dir,
+            metrics_listen,
+            allowed_origins,
+            webhook_allow,
+            max_uploads_per_video: raw.max_uploads_per_video.unwrap_or(16),
+            limits,
         };
-        config.validate()?;
+        config.validate(problems)?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
-        let mut problems = Vec::new();
+    /// Every problem at once: those found while parsing, then these checks.
+    fn validate(&self, mut problems: Vec<String>) -> Result<()> {
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             problems.push(format!("database_url: `{}` is neither sqlite: nor postgres:", self.database_url));
         }
@@ -231,6 +293,145 @@ impl Config {
         if self.creators.iter().any(|(t, _)| t.len() < 8) {
             problems.push("creators: tokens must have at least 8 characters".into());
         }
+        if self.max_uploads_per_video == 0 {
+            problems.push("max_uploads_per_video: must be at least 1".into());
+        }
+        problems.extend(self.limits.problems().into_iter().map(|p| format!("limits.{p}")));
         if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems.join("; "))) }
+    }
+
+    /// The page origins allowed to read key responses: `allowed_origins`, or by default the
+    /// origins of `playback_url` and `upload_url` (the PoP or origin serving the pages).
+    pub fn page_origins(&self) -> Vec<String> {
+        if let Some(list) = &self.allowed_origins {
+            return list.clone();
+        }
+        let mut origins: Vec<String> =
+            [&self.playback_url, &self.upload_url].into_iter().filter_map(|u| page_origin(u).ok()).collect();
+        origins.dedup();
+        origins
+    }
+}
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+fn page_origin(url: &str) -> std::result::Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    let origin = parsed.origin();
+    if origin.is_tuple() {
+        Ok(origin.ascii_serialization())
+    } else {
+        Err(format!("`{url}` has no origin (use scheme://host[:port])"))
+    }
+}
+
+/// CIDR networks (`10.0.0.0/8`, `::1/128`) or single addresses.
+fn networks(key: &str, list: Vec<String>, problems: &mut Vec<String>) -> Vec<IpNet> {
+    list.iter()
+        .filter_map(|n| {
+            let parsed = n.parse::<IpNet>().or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from));
+            parsed.map_err(|_| problems.push(format!("{key}: `{n}` is not an address or a CIDR network"))).ok()
+        })
+        .collect()
+}
+
+fn limits(raw: RawLimits, problems: &mut Vec<String>) -> Limits {
+    let d = Limits::default();
+    let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+    Limits {
+        header_timeout: secs(raw.header_timeout_secs, d.header_timeout),
+        idle_timeout: secs(raw.idle_timeout_secs, d.idle_timeout),
+        body_timeout: secs(raw.body_timeout_secs, d.body_timeout),
+        max_connections: raw.max_connections.unwrap_or(d.max_connections),
+        max_connections_per_address: raw.max_connections_per_address.unwrap_or(d.max_connections_per_address),
+        exempt: raw.exempt.map_or(d.exempt, |list| networks("limits.exempt", list, problems)),
+        h2_max_concurrent_streams: raw.h2_max_concurrent_streams.unwrap_or(d.h2_max_concurrent_streams),
+        h2_max_header_bytes: raw.h2_max_header_bytes.unwrap_or(d.h2_max_header_bytes),
+        h2_keepalive: raw.h2_keepalive_secs.map_or(d.h2_keepalive, |s| (s > 0).then(|| Duration::from_secs(s))),
+        sse: SseLimits {
+            max_streams: raw.sse_max_streams.unwrap_or(d.sse.max_streams),
+            per_address: raw.sse_streams_per_address.unwrap_or(d.sse.per_address),
+            max_lifetime: secs(raw.sse_max_lifetime_secs, d.sse.max_lifetime),
+            retry: raw.sse_retry_ms.map_or(d.sse.retry, Duration::from_millis),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let raw: Raw = toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned()))?;
+        Config::from_raw(raw)
+    }
+
+    #[test]
+    fn hardening_keys_have_defaults_and_parse() {
+        let defaults =
+            parse("playback_url = \"https://cdn.example/videos\"\nupload_url = \"https://up.example:8443\"").unwrap();
+        assert_eq!(defaults.metrics_listen, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
+        assert_eq!(defaults.page_origins(), ["https://cdn.example", "https://up.example:8443"]);
+        assert_eq!((defaults.max_uploads_per_video, defaults.webhook_allow.len()), (16, 0));
+        assert_eq!(defaults.limits, Limits::default());
+
+        let tuned = parse(
+            r#"
+            metrics_listen = "off"
+            allowed_origins = ["https://watch.example/"]
+            webhook_allow = ["127.0.0.1", "10.0.0.0/8"]
+            max_uploads_per_video = 4
+            [limits]
+            header_timeout_secs = 5
+            idle_timeout_secs = 20
+            body_timeout_secs = 7
+            max_connections = 100
+            max_connections_per_address = 10
+            exempt = ["192.0.2.0/24"]
+            h2_max_concurrent_streams = 50
+            h2_max_header_bytes = 8192
+            h2_keepalive_secs = 0
+            sse_max_streams = 30
+            sse_streams_per_address = 3
+            sse_max_lifetime_secs = 60
+            sse_retry_ms = 1500
+            "#,
+        )
+        .unwrap();
+        assert_eq!(tuned.metrics_listen, None);
+        assert_eq!(tuned.page_origins(), ["https://watch.example"]);
+        assert_eq!(tuned.webhook_allow, ["127.0.0.1/32".parse::<IpNet>().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        let l = &tuned.limits;
+        assert_eq!(
+            (l.header_timeout, l.idle_timeout, l.body_timeout),
+            (Duration::from_secs(5), Duration::from_secs(20), Duration::from_secs(7))
+        );
+        assert_eq!((l.max_connections, l.max_connections_per_address, l.exempt.len()), (100, 10, 1));
+        assert_eq!((l.h2_max_concurrent_streams, l.h2_max_header_bytes, l.h2_keepalive), (50, 8192, None));
+        assert_eq!(
+            l.sse,
+            SseLimits {
+                max_streams: 30,
+                per_address: 3,
+                max_lifetime: Duration::from_secs(60),
+                retry: Duration::from_millis(1500)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_hardening_keys_are_named() {
+        let problems = |text: &str| parse(text).unwrap_err().to_string();
+        assert!(problems("[limits]\nheader_timeout = 5").contains("unknown field `header_timeout`"));
+        let bad = problems(
+            "webhook_allow = [\"10.0.0.0/33\"]\nallowed_origins = [\"not a url\"]\nmetrics_listen = \"nowhere\"\n[limits]\nmax_connections = 0",
+        );
+        for part in [
+            "webhook_allow: `10.0.0.0/33`",
+            "allowed_origins: `not a url`",
+            "metrics_listen:",
+            "limits.max_connections: must be more than 0",
+        ] {
+            assert!(bad.contains(part), "{part} in {bad}");
+        }
     }
 }

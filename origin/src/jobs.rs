@@ -1,4 +1,4 @@
-//! Orchestration, in the seed's order: upload complete → job created with the encoder's DAG
+//! Orchestration, in the seed's order: upload complete (claimed once per video) → job created with the encoder's DAG
 //! → the DAG's tasks go to workers over the queue → renditions land in transcoded storage →
 //! a completion event goes on the completion queue → the completion handler updates the
 //! metadata and the cache and notifies.
@@ -24,7 +24,7 @@ use crate::app::App;
 use crate::cache;
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::meta::{self, Job, JobState, Rendition, StateChange, VideoState};
+use crate::meta::{self, Intake, Job, JobState, Rendition, VideoState};
 use crate::notify::VideoEvent;
 use crate::storage;
 
@@ -102,9 +102,35 @@ pub fn publish_ref(video: &str) -> String {
     format!("blob:{}", storage::published(video).trim_end_matches('/'))
 }
 
-/// An upload is complete: keep the original in blob storage, create the job, queue it.
-pub async fn finalize(app: &Arc<App>, video: &str, file: &Path) -> Result<()> {
-    store_original(app, video, file).await?;
+/// Whether an upload may complete its video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// It holds the video's one completion: go on with [`finalize`].
+    Ours,
+    /// It already completed the video (a retried last request): nothing to do.
+    AlreadyDone,
+    /// Another upload completed the video, or it takes no uploads (`None`: no such video).
+    Refused(Option<Intake>),
+}
+
+/// Claims the one completion of `video` for `upload`. The claim is a conditional update in
+/// the database, so of two uploads finishing at once (on any API nodes) one gets `Ours`.
+pub async fn claim(app: &App, video: &str, upload: &str) -> Result<Claim> {
+    if app.meta.claim_completion(video, upload).await? {
+        return Ok(Claim::Ours);
+    }
+    let intake = app.meta.intake(video).await?;
+    Ok(match &intake {
+        Some(i) if i.completed_by.as_deref() == Some(upload) && i.state != VideoState::Deleted => Claim::AlreadyDone,
+        _ => Claim::Refused(intake),
+    })
+}
+
+/// Completes a claimed upload: stores the original, then moves the video from uploading
+/// to queued together with creating its job (one transaction, so exactly one job), then
+/// queues the job. Until the transition commits, a failure gives the claim back, so the
+/// creator can try again; after it, the original is never replaced.
+pub async fn finalize(app: &Arc<App>, video: &str, upload: &str, file: &Path) -> Result<()> {
     let now = meta::now();
     let job = Job {
         id: crate::secrets::random_hex(12)?,
@@ -114,9 +140,21 @@ pub async fn finalize(app: &Arc<App>, video: &str, file: &Path) -> Result<()> {
         created_at: now,
         updated_at: now,
     };
-    app.meta.create_job(&job).await?;
-    let change = StateChange { state: VideoState::Queued, progress: 0.0, error: None, result: None, now };
-    let updated = app.meta.change_state(video, &change).await?.ok_or_else(|| Error::not_found("video"))?;
+    let queued = async {
+        store_original(app, video, file).await?;
+        app.meta.queue_completed(video, upload, &job, now).await
+    };
+    let updated = match queued.await {
+        Ok(Some(updated)) => updated,
+        // Taken down meanwhile, or a retry of this upload queued it already.
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            if let Err(release) = app.meta.release_completion(video, upload).await {
+                tracing::warn!(video, upload, error = %release, "completion claim not released");
+            }
+            return Err(e);
+        }
+    };
     app.queue.publish(JOBS, &serde_json::to_vec(&JobMessage { job: job.id.clone(), video: video.to_owned() })?).await?;
     cache::forget_video(app.cache.as_ref(), video).await;
     app.hub.publish(VideoEvent::of(&updated));
@@ -125,9 +163,12 @@ pub async fn finalize(app: &Arc<App>, video: &str, file: &Path) -> Result<()> {
 }
 
 /// Moves the finished upload into blob storage (a rename on local disk, a streamed
-/// multipart upload to S3).
+/// multipart upload to S3). A retry after the move finds the original already there.
 async fn store_original(app: &App, video: &str, file: &Path) -> Result<()> {
     let key = storage::original(video);
+    if !tokio::fs::try_exists(file).await.unwrap_or(true) && app.blobs.exists(&key).await? {
+        return Ok(());
+    }
     if let StorageConfig::Fs { root } = &app.config.storage {
         let target = root.join(&key);
         if let Some(dir) = target.parent() {

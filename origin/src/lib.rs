@@ -14,9 +14,11 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod logs;
 pub mod meta;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod queue;
 pub mod secrets;
 pub mod sign;
@@ -42,6 +44,8 @@ pub use error::{Error, Result};
 pub struct Running {
     /// Where the API listens.
     pub addr: SocketAddr,
+    /// Where `/metrics` listens, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared state, for tests and embedding.
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
@@ -58,6 +62,12 @@ impl std::fmt::Debug for Running {
 pub async fn start(mut config: Config) -> Result<Running> {
     let listener = TcpListener::bind(config.listen).await.map_err(Error::io(format!("bind {}", config.listen)))?;
     let addr = listener.local_addr().map_err(Error::io("local address"))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(TcpListener::bind(at).await.map_err(Error::io(format!("bind metrics_listen {at}")))?),
+        None => None,
+    };
+    let metrics_addr =
+        metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(Error::io("local address"))?;
     // A configured port 0 (tests) is only known now; derived URLs follow it.
     let bound = |url: &str| url.replace(&config.listen.to_string(), &addr.to_string());
     config.public_url = bound(&config.public_url);
@@ -67,15 +77,29 @@ pub async fn start(mut config: Config) -> Result<Running> {
     let app = App::open(config).await?;
     let (shutdown, watch) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let limits = Arc::new(app.config.limits.clone());
+    let connections = app.metrics.connections.clone();
     let handler_app = app.clone();
-    tasks.spawn(web::server::serve(listener, tls, move |req| api::handle(handler_app.clone(), req), watch.clone()));
+    let api = move |req| api::handle(handler_app.clone(), req);
+    tasks.spawn(web::server::serve(listener, tls, limits.clone(), connections.clone(), api, watch.clone()));
+    if let Some(listener) = metrics_listener {
+        let metrics_app = app.clone();
+        let metrics = move |req| std::future::ready(api::metrics_page(&metrics_app, &req));
+        tasks.spawn(web::server::serve(listener, None, limits, connections, metrics, watch.clone()));
+    }
     tasks.spawn(jobs::driver::run(app.clone(), watch.clone()));
     tasks.spawn(jobs::completion::run(app.clone(), watch.clone()));
-    tasks.spawn(notify::deliver_webhooks(app.queue.clone(), app.meta.clone(), watch.clone()));
+    tasks.spawn(notify::deliver_webhooks(
+        app.queue.clone(),
+        app.meta.clone(),
+        app.outbound.clone(),
+        app.metrics.webhooks.clone(),
+        watch.clone(),
+    ));
     tasks.spawn(collect_uploads(app.clone(), watch.clone()));
     spawn_workers(&app, &mut tasks, &watch);
-    tracing::info!(%addr, public = %app.config.public_url, "origin listening");
-    Ok(Running { addr, app, shutdown, tasks })
+    tracing::info!(%addr, metrics = ?metrics_addr, public = %app.config.public_url, "origin listening");
+    Ok(Running { addr, metrics_addr, app, shutdown, tasks })
 }
 
 /// Runs only workers (`origin worker`), until `shutdown` turns true.

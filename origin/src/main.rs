@@ -55,18 +55,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ORIGIN_LOG").unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("ORIGIN_LOG_FORMAT").as_deref() == Ok("json") {
-        logs.json().init()
-    } else {
-        logs.init()
-    }
+    origin::logs::init();
     match Cli::parse().command {
         Command::Serve { config } => {
             let stop = shutdown_signal()?;
             let running = origin::start(Config::load(config.as_deref())?).await?;
-            println!("origin listening on {} (API: {}/v1/videos)", running.addr, running.app.config.public_url);
+            let metrics = running.metrics_addr.map_or_else(|| "off".to_owned(), |at| format!("http://{at}/metrics"));
+            // One line: whoever starts the process may read only the first.
+            println!(
+                "origin listening on {} (API: {}/v1/videos, metrics: {metrics})",
+                running.addr, running.app.config.public_url
+            );
             stop.await;
             running.stop().await;
         }

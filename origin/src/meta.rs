@@ -44,6 +44,12 @@ impl VideoState {
         }
     }
 
+    /// Whether the video's objects and key may leave the origin: only `ready` today. The
+    /// one place that decides it (on-demand encoding will widen it to servable states).
+    pub fn is_servable(self) -> bool {
+        self == Self::Ready
+    }
+
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         [Self::Uploading, Self::Queued, Self::Processing, Self::Ready, Self::Failed, Self::Deleted]
@@ -204,6 +210,43 @@ pub struct Upload {
     pub created_at: Millis,
 }
 
+/// Whether a video still takes uploads, and which upload completed it (at most one ever does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    /// The video's state.
+    pub state: VideoState,
+    /// The upload whose completion queued the video (or is queuing it now).
+    pub completed_by: Option<String>,
+}
+
+impl Intake {
+    /// Whether a new upload may start: still uploading, and no upload completed it.
+    pub fn is_open(&self) -> bool {
+        self.state == VideoState::Uploading && self.completed_by.is_none()
+    }
+
+    /// Whether `upload` may still receive bytes: the video is open, or `upload` is the one
+    /// that completed it (a retried last request is answered, not refused).
+    pub fn takes(&self, upload: &str) -> bool {
+        match &self.completed_by {
+            _ if self.state == VideoState::Deleted => false,
+            Some(by) => by == upload,
+            None => self.state == VideoState::Uploading,
+        }
+    }
+}
+
+/// What became of a request to record a new upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Recorded.
+    Admitted,
+    /// The video does not take uploads (`None`: it does not exist).
+    Closed(Option<Intake>),
+    /// The video already has this many single or partial uploads, the most allowed.
+    TooMany(usize),
+}
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -305,8 +348,22 @@ pub trait MetaStore: Send + Sync {
     /// Moves a video to a new state; `None` when it does not exist.
     async fn change_state(&self, id: &str, change: &StateChange) -> Result<Option<Video>>;
 
-    /// Records a new upload.
+    /// Records a new upload, unconditionally.
     async fn create_upload(&self, u: &Upload) -> Result<()>;
+    /// Records a new upload of a video that is open for uploads and, unless it is a
+    /// concatenation, has fewer than `max_open` single and partial uploads. Atomic against
+    /// other admissions and completions of the same video, on every API node.
+    async fn admit_upload(&self, u: &Upload, max_open: usize) -> Result<Admission>;
+    /// A video's intake: its state and the upload that completed it.
+    async fn intake(&self, video_id: &str) -> Result<Option<Intake>>;
+    /// Claims the one completion of an uploading video for `upload_id`; true when the claim
+    /// is (or already was) this upload's. Of two uploads racing, exactly one wins.
+    async fn claim_completion(&self, video_id: &str, upload_id: &str) -> Result<bool>;
+    /// Gives a claim back while the video is still uploading (its completion failed).
+    async fn release_completion(&self, video_id: &str, upload_id: &str) -> Result<()>;
+    /// Moves the video from uploading to queued and records its job, in one transaction,
+    /// when `upload_id` holds the claim. `None` when it does not (or the video moved on).
+    async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>>;
     /// An upload by id.
     async fn upload(&self, id: &str) -> Result<Option<Upload>>;
     /// Moves an upload's offset from `from` to `to`; false when the offset was not `from`.

@@ -9,6 +9,19 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// What the HTTP server does with connections (shared by the API and metrics listeners).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: Gauge,
+    /// Connections closed at accept, by reason (`full`, `per_address`).
+    pub refused: Family<Labels, Counter>,
+    /// Connections closed for idling, by reason (`first_request`, `idle`).
+    pub closed_idle: Family<Labels, Counter>,
+    /// Request bodies cut because the client stopped sending.
+    pub body_stalls: Counter,
+}
+
 /// Every metric the origin exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -27,6 +40,15 @@ pub struct Metrics {
     pub jobs_running: Gauge,
     /// Bytes of objects served.
     pub served_bytes: Counter,
+    /// Connections.
+    pub connections: ConnectionMetrics,
+    /// Server-sent event streams open now.
+    pub sse_streams: Gauge,
+    /// Event streams refused, by reason (`full`, `per_address`).
+    pub sse_refused: Family<Labels, Counter>,
+    /// Webhook delivery attempts, by outcome (`done`: delivered or nothing left to deliver,
+    /// `retry`, `refused`: the target is not allowed).
+    pub webhooks: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -40,6 +62,10 @@ impl Default for Metrics {
         let tasks = Family::<Labels, Counter>::default();
         let jobs_running = Gauge::default();
         let served_bytes = Counter::default();
+        let connections = ConnectionMetrics::default();
+        let sse_streams = Gauge::default();
+        let sse_refused = Family::<Labels, Counter>::default();
+        let webhooks = Family::<Labels, Counter>::default();
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("upload_bytes", "Upload bytes acknowledged (durable)", upload_bytes.clone());
@@ -47,7 +73,39 @@ impl Default for Metrics {
         registry.register("tasks", "Encoder tasks run by this process, by kind and outcome", tasks.clone());
         registry.register("jobs_running", "Jobs this process is driving", jobs_running.clone());
         registry.register("served_bytes", "Object bytes served", served_bytes.clone());
-        Self { registry, requests, latency, upload_bytes, jobs, tasks, jobs_running, served_bytes }
+        registry.register("connections_open", "HTTP connections open", connections.open.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept, by reason",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed for idling, by reason",
+            connections.closed_idle.clone(),
+        );
+        registry.register(
+            "request_body_stalls",
+            "Request bodies cut after the body timeout",
+            connections.body_stalls.clone(),
+        );
+        registry.register("sse_streams_open", "Server-sent event streams open", sse_streams.clone());
+        registry.register("sse_streams_refused", "Event streams refused, by reason", sse_refused.clone());
+        registry.register("webhook_deliveries", "Webhook delivery attempts, by outcome", webhooks.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            upload_bytes,
+            jobs,
+            tasks,
+            jobs_running,
+            served_bytes,
+            connections,
+            sse_streams,
+            sse_refused,
+            webhooks,
+        }
     }
 }
 

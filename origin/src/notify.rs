@@ -1,15 +1,20 @@
 //! Telling people what happened to their video: server-sent events for anyone watching the
 //! video's `/events` stream (in this process), and HMAC-signed webhooks to the creator's URL,
-//! delivered from a durable queue with retries so a restart loses none.
+//! delivered from a durable queue with retries so a restart loses none. Deliveries go only
+//! where `outbound` allows, checked on the address actually connected to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::error::Result;
+use crate::logs::redact;
 use crate::meta::{MetaStore, Millis, Video, VideoState};
+use crate::outbound::{self, Outbound};
 use crate::queue::Queue;
 use crate::sign::Signer;
 
@@ -95,14 +100,38 @@ pub async fn queue_webhook(queue: &dyn Queue, meta: &dyn MetaStore, v: &Video, e
 /// Deliveries give up after this many attempts (about an hour of backoff).
 const MAX_ATTEMPTS: u32 = 12;
 
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// The receiver answered 2xx (or there is nothing to deliver any more).
+    Done,
+    /// Worth trying again later.
+    Retry,
+    /// The target is not allowed: trying again cannot help.
+    Refused,
+}
+
+impl Attempt {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry => "retry",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 /// Sends queued webhooks until `shutdown`: POST with `X-Webhook-Timestamp` and
-/// `X-Webhook-Signature: sha256=HMAC(secret, "timestamp.body")`; retried with backoff.
+/// `X-Webhook-Signature: sha256=HMAC(secret, "timestamp.body")`; retried with backoff,
+/// except to a target `outbound` refuses.
 pub async fn deliver_webhooks(
     queue: Arc<dyn Queue>,
     meta: Arc<dyn MetaStore>,
+    outbound: Arc<Outbound>,
+    outcomes: Family<Vec<(&'static str, String)>, Counter>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+    let client = outbound.client(Duration::from_secs(10));
     loop {
         let msg = tokio::select! {
             m = queue.receive(WEBHOOKS, Duration::from_secs(30), Duration::from_secs(1)) => m,
@@ -118,15 +147,16 @@ pub async fn deliver_webhooks(
                 continue;
             }
         };
-        let delivered = match serde_json::from_slice::<Delivery>(&msg.payload) {
-            Ok(d) => send(&client, meta.as_ref(), &d).await,
+        let attempt = match serde_json::from_slice::<Delivery>(&msg.payload) {
+            Ok(d) => send(&client, &outbound, meta.as_ref(), &d).await,
             Err(e) => {
                 tracing::error!(error = %e, "undecodable webhook delivery dropped");
-                true
+                Attempt::Done
             }
         };
-        let settled = if delivered || msg.deliveries >= MAX_ATTEMPTS {
-            if !delivered {
+        outcomes.get_or_create(&vec![("outcome", attempt.label().to_owned())]).inc();
+        let settled = if attempt != Attempt::Retry || msg.deliveries >= MAX_ATTEMPTS {
+            if attempt == Attempt::Retry {
                 tracing::warn!(attempts = msg.deliveries, "webhook delivery abandoned");
             }
             msg.lease.ack().await
@@ -140,22 +170,29 @@ pub async fn deliver_webhooks(
     }
 }
 
-async fn send(client: &reqwest::Client, meta: &dyn MetaStore, d: &Delivery) -> bool {
+async fn send(client: &reqwest::Client, outbound: &Outbound, meta: &dyn MetaStore, d: &Delivery) -> Attempt {
     let hook = match meta.webhook(&d.creator).await {
         Ok(Some(hook)) => hook,
         // The creator removed the hook: nothing to deliver.
-        Ok(None) => return true,
+        Ok(None) => return Attempt::Done,
         // The database is down: retry later rather than lose the event.
         Err(e) => {
             tracing::warn!(error = %e, "webhook lookup failed");
-            return false;
+            return Attempt::Retry;
+        }
+    };
+    let url = redact(&hook.url);
+    let request = match outbound.post(client, &hook.url) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(error = %e, %url, "webhook target refused, delivery dropped");
+            return Attempt::Refused;
         }
     };
     let body = serde_json::to_vec(&d.body).unwrap_or_default();
     let ts = crate::meta::now() / 1000;
     let sig = Signer::webhook_signature(&hook.secret, ts, &body);
-    let sent = client
-        .post(&hook.url)
+    let sent = request
         .header("content-type", "application/json")
         .header("x-webhook-timestamp", ts.to_string())
         .header("x-webhook-signature", format!("sha256={sig}"))
@@ -163,14 +200,19 @@ async fn send(client: &reqwest::Client, meta: &dyn MetaStore, d: &Delivery) -> b
         .send()
         .await;
     match sent {
-        Ok(r) if r.status().is_success() => true,
+        Ok(r) if r.status().is_success() => Attempt::Done,
+        // A redirect is not followed: it counts as a refusal by the receiver.
         Ok(r) => {
-            tracing::info!(status = %r.status(), url = %hook.url, "webhook refused, will retry");
-            false
+            tracing::info!(status = %r.status(), %url, "webhook not accepted, will retry");
+            Attempt::Retry
+        }
+        Err(e) if outbound::is_refusal(&e) => {
+            tracing::warn!(error = %e, %url, "webhook target refused at connection, delivery dropped");
+            Attempt::Refused
         }
         Err(e) => {
-            tracing::info!(error = %e, url = %hook.url, "webhook unreachable, will retry");
-            false
+            tracing::info!(error = %e, %url, "webhook unreachable, will retry");
+            Attempt::Retry
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every handler: body types, response builders, and the one place
 //! that turns an [`Error`] into a response (status, machine-readable code, human message).
 
+pub mod limits;
 pub mod server;
 
 use bytes::Bytes;
@@ -15,8 +16,8 @@ use crate::error::Error;
 pub type Body = BoxBody<Bytes, std::io::Error>;
 /// A response.
 pub type Response = http::Response<Body>;
-/// An incoming request.
-pub type Request = http::Request<hyper::body::Incoming>;
+/// An incoming request: its body fails when the client stalls (see `limits::RequestBody`).
+pub type Request = http::Request<limits::RequestBody>;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -80,9 +81,28 @@ pub fn set(r: &mut Response, name: impl header::IntoHeaderName, value: &str) {
 /// Reads a request body to the end, refusing more than `limit` bytes.
 pub async fn read_body(req: Request, limit: usize) -> crate::Result<Bytes> {
     let limited = http_body_util::Limited::new(req.into_body(), limit);
-    limited.collect().await.map(|c| c.to_bytes()).map_err(|_| {
-        Error::api(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body exceeds {limit} bytes"))
+    limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            Error::api(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body exceeds {limit} bytes"),
+            )
+        } else if let Some(limits::BodyError::Stalled(after)) = e.downcast_ref() {
+            body_stalled(*after)
+        } else {
+            Error::bad_request("body_interrupted", "the request body ended early")
+        }
     })
+}
+
+/// 408 for a body the client stopped sending.
+pub fn body_stalled(after: std::time::Duration) -> Error {
+    Error::api(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!("no part of the request body arrived for {} s", after.as_secs_f32()),
+    )
 }
 
 /// Parses a JSON request body.

@@ -90,7 +90,8 @@ async fn upload_transcode_and_play() {
     assert_eq!(playlist.headers()["cache-control"], "public, max-age=10");
     assert_eq!(playlist.headers()["content-type"], "application/vnd.apple.mpegurl");
 
-    let metrics = origin.client.get(origin.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics_page = format!("http://{}/metrics", origin.running.metrics_addr.unwrap());
+    let metrics = origin.client.get(metrics_page).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("origin_jobs_total{outcome=\"ready\"} 1"), "{metrics}");
     origin.running.stop().await;
 }

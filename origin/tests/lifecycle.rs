@@ -56,6 +56,8 @@ async fn ready_webhook_then_takedown() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_dir(&dir.path().join("data"));
     config.pop_token = Some("pop-secret-token".into());
+    // The receiver is on loopback, which webhooks may reach only when the operator says so.
+    config.webhook_allow = vec!["127.0.0.1/32".parse().unwrap()];
     let origin = TestOrigin::start_with(config).await;
     let (hook_url, deliveries) = webhook_receiver();
     let hook: serde_json::Value = origin

@@ -6,8 +6,8 @@ mod common;
 use common::services::{FreshDatabase, service_url};
 use origin::meta::sql::SqlStore;
 use origin::meta::{
-    Audit, Job, JobState, MetaStore, NewVideo, Rendition, StateChange, Upload, UploadKind, Video, VideoPatch,
-    VideoQuery, VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Rendition, StateChange, Upload, UploadKind, Video,
+    VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use sqlx::Connection;
 
@@ -63,6 +63,7 @@ async fn conformance(store: &dyn MetaStore) {
     patching(store).await;
     state_changes(store).await;
     uploads(store).await;
+    completions(store).await;
     jobs(store).await;
     keys(store).await;
     audits(store).await;
@@ -298,6 +299,66 @@ async fn uploads(store: &dyn MetaStore) {
     assert_eq!(store.upload("u-single").await.unwrap(), None);
     store.delete_upload("u-single").await.unwrap();
     assert_eq!(store.uploads_of("uv").await.unwrap().len(), 2);
+}
+
+async fn completions(store: &dyn MetaStore) {
+    store.create_video(&new_video("cv", "carol", "Once", 100)).await.unwrap();
+    let open = Intake { state: VideoState::Uploading, completed_by: None };
+    assert_eq!(store.intake("cv").await.unwrap(), Some(open.clone()));
+    assert_eq!(store.intake("missing").await.unwrap(), None);
+    assert!(open.is_open() && open.takes("any"));
+
+    // At most two single or partial uploads; a concatenation is not counted.
+    let part = |id: &str, kind| Upload { kind, ..upload(id, "cv", 10, 20_000) };
+    for id in ["c-a", "c-b"] {
+        assert_eq!(store.admit_upload(&part(id, UploadKind::Partial), 2).await.unwrap(), Admission::Admitted);
+    }
+    assert_eq!(store.admit_upload(&part("c-c", UploadKind::Single), 2).await.unwrap(), Admission::TooMany(2));
+    assert_eq!(store.upload("c-c").await.unwrap(), None, "a refused upload is not recorded");
+    assert_eq!(store.admit_upload(&part("c-final", UploadKind::Final), 2).await.unwrap(), Admission::Admitted);
+    let missing = Upload { video_id: "missing".into(), ..part("c-m", UploadKind::Single) };
+    assert_eq!(store.admit_upload(&missing, 2).await.unwrap(), Admission::Closed(None));
+
+    // Eight uploads claim the completion at once: exactly one wins.
+    let claims = (0..8).map(|n| async move { (n, store.claim_completion("cv", &format!("racer-{n}")).await.unwrap()) });
+    let won: Vec<_> = futures_util::future::join_all(claims).await.into_iter().filter(|(_, won)| *won).collect();
+    assert_eq!(won.len(), 1, "{won:?}");
+    let winner = format!("racer-{}", won[0].0);
+    assert!(store.claim_completion("cv", &winner).await.unwrap(), "the holder claims again");
+    let claimed = store.intake("cv").await.unwrap().unwrap();
+    assert_eq!(claimed.completed_by.as_deref(), Some(winner.as_str()));
+    assert!(!claimed.is_open() && claimed.takes(&winner) && !claimed.takes("racer-x"));
+    assert!(matches!(
+        store.admit_upload(&part("c-late", UploadKind::Single), 9).await.unwrap(),
+        Admission::Closed(Some(_))
+    ));
+
+    // Released while still uploading, the claim is anyone's again.
+    store.release_completion("cv", "racer-x").await.unwrap();
+    assert_eq!(
+        store.intake("cv").await.unwrap().unwrap().completed_by.as_deref(),
+        Some(winner.as_str()),
+        "only the holder releases"
+    );
+    store.release_completion("cv", &winner).await.unwrap();
+    assert_eq!(store.intake("cv").await.unwrap(), Some(open));
+    assert!(store.claim_completion("cv", &winner).await.unwrap());
+
+    // Only the holder moves the video to queued, once, with its one job.
+    let cv_job = |id: &str| Job { video_id: "cv".into(), ..job(id, JobState::Queued, 300) };
+    assert_eq!(store.queue_completed("cv", "racer-x", &cv_job("j-loser"), 300).await.unwrap(), None);
+    let queued = store.queue_completed("cv", &winner, &cv_job("j-cv"), 300).await.unwrap().unwrap();
+    assert_eq!((queued.state, queued.progress, queued.updated_at), (VideoState::Queued, 0.0, 300));
+    assert_eq!(store.queue_completed("cv", &winner, &cv_job("j-twice"), 301).await.unwrap(), None);
+    assert_eq!(store.job("j-cv").await.unwrap().map(|j| j.state), Some(JobState::Queued));
+    assert_eq!((store.job("j-loser").await.unwrap(), store.job("j-twice").await.unwrap()), (None, None));
+    assert!(!store.claim_completion("cv", "racer-x").await.unwrap(), "a queued video takes no claim");
+    assert!(!store.claim_completion("cv", &winner).await.unwrap(), "not even its own: it is done");
+    store.release_completion("cv", &winner).await.unwrap();
+    let done = store.intake("cv").await.unwrap().unwrap();
+    assert_eq!((done.state, done.completed_by.as_deref()), (VideoState::Queued, Some(winner.as_str())));
+    assert!(done.takes(&winner) && !done.takes("c-a"));
+    store.set_job_state("j-cv", JobState::Done, None, 400).await.unwrap();
 }
 
 fn job(id: &str, state: JobState, created_at: i64) -> Job {

@@ -54,7 +54,7 @@ fn config(dir: &Path) -> (std::path::PathBuf, String) {
     std::fs::write(
         &path,
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\ntask_lease_secs = 2\nworkers = 1\n",
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:0\"\ntask_lease_secs = 2\nworkers = 1\n",
             data.display().to_string()
         ),
     )

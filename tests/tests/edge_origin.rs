@@ -31,8 +31,9 @@ async fn start_pop(dir: &std::path::Path, origin: &str, id: &str, prefetch: bool
     edge::start(cfg).await.expect("PoP starts")
 }
 
-async fn origin_object_requests(http: &reqwest::Client, origin: &str) -> f64 {
-    let page = http.get(format!("{origin}/metrics")).send().await.unwrap().text().await.unwrap();
+async fn origin_object_requests(http: &reqwest::Client, origin: &origin::Running) -> f64 {
+    let metrics = origin.metrics_addr.expect("the origin serves metrics");
+    let page = http.get(format!("http://{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
     counter(&page, &["origin_http_requests_total", "route=\"/v1/objects/{id}/{path}\""])
 }
 
@@ -73,11 +74,11 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     let playback = creator.playback(&id).await.unwrap();
     let master = playback["master_url"].as_str().unwrap().to_owned();
     assert!(master.starts_with(&pop_a), "{master}");
-    let before = origin_object_requests(&http, &origin_url).await;
+    let before = origin_object_requests(&http, &origin).await;
     let url = master.clone();
     let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&url)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 240), "played through the PoP");
-    let first_play = origin_object_requests(&http, &origin_url).await - before;
+    let first_play = origin_object_requests(&http, &origin).await - before;
     assert!(first_play > 0.0);
     // Seoul A has no prefetch, so its own count of origin fetches is what its viewers cost.
     let a_fetches = || counter(&seoul_a.edge.metrics.render(), &["edge_origin_fetches_total"]);
@@ -119,7 +120,7 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
         .bytes()
         .await
         .unwrap();
-    let before = origin_object_requests(&http, &origin_url).await;
+    let before = origin_object_requests(&http, &origin).await;
     let viewers: Vec<_> = (0..200)
         .map(|_| {
             let (http, segment) = (http.clone(), segment.clone());
@@ -131,7 +132,7 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     }
     let b_page = seoul_b.edge.metrics.render();
     assert_eq!(
-        origin_object_requests(&http, &origin_url).await - before,
+        origin_object_requests(&http, &origin).await - before,
         1.0,
         "one origin fetch for 200 viewers; Seoul B: {b_page}"
     );

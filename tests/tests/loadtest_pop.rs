@@ -42,13 +42,15 @@ abandon_probability = 0.0
 seeks_per_minute = 0.0
 "#;
 
-async fn play(pop: &edge::Running, origin_url: &str, target: String, protocol: Protocol) -> Report {
+async fn play(pop: &edge::Running, origin: &origin::Running, target: String, protocol: Protocol) -> Report {
+    let origin_url = &origin.app.config.public_url;
+    let metrics = origin.metrics_addr.expect("the origin serves metrics");
     let scenario = Scenario::parse(SCENARIO, "pop-e2e", "pop-e2e").unwrap();
     let mut options = RunOptions::new(scenario, Url::parse(&target).unwrap());
     options.protocol = protocol;
     options.trust = Trust::Pins(vec![parse_pin(&pop.spki).unwrap()]);
     options.origin = Some(Url::parse(origin_url).unwrap());
-    options.origin_metrics = Some(Url::parse(&format!("{origin_url}/metrics")).unwrap());
+    options.origin_metrics = Some(Url::parse(&format!("http://{metrics}/metrics")).unwrap());
     loadtest::run(options, CancellationToken::new()).await.expect("the run completes")
 }
 
@@ -82,7 +84,7 @@ async fn the_harness_measures_a_real_pop_over_h2_and_h3() {
 
     // HTTP/2 on a cold PoP.
     let before = served("protocol=\"h2\"");
-    let h2 = play(&pop, &origin_url, site.clone(), Protocol::H2).await;
+    let h2 = play(&pop, &origin, site.clone(), Protocol::H2).await;
     assert_eq!(h2.run.stopped_by, StopReason::MaxRequests, "{:?}", h2.totals);
     assert_eq!(h2.run.catalogue_titles, 1, "the catalogue came from the origin's API");
     assert_eq!(h2.totals.requests, REQUESTS, "the budget is exact");
@@ -97,7 +99,7 @@ async fn the_harness_measures_a_real_pop_over_h2_and_h3() {
 
     // HTTP/3 to the same PoP, now warm: what the first run fetched is served from its cache.
     let before = served("protocol=\"h3\"");
-    let h3 = play(&pop, &origin_url, format!("https://127.0.0.1:{}", h3.port()), Protocol::H3).await;
+    let h3 = play(&pop, &origin, format!("https://127.0.0.1:{}", h3.port()), Protocol::H3).await;
     assert_eq!(h3.totals.requests, REQUESTS);
     assert_eq!(h3.totals.errors, 0, "{:?}", h3.totals.errors_by_kind);
     assert_eq!(served("protocol=\"h3\"") - before, REQUESTS as f64, "every request went over QUIC");

@@ -1,7 +1,8 @@
 //! Object serving: viewers with a playback token (`/p/{token}/{id}/...`, the token in the
 //! path so relative playlist URIs carry it to every segment and to the key), PoPs with their
 //! bearer token (`/v1/objects/{id}/...`), and the key service. Range, ETag and cache rules by
-//! object kind: segments immutable, playlists short-lived, keys never stored.
+//! object kind: segments immutable, playlists short-lived, keys never stored. Nothing of a
+//! video leaves through any of these routes unless [`servable`] says so.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use http::{Method, StatusCode, header};
 use super::{now_secs, query, require_pop};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::meta::VideoState;
+use crate::meta::{Video, VideoState};
 use crate::sign::query_param;
 use crate::storage;
 use crate::web::{self, Request, Response};
@@ -19,15 +20,9 @@ use crate::web::{self, Request, Response};
 /// `GET /p/{token}/{id}/{path}` and `GET /p/{token}/{id}/key`.
 pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &[&str]) -> Result<Response> {
     app.signer.verify_playback(token, id, now_secs())?;
-    let video = super::videos::find(app, id).await?;
-    if video.state == VideoState::Deleted {
-        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
-    }
+    servable(app, id).await?;
     if rest == ["key"] {
         return key(app, id).await;
-    }
-    if video.state != VideoState::Ready {
-        return Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", video.state.as_str())));
     }
     serve(app, &req, id, rest).await
 }
@@ -35,11 +30,27 @@ pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &
 /// `GET /v1/objects/{id}/{path}` for PoPs pulling through their cache.
 pub async fn pop(app: &Arc<App>, req: Request, id: &str, rest: &[&str]) -> Result<Response> {
     require_pop(app, &req)?;
-    let video = super::videos::find(app, id).await?;
-    if video.state == VideoState::Deleted {
-        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
-    }
+    servable(app, id).await?;
     serve(app, &req, id, rest).await
+}
+
+/// The one gate for everything of a video that leaves the origin (objects to viewers and
+/// PoPs, keys): the video exists and its state is servable (`VideoState::is_servable`).
+/// `410 deleted` for a taken-down video, `404 not_ready` for one not (yet) servable.
+pub async fn servable(app: &App, id: &str) -> Result<Video> {
+    let video = super::videos::find(app, id).await?;
+    match video.state {
+        state if state.is_servable() => Ok(video),
+        VideoState::Deleted => Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
+        state => Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", state.as_str()))),
+    }
+}
+
+/// Whether a request path is the key route (`/p/{token}/{id}/key`), whose responses only
+/// the configured page origins may read.
+pub fn is_key_path(path: &str) -> bool {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(segs.as_slice(), ["p", _, _, "key"])
 }
 
 /// `GET /v1/purges?after=SEQ`: takedowns edges must purge, in order.
@@ -72,7 +83,7 @@ async fn serve(app: &App, req: &Request, id: &str, rest: &[&str]) -> Result<Resp
         || format!("\"{len:x}-{:x}\"", meta.last_modified().map_or(0, |t| t.into_inner().as_second())),
         str::to_owned,
     );
-    let mut r = if header_value(req, header::IF_NONE_MATCH) == Some(etag.as_str()) {
+    let mut r = if none_match(req, &etag) {
         web::status(StatusCode::NOT_MODIFIED)
     } else {
         body_for_range(app, req, &key, len).await?
@@ -142,6 +153,37 @@ fn header_value(req: &Request, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Whether the request's `If-None-Match` (every field line of it) matches `etag`.
+fn none_match(req: &Request, etag: &str) -> bool {
+    req.headers().get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| matches_etag(v, etag))
+}
+
+/// `If-None-Match` evaluation (RFC 9110 §13.1.2): `*` matches any current representation;
+/// otherwise a comma-separated list of entity tags, compared weakly (`W/"x"` matches `"x"`).
+/// A malformed list matches nothing past the point where it breaks.
+pub fn matches_etag(header: &str, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    let ours = opaque(etag.trim());
+    let mut rest = header.trim();
+    if rest == "*" {
+        return true;
+    }
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return false;
+        }
+        let body = rest.strip_prefix("W/").unwrap_or(rest);
+        // An entity tag is a quoted string without inner quotes (commas are allowed).
+        let Some(end) = body.strip_prefix('"').and_then(|b| b.find('"')) else { return false };
+        let tag = &body[..end + 2];
+        if tag == ours {
+            return true;
+        }
+        rest = &body[end + 2..];
+    }
+}
+
 /// What a `Range` header asks of an object of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RangeRequest {
@@ -207,5 +249,22 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ignore);
         assert_eq!(parse_range("items=0-1", 100), Ignore);
         assert_eq!(parse_range("bytes=9-1", 100), Ignore);
+    }
+
+    #[test]
+    fn if_none_match_is_a_weak_comparison_over_a_list() {
+        let ours = "\"1a2b-3c\"";
+        assert!(matches_etag("\"1a2b-3c\"", ours));
+        assert!(matches_etag("W/\"1a2b-3c\"", ours), "weak matches strong");
+        assert!(matches_etag("\"1a2b-3c\"", "W/\"1a2b-3c\""), "strong matches weak");
+        assert!(matches_etag("\"other\", W/\"1a2b-3c\"", ours), "a list");
+        assert!(matches_etag("\"a,b\",\"1a2b-3c\"", ours), "commas inside a tag");
+        assert!(matches_etag(" * ", ours));
+        assert!(!matches_etag("\"1a2b-3d\"", ours));
+        assert!(!matches_etag("1a2b-3c", ours), "unquoted is not a tag");
+        assert!(!matches_etag("\"unterminated", ours));
+        assert!(!matches_etag("", ours));
+        assert!(!matches_etag("\"x\", *", ours), "* only on its own");
+        assert!(is_key_path("/p/tok/vid/key") && !is_key_path("/p/tok/vid/master.m3u8") && !is_key_path("/v1/key"));
     }
 }

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::require_pop;
 use crate::app::App;
 use crate::error::Result;
-use crate::meta::VideoState;
 use crate::web::{self, Request, Response};
 
 #[derive(Deserialize)]
@@ -94,7 +93,7 @@ async fn first_segments(app: &App, video: &str) -> Result<Vec<String>> {
     let Some(v) = crate::cache::video(app.cache.as_ref(), app.meta.as_ref(), video).await? else {
         return Ok(Vec::new());
     };
-    if v.state != VideoState::Ready {
+    if !v.state.is_servable() {
         return Ok(Vec::new());
     }
     let mut keys = vec![format!("{video}/{}", encoder::layout::MASTER_PLAYLIST)];

@@ -2,7 +2,11 @@
 //! SHA-256 checksums, termination, and concatenation so a client can send parts in parallel.
 //! Every request carries the pre-signed query of the video's upload URL. An offset is
 //! acknowledged only after its bytes are on disk (fsync); a partly received body is kept and
-//! acknowledged too, so a dropped connection resumes where it stopped.
+//! acknowledged too, so a dropped or stalled connection resumes where it stopped.
+//!
+//! One video, one completed upload: a video takes at most `max_uploads_per_video` single or
+//! partial uploads at once, and the first upload to complete claims the video
+//! (`jobs::claim`); every other one is refused with `409 upload_completed` and removed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,9 +19,11 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use super::{now_secs, query};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::meta::{self, Upload, UploadKind, VideoState};
+use crate::jobs::Claim;
+use crate::meta::{self, Admission, Intake, Upload, UploadKind, VideoState};
 use crate::sign::UploadGrant;
 use crate::tus::{self, Concat};
+use crate::web::limits::BodyError;
 use crate::web::{self, Request, Response};
 
 /// `OPTIONS /v1/uploads`: what this server supports.
@@ -65,13 +71,9 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
     require_tus(req.headers())?;
     let signed = query(&req).to_owned();
     let grant = app.signer.verify_upload(&signed, now_secs())?;
-    let video = app.meta.video(&grant.video).await?.ok_or_else(|| Error::not_found("video"))?;
-    if video.state != VideoState::Uploading {
-        return Err(Error::api(
-            StatusCode::CONFLICT,
-            "not_uploading",
-            format!("the video is {}", video.state.as_str()),
-        ));
+    let intake = app.meta.intake(&grant.video).await?;
+    if !intake.as_ref().is_some_and(Intake::is_open) {
+        return Err(closed(intake));
     }
     let headers = req.headers().clone();
     let metadata = header_str(&headers, "upload-metadata").unwrap_or_default().to_owned();
@@ -110,17 +112,54 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         expires_at,
         created_at: now,
     };
-    create_file(&app.upload_path(&id)).await?;
-    app.meta.create_upload(&upload).await?;
+    admit(app, &upload).await?;
+    if let Err(e) = create_file(&app.upload_path(&id)).await {
+        app.meta.delete_upload(&id).await?;
+        return Err(e);
+    }
     let mut response = created(&location, &upload);
     // creation-with-upload: the POST body is the first chunk.
     let has_body = header_str(&headers, "content-type") == Some(tus::OFFSET_CONTENT_TYPE)
         && header_str(&headers, "content-length").is_none_or(|l| l != "0");
     if has_body {
-        let offset = write_chunk(app, req, &upload, 0).await?;
+        let offset = match write_chunk(app, req, &upload, 0).await {
+            Ok(offset) => offset,
+            // The upload exists and keeps what arrived: the client still needs its Location.
+            Err(e) if e.code() == "body_timeout" => app.meta.upload(&id).await?.map_or(0, |u| u.offset),
+            Err(e) => return Err(e),
+        };
         web::set(&mut response, "upload-offset", &offset.to_string());
     }
     Ok(response)
+}
+
+/// Records a new upload if the video takes it (open, under its upload limit).
+async fn admit(app: &App, upload: &Upload) -> Result<()> {
+    match app.meta.admit_upload(upload, app.config.max_uploads_per_video).await? {
+        Admission::Admitted => Ok(()),
+        Admission::Closed(intake) => Err(closed(intake)),
+        Admission::TooMany(held) => Err(Error::api(
+            StatusCode::CONFLICT,
+            "too_many_uploads",
+            format!("the video already has {held} uploads, the most it may have; finish or terminate one"),
+        )),
+    }
+}
+
+/// Why a video takes no (more) uploads.
+fn closed(intake: Option<Intake>) -> Error {
+    match intake {
+        None => Error::not_found("video"),
+        Some(i) if i.state == VideoState::Deleted => {
+            Error::api(StatusCode::GONE, "deleted", "the video was taken down")
+        }
+        Some(Intake { completed_by: Some(_), .. }) => Error::api(
+            StatusCode::CONFLICT,
+            "upload_completed",
+            "another upload already completed this video; it takes no more bytes",
+        ),
+        Some(i) => Error::api(StatusCode::CONFLICT, "not_uploading", format!("the video is {}", i.state.as_str())),
+    }
 }
 
 fn created(location: &str, upload: &Upload) -> Response {
@@ -179,6 +218,17 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     if upload.kind == UploadKind::Final {
         return Err(Error::forbidden("final_upload", "a concatenated upload takes no bytes"));
     }
+    // Refused before a byte is read: an upload of a video another upload completed, which
+    // can never be used and goes.
+    let intake = app.meta.intake(&upload.video_id).await?;
+    if !intake.as_ref().is_some_and(|i| i.takes(&upload.id)) {
+        if intake.as_ref().is_some_and(|i| i.completed_by.is_some()) {
+            let lock = app.upload_lock(&upload.id);
+            let _held = lock.lock().await;
+            remove_upload(app, &upload).await?;
+        }
+        return Err(closed(intake));
+    }
     let offset: u64 = header_str(req.headers(), "upload-offset")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::bad_request("missing_offset", "Upload-Offset is required"))?;
@@ -235,6 +285,16 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
         ));
     }
     let path = app.upload_path(&upload.id);
+    if current.offset == current.length {
+        // Already whole (its file may be the original by now): a retried last request.
+        if carries_bytes(req).await {
+            return Err(too_long(&current));
+        }
+        if current.kind == UploadKind::Single {
+            complete(app, &current, &path).await?;
+        }
+        return Ok(current.length);
+    }
     let mut file =
         tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(Error::io("open upload file"))?;
     file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Error::io("seek upload file"))?;
@@ -244,27 +304,31 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
     let mut written = 0u64;
     let mut body = req.into_body();
     let mut outcome: Result<()> = Ok(());
+    // A client that stopped sending: what arrived is kept, then it is told so (408).
+    let mut stalled = None;
     while let Some(frame) = body.frame().await {
         let chunk: Bytes = match frame {
             Ok(f) => match f.into_data() {
                 Ok(d) => d,
                 Err(_) => continue,
             },
-            // The client went away: keep what arrived (unless it must match a checksum).
+            // The client went away or stalled: keep what arrived (unless it must match a
+            // checksum), and let go of the upload for the next request.
             Err(e) => {
                 tracing::info!(upload = %upload.id, error = %e, written, "upload body interrupted");
+                if let BodyError::Stalled(after) = e {
+                    stalled = Some(web::body_stalled(after));
+                }
                 if checksum.is_some() {
-                    outcome = Err(Error::bad_request("body_interrupted", "the body ended early"));
+                    outcome = Err(stalled.take().unwrap_or_else(|| {
+                        Error::bad_request("body_interrupted", "the body ended early; nothing of it was kept")
+                    }));
                 }
                 break;
             }
         };
         if written + chunk.len() as u64 > room {
-            outcome = Err(Error::api(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "size_exceeded",
-                format!("more than Upload-Length ({} bytes)", current.length),
-            ));
+            outcome = Err(too_long(&current));
             break;
         }
         file.write_all(&chunk).await.map_err(Error::io("write upload"))?;
@@ -300,10 +364,46 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
         ));
     }
     app.metrics.upload_bytes.inc_by(written);
+    if let Some(stalled) = stalled {
+        return Err(stalled);
+    }
     if new_offset == current.length && current.kind == UploadKind::Single {
-        crate::jobs::finalize(app, &upload.video_id, &path).await?;
+        complete(app, &current, &path).await?;
     }
     Ok(new_offset)
+}
+
+fn too_long(upload: &Upload) -> Error {
+    Error::api(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "size_exceeded",
+        format!("more than Upload-Length ({} bytes)", upload.length),
+    )
+}
+
+/// Whether a request body holds at least one byte.
+async fn carries_bytes(req: Request) -> bool {
+    let mut body = req.into_body();
+    while let Some(Ok(frame)) = body.frame().await {
+        if frame.data_ref().is_some_and(|d| !d.is_empty()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The last byte of a single upload is durable: it completes the video, unless another
+/// upload did; a refused upload is removed, since it can never be used.
+async fn complete(app: &Arc<App>, upload: &Upload, file: &Path) -> Result<()> {
+    match crate::jobs::claim(app, &upload.video_id, &upload.id).await? {
+        Claim::Ours => crate::jobs::finalize(app, &upload.video_id, &upload.id, file).await,
+        Claim::AlreadyDone => Ok(()),
+        Claim::Refused(intake) => {
+            remove_upload(app, upload).await?;
+            tracing::info!(upload = %upload.id, video = %upload.video_id, "completed upload refused and removed");
+            Err(closed(intake))
+        }
+    }
 }
 
 /// Creates a final upload from complete partial uploads of the same video, in order, and
@@ -338,7 +438,6 @@ async fn concatenate(
     check_size(app, grant, length)?;
     let target = app.upload_path(id);
     let sources: Vec<PathBuf> = partials.iter().map(|p| app.upload_path(&p.id)).collect();
-    assemble(&sources, &target).await?;
     let upload = Upload {
         id: id.to_owned(),
         video_id: grant.video.clone(),
@@ -350,8 +449,25 @@ async fn concatenate(
         expires_at,
         created_at: meta::now(),
     };
-    app.meta.create_upload(&upload).await?;
-    crate::jobs::finalize(app, &grant.video, &target).await?;
+    admit(app, &upload).await?;
+    // Claimed before the copy, so a concatenation racing another completion costs nothing.
+    let finished = match crate::jobs::claim(app, &grant.video, id).await {
+        Ok(Claim::Ours) => match assemble(&sources, &target).await {
+            Ok(()) => crate::jobs::finalize(app, &grant.video, id, &target).await,
+            Err(e) => {
+                app.meta.release_completion(&grant.video, id).await?;
+                Err(e)
+            }
+        },
+        Ok(Claim::AlreadyDone) => Ok(()),
+        Ok(Claim::Refused(intake)) => Err(closed(intake)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = finished {
+        // The client may try the concatenation again: the partial uploads are all still there.
+        remove_upload(app, &upload).await?;
+        return Err(e);
+    }
     for p in &partials {
         let _ = tokio::fs::remove_file(app.upload_path(&p.id)).await;
     }

@@ -97,7 +97,7 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         max_bytes: grant.max_bytes,
         expires_at: grant.expires,
     };
-    tracing::info!(video = %video.id, size = video.size, "video created");
+    tracing::info!(video = %video.id, size = video.size, title = %video.title, "video created");
     Ok(web::json(StatusCode::CREATED, &Created { video, upload }))
 }
 
@@ -215,7 +215,7 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
         return Err(Error::bad_request("bad_viewer", "viewer_id: 1-64 letters, digits, - or _"));
     }
     let video = find(app, id).await?;
-    if video.state != VideoState::Ready {
+    if !video.state.is_servable() {
         return Err(Error::api(StatusCode::CONFLICT, "not_ready", format!("the video is {}", video.state.as_str())));
     }
     let grant = PlaybackGrant {
@@ -247,10 +247,12 @@ struct WebhookRequest {
 pub async fn set_webhook(app: &Arc<App>, req: Request) -> Result<Response> {
     let who = creator(app, &req)?;
     let body: WebhookRequest = web::read_json(req).await?;
-    if !(body.url.starts_with("https://") || body.url.starts_with("http://")) || body.url.len() > 2000 {
-        return Err(Error::bad_request("bad_url", "the webhook URL must be http(s)"));
+    if body.url.len() > 2000 {
+        return Err(Error::bad_request("bad_url", "the webhook URL is longer than 2000 characters"));
     }
-    let hook = Webhook { creator: who, url: body.url, secret: crate::secrets::random_hex(32)? };
+    // Where it points is checked now (literal and resolved addresses) and again on every send.
+    let url = app.outbound.check_url(&body.url).await?;
+    let hook = Webhook { creator: who, url: url.to_string(), secret: crate::secrets::random_hex(32)? };
     app.meta.set_webhook(&hook).await?;
     Ok(web::json(StatusCode::OK, &serde_json::json!({ "url": hook.url, "secret": hook.secret })))
 }

@@ -13,8 +13,8 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 use super::{
-    Audit, Job, JobState, MetaStore, Millis, NewVideo, StateChange, Upload, UploadKind, Video, VideoPatch, VideoQuery,
-    VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, StateChange, Upload, UploadKind, Video,
+    VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use crate::error::{Error, Result};
 
@@ -188,20 +188,92 @@ impl MetaStore for SqlStore {
     }
 
     async fn create_upload(&self, u: &Upload) -> Result<()> {
-        let query = sqlx::query(
-            "INSERT INTO uploads (id, video_id, length, upload_offset, kind, parts, metadata, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        self.execute(insert_upload(u)?).await
+    }
+
+    async fn admit_upload(&self, u: &Upload, max_open: usize) -> Result<Admission> {
+        let mut tx = self.pool.begin().await?;
+        // A write to the video row first: it locks the row (PostgreSQL) or the database
+        // (SQLite), so admissions and completions of one video happen one after another and
+        // the count below cannot be overtaken.
+        let open = sqlx::query(
+            "UPDATE videos SET updated_at = updated_at WHERE id = $1 AND state = $2 AND completed_upload IS NULL",
         )
-        .bind(u.id.clone())
         .bind(u.video_id.clone())
-        .bind(to_db(u.length)?)
-        .bind(to_db(u.offset)?)
-        .bind(kind_name(u.kind))
-        .bind(serde_json::to_string(&u.parts)?)
-        .bind(u.metadata.clone())
-        .bind(u.expires_at)
-        .bind(u.created_at);
+        .bind(VideoState::Uploading.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !open {
+            tx.rollback().await?;
+            return Ok(Admission::Closed(self.intake(&u.video_id).await?));
+        }
+        if u.kind != UploadKind::Final {
+            let held: i64 = sqlx::query("SELECT COUNT(*) AS n FROM uploads WHERE video_id = $1 AND kind <> $2")
+                .bind(u.video_id.clone())
+                .bind(kind_name(UploadKind::Final))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            let held = usize::try_from(held).unwrap_or(usize::MAX);
+            if held >= max_open {
+                tx.rollback().await?;
+                return Ok(Admission::TooMany(held));
+            }
+        }
+        insert_upload(u)?.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Admission::Admitted)
+    }
+
+    async fn intake(&self, video_id: &str) -> Result<Option<Intake>> {
+        let query = sqlx::query("SELECT state, completed_upload FROM videos WHERE id = $1").bind(video_id.to_owned());
+        self.optional(query, intake_from).await
+    }
+
+    async fn claim_completion(&self, video_id: &str, upload_id: &str) -> Result<bool> {
+        let query = sqlx::query(
+            "UPDATE videos SET completed_upload = $1 WHERE id = $2 AND state = $3 \
+             AND (completed_upload IS NULL OR completed_upload = $1)",
+        )
+        .bind(upload_id.to_owned())
+        .bind(video_id.to_owned())
+        .bind(VideoState::Uploading.as_str());
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn release_completion(&self, video_id: &str, upload_id: &str) -> Result<()> {
+        let query = sqlx::query(
+            "UPDATE videos SET completed_upload = NULL WHERE id = $1 AND completed_upload = $2 AND state = $3",
+        )
+        .bind(video_id.to_owned())
+        .bind(upload_id.to_owned())
+        .bind(VideoState::Uploading.as_str());
         self.execute(query).await
+    }
+
+    async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE videos SET state = $1, progress = 0.0, error_code = NULL, error_message = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = $4 AND completed_upload = $5 RETURNING *",
+        )
+        .bind(VideoState::Queued.as_str())
+        .bind(now)
+        .bind(video_id.to_owned())
+        .bind(VideoState::Uploading.as_str())
+        .bind(upload_id.to_owned())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let video = video_from(&row)?;
+        insert_job(job).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(video))
     }
 
     async fn upload(&self, id: &str) -> Result<Option<Upload>> {
@@ -235,16 +307,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn create_job(&self, j: &Job) -> Result<()> {
-        let query = sqlx::query(
-            "INSERT INTO jobs (id, video_id, state, error_code, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(j.id.clone())
-        .bind(j.video_id.clone())
-        .bind(j.state.as_str())
-        .bind(j.error_code.clone())
-        .bind(j.created_at)
-        .bind(j.updated_at);
-        self.execute(query).await
+        self.execute(insert_job(j)).await
     }
 
     async fn job(&self, id: &str) -> Result<Option<Job>> {
@@ -348,6 +411,34 @@ impl MetaStore for SqlStore {
     }
 }
 
+fn insert_upload(u: &Upload) -> Result<AnyQuery> {
+    Ok(sqlx::query(
+        "INSERT INTO uploads (id, video_id, length, upload_offset, kind, parts, metadata, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(u.id.clone())
+    .bind(u.video_id.clone())
+    .bind(to_db(u.length)?)
+    .bind(to_db(u.offset)?)
+    .bind(kind_name(u.kind))
+    .bind(serde_json::to_string(&u.parts)?)
+    .bind(u.metadata.clone())
+    .bind(u.expires_at)
+    .bind(u.created_at))
+}
+
+fn insert_job(j: &Job) -> AnyQuery {
+    sqlx::query(
+        "INSERT INTO jobs (id, video_id, state, error_code, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(j.id.clone())
+    .bind(j.video_id.clone())
+    .bind(j.state.as_str())
+    .bind(j.error_code.clone())
+    .bind(j.created_at)
+    .bind(j.updated_at)
+}
+
 /// The `LIKE` operand matching `title` anywhere in a folded title, with the user's `%`, `_` and
 /// `\` taken literally (the queries declare `\` as the escape character).
 fn like_fragment(title: &str) -> String {
@@ -406,6 +497,15 @@ fn video_from(row: &AnyRow) -> Result<Video> {
         renditions: serde_json::from_str(&renditions)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn intake_from(row: &AnyRow) -> Result<Intake> {
+    let state: String = row.try_get("state")?;
+    Ok(Intake {
+        state: VideoState::parse(&state)
+            .ok_or_else(|| Error::Internal(format!("unknown video state {state:?} in the database")))?,
+        completed_by: row.try_get("completed_upload")?,
     })
 }
 
