@@ -18,16 +18,20 @@ pub struct Popularity {
     window: Duration,
     bucket: Duration,
     buckets: Mutex<VecDeque<(Instant, HashMap<String, u64>)>>,
+    /// Requests since the last heartbeat the origin acknowledged: its demand counts add these
+    /// up, while the window's totals above rank what to prefetch.
+    since_beat: Mutex<HashMap<String, u64>>,
 }
 
 impl Popularity {
     /// Counts over `window`, in ten buckets.
     pub fn new(window: Duration) -> Self {
-        Self { window, bucket: window / 10, buckets: Mutex::new(VecDeque::new()) }
+        Self { window, bucket: window / 10, buckets: Mutex::new(VecDeque::new()), since_beat: Mutex::default() }
     }
 
     /// One request of `video`.
     pub fn count(&self, video: &str) {
+        *self.since_beat.lock().expect("popularity lock").entry(video.to_owned()).or_default() += 1;
         let now = Instant::now();
         let mut b = self.buckets.lock().expect("popularity lock");
         if b.back().is_none_or(|(start, _)| now.duration_since(*start) >= self.bucket) {
@@ -37,6 +41,19 @@ impl Popularity {
             b.pop_front();
         }
         *b.back_mut().expect("a bucket").1.entry(video.to_owned()).or_default() += 1;
+    }
+
+    /// Takes the requests counted since the last call (for the next heartbeat).
+    pub fn take_since_beat(&self) -> HashMap<String, u64> {
+        std::mem::take(&mut *self.since_beat.lock().expect("popularity lock"))
+    }
+
+    /// Gives back counts a failed heartbeat could not deliver.
+    pub fn restore_since_beat(&self, counts: HashMap<String, u64>) {
+        let mut since = self.since_beat.lock().expect("popularity lock");
+        for (video, n) in counts {
+            *since.entry(video).or_default() += n;
+        }
     }
 
     /// The `n` most requested videos in the window.
@@ -62,6 +79,8 @@ struct Report<'a> {
     pop: &'a str,
     region: &'a str,
     top: Vec<Popular>,
+    /// Requests per video since the previous heartbeat.
+    delta: Vec<Popular>,
     purges_after: i64,
 }
 
@@ -154,10 +173,25 @@ async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) {
 }
 
 async fn beat(edge: &Edge, cursor: i64, top_n: usize) -> Result<Answer, crate::error::EdgeError> {
+    let delta = edge.popularity.take_since_beat();
+    let answer = send_beat(edge, cursor, top_n, &delta).await;
+    if answer.is_err() {
+        edge.popularity.restore_since_beat(delta);
+    }
+    answer
+}
+
+async fn send_beat(
+    edge: &Edge,
+    cursor: i64,
+    top_n: usize,
+    delta: &HashMap<String, u64>,
+) -> Result<Answer, crate::error::EdgeError> {
     let report = Report {
         pop: &edge.pop_id,
         region: &edge.region,
         top: edge.popularity.top(top_n).into_iter().map(|(video, requests)| Popular { video, requests }).collect(),
+        delta: delta.iter().map(|(video, &requests)| Popular { video: video.clone(), requests }).collect(),
         purges_after: cursor,
     };
     let body = serde_json::to_vec(&report).unwrap_or_default();

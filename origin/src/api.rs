@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/videos/{id}"),
     ("GET", "/v1/videos/{id}/events"),
     ("POST", "/v1/videos/{id}/playback"),
+    ("PUT", "/v1/videos/{id}/pin"),
     ("PUT", "/v1/webhook"),
     ("OPTIONS", "/v1/uploads"),
     ("POST", "/v1/uploads"),
@@ -128,6 +129,7 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         (&Method::POST, ["v1", "videos", id, "playback"]) => {
             go!("/v1/videos/{id}/playback", videos::playback(app, req, id))
         }
+        (&Method::PUT, ["v1", "videos", id, "pin"]) => go!("/v1/videos/{id}/pin", videos::set_pin(app, req, id)),
         (&Method::PUT, ["v1", "webhook"]) => go!("/v1/webhook", videos::set_webhook(app, req)),
         (&Method::OPTIONS, ["v1", "uploads", ..]) => ("/v1/uploads", Ok(uploads::options(app))),
         (&Method::POST, ["v1", "uploads"]) => go!("/v1/uploads", uploads::create(app, req)),

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::KeyService;
 use crate::meta::MetaStore;
+use crate::meta::ondemand::OnDemandStore;
 use crate::meta::sql::SqlStore;
 use crate::metrics::Metrics;
 use crate::notify::EventHub;
@@ -30,6 +31,10 @@ pub struct App {
     pub config: Config,
     /// Metadata database.
     pub meta: Arc<dyn MetaStore>,
+    /// Just-in-time encoding's metadata (the same database).
+    pub ondemand: Arc<dyn OnDemandStore>,
+    /// Just-in-time encoding's state in this process.
+    pub jit: crate::ondemand::Runtime,
     /// Metadata cache.
     pub cache: Arc<dyn MetaCache>,
     /// Task, result, job and completion queues.
@@ -70,7 +75,13 @@ impl App {
         crate::storage::init_tls();
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io("create data folder"))?;
         let secrets = Secrets::load(&config.data_dir, config.signing_key.as_deref(), config.master_key.as_deref())?;
-        let meta: Arc<dyn MetaStore> = Arc::new(SqlStore::connect(&config.database_url).await?);
+        let sql = Arc::new(SqlStore::connect(&config.database_url).await?);
+        let meta: Arc<dyn MetaStore> = sql.clone();
+        let ondemand: Arc<dyn OnDemandStore> = sql;
+        let pipeline = match &config.pipeline {
+            Some(path) => Pipeline::load(path).map_err(|e| Error::Config(format!("pipeline: {e}")))?,
+            None => Pipeline::builtin(),
+        };
         let cache: Arc<dyn MetaCache> = if config.cache_url == "memory" {
             Arc::new(MemoryCache::new(10_000))
         } else {
@@ -87,6 +98,8 @@ impl App {
         let blobs = crate::storage::operator(&config.storage)?;
         Ok(Arc::new(Self {
             meta,
+            ondemand,
+            jit: crate::ondemand::Runtime::default(),
             cache,
             queue,
             blobs,
@@ -95,10 +108,10 @@ impl App {
             hub: EventHub::default(),
             metrics: Metrics::default(),
             popularity: Default::default(),
-            pipeline: Pipeline::builtin(),
             outbound: Outbound::new(config.webhook_allow.clone()),
             streams: config.limits.stream_gate(),
             page_origins: config.page_origins(),
+            pipeline,
             upload_locks: Mutex::new(HashMap::new()),
             config,
         }))

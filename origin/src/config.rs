@@ -72,6 +72,53 @@ pub struct Config {
     pub max_uploads_per_video: usize,
     /// Timeouts and limits of every connection and event stream.
     pub limits: Limits,
+    /// The pipeline file every job runs (`None`: the built-in pipeline).
+    pub pipeline: Option<PathBuf>,
+    /// Just-in-time encoding of the long tail.
+    pub on_demand: OnDemandConfig,
+}
+
+/// `[on_demand]`: which rungs an upload encodes, and when the rest are encoded or dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDemandConfig {
+    /// Encode only the floor at upload (false: every rung up front, as a plain encoder does).
+    pub enabled: bool,
+    /// The floor: the highest rung at or under this class.
+    pub floor_class: u32,
+    /// Segments encoded ahead of a viewer playing a just-in-time rung.
+    pub lookahead: u32,
+    /// Segment encodes one video may have waiting or running at once.
+    pub max_pending_per_video: u32,
+    /// How long a viewer's request waits for its segment's first byte.
+    pub first_byte_deadline: Duration,
+    /// Requests within `promote_window` that promote a video to its full ladder.
+    pub promote_requests: u64,
+    /// Window over which requests count for promotion.
+    pub promote_window: Duration,
+    /// A video with no request for this long loses its non-floor segments.
+    pub evict_after: Duration,
+    /// Segments per background promotion task (shorter tasks let viewers' encodes in sooner).
+    pub promote_span: u32,
+    /// How often demand is written, and promotion and eviction decided.
+    pub policy_interval: Duration,
+}
+
+impl Default for OnDemandConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            floor_class: 360,
+            lookahead: 2,
+            max_pending_per_video: 8,
+            first_byte_deadline: Duration::from_secs(10),
+            // About five full viewings of a ten-minute video within the hour.
+            promote_requests: 1500,
+            promote_window: Duration::from_secs(3600),
+            evict_after: Duration::from_secs(7 * 24 * 3600),
+            promote_span: 4,
+            policy_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Where blobs live.
@@ -127,6 +174,8 @@ struct Raw {
     webhook_allow: Option<Vec<String>>,
     max_uploads_per_video: Option<usize>,
     limits: Option<RawLimits>,
+    pipeline: Option<PathBuf>,
+    on_demand: Option<RawOnDemand>,
 }
 
 /// `[limits]`: every key optional, each defaulting to `Limits::default()`.
@@ -146,6 +195,39 @@ struct RawLimits {
     sse_streams_per_address: Option<usize>,
     sse_max_lifetime_secs: Option<u64>,
     sse_retry_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnDemand {
+    enabled: Option<bool>,
+    floor_class: Option<u32>,
+    lookahead: Option<u32>,
+    max_pending_per_video: Option<u32>,
+    first_byte_deadline_ms: Option<u64>,
+    promote_requests: Option<u64>,
+    promote_window_secs: Option<u64>,
+    evict_after_secs: Option<u64>,
+    promote_span: Option<u32>,
+    policy_interval_ms: Option<u64>,
+}
+
+impl RawOnDemand {
+    fn resolve(self) -> OnDemandConfig {
+        let d = OnDemandConfig::default();
+        OnDemandConfig {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            floor_class: self.floor_class.unwrap_or(d.floor_class),
+            lookahead: self.lookahead.unwrap_or(d.lookahead),
+            max_pending_per_video: self.max_pending_per_video.unwrap_or(d.max_pending_per_video),
+            first_byte_deadline: self.first_byte_deadline_ms.map_or(d.first_byte_deadline, Duration::from_millis),
+            promote_requests: self.promote_requests.unwrap_or(d.promote_requests),
+            promote_window: self.promote_window_secs.map_or(d.promote_window, Duration::from_secs),
+            evict_after: self.evict_after_secs.map_or(d.evict_after, Duration::from_secs),
+            promote_span: self.promote_span.unwrap_or(d.promote_span),
+            policy_interval: self.policy_interval_ms.map_or(d.policy_interval, Duration::from_millis),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,6 +347,8 @@ impl Config {
             pop_token: raw.pop_token,
             shared_scratch: raw.shared_scratch.unwrap_or(true),
             queue_namespace: raw.queue_namespace,
+            pipeline: raw.pipeline,
+            on_demand: raw.on_demand.unwrap_or_default().resolve(),
             data_dir,
             metrics_listen,
             allowed_origins,
@@ -289,6 +373,17 @@ impl Config {
         }
         if self.max_upload_bytes == 0 || self.max_upload_bytes > 1 << 30 {
             problems.push("max_upload_bytes: must be between 1 and 1 GiB".into());
+        }
+        let od = &self.on_demand;
+        if od.max_pending_per_video == 0
+            || od.promote_span == 0
+            || od.first_byte_deadline.is_zero()
+            || od.policy_interval.is_zero()
+        {
+            problems.push(
+                "on_demand: max_pending_per_video, promote_span, first_byte_deadline_ms and policy_interval_ms must be above 0"
+                    .into(),
+            );
         }
         if self.creators.iter().any(|(t, _)| t.len() < 8) {
             problems.push("creators: tokens must have at least 8 characters".into());

@@ -11,7 +11,7 @@
 pub mod completion;
 pub mod driver;
 pub mod executor;
-mod staging;
+pub(crate) mod staging;
 pub mod worker;
 
 use std::path::Path;
@@ -71,6 +71,9 @@ pub enum Outcome {
         duration: f64,
         /// Renditions.
         renditions: Vec<Rendition>,
+        /// Segments per video rendition.
+        #[serde(default)]
+        segments: u64,
     },
     /// Stopped.
     Failed {
@@ -90,6 +93,13 @@ pub struct Completion {
     pub video: String,
     /// Outcome.
     pub outcome: Outcome,
+}
+
+/// How every rendition of every video is protected when packaged, and so how its
+/// just-in-time segments must be: AES-128 with the key fetched by the packaging worker
+/// itself (`key_hex` stays empty on the queue), the key URI relative to the playlist.
+pub fn packaging_encryption() -> encoder::task::Encryption {
+    encoder::task::Encryption { key_hex: String::new(), key_uri: "../key".into() }
 }
 
 /// Where tasks find the original: resolved by each worker to its own local copy.

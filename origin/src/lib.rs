@@ -18,6 +18,7 @@ pub mod logs;
 pub mod meta;
 pub mod metrics;
 pub mod notify;
+pub mod ondemand;
 pub mod outbound;
 pub mod queue;
 pub mod secrets;
@@ -97,6 +98,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
         watch.clone(),
     ));
     tasks.spawn(collect_uploads(app.clone(), watch.clone()));
+    tasks.spawn(ondemand::policy::run(app.clone(), watch.clone()));
     spawn_workers(&app, &mut tasks, &watch);
     tracing::info!(%addr, metrics = ?metrics_addr, public = %app.config.public_url, "origin listening");
     Ok(Running { addr, metrics_addr, app, shutdown, tasks })
@@ -122,10 +124,14 @@ fn spawn_workers(app: &Arc<App>, tasks: &mut JoinSet<()>, watch: &watch::Receive
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let kinds = TaskKind::ALL.iter().map(|k| k.as_str().to_owned()).collect();
+    let worker = ondemand::workers::Worker::new(kinds, n as u32 + 1);
+    tasks.spawn(ondemand::workers::heartbeat(app.clone(), worker.clone(), watch.clone()));
     for _ in 0..n {
-        tasks.spawn(jobs::worker::run(app.clone(), TaskKind::Encode, (cores / n).max(1), watch.clone()));
+        let slot = jobs::worker::run(app.clone(), TaskKind::Encode, (cores / n).max(1), worker.clone(), watch.clone());
+        tasks.spawn(slot);
     }
-    tasks.spawn(jobs::worker::run(app.clone(), TaskKind::Inspect, 1, watch.clone()));
+    tasks.spawn(jobs::worker::run(app.clone(), TaskKind::Inspect, 1, worker, watch.clone()));
     if !app.config.shared_scratch {
         tasks.spawn(jobs::worker::janitor(app.clone(), watch.clone()));
     }

@@ -3,6 +3,7 @@
 //! (`sql::SqlStore` over SQLite or PostgreSQL), one conformance suite
 //! (`origin/tests/meta_conformance.rs`) run against every implementation.
 
+pub mod ondemand;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -69,8 +70,14 @@ pub struct Rendition {
     pub width: u32,
     /// Height (0 for audio).
     pub height: u32,
-    /// Average bitrate, bit/s.
+    /// Average bitrate, bit/s (the rung's cap while it is not encoded).
     pub bitrate: u64,
+    /// Not encoded at upload: encoded when asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    /// Materialisation state, as `GET /v1/videos/{id}` reports it (not stored here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ondemand::RungState>,
 }
 
 /// A video's metadata.

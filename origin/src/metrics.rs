@@ -49,6 +49,8 @@ pub struct Metrics {
     /// Webhook delivery attempts, by outcome (`done`: delivered or nothing left to deliver,
     /// `retry`, `refused`: the target is not allowed).
     pub webhooks: Family<Labels, Counter>,
+    /// Just-in-time encoding.
+    pub on_demand: crate::ondemand::metrics::OnDemandMetrics,
 }
 
 impl Default for Metrics {
@@ -92,7 +94,10 @@ impl Default for Metrics {
         registry.register("sse_streams_open", "Server-sent event streams open", sse_streams.clone());
         registry.register("sse_streams_refused", "Event streams refused, by reason", sse_refused.clone());
         registry.register("webhook_deliveries", "Webhook delivery attempts, by outcome", webhooks.clone());
+        let on_demand = crate::ondemand::metrics::OnDemandMetrics::default();
+        on_demand.register(&mut registry);
         Self {
+            on_demand,
             registry,
             requests,
             latency,

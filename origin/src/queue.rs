@@ -53,7 +53,34 @@ pub trait Queue: Send + Sync {
     /// Removes a topic that will not be used again (a finished job's results) with whatever
     /// is left in it.
     async fn delete_topic(&self, topic: &str) -> Result<()>;
+
+    /// Takes a message from the first of `topics` (highest priority first) that has one,
+    /// waiting up to `wait` for any; returns it with the index of its topic.
+    async fn receive_first(
+        &self,
+        topics: &[&str],
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Option<(usize, Message)>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            for (i, topic) in topics.iter().enumerate() {
+                if let Some(m) = self.receive(topic, lease, Duration::ZERO).await? {
+                    return Ok(Some((i, m)));
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Short naps: a viewer's task must not wait long behind an idle poll.
+            tokio::time::sleep((deadline - now).min(PRIORITY_POLL)).await;
+        }
+    }
 }
+
+/// How often an idle receiver of several topics looks at all of them again.
+const PRIORITY_POLL: Duration = Duration::from_millis(25);
 
 /// Gives every topic a prefix, so several deployments (or test runs) can share one server
 /// without taking each other's messages.

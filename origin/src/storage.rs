@@ -6,6 +6,8 @@
 //! originals/{video}           the uploaded file, as received
 //! jobs/{job}/{artifact key}   temporary GOP chunks and encoded parts (removed with the job)
 //! videos/{video}/{layout}     the published tree (`encoder::layout`)
+//! sources/{video}/plan.json   what a later encode of any segment needs (`encoder::jit`)
+//! sources/{video}/overlay.png the watermark that plan burns in
 //! ```
 
 use std::sync::Once;
@@ -58,6 +60,11 @@ pub fn original(video: &str) -> String {
 /// Prefix of a video's published tree.
 pub fn published(video: &str) -> String {
     format!("videos/{video}/")
+}
+
+/// Prefix of what later encodes of a video need, beside its original.
+pub fn sources(video: &str) -> String {
+    format!("sources/{video}/")
 }
 
 /// Prefix of a job's temporary artifacts.

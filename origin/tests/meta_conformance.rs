@@ -231,8 +231,24 @@ async fn state_changes(store: &dyn MetaStore) {
     assert_eq!(store.video("c1").await.unwrap(), Some(v));
 
     let renditions = vec![
-        Rendition { name: "720p".into(), codecs: "avc1.64001f".into(), width: 1280, height: 720, bitrate: 3_000_000 },
-        Rendition { name: "audio".into(), codecs: "mp4a.40.2".into(), width: 0, height: 0, bitrate: 128_000 },
+        Rendition {
+            name: "720p".into(),
+            codecs: "avc1.64001f".into(),
+            width: 1280,
+            height: 720,
+            bitrate: 3_000_000,
+            on_demand: false,
+            state: None,
+        },
+        Rendition {
+            name: "audio".into(),
+            codecs: "mp4a.40.2".into(),
+            width: 0,
+            height: 0,
+            bitrate: 128_000,
+            on_demand: false,
+            state: None,
+        },
     ];
     let ready =
         StateChange { progress: 1.0, result: Some((61.5, renditions.clone())), ..state(VideoState::Ready, 400) };

@@ -14,13 +14,15 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::meta::{Video, VideoState};
 use crate::sign::query_param;
-use crate::storage;
 use crate::web::{self, Request, Response};
+use crate::{ondemand, storage};
 
 /// `GET /p/{token}/{id}/{path}` and `GET /p/{token}/{id}/key`.
 pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &[&str]) -> Result<Response> {
     app.signer.verify_playback(token, id, now_secs())?;
     servable(app, id).await?;
+    // Viewers served here directly count towards demand; PoPs report their own viewers.
+    app.jit.demand.count(id, 1);
     if rest == ["key"] {
         return key(app, id).await;
     }
@@ -72,12 +74,28 @@ async fn key(app: &App, id: &str) -> Result<Response> {
     Ok(r)
 }
 
-async fn serve(app: &App, req: &Request, id: &str, rest: &[&str]) -> Result<Response> {
+async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result<Response> {
     let path = rest.join("/");
     let segment_ok = |s: &&str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     let kind = object_kind(&path).filter(|_| rest.iter().all(segment_ok)).ok_or_else(|| Error::not_found("object"))?;
     let key = format!("{}{path}", storage::published(id));
-    let meta = app.blobs.stat(&key).await?;
+    let meta = match (app.blobs.stat(&key).await, ondemand::segment_path(rest)) {
+        (Ok(meta), Some((rung, n))) => {
+            // A viewer plays this rung: the next segments should exist before they are asked for.
+            if let Some(plan) = app.jit.plan(app, id).await? {
+                ondemand::dispatch::look_ahead(app, &plan, id, rung, n + 1).await;
+            }
+            meta
+        }
+        (Ok(meta), None) => meta,
+        (Err(e), Some((rung, n))) if e.kind() == opendal::ErrorKind::NotFound => {
+            if let Some(r) = ondemand::dispatch::serve(app, req, id, rung, n).await? {
+                return Ok(r);
+            }
+            app.blobs.stat(&key).await?
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     let len = meta.content_length();
     let etag = meta.etag().map_or_else(
         || format!("\"{len:x}-{:x}\"", meta.last_modified().map_or(0, |t| t.into_inner().as_second())),

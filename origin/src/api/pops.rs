@@ -19,6 +19,9 @@ struct Report {
     region: String,
     #[serde(default)]
     top: Vec<Popular>,
+    /// Requests per video since the PoP's previous heartbeat: what demand adds up.
+    #[serde(default)]
+    delta: Vec<Popular>,
     #[serde(default)]
     purges_after: i64,
 }
@@ -76,6 +79,9 @@ pub async fn heartbeat(app: &Arc<App>, req: Request) -> Result<Response> {
     let report: Report = web::read_json(req).await?;
     let now = crate::meta::now();
     app.popularity.add(&report.region, &report.top, now);
+    for p in report.delta.iter().filter(|p| crate::sign::is_safe_name(&p.video)).take(10_000) {
+        app.jit.demand.count(&p.video, p.requests);
+    }
     let mut prefetch = Vec::new();
     for video in app.popularity.top(&report.region, PREFETCH_VIDEOS, now) {
         prefetch.extend(first_segments(app, &video).await?);

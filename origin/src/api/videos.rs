@@ -10,6 +10,7 @@ use super::{creator, now_secs, query};
 use crate::app::App;
 use crate::cache;
 use crate::error::{Error, Result};
+use crate::meta::ondemand::Pin;
 use crate::meta::{self, Audit, NewVideo, StateChange, Video, VideoPatch, VideoQuery, VideoState, Webhook};
 use crate::notify::VideoEvent;
 use crate::sign::{PlaybackGrant, UploadGrant, is_safe_name, query_param};
@@ -120,7 +121,34 @@ pub async fn list(app: &Arc<App>, req: Request) -> Result<Response> {
 
 /// `GET /v1/videos/{id}`
 pub async fn get(app: &Arc<App>, id: &str) -> Result<Response> {
-    Ok(web::json(StatusCode::OK, &find(app, id).await?))
+    let mut video = find(app, id).await?;
+    let rungs = app.ondemand.rungs(id).await?;
+    for r in &mut video.renditions {
+        r.state = rungs.iter().find(|s| s.name == r.name).map(|s| s.state);
+    }
+    let pin = app.ondemand.pin(id).await?;
+    let mut body = serde_json::to_value(&video)?;
+    body["pin"] = serde_json::to_value(pin)?;
+    Ok(web::json(StatusCode::OK, &body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinRequest {
+    pin: Option<Pin>,
+}
+
+/// `PUT /v1/videos/{id}/pin`: keeps a video at one end of the materialisation policy
+/// (`full`: every rung stored, never evicted; `floor`: never promoted) or lets the policy
+/// decide again (`null`).
+pub async fn set_pin(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
+    let who = creator(app, &req)?;
+    owned(app, id, &who).await?;
+    let body: PinRequest = web::read_json(req).await?;
+    crate::ondemand::policy::pin(app, id, body.pin).await?;
+    cache::forget_video(app.cache.as_ref(), id).await;
+    tracing::info!(video = id, pin = ?body.pin, "pin set");
+    get(app, id).await
 }
 
 /// `PATCH /v1/videos/{id}`: accepted in any state but deleted, uploads included.
@@ -184,10 +212,15 @@ pub async fn takedown(app: &Arc<App>, req: Request, id: &str) -> Result<Response
     Ok(web::json(StatusCode::OK, &serde_json::json!({ "video": updated, "purge_seq": purge })))
 }
 
-/// Removes every byte stored for a video: original, published tree, uploads.
+/// Removes every byte stored for a video: original, published tree, what later encodes
+/// needed, uploads, and its on-demand state.
 pub async fn remove_video_data(app: &App, id: &str) -> Result<()> {
     app.blobs.delete(&storage::original(id)).await?;
     app.blobs.delete_with(&storage::published(id)).recursive(true).await?;
+    app.blobs.delete_with(&storage::sources(id)).recursive(true).await?;
+    app.ondemand.forget_video(id).await?;
+    app.jit.forget(id);
+    crate::jobs::staging::forget_source(app, id).await;
     for upload in app.meta.uploads_of(id).await? {
         let _ = tokio::fs::remove_file(app.upload_path(&upload.id)).await;
         app.meta.delete_upload(&upload.id).await?;

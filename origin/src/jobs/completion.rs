@@ -65,7 +65,7 @@ pub async fn apply(app: &App, c: &Completion) -> Result<()> {
         return Ok(());
     }
     let (change, job_state, code, event) = match &c.outcome {
-        Outcome::Ready { duration, renditions } => (
+        Outcome::Ready { duration, renditions, .. } => (
             StateChange {
                 state: VideoState::Ready,
                 progress: 1.0,
@@ -90,6 +90,10 @@ pub async fn apply(app: &App, c: &Completion) -> Result<()> {
             "video.failed",
         ),
     };
+    if let Outcome::Ready { renditions, segments, .. } = &c.outcome {
+        // Before the state: a viewer who sees `ready` finds every rung's state.
+        crate::ondemand::record_rungs(app, &c.video, renditions, *segments).await?;
+    }
     let updated = app.meta.change_state(&c.video, &change).await?;
     app.meta.set_job_state(&c.job, job_state, code, now).await?;
     cache::forget_video(app.cache.as_ref(), &c.video).await;

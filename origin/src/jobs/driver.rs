@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use encoder::event::{Event, EventSink};
+use encoder::jit::Materialise;
 use encoder::job::{JobReport, JobRequest};
 use encoder::media::Limits;
-use encoder::task::Encryption;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::executor::QueueExecutor;
@@ -20,6 +20,7 @@ use super::{Completion, JOBS, JobMessage, Outcome, publish_ref, source_ref};
 use crate::app::App;
 use crate::cache;
 use crate::error::Result;
+use crate::meta::ondemand::Pin;
 use crate::meta::{self, JobState, Rendition, StateChange, VideoState};
 use crate::notify::VideoEvent;
 use crate::queue::{COMPLETIONS, Lease, Message};
@@ -96,7 +97,7 @@ async fn drive_and_settle(app: &Arc<App>, msg: Message, job: JobMessage) {
 
 /// Runs `work` while renewing `lease` every third of its period, so the lease only runs out
 /// when this process stops.
-pub(super) async fn with_renewal<F: Future>(app: &App, lease: &dyn Lease, work: F) -> F::Output {
+pub(crate) async fn with_renewal<F: Future>(app: &App, lease: &dyn Lease, work: F) -> F::Output {
     tokio::pin!(work);
     let mut tick = tokio::time::interval(app.config.task_lease / 3);
     tick.tick().await;
@@ -130,12 +131,12 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
         out_dir: PathBuf::from(publish_ref(&job.video)),
         pipeline: app.pipeline.clone(),
         // The key stays in the key service: each packaging worker fetches it for itself.
-        encryption: Some(Encryption { key_hex: String::new(), key_uri: "../key".into() }),
+        encryption: Some(super::packaging_encryption()),
         work_dir: app.scratch(&job.job),
         limits: Limits { max_bytes: app.config.max_upload_bytes, ..Limits::default() },
         keep_work_dir: false,
-        materialise: encoder::jit::Materialise::All,
-        on_demand: false,
+        materialise: materialise(app, &job.video).await?,
+        on_demand: true,
     };
     let executor = QueueExecutor::start(app.clone(), &job.job);
     let (sink, progress) = progress_sink(app.clone(), job.video.clone());
@@ -143,6 +144,14 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
     executor.close().await;
     progress.abort();
     Ok(outcome(result))
+}
+
+/// Which rungs this upload encodes now: the floor, unless just-in-time encoding is off or
+/// an operator pinned the video to its full ladder.
+async fn materialise(app: &App, video: &str) -> Result<Materialise> {
+    let od = &app.config.on_demand;
+    let pinned_full = app.ondemand.pin(video).await? == Some(Pin::Full);
+    Ok(if od.enabled && !pinned_full { Materialise::Floor { max_class: od.floor_class } } else { Materialise::All })
 }
 
 fn outcome(result: encoder::Result<JobReport>) -> Outcome {
@@ -159,8 +168,11 @@ fn outcome(result: encoder::Result<JobReport>) -> Outcome {
                     width: r.width,
                     height: r.height,
                     bitrate: r.average_bitrate,
+                    on_demand: r.on_demand,
+                    state: None,
                 })
                 .collect(),
+            segments: report.summary.segments as u64,
         },
         Err(e) => Outcome::Failed { code: e.code().to_owned(), message: e.to_string() },
     }

@@ -93,6 +93,14 @@ async fn stage_out(app: &App, scratch: &Path, video: &str, output: &TaskOutput) 
     }
     if let TaskOutput::Packaged(summary) = output {
         let publish = scratch.join("publish");
+        // What later encodes need goes beside the original, outside the served tree; it is
+        // written before the playable tree, so a published video always has its plan.
+        for file in &summary.source_files {
+            let local = local_path(&publish, file)?;
+            let name = file.strip_prefix(encoder::package::SOURCE_DIR).unwrap_or(file).trim_start_matches('/');
+            let bytes = tokio::fs::read(&local).await.map_err(Error::io(format!("read {}", local.display())))?;
+            app.blobs.write(&format!("{}{name}", storage::sources(video)), bytes).await?;
+        }
         // `files` ends with the multivariant playlist: published last, it marks completeness.
         for file in &summary.files {
             let local = local_path(&publish, file)?;
@@ -102,6 +110,32 @@ async fn stage_out(app: &App, scratch: &Path, video: &str, output: &TaskOutput) 
         let _ = tokio::fs::remove_dir_all(&publish).await;
     }
     Ok(())
+}
+
+/// This worker's copy of a video's original (and of its watermark, when it has one) for
+/// just-in-time encodes, kept between encodes so a burst of segments stages it once.
+pub(crate) async fn source_for_segments(app: &App, video: &str, overlay: bool) -> Result<(PathBuf, Option<PathBuf>)> {
+    let dir = app.config.data_dir.join("scratch").join("sources").join(video);
+    let original = dir.join("original");
+    if !tokio::fs::try_exists(&original).await.unwrap_or(false) {
+        tokio::fs::create_dir_all(&dir).await.map_err(Error::io("create source folder"))?;
+        fetch_original(app, video, &original).await?;
+    }
+    let overlay = if overlay {
+        let local = dir.join(encoder::jit::OVERLAY_FILE);
+        if !tokio::fs::try_exists(&local).await.unwrap_or(false) {
+            download(app, &format!("{}{}", storage::sources(video), encoder::jit::OVERLAY_FILE), &local).await?;
+        }
+        Some(local)
+    } else {
+        None
+    };
+    Ok((original, overlay))
+}
+
+/// Removes this worker's staged copy of a video's original (takedown, or it went cold).
+pub(crate) async fn forget_source(app: &App, video: &str) {
+    let _ = tokio::fs::remove_dir_all(app.config.data_dir.join("scratch").join("sources").join(video)).await;
 }
 
 /// The worker's copy of the original: a hard link on local storage, a download otherwise.

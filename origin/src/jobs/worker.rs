@@ -13,28 +13,44 @@ use super::driver::with_renewal;
 use super::{TaskResult, results_topic, task_topic};
 use crate::app::App;
 use crate::meta::JobState;
+use crate::ondemand::task::Reason;
+use crate::ondemand::workers::{Worker, process_cpu_seconds};
 use crate::queue::Message;
 
-/// Runs one worker loop on the topic of `kind`'s tasks until `shutdown`.
-pub async fn run(app: Arc<App>, kind: TaskKind, cores: usize, mut shutdown: watch::Receiver<bool>) {
-    let topic = task_topic(kind);
+/// Runs one worker slot until `shutdown`. An encode slot takes, highest priority first, a
+/// viewer's waiting segment, look-ahead segments, new uploads' tasks, then promotions; the
+/// light slot takes the other task kinds.
+pub async fn run(
+    app: Arc<App>,
+    kind: TaskKind,
+    cores: usize,
+    worker: Arc<Worker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let topics: Vec<&str> = if kind == TaskKind::Encode {
+        vec![Reason::Viewer.topic(), Reason::Lookahead.topic(), task_topic(kind), Reason::Promotion.topic()]
+    } else {
+        vec![task_topic(kind)]
+    };
     loop {
         let msg = tokio::select! {
-            m = app.queue.receive(topic, app.config.task_lease, Duration::from_secs(1)) => m,
+            m = app.queue.receive_first(&topics, app.config.task_lease, Duration::from_secs(1)) => m,
             _ = shutdown.changed() => return,
         };
         match msg {
-            Ok(Some(msg)) => process(&app, msg, cores).await,
+            Ok(Some((i, msg))) if topics[i] == task_topic(kind) => process(&app, msg, cores, &worker).await,
+            Ok(Some((_, msg))) => crate::ondemand::work::run(&app, msg, &worker, cores).await,
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, topic, "task queue unavailable");
+                tracing::warn!(error = %e, ?topics, "task queue unavailable");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-async fn process(app: &Arc<App>, msg: Message, cores: usize) {
+async fn process(app: &Arc<App>, msg: Message, cores: usize, worker: &Arc<Worker>) {
+    let _busy = worker.busy();
     let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
         Ok(s) => s,
         Err(e) => {
@@ -44,10 +60,10 @@ async fn process(app: &Arc<App>, msg: Message, cores: usize) {
         }
     };
     let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = msg.deliveries);
-    run_and_reply(app, msg, spec, cores).instrument(span).await;
+    run_and_reply(app, msg, spec, cores, worker).instrument(span).await;
 }
 
-async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usize) {
+async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usize, worker: &Worker) {
     let (task, attempt, job, kind) = (spec.id.clone(), spec.attempt, spec.job.clone(), spec.kind());
     // A redelivered copy of a task whose job has already ended would only recreate its
     // temporary files; nobody waits for its result.
@@ -58,7 +74,10 @@ async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usiz
         let _ = msg.lease.ack().await;
         return;
     }
+    let cpu_before = process_cpu_seconds();
     let result = with_renewal(app, msg.lease.as_ref(), super::staging::run(app.clone(), spec, cores)).await;
+    let running = worker.running();
+    app.metrics.on_demand.cpu("upload", (process_cpu_seconds() - cpu_before) / f64::from(running.max(1)));
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     app.metrics.tasks.get_or_create(&vec![("kind", kind.as_str().to_owned()), ("outcome", outcome.to_owned())]).inc();
     if let Err(f) = &result {

@@ -6,6 +6,8 @@
 //! `bool`, text and bytes, so unsigned sizes are checked on the way in and out, and renditions
 //! and upload parts travel as JSON text.
 
+mod ondemand;
+
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;

@@ -1,0 +1,159 @@
+//! One encode per segment in this process, however many requests ask for it at once: the
+//! first request starts the flight, every request (the first included) streams the pieces
+//! from the start as they arrive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::meta::ondemand::SegmentKey;
+
+/// How a flight ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every piece arrived.
+    Complete,
+    /// It stopped: `(status, code, message)` for requests that have sent nothing yet.
+    Failed(u16, &'static str, String),
+}
+
+/// A segment being encoded for viewers.
+#[derive(Debug)]
+pub struct Flight {
+    pieces: Mutex<Vec<Bytes>>,
+    state: watch::Sender<(usize, Option<Ending>)>,
+}
+
+impl Flight {
+    fn new() -> Self {
+        Self { pieces: Mutex::new(Vec::new()), state: watch::channel((0, None)).0 }
+    }
+
+    /// Adds the next piece.
+    pub fn push(&self, piece: Bytes) {
+        let n = {
+            let mut p = self.pieces.lock().expect("flight pieces");
+            p.push(piece);
+            p.len()
+        };
+        self.state.send_modify(|s| s.0 = n);
+    }
+
+    /// Ends the flight.
+    pub fn finish(&self, ending: Ending) {
+        self.state.send_modify(|s| {
+            s.1.get_or_insert(ending);
+        });
+    }
+
+    /// Pieces so far.
+    pub fn pieces(&self) -> usize {
+        self.state.borrow().0
+    }
+
+    /// Waits until the first piece or the end, whichever comes first.
+    pub async fn first(&self) -> Option<Ending> {
+        let mut rx = self.state.subscribe();
+        let got = rx.wait_for(|(n, end)| *n > 0 || end.is_some()).await;
+        got.ok().and_then(|s| if s.0 > 0 { None } else { s.1.clone() })
+    }
+
+    /// Waits for the end.
+    pub async fn ended(&self) -> Ending {
+        let mut rx = self.state.subscribe();
+        let got = rx.wait_for(|(_, end)| end.is_some()).await;
+        got.ok().and_then(|s| s.1.clone()).unwrap_or(Ending::Failed(503, "encode_failed", "the encode stopped".into()))
+    }
+
+    /// Every piece from the first, as they arrive; an error if the flight fails midway.
+    pub fn stream(self: &Arc<Self>) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        let rx = self.state.subscribe();
+        futures_util::stream::unfold((self.clone(), rx, 0usize), |(flight, mut rx, next)| async move {
+            loop {
+                let (count, ending) = rx.borrow_and_update().clone();
+                if next < count {
+                    let piece = flight.pieces.lock().expect("flight pieces")[next].clone();
+                    return Some((Ok(piece), (flight, rx, next + 1)));
+                }
+                match ending {
+                    Some(Ending::Complete) => return None,
+                    Some(Ending::Failed(_, code, message)) => {
+                        let e = std::io::Error::other(format!("{code}: {message}"));
+                        return Some((Err(e), (flight, rx, usize::MAX)));
+                    }
+                    None => {}
+                }
+                if next == usize::MAX || rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+    }
+}
+
+/// The flights of this process.
+#[derive(Debug, Default)]
+pub struct Flights {
+    map: Mutex<HashMap<SegmentKey, Arc<Flight>>>,
+}
+
+impl Flights {
+    /// Joins the flight for `key`, or starts it (then the caller leads it: `true`).
+    pub fn join(&self, key: &SegmentKey) -> (Arc<Flight>, bool) {
+        let mut map = self.map.lock().expect("flights");
+        if let Some(f) = map.get(key) {
+            return (f.clone(), false);
+        }
+        let f = Arc::new(Flight::new());
+        map.insert(key.clone(), f.clone());
+        (f, true)
+    }
+
+    /// The flight is over: later requests find the stored segment instead.
+    pub fn land(&self, key: &SegmentKey) {
+        self.map.lock().expect("flights").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    fn key() -> SegmentKey {
+        SegmentKey { video: "v".into(), rung: "720p".into(), segment: 4 }
+    }
+
+    #[tokio::test]
+    async fn late_joiners_get_every_piece_from_the_start() {
+        let flights = Flights::default();
+        let (f, lead) = flights.join(&key());
+        assert!(lead);
+        f.push(Bytes::from_static(b"ab"));
+        let (g, lead) = flights.join(&key());
+        assert!(!lead);
+        let reader = tokio::spawn(g.stream().map(|p| p.unwrap()).collect::<Vec<_>>());
+        f.push(Bytes::from_static(b"cd"));
+        f.finish(Ending::Complete);
+        let got: Vec<u8> = reader.await.unwrap().concat();
+        assert_eq!(got, b"abcd");
+        flights.land(&key());
+        assert!(flights.join(&key()).1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_any_piece_is_reported_and_midway_breaks_the_stream() {
+        let f = Arc::new(Flight::new());
+        f.finish(Ending::Failed(503, "encode_failed", "x".into()));
+        assert!(matches!(f.first().await, Some(Ending::Failed(503, ..))));
+        let g = Arc::new(Flight::new());
+        g.push(Bytes::from_static(b"a"));
+        g.finish(Ending::Failed(503, "encode_failed", "x".into()));
+        let items: Vec<_> = g.stream().collect().await;
+        assert!(items[0].is_ok() && items[1].is_err() && items.len() == 2);
+    }
+}

@@ -1,0 +1,166 @@
+//! What travels over the queue for just-in-time encoding: the task a worker takes, and the
+//! replies (pieces of the segment as they are made, then the outcome) that stream back to
+//! the API node a viewer waits on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Why a segment is encoded, highest priority first. Each reason has its own queue topic,
+/// and a worker's encode slot always takes the highest one with work (see
+/// [`crate::jobs::worker`]): a viewer waiting beats look-ahead, which beats new uploads'
+/// floors, which beat promotions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A viewer's request waits for it.
+    Viewer,
+    /// A viewer plays the rung; the next segments are made before they are asked for.
+    Lookahead,
+    /// The video became popular: its missing rungs are made in the background.
+    Promotion,
+}
+
+impl Reason {
+    /// Metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "jit",
+            Self::Lookahead => "lookahead",
+            Self::Promotion => "promotion",
+        }
+    }
+
+    /// The queue topic of tasks with this reason.
+    pub fn topic(self) -> &'static str {
+        match self {
+            Self::Viewer => "tasks.jit.viewer",
+            Self::Lookahead => "tasks.jit.ahead",
+            Self::Promotion => "tasks.jit.promote",
+        }
+    }
+}
+
+/// One just-in-time encode: `count` segments from `first` of one rung.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentTask {
+    /// Unique per dispatch attempt.
+    pub id: String,
+    /// Video.
+    pub video: String,
+    /// Rendition name.
+    pub rung: String,
+    /// First segment.
+    pub first: u64,
+    /// Segments.
+    pub count: u64,
+    /// Why.
+    pub reason: Reason,
+    /// Topic the pieces and the outcome go to, when someone waits.
+    pub reply: Option<String>,
+    /// 1 for the first dispatch.
+    pub attempt: u32,
+    /// A worker that failed this encode before; it leaves the task to another.
+    pub avoid: Option<String>,
+}
+
+/// What a worker sends back, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The worker took the task.
+    Taken {
+        /// Its id.
+        worker: String,
+    },
+    /// The next bytes of a segment.
+    Piece {
+        /// Segment number.
+        segment: u64,
+        /// Position of this reply in the stream (0, 1, ...).
+        seq: u32,
+        /// The segment's last piece.
+        last: bool,
+        /// Bytes.
+        bytes: Vec<u8>,
+    },
+    /// Every segment is stored.
+    Done,
+    /// The encode failed.
+    Failed {
+        /// Machine-readable code.
+        code: String,
+        /// Whether another attempt (elsewhere) may succeed.
+        retryable: bool,
+        /// Human message.
+        message: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Head {
+    Taken { worker: String },
+    Piece { segment: u64, seq: u32, last: bool },
+    Done,
+    Failed { code: String, retryable: bool, message: String },
+}
+
+impl Reply {
+    /// A JSON head, then raw bytes for a piece (no base64: pieces are most of the traffic).
+    pub fn encode(&self) -> Vec<u8> {
+        let (head, bytes): (Head, &[u8]) = match self {
+            Self::Taken { worker } => (Head::Taken { worker: worker.clone() }, &[]),
+            Self::Piece { segment, seq, last, bytes } => {
+                (Head::Piece { segment: *segment, seq: *seq, last: *last }, bytes.as_slice())
+            }
+            Self::Done => (Head::Done, &[]),
+            Self::Failed { code, retryable, message } => {
+                (Head::Failed { code: code.clone(), retryable: *retryable, message: message.clone() }, &[])
+            }
+        };
+        let json = serde_json::to_vec(&head).expect("reply heads serialise");
+        let mut out = Vec::with_capacity(4 + json.len() + bytes.len());
+        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// Parses what [`Reply::encode`] wrote.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        let bad = || Error::Internal("malformed just-in-time reply".into());
+        let len = u32::from_be_bytes(payload.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+        let json = payload.get(4..4 + len).ok_or_else(bad)?;
+        let rest = &payload[4 + len..];
+        Ok(match serde_json::from_slice::<Head>(json)? {
+            Head::Taken { worker } => Self::Taken { worker },
+            Head::Piece { segment, seq, last } => Self::Piece { segment, seq, last, bytes: rest.to_vec() },
+            Head::Done => Self::Done,
+            Head::Failed { code, retryable, message } => Self::Failed { code, retryable, message },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_round_trip() {
+        for r in [
+            Reply::Taken { worker: "w1".into() },
+            Reply::Piece { segment: 4, seq: 2, last: true, bytes: vec![0, 1, 2, 255] },
+            Reply::Done,
+            Reply::Failed { code: "media".into(), retryable: true, message: "x".into() },
+        ] {
+            assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
+        }
+        assert!(Reply::decode(b"\0\0\0\x09{}").is_err());
+    }
+
+    #[test]
+    fn topics_by_priority() {
+        assert_eq!(Reason::Viewer.topic(), "tasks.jit.viewer");
+        assert_ne!(Reason::Lookahead.topic(), Reason::Promotion.topic());
+    }
+}

@@ -1,0 +1,174 @@
+//! The worker side of a just-in-time encode: check the task still stands, stage the original
+//! once, encode on a blocking thread, send every piece to whoever waits as it is made, store
+//! each finished segment (never for a taken-down video), and release its claim.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use encoder::jit::{FragmentPolicy, SegmentPiece, SegmentsRequest};
+use encoder::task::TaskContext;
+use tokio::sync::mpsc;
+
+use super::segment_key;
+use super::task::{Reply, SegmentTask};
+use super::workers::{self, Worker};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::meta::ondemand::SegmentKey;
+use crate::meta::{self, VideoState};
+use crate::queue::Message;
+
+/// Runs one task from the on-demand topics and settles its message.
+pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usize) {
+    let task: SegmentTask = match serde_json::from_slice(&msg.payload) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable segment task dropped");
+            let _ = msg.lease.ack().await;
+            return;
+        }
+    };
+    if task.avoid.as_deref() == Some(worker.id.as_str()) && others_alive(app, &worker.id).await {
+        // It failed here before: leave it to another worker.
+        let _ = msg.lease.nack(Duration::from_millis(200)).await;
+        return;
+    }
+    let span = tracing::info_span!("segments", video = %task.video, rung = %task.rung, first = task.first, count = task.count, reason = task.reason.as_str());
+    let _busy = worker.busy();
+    let outcome = {
+        use tracing::Instrument;
+        crate::jobs::driver::with_renewal(app, msg.lease.as_ref(), encode(app, &task, worker, cores))
+            .instrument(span)
+            .await
+    };
+    let reply = match outcome {
+        Ok(Settled::Done) => Some(Reply::Done),
+        Ok(Settled::Superseded) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, code = e.code(), "segment encode failed");
+            release_all(app, &task).await;
+            let code = if e.status() == http::StatusCode::GONE { "deleted".to_owned() } else { e.code().to_owned() };
+            Some(Reply::Failed { code, retryable: is_retryable(&e), message: e.to_string() })
+        }
+    };
+    if let (Some(reply), Some(topic)) = (reply, &task.reply) {
+        let _ = app.queue.publish(topic, &reply.encode()).await;
+    }
+    if let Err(e) = msg.lease.ack().await {
+        tracing::warn!(error = %e, "segment task not acknowledged");
+    }
+}
+
+enum Settled {
+    Done,
+    /// Another dispatch of the same segments took over; nothing to do.
+    Superseded,
+}
+
+fn is_retryable(e: &Error) -> bool {
+    !matches!(e, Error::Api { .. })
+}
+
+async fn others_alive(app: &App, me: &str) -> bool {
+    let since = meta::now() - workers::DEAD_AFTER.as_millis() as i64;
+    app.ondemand
+        .live_workers(since)
+        .await
+        .is_ok_and(|ws| ws.iter().any(|w| w.id != me && w.kinds.iter().any(|k| k == "encode")))
+}
+
+fn keys(task: &SegmentTask) -> impl Iterator<Item = SegmentKey> + '_ {
+    (task.first..task.first + task.count).map(|segment| SegmentKey {
+        video: task.video.clone(),
+        rung: task.rung.clone(),
+        segment,
+    })
+}
+
+async fn release_all(app: &App, task: &SegmentTask) {
+    for key in keys(task) {
+        let _ = app.ondemand.release_segment(&key).await;
+    }
+}
+
+async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores: usize) -> Result<Settled> {
+    let first = keys(task).next().expect("a task has a segment");
+    match app.ondemand.segment_claim(&first).await? {
+        Some(c) if c.attempt <= task.attempt => {}
+        // Released (done) or dispatched again since this copy was published.
+        _ => return Ok(Settled::Superseded),
+    }
+    app.ondemand.claim_taken(&first, &worker.id).await?;
+    if let Some(topic) = &task.reply {
+        app.queue.publish(topic, &Reply::Taken { worker: worker.id.clone() }.encode()).await?;
+    }
+    super::policy::check_servable(app, &task.video).await?;
+    let plan = app.jit.plan(app, &task.video).await?.ok_or_else(|| Error::not_found("on-demand plan"))?;
+    let (source, overlay) = crate::jobs::staging::source_for_segments(app, &task.video, plan.overlay.is_some()).await?;
+    let mut encryption = crate::jobs::packaging_encryption();
+    let key =
+        app.keys.content_key(app.meta.as_ref(), &task.video).await?.ok_or_else(|| Error::not_found("content key"))?;
+    encryption.key_hex = pop_config::token::hex(&key);
+    let scratch = app.config.data_dir.join("scratch").join("segments");
+    let request = SegmentsRequest {
+        source: source.display().to_string(),
+        plan: (*plan).clone(),
+        overlay: overlay.map(|p| p.display().to_string()),
+        rungs: vec![task.rung.clone()],
+        first: task.first as usize,
+        count: task.count as usize,
+        encryption: Some(encryption),
+        fragments: FragmentPolicy::streaming(plan.media.video.fps()),
+        scratch: scratch.display().to_string(),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<SegmentPiece>();
+    let cpu_before = workers::process_cpu_seconds();
+    let encoding = tokio::task::spawn_blocking(move || {
+        let ctx = TaskContext::default();
+        ctx.set_cores(cores);
+        encoder::ffmpeg::jit::encode_segments(
+            &request,
+            &ctx,
+            Arc::new(move |piece| tx.send(piece).map_err(|_| encoder::Error::Cancelled)),
+        )
+    });
+    let mut seq = 0u32;
+    let mut segment_bytes: Vec<u8> = Vec::new();
+    while let Some(piece) = rx.recv().await {
+        let segment = piece.segment as u64;
+        segment_bytes.extend_from_slice(&piece.bytes);
+        if let Some(topic) = &task.reply {
+            let reply = Reply::Piece { segment, seq, last: piece.last, bytes: piece.bytes };
+            app.queue.publish(topic, &reply.encode()).await?;
+            seq += 1;
+        }
+        if piece.last {
+            store(app, task, segment, std::mem::take(&mut segment_bytes)).await?;
+        }
+    }
+    let report = encoding.await.map_err(|e| Error::Internal(format!("encoder thread: {e}")))?;
+    // With several tasks at once in this process, each gets its share of the time spent.
+    let cpu = (workers::process_cpu_seconds() - cpu_before) / f64::from(worker.running().max(1));
+    app.metrics.on_demand.cpu(task.reason.as_str(), cpu);
+    report.map_err(|e| match e {
+        encoder::Error::Invalid(m) => Error::api(http::StatusCode::NOT_FOUND, "segment_out_of_range", m),
+        other => Error::Internal(format!("encode: {other}")),
+    })?;
+    Ok(Settled::Done)
+}
+
+/// Stores one finished segment, unless the video was taken down meanwhile.
+async fn store(app: &App, task: &SegmentTask, segment: u64, bytes: Vec<u8>) -> Result<()> {
+    let blob = segment_key(&task.video, &task.rung, segment);
+    app.blobs.write(&blob, bytes).await?;
+    // A takedown that ran while this segment was encoded must not leave it behind.
+    if app.meta.video(&task.video).await?.is_none_or(|v| v.state == VideoState::Deleted) {
+        app.blobs.delete(&blob).await?;
+        return Err(Error::api(http::StatusCode::GONE, "deleted", "the video was taken down"));
+    }
+    let now = meta::now();
+    app.ondemand.add_stored(&task.video, &task.rung, 1, now).await?;
+    app.metrics.on_demand.segments.get_or_create(&vec![("reason", task.reason.as_str().to_owned())]).inc();
+    let key = SegmentKey { video: task.video.clone(), rung: task.rung.clone(), segment };
+    app.ondemand.release_segment(&key).await
+}
