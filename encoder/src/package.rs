@@ -144,6 +144,8 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
             videos.push(deferred_rendition(store, &d.rung, &d.template, &floor, job.out_dir, &mut files)?);
         }
     }
+    // Lowest rung first, whichever were encoded now: the order every reader of the summary sees.
+    videos.sort_by_key(|p| (p.height, p.width));
     let audio = match job.audio {
         Some(part) => {
             let rule = audio_cuts(&floor, part, store)?;

@@ -41,11 +41,17 @@ fn http_error(e: reqwest::Error) -> Error {
     Error::Io { context: "HTTP".into(), source: std::io::Error::other(e) }
 }
 
+/// Requests may take long (whole uploads); idle connections are dropped well before the
+/// origin's and PoPs' idle timeout (60 s by default) closes them under a request.
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(Duration::from_secs(600)).pool_idle_timeout(Duration::from_secs(20))
+}
+
 impl Client {
     /// A client of `base` (e.g. `http://127.0.0.1:8080`) acting with a creator token.
     pub fn new(base: &str, creator_token: &str) -> Self {
         crate::storage::init_tls();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("http client");
+        let http = builder().build().expect("http client");
         Self { http, base: base.trim_end_matches('/').to_owned(), token: creator_token.to_owned() }
     }
 
@@ -54,11 +60,7 @@ impl Client {
     pub fn trusting(base: &str, creator_token: &str, pem: &[u8]) -> Result<Self> {
         crate::storage::init_tls();
         let cert = reqwest::Certificate::from_pem(pem).map_err(http_error)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .add_root_certificate(cert)
-            .build()
-            .map_err(http_error)?;
+        let http = builder().add_root_certificate(cert).build().map_err(http_error)?;
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token: creator_token.to_owned() })
     }
 

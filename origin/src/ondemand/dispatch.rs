@@ -152,10 +152,12 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
         app.ondemand.release_segment(key).await?;
         return Err(Error::api(StatusCode::SERVICE_UNAVAILABLE, "no_workers", "no encoder is running"));
     }
-    let reply = format!("jit.{}", crate::secrets::random_hex(8)?);
     let mut avoid = None;
     let mut attempt = 1;
-    let outcome = loop {
+    loop {
+        // A topic per attempt: a worker thought dead but still running cannot mix its
+        // pieces into the next attempt's.
+        let reply = format!("jit.{}", crate::secrets::random_hex(8)?);
         let task = SegmentTask {
             id: crate::secrets::random_hex(8)?,
             video: key.video.clone(),
@@ -168,36 +170,27 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
             avoid: avoid.clone(),
         };
         app.queue.publish(Reason::Viewer.topic(), &serde_json::to_vec(&task)?).await?;
-        match follow(app, &reply, key, flight).await {
-            Ok(()) => break Ok(()),
-            // Once bytes went out, a new encode cannot continue this response; it still
-            // stores the segment for the player's retry.
+        let followed = follow(app, &reply, key, flight).await;
+        let _ = app.queue.delete_topic(&reply).await;
+        match followed {
+            Ok(()) => return Ok(()),
+            // Another worker encodes it again; bytes already sent are checked against the new
+            // encode's and the response goes on from where it was.
             Err(Miss::Retry(worker)) if attempt < 2 => {
                 attempt += 1;
                 avoid = worker;
                 app.ondemand.claim_redispatched(key, meta::now()).await?;
-                if flight.pieces() > 0 {
-                    let task = SegmentTask { reply: None, attempt, avoid: avoid.clone(), ..task };
-                    app.queue.publish(Reason::Viewer.topic(), &serde_json::to_vec(&task)?).await?;
-                    break Err(Error::api(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "encode_interrupted",
-                        "the encoder stopped midway",
-                    ));
-                }
             }
             Err(Miss::Retry(_)) => {
-                break Err(Error::api(
+                return Err(Error::api(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "encode_failed",
                     "the segment could not be encoded",
                 ));
             }
-            Err(Miss::Stop(e)) => break Err(e),
+            Err(Miss::Stop(e)) => return Err(e),
         }
-    };
-    let _ = app.queue.delete_topic(&reply).await;
-    outcome
+    }
 }
 
 /// A claim older than this was abandoned (its process died) and may be taken over.
@@ -211,6 +204,9 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Re
     let started = Instant::now();
     let mut worker: Option<String> = None;
     let mut next_seq = 0u32;
+    // Bytes of this attempt's segment seen so far; those a previous attempt already sent
+    // must be the same bytes.
+    let mut position = 0usize;
     let mut last_word = Instant::now();
     loop {
         let msg =
@@ -246,7 +242,18 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Re
                     return Err(Miss::Retry(worker));
                 }
                 next_seq += 1;
-                flight.push(Bytes::from(bytes));
+                let piece = Bytes::from(bytes);
+                let fresh = flight.resume(position, &piece).ok_or_else(|| {
+                    Miss::Stop(Error::api(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "encode_interrupted",
+                        "the encoder stopped midway and its replacement made other bytes",
+                    ))
+                })?;
+                position += piece.len();
+                if !fresh.is_empty() {
+                    flight.push(fresh);
+                }
             }
             Reply::Done => return Ok(()),
             Reply::Failed { code, retryable, message } => {

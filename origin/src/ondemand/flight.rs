@@ -42,6 +42,28 @@ impl Flight {
         self.state.send_modify(|s| s.0 = n);
     }
 
+    /// What of `piece`, found at `offset` of a new encode of the segment, has not been sent
+    /// yet: all of it on a first encode; after a retry, the part past what the previous
+    /// encode sent, once the overlap proved to be the same bytes (`None` when it is not).
+    pub fn resume(&self, offset: usize, piece: &Bytes) -> Option<Bytes> {
+        let pieces = self.pieces.lock().expect("flight pieces");
+        let mut start = 0usize;
+        for sent in pieces.iter() {
+            let end = start + sent.len();
+            let (lo, hi) = (offset.max(start), (offset + piece.len()).min(end));
+            if lo < hi {
+                if sent[lo - start..hi - start] != piece[lo - offset..hi - offset] {
+                    return None;
+                }
+            }
+            start = end;
+        }
+        if offset > start {
+            return None;
+        }
+        Some(piece.slice((start - offset).min(piece.len())..))
+    }
+
     /// Ends the flight.
     pub fn finish(&self, ending: Ending) {
         self.state.send_modify(|s| {
@@ -73,6 +95,10 @@ impl Flight {
         let rx = self.state.subscribe();
         futures_util::stream::unfold((self.clone(), rx, 0usize), |(flight, mut rx, next)| async move {
             loop {
+                if next == usize::MAX {
+                    // The failure was reported.
+                    return None;
+                }
                 let (count, ending) = rx.borrow_and_update().clone();
                 if next < count {
                     let piece = flight.pieces.lock().expect("flight pieces")[next].clone();
@@ -86,7 +112,7 @@ impl Flight {
                     }
                     None => {}
                 }
-                if next == usize::MAX || rx.changed().await.is_err() {
+                if rx.changed().await.is_err() {
                     return None;
                 }
             }
@@ -143,6 +169,22 @@ mod tests {
         assert_eq!(got, b"abcd");
         flights.land(&key());
         assert!(flights.join(&key()).1);
+    }
+
+    #[test]
+    fn a_retry_resumes_after_what_was_sent_when_the_bytes_agree() {
+        let f = Flight::new();
+        assert_eq!(f.resume(0, &Bytes::from_static(b"abc")).unwrap(), "abc");
+        f.push(Bytes::from_static(b"abc"));
+        f.push(Bytes::from_static(b"de"));
+        // The new encode's pieces are cut elsewhere.
+        assert_eq!(f.resume(0, &Bytes::from_static(b"ab")).unwrap(), "");
+        assert_eq!(f.resume(2, &Bytes::from_static(b"cdefg")).unwrap(), "fg");
+        assert_eq!(f.resume(5, &Bytes::from_static(b"hi")).unwrap(), "hi");
+        assert_eq!(f.resume(1, &Bytes::from_static(b"bX")), None, "other bytes");
+        assert_eq!(f.resume(4, &Bytes::from_static(b"eZZ")).unwrap(), "ZZ");
+        assert_eq!(f.resume(4, &Bytes::from_static(b"XZZ")), None);
+        assert_eq!(f.resume(7, &Bytes::from_static(b"x")), None, "a gap cannot be sent");
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(4);
 /// This process's worker identity.
 #[derive(Debug)]
 pub struct Worker {
-    /// Unique per process run.
+    /// Unique per process run: `{host}-{pid}-{random}`.
     pub id: String,
     kinds: Vec<String>,
     slots: u32,
@@ -42,7 +42,8 @@ impl Drop for Busy {
 impl Worker {
     /// A worker of `slots` slots running `kinds`.
     pub fn new(kinds: Vec<String>, slots: u32) -> Arc<Self> {
-        let id = format!("{}-{}", host(), crate::secrets::random_hex(4).unwrap_or_default());
+        // The process id lets an operator (and a test) find the process behind a claim.
+        let id = format!("{}-{}-{}", host(), std::process::id(), crate::secrets::random_hex(4).unwrap_or_default());
         Arc::new(Self { id, kinds, slots, busy: AtomicU32::new(0) })
     }
 

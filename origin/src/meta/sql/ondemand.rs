@@ -15,6 +15,8 @@ fn state_list(states: &[RungState]) -> String {
     if names.is_empty() { "''".to_owned() } else { names.join(", ") }
 }
 
+/// Demand is counted per minute. (PostgreSQL sums `BIGINT` into `NUMERIC`, which the `Any` driver
+/// cannot read: sums are cast back.)
 const MINUTE: Millis = 60_000;
 
 #[async_trait]
@@ -151,18 +153,19 @@ impl OnDemandStore for SqlStore {
     }
 
     async fn demand_since(&self, video: &str, since: Millis) -> Result<u64> {
-        let row =
-            sqlx::query("SELECT COALESCE(SUM(requests), 0) AS n FROM demand WHERE video_id = $1 AND minute >= $2")
-                .bind(video.to_owned())
-                .bind(since - since.rem_euclid(MINUTE))
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS n FROM demand WHERE video_id = $1 AND minute >= $2",
+        )
+        .bind(video.to_owned())
+        .bind(since - since.rem_euclid(MINUTE))
+        .fetch_one(&self.pool)
+        .await?;
         from_db(&row, "n")
     }
 
     async fn in_demand(&self, since: Millis, min: u64, limit: u32) -> Result<Vec<(String, u64)>> {
         let query = sqlx::query(
-            "SELECT video_id, SUM(requests) AS n FROM demand WHERE minute >= $1 GROUP BY video_id \
+            "SELECT video_id, CAST(SUM(requests) AS BIGINT) AS n FROM demand WHERE minute >= $1 GROUP BY video_id \
              HAVING SUM(requests) >= $2 ORDER BY n DESC, video_id LIMIT $3",
         )
         .bind(since - since.rem_euclid(MINUTE))
