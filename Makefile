@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-edge bench-upload
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit
 
 setup:
 	@scripts/setup.sh
@@ -38,3 +38,8 @@ bench-edge: setup
 ## bench-upload: 1 GiB over loopback, plain request vs tus single stream vs 4 parallel partials
 bench-upload: setup
 	$(CARGO) bench -p origin --bench upload
+
+## bench-jit: a cold just-in-time 720p segment through a PoP against the ffmpeg CLI making the same segment
+bench-jit: setup
+	$(CARGO) build --release -p origin -p edge
+	bench/jit-vs-ffmpeg/run.py

@@ -168,6 +168,15 @@ pub struct CostArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The Prometheus page (a file, e.g. saved with curl) of the origin that ran the
+    /// just-in-time policy during the run; with `--full-metrics`, encode and storage are
+    /// priced for three designs.
+    #[arg(long, requires = "full_metrics")]
+    pub policy_metrics: Option<PathBuf>,
+    /// The Prometheus page of an origin that encoded the same catalogue's whole ladder at
+    /// upload.
+    #[arg(long, requires = "policy_metrics")]
+    pub full_metrics: Option<PathBuf>,
 }
 
 #[cfg(test)]

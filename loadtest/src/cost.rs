@@ -2,6 +2,8 @@
 //! send) to the reference scale, and price "everything through a commercial CDN" against
 //! "our PoPs plus origin egress" with a price table from a TOML file.
 
+pub mod media;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,42 @@ pub struct Prices {
     pub pop: Pop,
     /// `[origin]`.
     pub origin: Origin,
+    /// `[encode]`.
+    #[serde(default)]
+    pub encode: Encode,
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// `[encode]`: what encoding costs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encode {
+    /// $ per CPU core-hour.
+    pub cpu_price_per_hour: f64,
+}
+
+impl Default for Encode {
+    fn default() -> Self {
+        Self { cpu_price_per_hour: 0.04 }
+    }
+}
+
+/// `[storage]`: what keeping the catalogue costs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// $ per GB-month of blob storage.
+    pub price_per_gb_month: f64,
+    /// Days of uploads kept (the catalogue is uploads a day times this).
+    pub retention_days: f64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { price_per_gb_month: 0.02, retention_days: 365.0 }
+    }
 }
 
 /// `[scale]`: the reference load.
@@ -42,6 +80,13 @@ pub struct Scale {
     pub average_video_bytes: f64,
     /// Peak hour over the daily mean.
     pub peak_to_average: f64,
+    /// Videos uploaded a day.
+    #[serde(default = "default_uploads_per_day")]
+    pub uploads_per_day: f64,
+}
+
+fn default_uploads_per_day() -> f64 {
+    500_000.0
 }
 
 /// `[commercial_cdn]`.
@@ -86,6 +131,8 @@ impl Prices {
             ("scale.peak_to_average", p.scale.peak_to_average),
             ("pop.server_capacity_gbps", p.pop.server_capacity_gbps),
             ("pop.target_utilisation", p.pop.target_utilisation),
+            ("scale.uploads_per_day", p.scale.uploads_per_day),
+            ("storage.retention_days", p.storage.retention_days),
         ];
         for (field, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -97,6 +144,8 @@ impl Prices {
             ("pop.server_cost_per_month", p.pop.server_cost_per_month),
             ("pop.transit_price_per_gb", p.pop.transit_price_per_gb),
             ("origin.egress_price_per_gb", p.origin.egress_price_per_gb),
+            ("encode.cpu_price_per_hour", p.encode.cpu_price_per_hour),
+            ("storage.price_per_gb_month", p.storage.price_per_gb_month),
         ];
         for (field, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
@@ -259,7 +308,7 @@ pub fn render(c: &Cost, p: &Prices, report: &Report) -> String {
 }
 
 /// `1,234,567.89`.
-fn money(v: f64, decimals: usize) -> String {
+pub(crate) fn money(v: f64, decimals: usize) -> String {
     let s = format!("{:.*}", decimals, v.abs());
     let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
     let mut grouped = String::new();

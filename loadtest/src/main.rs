@@ -35,10 +35,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let prices = Prices::load(args.prices.as_deref())?;
             let (share, source) = cost::origin_share(&report).map_err(anyhow::Error::msg)?;
             let projection = cost::project(&prices, share, source);
+            let designs = match (&args.policy_metrics, &args.full_metrics) {
+                (Some(policy), Some(full)) => {
+                    let read = |path: &std::path::Path, what: &str| -> anyhow::Result<cost::media::OriginFigures> {
+                        let page =
+                            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                        cost::media::OriginFigures::parse(&page, what).map_err(anyhow::Error::msg)
+                    };
+                    let (policy, full) = (read(policy, "--policy-metrics")?, read(full, "--full-metrics")?);
+                    let sessions = report.playback.sessions;
+                    Some(
+                        cost::media::designs(&prices, &projection, sessions, full, policy)
+                            .map_err(anyhow::Error::msg)?,
+                    )
+                }
+                _ => None,
+            };
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&projection)?);
+                // Without origin metrics, the delivery projection alone, as it always was.
+                let out = match &designs {
+                    Some(d) => serde_json::json!({ "delivery": projection, "designs": d }),
+                    None => serde_json::to_value(&projection)?,
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}", cost::render(&projection, &prices, &report));
+                if let Some(d) = &designs {
+                    print!("{}", cost::media::render(d, &prices));
+                }
             }
             Ok(())
         }

@@ -375,15 +375,21 @@ impl Config {
             problems.push("max_upload_bytes: must be between 1 and 1 GiB".into());
         }
         let od = &self.on_demand;
-        if od.max_pending_per_video == 0
-            || od.promote_span == 0
-            || od.first_byte_deadline.is_zero()
-            || od.policy_interval.is_zero()
+        for (key, zero) in [
+            ("max_pending_per_video", od.max_pending_per_video == 0),
+            ("promote_span", od.promote_span == 0),
+            ("first_byte_deadline_ms", od.first_byte_deadline.is_zero()),
+            ("policy_interval_ms", od.policy_interval.is_zero()),
+            ("promote_window_secs", od.promote_window.is_zero()),
+        ] {
+            if zero {
+                problems.push(format!("on_demand.{key}: must be more than 0"));
+            }
+        }
+        if let Some(path) = &self.pipeline
+            && let Err(e) = encoder::pipeline::Pipeline::load(path)
         {
-            problems.push(
-                "on_demand: max_pending_per_video, promote_span, first_byte_deadline_ms and policy_interval_ms must be above 0"
-                    .into(),
-            );
+            problems.push(format!("pipeline: {e}"));
         }
         if self.creators.iter().any(|(t, _)| t.len() < 8) {
             problems.push("creators: tokens must have at least 8 characters".into());
@@ -511,6 +517,74 @@ mod tests {
                 retry: Duration::from_millis(1500)
             }
         );
+    }
+
+    #[test]
+    fn on_demand_keys_have_defaults_and_parse() {
+        let defaults = parse("").unwrap();
+        assert_eq!(defaults.on_demand, OnDemandConfig::default());
+        assert_eq!(defaults.pipeline, None);
+        let tuned = parse(
+            r#"
+            [on_demand]
+            enabled = false
+            floor_class = 480
+            lookahead = 0
+            max_pending_per_video = 3
+            first_byte_deadline_ms = 2500
+            promote_requests = 10
+            promote_window_secs = 60
+            evict_after_secs = 120
+            promote_span = 2
+            policy_interval_ms = 500
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            tuned.on_demand,
+            OnDemandConfig {
+                enabled: false,
+                floor_class: 480,
+                lookahead: 0,
+                max_pending_per_video: 3,
+                first_byte_deadline: Duration::from_millis(2500),
+                promote_requests: 10,
+                promote_window: Duration::from_secs(60),
+                evict_after: Duration::from_secs(120),
+                promote_span: 2,
+                policy_interval: Duration::from_millis(500),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_on_demand_keys_and_pipelines_are_named() {
+        let problems = |text: &str| parse(text).unwrap_err().to_string();
+        assert!(
+            problems(
+                "[on_demand]
+floor = 360"
+            )
+            .contains("unknown field `floor`")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = dir.path().join("pipeline.toml");
+        std::fs::write(&pipeline, "[pipeline]\nname = \"x\"\n[[task]]\nid = \"a\"\nkind = \"nonsense\"\n").unwrap();
+        let bad = problems(&format!(
+            "pipeline = {:?}\n[on_demand]\nmax_pending_per_video = 0\npromote_span = 0\npolicy_interval_ms = 0",
+            pipeline.display().to_string()
+        ));
+        for part in [
+            "on_demand.max_pending_per_video: must be more than 0",
+            "on_demand.promote_span: must be more than 0",
+            "on_demand.policy_interval_ms: must be more than 0",
+            "pipeline: ",
+            "nonsense",
+        ] {
+            assert!(bad.contains(part), "{part} in {bad}");
+        }
+        let missing = problems("pipeline = \"no/such/pipeline.toml\"");
+        assert!(missing.contains("pipeline: "), "{missing}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! encoding a viewer's segment is killed with SIGKILL midway; the viewer still gets the
 //! segment from the other worker (bytes already sent checked against the new encode), or a
 //! `503` with a code and `Retry-After`, within its deadline. A taken-down video answers `410`
-//! and starts no encode.
+//! and starts no encode. The origin runs an operator's pipeline file.
 
 mod common;
 
@@ -55,7 +55,13 @@ async fn a_killed_worker_hands_the_viewers_segment_to_another() {
         format!("data_dir = {:?}\ntask_lease_secs = 2\nworkers = 1\n", data.display().to_string()),
     )
     .unwrap();
+    // An operator's pipeline file reaches the platform: 3 s segments instead of 2.
+    let builtin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../encoder/src/pipeline/default.toml")).unwrap();
+    let pipeline = dir.path().join("pipeline.toml");
+    std::fs::write(&pipeline, builtin.replace("segment_seconds = 2.0", "segment_seconds = 3.0")).unwrap();
     let mut config = Config::for_dir(&data);
+    config.pipeline = Some(pipeline);
     config.workers = 0;
     config.task_lease = Duration::from_secs(2);
     config.on_demand.lookahead = 0;
@@ -71,6 +77,9 @@ async fn a_killed_worker_hands_the_viewers_segment_to_another() {
     origin.wait_state(&id, "ready", 240).await;
     let master = origin.playback(&id).await["master_url"].as_str().unwrap().to_owned();
     let segment_url = master.replace("master.m3u8", "1080p/seg_00001.m4s");
+    let playlist = origin.client.get(master.replace("master.m3u8", "1080p/index.m3u8")).send().await.unwrap();
+    let playlist = playlist.text().await.unwrap();
+    assert_eq!(playlist.matches("#EXTINF:3.0").count(), 2, "the pipeline file's segment length: {playlist}");
 
     // Ask for a cold 1080p segment and kill whichever worker takes it.
     let started = Instant::now();

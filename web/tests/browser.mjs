@@ -387,7 +387,7 @@ async function main() {
   )
 
   await test(
-    'quality menu: another height is fetched from its rendition and decoded',
+    'quality menu: another height is fetched from its rendition and decoded (encoded on demand), then the stored floor again',
     async () => {
       assert(played, 'playback did not start')
       const before = await page.evaluate(() => document.querySelector('video').videoHeight)
@@ -402,8 +402,15 @@ async function main() {
         (await page.textContent('#quality-menu [role="menuitemradio"]')).trim().startsWith('Auto'),
         'Auto comes first',
       )
-      // A small rung other than the current one: cheap to decode, clearly different.
-      const target = heights.filter((h) => h !== before).sort((a, b) => a - b)[1] ?? heights.find((h) => h !== before)
+      // Only the floor was encoded at upload. A small rung other than the current one and the
+      // floor: cheap to decode, clearly different, and encoded when its segments are asked for.
+      const video = await page.evaluate(async (id) => (await fetch(`/v1/videos/${id}`)).json(), videoId)
+      const states = video.renditions.filter((r) => r.height > 0).map((r) => `${r.name}:${r.state}`)
+      const floor = video.renditions.find((r) => r.state === 'floor')
+      assert(floor && heights.includes(floor.height), `a stored floor rung in the menu: ${states}`)
+      const onDemand = video.renditions.filter((r) => r.state === 'on_demand').map((r) => r.height)
+      const target = heights.filter((h) => h !== before && onDemand.includes(h)).sort((a, b) => a - b)[0]
+      assert(target, `a rung not encoded yet besides the current ${before}p: ${states}`)
       const switchedAt = Date.now()
       await page.click(`#quality-menu [role="menuitemradio"][data-height="${target}"]`)
       await until(page, `the decoded height becomes ${target}`, (h) => document.querySelector('video').videoHeight === h, target, 25_000)
@@ -418,6 +425,17 @@ async function main() {
       const keys = log.filter((r) => r.path.endsWith(`/${videoId}/key`))
       assert(keys.length === 1, `still one key fetch after the switch: ${keys.length}`)
       await shot(page, 'watch-quality.png')
+
+      // Back to the floor: stored segments follow just-in-time ones.
+      await page.hover('#player')
+      await page.click('#quality-button')
+      await page.waitForSelector('#quality-menu:not([hidden])')
+      await page.click(`#quality-menu [role="menuitemradio"][data-height="${floor.height}"]`)
+      await until(page, `the decoded height returns to ${floor.height}`, (h) => document.querySelector('video').videoHeight === h, floor.height, 25_000)
+      const t2 = await page.evaluate(() => document.querySelector('video').currentTime)
+      await until(page, 'playback goes on after the way back', (t) => document.querySelector('video').currentTime > t + 0.5, t2, 8000)
+      const back = await page.evaluate(describePlayer)
+      assert(back.notice === null && back.error === null, `no fatal error after the way back: ${JSON.stringify(back)}`)
     },
     { page },
   )

@@ -51,10 +51,8 @@ impl Flight {
         for sent in pieces.iter() {
             let end = start + sent.len();
             let (lo, hi) = (offset.max(start), (offset + piece.len()).min(end));
-            if lo < hi {
-                if sent[lo - start..hi - start] != piece[lo - offset..hi - offset] {
-                    return None;
-                }
+            if lo < hi && sent[lo - start..hi - start] != piece[lo - offset..hi - offset] {
+                return None;
             }
             start = end;
         }

@@ -22,6 +22,8 @@ pub struct OnDemandMetrics {
     pub stored_bytes: Family<Labels, Gauge>,
     /// Rungs by materialisation state.
     pub rungs: Family<Labels, Gauge>,
+    /// Videos with recorded rungs (ready, not taken down): what per-video costs divide by.
+    pub videos: Gauge,
     /// From a viewer's request to the first byte of a just-in-time segment.
     pub first_byte: Histogram,
     /// From a viewer's request to the last byte.
@@ -42,6 +44,7 @@ impl Default for OnDemandMetrics {
             segments: Family::default(),
             stored_bytes: Family::default(),
             rungs: Family::default(),
+            videos: Gauge::default(),
             first_byte: seconds(),
             last_byte: seconds(),
             requests: Family::default(),
@@ -57,6 +60,7 @@ impl OnDemandMetrics {
         registry.register("segments_encoded", "Segments encoded on demand, by reason", self.segments.clone());
         registry.register("stored_bytes", "Bytes in blob storage, by kind", self.stored_bytes.clone());
         registry.register("rungs", "Rungs by materialisation state", self.rungs.clone());
+        registry.register("catalogue_videos", "Ready videos with recorded rungs", self.videos.clone());
         registry.register(
             "jit_first_byte_seconds",
             "Request to first byte of a just-in-time segment",

@@ -236,8 +236,10 @@ async fn account(app: &App) -> Result<()> {
     let mut bytes: HashMap<&'static str, i64> = HashMap::new();
     let mut floors: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
     let mut states: HashMap<&'static str, i64> = RungState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut videos = std::collections::HashSet::new();
     for (video, rung) in app.ondemand.rungs_in(&RungState::ALL, Millis::MAX, 100_000).await? {
         *states.entry(rung.state.as_str()).or_default() += 1;
+        videos.insert(video.clone());
         if rung.state != RungState::Floor {
             floors.entry(video).or_default().insert(rung.name);
         }
@@ -267,6 +269,7 @@ async fn account(app: &App) -> Result<()> {
             .get_or_create(&vec![("kind", kind.to_owned())])
             .set(*bytes.get(kind).unwrap_or(&0));
     }
+    app.metrics.on_demand.videos.set(i64::try_from(videos.len()).unwrap_or(i64::MAX));
     for (state, n) in states {
         app.metrics.on_demand.rungs.get_or_create(&vec![("state", state.to_owned())]).set(n);
     }
