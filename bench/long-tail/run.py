@@ -61,7 +61,7 @@ def leg(name, on_demand, src):
     root = os.path.join(SCRATCH, name)
     extra = "" if on_demand else "enabled = false\n"
     # Accounting every 2 s, so the metrics read after the run are current.
-    platform = jit.Platform(root, on_demand=f"policy_interval_ms = 2000\n{extra}")
+    platform = jit.Platform(root, on_demand=f"policy_interval_ms = 2000\naccount_interval_ms = 2000\n{extra}")
     try:
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(2) as pool:

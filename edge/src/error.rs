@@ -36,6 +36,10 @@ pub enum EdgeError {
     /// The origin took too long.
     #[error("origin timed out")]
     OriginTimeout,
+    /// The origin is busy making the object (a segment encoded when first asked for) and
+    /// said when to ask again.
+    #[error("the object is being made; ask again shortly")]
+    OriginBusy,
     /// The client went silent inside its request body for longer than `limits.body_timeout`.
     #[error("the request body stalled for longer than {0:?}")]
     BodyTimeout(std::time::Duration),
@@ -60,6 +64,7 @@ impl EdgeError {
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::OriginUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::OriginBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PurgesNotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -76,7 +81,14 @@ impl EdgeError {
 
     /// Whether asking again can succeed without the client changing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::OriginUnavailable(_) | Self::OriginTimeout | Self::PurgesNotDurable(_) | Self::Internal(_))
+        matches!(
+            self,
+            Self::OriginUnavailable(_)
+                | Self::OriginTimeout
+                | Self::OriginBusy
+                | Self::PurgesNotDurable(_)
+                | Self::Internal(_)
+        )
     }
 
     /// Machine-readable code.
@@ -89,6 +101,7 @@ impl EdgeError {
             Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
             Self::OriginUnavailable(_) => "origin_unavailable",
             Self::OriginTimeout => "origin_timeout",
+            Self::OriginBusy => "origin_busy",
             Self::BodyTimeout(_) => "body_timeout",
             Self::PurgesNotDurable(_) => "purges_not_durable",
             Self::Internal(_) => "internal",

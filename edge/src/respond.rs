@@ -31,14 +31,20 @@ pub fn set(r: &mut Response, name: impl header::IntoHeaderName, value: &str) {
     }
 }
 
-/// `{"error": {"code", "message"}}` with the error's status.
+/// Seconds a viewer is told to wait when the origin is still making an object (its own
+/// `Retry-After` for a segment being encoded is 2 s).
+const ORIGIN_BUSY_RETRY_AFTER: &str = "2";
+
+/// `{"error": {"code", "message"}}` with the error's status, never cached.
 pub fn error(e: &EdgeError) -> Response {
     let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } });
     let mut r = with(e.status(), full(body.to_string()));
     set(&mut r, header::CONTENT_TYPE, "application/json");
     set(&mut r, header::CACHE_CONTROL, "no-store");
-    if let EdgeError::RangeNotSatisfiable(len) = e {
-        set(&mut r, header::CONTENT_RANGE, &format!("bytes */{len}"));
+    match e {
+        EdgeError::RangeNotSatisfiable(len) => set(&mut r, header::CONTENT_RANGE, &format!("bytes */{len}")),
+        EdgeError::OriginBusy => set(&mut r, header::RETRY_AFTER, ORIGIN_BUSY_RETRY_AFTER),
+        _ => {}
     }
     r
 }

@@ -65,13 +65,19 @@ impl Upstream {
         .await
     }
 
-    /// Sends a request built for each origin in turn; 5xx and connection errors move on.
+    /// Sends a request built for each origin in turn; 5xx and connection errors move on, but a
+    /// `503` with `Retry-After` is handed to the viewer as `503 origin_busy`.
     pub async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, EdgeError> {
         let mut last = EdgeError::OriginUnavailable("no origin configured".into());
         let attempts = (self.retries as usize + 1).max(self.origins.len());
         for attempt in 0..attempts {
             let base = &self.origins[attempt % self.origins.len().max(1)];
             match build(base).send().await {
+                // Busy making the object (a segment encoded on demand): asking again at once,
+                // here or at another origin node sharing the work, would only wait again.
+                Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
+                    return Err(EdgeError::OriginBusy);
+                }
                 Ok(r) if r.status().is_server_error() => {
                     last = EdgeError::OriginUnavailable(format!("{base} answered {}", r.status()));
                 }

@@ -87,6 +87,9 @@ pub struct OnDemandConfig {
     pub floor_class: u32,
     /// Segments encoded ahead of a viewer playing a just-in-time rung.
     pub lookahead: u32,
+    /// First segments of every on-demand rung encoded right after the upload is ready (and
+    /// kept through evictions), so viewers start on stored segments.
+    pub opening_segments: u32,
     /// Segment encodes one video may have waiting or running at once.
     pub max_pending_per_video: u32,
     /// How long a viewer's request waits for its segment's first byte.
@@ -101,6 +104,8 @@ pub struct OnDemandConfig {
     pub promote_span: u32,
     /// How often demand is written, and promotion and eviction decided.
     pub policy_interval: Duration,
+    /// How often stored bytes are counted for the metrics (a listing of the whole store).
+    pub account_interval: Duration,
 }
 
 impl Default for OnDemandConfig {
@@ -109,6 +114,7 @@ impl Default for OnDemandConfig {
             enabled: true,
             floor_class: 360,
             lookahead: 2,
+            opening_segments: 1,
             max_pending_per_video: 8,
             first_byte_deadline: Duration::from_secs(10),
             // About five full viewings of a ten-minute video within the hour.
@@ -117,6 +123,7 @@ impl Default for OnDemandConfig {
             evict_after: Duration::from_secs(7 * 24 * 3600),
             promote_span: 4,
             policy_interval: Duration::from_secs(30),
+            account_interval: Duration::from_secs(600),
         }
     }
 }
@@ -203,6 +210,7 @@ struct RawOnDemand {
     enabled: Option<bool>,
     floor_class: Option<u32>,
     lookahead: Option<u32>,
+    opening_segments: Option<u32>,
     max_pending_per_video: Option<u32>,
     first_byte_deadline_ms: Option<u64>,
     promote_requests: Option<u64>,
@@ -210,6 +218,7 @@ struct RawOnDemand {
     evict_after_secs: Option<u64>,
     promote_span: Option<u32>,
     policy_interval_ms: Option<u64>,
+    account_interval_ms: Option<u64>,
 }
 
 impl RawOnDemand {
@@ -219,6 +228,7 @@ impl RawOnDemand {
             enabled: self.enabled.unwrap_or(d.enabled),
             floor_class: self.floor_class.unwrap_or(d.floor_class),
             lookahead: self.lookahead.unwrap_or(d.lookahead),
+            opening_segments: self.opening_segments.unwrap_or(d.opening_segments),
             max_pending_per_video: self.max_pending_per_video.unwrap_or(d.max_pending_per_video),
             first_byte_deadline: self.first_byte_deadline_ms.map_or(d.first_byte_deadline, Duration::from_millis),
             promote_requests: self.promote_requests.unwrap_or(d.promote_requests),
@@ -226,6 +236,7 @@ impl RawOnDemand {
             evict_after: self.evict_after_secs.map_or(d.evict_after, Duration::from_secs),
             promote_span: self.promote_span.unwrap_or(d.promote_span),
             policy_interval: self.policy_interval_ms.map_or(d.policy_interval, Duration::from_millis),
+            account_interval: self.account_interval_ms.map_or(d.account_interval, Duration::from_millis),
         }
     }
 }
@@ -530,6 +541,7 @@ mod tests {
             enabled = false
             floor_class = 480
             lookahead = 0
+            opening_segments = 2
             max_pending_per_video = 3
             first_byte_deadline_ms = 2500
             promote_requests = 10
@@ -537,6 +549,7 @@ mod tests {
             evict_after_secs = 120
             promote_span = 2
             policy_interval_ms = 500
+            account_interval_ms = 1500
             "#,
         )
         .unwrap();
@@ -546,6 +559,7 @@ mod tests {
                 enabled: false,
                 floor_class: 480,
                 lookahead: 0,
+                opening_segments: 2,
                 max_pending_per_video: 3,
                 first_byte_deadline: Duration::from_millis(2500),
                 promote_requests: 10,
@@ -553,6 +567,7 @@ mod tests {
                 evict_after: Duration::from_secs(120),
                 promote_span: 2,
                 policy_interval: Duration::from_millis(500),
+                account_interval: Duration::from_millis(1500),
             }
         );
     }

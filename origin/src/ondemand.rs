@@ -45,6 +45,8 @@ pub struct Runtime {
     /// Requests counted since the last flush to the database.
     pub demand: policy::Demand,
     plans: Mutex<HashMap<String, Arc<OnDemandPlan>>>,
+    /// When stored bytes were last counted (a listing of the whole store).
+    pub(crate) accounted: Mutex<Option<std::time::Instant>>,
 }
 
 impl Default for Runtime {
@@ -54,6 +56,7 @@ impl Default for Runtime {
             flights: flight::Flights::default(),
             demand: policy::Demand::default(),
             plans: Mutex::new(HashMap::new()),
+            accounted: Mutex::new(None),
         }
     }
 }
@@ -105,6 +108,30 @@ pub async fn record_rungs(app: &App, video: &str, renditions: &[Rendition], segm
         })
         .collect();
     app.ondemand.set_rungs(video, &rungs).await
+}
+
+/// Queues the first `on_demand.opening_segments` segments of a ready video's on-demand rungs,
+/// so a viewer starts on a stored segment whichever rung the player picks first.
+pub async fn queue_openings(app: &App, video: &str, renditions: &[Rendition], segments: u64) -> Result<()> {
+    let count = u64::from(app.config.on_demand.opening_segments).min(segments);
+    if count == 0 {
+        return Ok(());
+    }
+    for r in renditions.iter().filter(|r| r.on_demand && r.width > 0) {
+        let task = task::SegmentTask {
+            id: crate::secrets::random_hex(8)?,
+            video: video.to_owned(),
+            rung: r.name.clone(),
+            first: 0,
+            count,
+            reason: task::Reason::Opening,
+            reply: None,
+            attempt: 1,
+            avoid: None,
+        };
+        app.queue.publish(task::Reason::Opening.topic(), &serde_json::to_vec(&task)?).await?;
+    }
+    Ok(())
 }
 
 /// `{rung}/seg_NNNNN.m4s` → (rung, segment number).

@@ -1,8 +1,9 @@
 //! The long tail encoded only when watched, through real PoPs: an upload is ready with only
-//! its floor stored yet publishes its whole ladder; a segment of another rung asked for
+//! its floor stored yet publishes its whole ladder, and every rung's opening segment follows; a segment of another rung asked for
 //! through a PoP is encoded then, streamed, encrypted like a stored one and on the same
 //! timeline; fifty viewers on two PoPs cost one encode; a video in demand is promoted to its
-//! full ladder, loses it when cold, and encodes it again when asked; a pinned video stays.
+//! full ladder, loses it when cold, and encodes it again when asked; a pinned video stays; a
+//! burst of distinct cold segments is bounded per video and the rest told to come back.
 
 mod common;
 
@@ -123,7 +124,15 @@ async fn the_long_tail_is_encoded_when_watched() {
     assert!(blobs.join("360p/seg_00000.m4s").exists());
     for rung in ["240p", "480p", "720p", "1080p"] {
         assert!(blobs.join(rung).join("init.mp4").exists() && blobs.join(rung).join("index.m3u8").exists());
-        assert!(!blobs.join(rung).join("seg_00000.m4s").exists(), "{rung} was encoded at upload");
+        assert!(!blobs.join(rung).join("seg_00001.m4s").exists(), "{rung} was encoded at upload");
+    }
+    // Right after `ready`, every rung's opening segment is encoded: viewers start on it.
+    wait_until("every rung's opening segment", Duration::from_secs(60), async || {
+        ["240p", "480p", "720p", "1080p"].iter().all(|r| blobs.join(r).join("seg_00000.m4s").exists())
+    })
+    .await;
+    for rung in ["240p", "480p", "720p", "1080p"] {
+        assert!(!blobs.join(rung).join("seg_00001.m4s").exists(), "only the opening of {rung}");
     }
     assert!(data.join("blobs/sources").join(&id).join("plan.json").exists());
 
@@ -232,6 +241,7 @@ async fn the_long_tail_is_encoded_when_watched() {
     })
     .await;
     assert!(!blobs.join("1080p/seg_00003.m4s").exists());
+    assert!(blobs.join("1080p/seg_00000.m4s").exists(), "eviction keeps the opening segment");
     assert!(blobs.join("360p/seg_00003.m4s").exists() && blobs.join("1080p/init.mp4").exists(), "the floor stays");
     let before = metrics(&http, &origin).await;
     let again = http.get(format!("{}1080p/seg_00003.m4s", base.replacen(&a, &b, 1))).send().await.unwrap();
@@ -240,6 +250,36 @@ async fn the_long_tail_is_encoded_when_watched() {
     let (tfdt, _, _) = timing(&decrypt(&key, 3, &again));
     assert_eq!(tfdt, 540_000);
     assert_eq!(jit(&metrics(&http, &origin).await) - jit(&before), 1.0, "encoded again on request");
+
+    // A burst of twelve distinct cold segments of one video: at most `max_pending_per_video`
+    // (8) encodes at once; the rest are told to come back (503 with Retry-After through the
+    // PoP), never piled up.
+    let before = metrics(&http, &origin).await;
+    let mut burst = Vec::new();
+    for (rung, n) in ["240p", "480p"].iter().flat_map(|r| (0..6).map(move |n| (*r, n))) {
+        let (http, url) = (http.clone(), format!("{base}{rung}/seg_{n:05}.m4s"));
+        burst.push(tokio::spawn(async move {
+            let r = http.get(url).send().await.unwrap();
+            let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
+            let body = r.bytes().await.unwrap();
+            (status, retry, body)
+        }));
+    }
+    let mut busy = 0;
+    for b in burst {
+        match b.await.unwrap() {
+            (200, _, body) => assert!(!body.is_empty()),
+            (503, true, body) => {
+                let e: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(e["error"]["code"], "origin_busy", "{e}");
+                busy += 1;
+            }
+            (status, retry, body) => panic!("{status} (retry-after: {retry}): {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    assert!(busy >= 1, "twelve distinct cold segments at once exceed the per-video queue");
+    let encoded = jit(&metrics(&http, &origin).await) - jit(&before);
+    assert!(encoded <= 12.0 - f64::from(busy), "refused requests start no encode: {encoded} encodes, {busy} refused");
 
     pop_a.stop().await;
     pop_b.stop().await;

@@ -93,6 +93,7 @@ pub async fn apply(app: &App, c: &Completion) -> Result<()> {
     if let Outcome::Ready { renditions, segments, .. } = &c.outcome {
         // Before the state: a viewer who sees `ready` finds every rung's state.
         crate::ondemand::record_rungs(app, &c.video, renditions, *segments).await?;
+        crate::ondemand::queue_openings(app, &c.video, renditions, *segments).await?;
     }
     let updated = app.meta.change_state(&c.video, &change).await?;
     app.meta.set_job_state(&c.job, job_state, code, now).await?;

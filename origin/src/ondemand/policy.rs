@@ -15,7 +15,7 @@ use super::segment_key;
 use super::task::{Reason, SegmentTask};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::meta::ondemand::{Pin, RungState, SegmentKey};
+use crate::meta::ondemand::{Pin, RungState};
 use crate::meta::{self, Millis, VideoState};
 use crate::storage;
 
@@ -88,7 +88,13 @@ pub async fn tick_once(app: &Arc<App>) -> Result<()> {
     settle(app, now).await?;
     evict(app, now).await?;
     app.ondemand.prune_demand(now - (od.evict_after + od.promote_window).as_millis() as Millis).await?;
-    account(app).await
+    // Counting stored bytes lists the whole blob store: far less often than the rest.
+    let due = app.jit.accounted.lock().expect("accounted").is_none_or(|t| t.elapsed() >= od.account_interval);
+    if due {
+        account(app).await?;
+        *app.jit.accounted.lock().expect("accounted") = Some(std::time::Instant::now());
+    }
+    Ok(())
 }
 
 /// Starts encoding every missing segment of a video's on-demand rungs at promotion
@@ -105,24 +111,13 @@ pub async fn promote(app: &Arc<App>, video: &str) -> Result<usize> {
         }
         started += 1;
         app.metrics.on_demand.transitions.get_or_create(&vec![("event", "promoted".to_owned())]).inc();
+        // Queued unclaimed: a worker claims each run when it starts on it (`work::promote`),
+        // so a viewer asking for one of these segments meanwhile is not made to wait.
         let stored = stored_segments(app, video, &rung.name).await?;
-        let span = u64::from(app.config.on_demand.promote_span);
-        let stale = now - (app.config.on_demand.first_byte_deadline * 4).as_millis() as Millis;
-        let mut run: Vec<u64> = Vec::new();
-        for segment in 0..plan.segment_count() as u64 {
-            let key = SegmentKey { video: video.to_owned(), rung: rung.name.clone(), segment };
-            let wanted =
-                !stored.contains(&segment) && app.ondemand.claim_segment(&key, &app.jit.node, now, stale).await?;
-            if wanted {
-                run.push(segment);
-            }
-            if !run.is_empty() && (!wanted || run.len() as u64 == span) {
-                queue_promotion(app, video, &rung.name, &run).await?;
-                run.clear();
-            }
-        }
-        if !run.is_empty() {
-            queue_promotion(app, video, &rung.name, &run).await?;
+        let missing: Vec<u64> = (0..plan.segment_count() as u64).filter(|s| !stored.contains(s)).collect();
+        let span = app.config.on_demand.promote_span as usize;
+        for run in missing.chunk_by(|a, b| b == &(a + 1)).flat_map(|run| run.chunks(span)) {
+            queue_promotion(app, video, &rung.name, run).await?;
         }
     }
     crate::cache::forget_video(app.cache.as_ref(), video).await;
@@ -185,7 +180,8 @@ async fn evict(app: &App, now: Millis) -> Result<()> {
     let cold_before = now - app.config.on_demand.evict_after.as_millis() as Millis;
     let states = [RungState::Materialised, RungState::Materialising, RungState::OnDemand, RungState::Evicted];
     for (video, rung) in app.ondemand.rungs_in(&states, cold_before, 1000).await? {
-        if rung.stored == 0 || app.ondemand.pin(&video).await? == Some(Pin::Full) {
+        let openings = u64::from(app.config.on_demand.opening_segments).min(rung.segments);
+        if rung.stored <= openings || app.ondemand.pin(&video).await? == Some(Pin::Full) {
             continue;
         }
         if app.ondemand.last_demand(&video).await?.is_some_and(|t| t >= cold_before) {
@@ -196,12 +192,20 @@ async fn evict(app: &App, now: Millis) -> Result<()> {
     Ok(())
 }
 
-/// Removes a rung's stored segments and marks it `evicted` (when it was materialised).
+/// Removes a rung's stored segments but its openings (`on_demand.opening_segments`, where
+/// viewers start) and marks it `evicted` (when it was materialised).
 pub async fn evict_rung(app: &App, video: &str, rung: &str, now: Millis) -> Result<()> {
+    let openings = u64::from(app.config.on_demand.opening_segments);
+    let mut kept = 0;
     for segment in stored_segments(app, video, rung).await? {
+        if segment < openings {
+            kept += 1;
+            continue;
+        }
         app.blobs.delete(&segment_key(video, rung, segment)).await?;
     }
     app.ondemand.clear_stored(video, rung, now).await?;
+    app.ondemand.add_stored(video, rung, kept, now).await?;
     let from = [RungState::Materialised, RungState::Materialising];
     app.ondemand.move_rung(video, rung, &from, RungState::Evicted, now).await?;
     crate::cache::forget_video(app.cache.as_ref(), video).await;
@@ -221,7 +225,7 @@ pub async fn pin(app: &Arc<App>, video: &str, pin: Option<Pin>) -> Result<()> {
         Some(Pin::Floor) => {
             let now = meta::now();
             for rung in app.ondemand.rungs(video).await? {
-                if rung.state != RungState::Floor && rung.stored > 0 {
+                if rung.state != RungState::Floor && rung.stored > u64::from(app.config.on_demand.opening_segments) {
                     evict_rung(app, video, &rung.name, now).await?;
                 }
             }

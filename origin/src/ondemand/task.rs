@@ -19,6 +19,9 @@ pub enum Reason {
     Lookahead,
     /// The video became popular: its missing rungs are made in the background.
     Promotion,
+    /// A new video's first segments of every rung, so a viewer starts on a stored segment
+    /// whichever rung the player picks first (queued with look-ahead).
+    Opening,
 }
 
 impl Reason {
@@ -28,14 +31,22 @@ impl Reason {
             Self::Viewer => "jit",
             Self::Lookahead => "lookahead",
             Self::Promotion => "promotion",
+            Self::Opening => "opening",
         }
+    }
+
+    /// Whether the worker claims the task's segments when it starts (skipping those stored or
+    /// claimed by others meanwhile) rather than whoever queued it claiming them up front: a
+    /// viewer who asks for one of them first is not made to wait behind the queue.
+    pub fn claims_when_started(self) -> bool {
+        matches!(self, Self::Promotion | Self::Opening)
     }
 
     /// The queue topic of tasks with this reason.
     pub fn topic(self) -> &'static str {
         match self {
             Self::Viewer => "tasks.jit.viewer",
-            Self::Lookahead => "tasks.jit.ahead",
+            Self::Lookahead | Self::Opening => "tasks.jit.ahead",
             Self::Promotion => "tasks.jit.promote",
         }
     }

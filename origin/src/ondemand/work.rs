@@ -37,16 +37,24 @@ pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usiz
     let _busy = worker.busy();
     let outcome = {
         use tracing::Instrument;
-        crate::jobs::driver::with_renewal(app, msg.lease.as_ref(), encode(app, &task, worker, cores))
-            .instrument(span)
-            .await
+        let work = async {
+            if task.reason.claims_when_started() {
+                claim_and_encode(app, &task, worker, cores).await
+            } else {
+                encode(app, &task, worker, cores).await
+            }
+        };
+        crate::jobs::driver::with_renewal(app, msg.lease.as_ref(), work).instrument(span).await
     };
     let reply = match outcome {
         Ok(Settled::Done) => Some(Reply::Done),
         Ok(Settled::Superseded) => None,
         Err(e) => {
             tracing::warn!(error = %e, code = e.code(), "segment encode failed");
-            release_all(app, &task).await;
+            if !task.reason.claims_when_started() {
+                // Such a task released its own claims; the rest of its span is others'.
+                release_all(app, &task).await;
+            }
             let code = if e.status() == http::StatusCode::GONE { "deleted".to_owned() } else { e.code().to_owned() };
             Some(Reply::Failed { code, retryable: is_retryable(&e), message: e.to_string() })
         }
@@ -89,6 +97,36 @@ async fn release_all(app: &App, task: &SegmentTask) {
     for key in keys(task) {
         let _ = app.ondemand.release_segment(&key).await;
     }
+}
+
+/// A promotion or an opening claims its segments only when a worker starts on it, not when it
+/// is queued: until then a viewer who asks for one of them claims and encodes it at viewer
+/// priority, and the task skips it. The task's segments are encoded in runs of consecutive
+/// segments that are neither stored nor claimed by someone else.
+async fn claim_and_encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores: usize) -> Result<Settled> {
+    let now = meta::now();
+    let stale = now - (app.config.on_demand.first_byte_deadline * 4).as_millis() as i64;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for key in keys(task) {
+        let wanted = !app.blobs.exists(&segment_key(&key.video, &key.rung, key.segment)).await?
+            && app.ondemand.claim_segment(&key, &worker.id, now, stale).await?;
+        match runs.last_mut() {
+            Some((first, count)) if wanted && *first + *count == key.segment => *count += 1,
+            _ if wanted => runs.push((key.segment, 1)),
+            _ => {}
+        }
+    }
+    for (i, &(first, count)) in runs.iter().enumerate() {
+        let run = SegmentTask { first, count, ..task.clone() };
+        if let Err(e) = encode(app, &run, worker, cores).await {
+            // Only this task's own claims: the segments between its runs are others'.
+            for &(first, count) in &runs[i..] {
+                release_all(app, &SegmentTask { first, count, ..task.clone() }).await;
+            }
+            return Err(e);
+        }
+    }
+    Ok(Settled::Done)
 }
 
 async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores: usize) -> Result<Settled> {
