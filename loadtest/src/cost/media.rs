@@ -14,7 +14,9 @@ use super::{Cost, DAYS_PER_MONTH, GB, Prices};
 pub struct OriginFigures {
     /// Videos in the catalogue (`origin_catalogue_videos`).
     pub videos: f64,
-    /// CPU seconds of upload encodes (`origin_encode_cpu_seconds_total{reason="upload"}`).
+    /// CPU seconds every upload costs whoever watches: its encode
+    /// (`origin_encode_cpu_seconds_total{reason="upload"}`) and its rungs' opening segments
+    /// (`reason="opening"`).
     pub upload_cpu_seconds: f64,
     /// CPU seconds of encodes viewers caused: just-in-time, look-ahead and promotion.
     pub on_demand_cpu_seconds: f64,
@@ -36,9 +38,10 @@ impl OriginFigures {
             .iter()
             .map(|r| sum(page, "origin_encode_cpu_seconds_total", &[("reason", r)]).unwrap_or(0.0))
             .sum();
+        let opening = sum(page, "origin_encode_cpu_seconds_total", &[("reason", "opening")]).unwrap_or(0.0);
         Ok(Self {
             videos,
-            upload_cpu_seconds: need("origin_encode_cpu_seconds_total", &[("reason", "upload")])?,
+            upload_cpu_seconds: need("origin_encode_cpu_seconds_total", &[("reason", "upload")])? + opening,
             on_demand_cpu_seconds: on_demand,
             stored_bytes: need("origin_stored_bytes", &[])?,
         })
@@ -200,7 +203,8 @@ mod tests {
 origin_encode_cpu_seconds_total{reason=\"upload\"} 400.0\n\
 origin_stored_bytes{kind=\"original\"} 100000000\norigin_stored_bytes{kind=\"floor\"} 300000000\n";
     const POLICY: &str = "origin_catalogue_videos 10\n\
-origin_encode_cpu_seconds_total{reason=\"upload\"} 100.0\n\
+origin_encode_cpu_seconds_total{reason=\"upload\"} 90.0\n\
+origin_encode_cpu_seconds_total{reason=\"opening\"} 10.0\n\
 origin_encode_cpu_seconds_total{reason=\"jit\"} 30.0\norigin_encode_cpu_seconds_total{reason=\"lookahead\"} 20.0\n\
 origin_stored_bytes{kind=\"original\"} 100000000\norigin_stored_bytes{kind=\"floor\"} 50000000\n\
 origin_stored_bytes{kind=\"materialised\"} 10000000\norigin_stored_bytes{kind=\"encode_index\"} 100000\n";
