@@ -79,6 +79,21 @@ fn timing(segment: &[u8]) -> (u64, u64, usize) {
     (tfdt.expect("a moof"), total, chunks)
 }
 
+/// ffmpeg's decode errors (empty when clean, `-xerror` stops at the first) and ffprobe's
+/// "width,height,frames" of a whole stream.
+fn decode(dir: &Path, stream: &[u8]) -> (String, String) {
+    let file = dir.join("decode.mp4");
+    std::fs::write(&file, stream).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&file)
+        .args(["-map", "0:v", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    (errors, frames(dir, &[], stream))
+}
+
 fn frames(dir: &Path, init: &[u8], segment: &[u8]) -> String {
     let file = dir.join("probe.mp4");
     std::fs::write(&file, [init, segment].concat()).unwrap();
@@ -163,6 +178,7 @@ async fn the_long_tail_is_encoded_when_watched() {
         .await;
     let stored = std::fs::read(blobs.join("720p/seg_00004.m4s")).unwrap();
     assert_eq!(stored, segment, "what the viewer got is what is stored");
+
     let after = metrics(&http, &origin).await;
     let jit = |page: &str| counter(page, &["origin_segments_encoded_total", "reason=\"jit\""]);
     assert_eq!(jit(&after) - jit(&before), 1.0);
@@ -174,6 +190,44 @@ async fn the_long_tail_is_encoded_when_watched() {
         blobs.join("720p/seg_00005.m4s").exists()
     })
     .await;
+
+    // The same source pinned to its full ladder before its upload: every rung encoded at
+    // upload. The just-in-time segment has the stored one's timeline, and slots into the
+    // full encode's rung between its stored segments: ffmpeg decodes all of it cleanly.
+    let (full_id, full_upload) = creator.create_video("full ladder", &src).await.unwrap();
+    let pinned = http
+        .put(format!("{origin_url}/v1/videos/{full_id}/pin"))
+        .bearer_auth(DEV_CREATOR_TOKEN)
+        .json(&serde_json::json!({"pin": "full"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinned.status(), 200, "a pin before the upload: {}", pinned.text().await.unwrap());
+    creator.upload(&full_upload, &src, UploadPlan { chunk: 1 << 20, parallel: 2 }).await.unwrap();
+    creator.wait_ready(&full_id, Duration::from_secs(240)).await.unwrap();
+    let full_states = states(&creator.video(&full_id).await.unwrap());
+    assert!(full_states.iter().all(|(_, s)| s == "floor"), "all encoded at upload: {full_states:?}");
+    let full_master = creator.playback(&full_id).await.unwrap()["master_url"].as_str().unwrap().to_owned();
+    let full_base = full_master.trim_end_matches("master.m3u8").to_owned();
+    let full_key = http.get(format!("{full_base}key")).send().await.unwrap().bytes().await.unwrap().to_vec();
+    let get = async |url: String| http.get(url).send().await.unwrap().bytes().await.unwrap().to_vec();
+    let full_init = get(format!("{full_base}720p/init.mp4")).await;
+    let mut mixed = full_init.clone();
+    for n in 0..6u64 {
+        let piece = if n == 4 {
+            clear.clone()
+        } else {
+            decrypt(&full_key, n, &get(format!("{full_base}720p/seg_{n:05}.m4s")).await)
+        };
+        if n == 4 {
+            let stored = decrypt(&full_key, 4, &get(format!("{full_base}720p/seg_00004.m4s")).await);
+            assert_eq!(timing(&stored).0, tfdt, "the stored copy's tfdt");
+            assert_eq!(timing(&stored).1, duration, "the stored copy's duration");
+        }
+        mixed.extend_from_slice(&piece);
+    }
+    assert_eq!(decode(dir.path(), &mixed), (String::new(), "1280,720,360".to_owned()));
+    assert_eq!(decode(dir.path(), &[init.clone(), clear.clone()].concat()).0, "", "with its own init segment");
 
     // Fifty viewers of one cold segment on two PoPs: one encode.
     let before = metrics(&http, &origin).await;

@@ -140,7 +140,8 @@ struct PinRequest {
 
 /// `PUT /v1/videos/{id}/pin`: keeps a video at one end of the materialisation policy
 /// (`full`: every rung stored, never evicted; `floor`: never promoted) or lets the policy
-/// decide again (`null`).
+/// decide again (`null`). Set before the upload completes, `full` encodes the whole ladder at
+/// upload.
 pub async fn set_pin(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     let who = creator(app, &req)?;
     owned(app, id, &who).await?;

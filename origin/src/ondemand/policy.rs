@@ -215,9 +215,17 @@ pub async fn evict_rung(app: &App, video: &str, rung: &str, now: Millis) -> Resu
 }
 
 /// Sets an operator's pin and applies it at once: `full` promotes now, `floor` evicts now.
+/// A pin set before the video is ready takes effect at its encode: `full` encodes the whole
+/// ladder at upload.
 pub async fn pin(app: &Arc<App>, video: &str, pin: Option<Pin>) -> Result<()> {
-    check_servable(app, video).await?;
-    app.ondemand.set_pin(video, pin).await?;
+    match app.meta.video(video).await? {
+        None => return Err(Error::not_found("video")),
+        Some(v) if v.state == VideoState::Deleted => {
+            return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
+        }
+        Some(v) if !v.state.is_servable() => return app.ondemand.set_pin(video, pin).await,
+        Some(_) => app.ondemand.set_pin(video, pin).await?,
+    }
     match pin {
         Some(Pin::Full) => {
             promote(app, video).await?;
