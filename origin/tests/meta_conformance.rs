@@ -41,19 +41,12 @@ async fn sqlite_uses_wal_and_shares_the_file() {
 #[tokio::test]
 async fn postgres_conformance() {
     let Some(admin_url) = service_url("TEST_POSTGRES_URL", "PostgreSQL conformance") else { return };
-    let database = FreshDatabase::create(&admin_url, "meta_test").await;
-    let url = database.url.clone();
-    // The suite runs in its own task so that a failed assertion still lets the database be dropped.
-    let outcome = tokio::spawn(async move {
+    FreshDatabase::run(&admin_url, "meta_test", async |url| {
         let store = SqlStore::connect(&url).await.unwrap();
         conformance(&store).await;
         store.close().await;
     })
     .await;
-    database.drop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 async fn conformance(store: &dyn MetaStore) {

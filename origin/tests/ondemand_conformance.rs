@@ -26,18 +26,12 @@ async fn sqlite_conformance() {
 #[tokio::test]
 async fn postgres_conformance() {
     let Some(admin_url) = service_url("TEST_POSTGRES_URL", "PostgreSQL on-demand conformance") else { return };
-    let database = FreshDatabase::create(&admin_url, "ondemand_test").await;
-    let url = database.url.clone();
-    let outcome = tokio::spawn(async move {
+    FreshDatabase::run(&admin_url, "ondemand_test", async |url| {
         let store = SqlStore::connect(&url).await.unwrap();
         conformance(&store).await;
         store.close().await;
     })
     .await;
-    database.drop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 async fn conformance(store: &dyn OnDemandStore) {

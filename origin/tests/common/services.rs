@@ -62,6 +62,22 @@ impl FreshDatabase {
         let sql = format!("DROP DATABASE {} WITH (FORCE)", self.name);
         self.admin.execute(sqlx::AssertSqlSafe(sql)).await.expect("drop database");
     }
+
+    /// Runs `suite` with the URL of a fresh database, in its own task so that a failed
+    /// assertion still lets the database be dropped; then fails as the suite did.
+    #[allow(dead_code)] // not every test binary runs a suite this way
+    pub async fn run<F, Fut>(admin_url: &str, prefix: &str, suite: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let database = Self::create(admin_url, prefix).await;
+        let outcome = tokio::spawn(suite(database.url.clone())).await;
+        database.drop().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }
 
 /// The moto executable, or `None` when `what` must be skipped (a failure in CI).
