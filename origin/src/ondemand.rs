@@ -13,9 +13,11 @@
 //! | `dispatch.rs` | the API side: claim, dispatch, stream, retry elsewhere, deadlines, look-ahead |
 //! | `work.rs` | the worker side: stage the original, encode, stream pieces, store |
 //! | `policy.rs` | demand, promotion, eviction, pins, storage accounting |
+//! | `bandwidth.rs` | a materialised rung's measured bandwidth in the multivariant playlist |
 //! | `workers.rs` | the live workers (kinds, slots, heartbeats) and CPU accounting |
 //! | `metrics.rs` | what it costs and how fast it is |
 
+pub mod bandwidth;
 pub mod dispatch;
 pub mod flight;
 pub mod metrics;

@@ -37,7 +37,19 @@ pub fn operator(config: &StorageConfig) -> Result<Operator> {
         StorageConfig::Fs { root } => {
             std::fs::create_dir_all(root).map_err(Error::io(format!("create {}", root.display())))?;
             let root = std::fs::canonicalize(root).map_err(Error::io(format!("resolve {}", root.display())))?;
-            Operator::new(opendal::services::Fs::default().root(&root.to_string_lossy()))?
+            // Writes land in a folder beside the root and are renamed into place, so a reader
+            // (a viewer, a PoP, another process) never finds half an object: a segment being
+            // stored by a just-in-time encode, or a playlist rewritten with measured bandwidths.
+            let staging = root.with_file_name(format!(
+                "{}.partial",
+                root.file_name().map_or_else(|| "blobs".into(), |n| n.to_string_lossy())
+            ));
+            std::fs::create_dir_all(&staging).map_err(Error::io(format!("create {}", staging.display())))?;
+            Operator::new(
+                opendal::services::Fs::default()
+                    .root(&root.to_string_lossy())
+                    .atomic_write_dir(&staging.to_string_lossy()),
+            )?
         }
         StorageConfig::S3 { endpoint, bucket, region, access_key, secret_key } => Operator::new(
             opendal::services::S3::default()

@@ -43,6 +43,17 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> 
     }
 }
 
+/// A variant's BANDWIDTH in a multivariant playlist.
+fn bandwidth(master: &str, rung: &str) -> u64 {
+    let lines: Vec<&str> = master.lines().collect();
+    let at = lines.iter().position(|l| *l == format!("{rung}/index.m3u8")).expect("the variant");
+    let inf = lines[at - 1];
+    inf.split([':', ','])
+        .find_map(|a| a.strip_prefix("BANDWIDTH="))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no BANDWIDTH in {inf}"))
+}
+
 fn states(video: &serde_json::Value) -> Vec<(String, String)> {
     video["renditions"]
         .as_array()
@@ -272,6 +283,12 @@ async fn the_long_tail_is_encoded_when_watched() {
         for n in 0..6 {
             assert!(blobs.join(rung).join(format!("seg_{n:05}.m4s")).exists(), "{rung} {n}");
         }
+    }
+    // Materialised rungs announce what they measure instead of their caps.
+    let measured = std::fs::read_to_string(blobs.join("master.m3u8")).unwrap();
+    for rung in ["480p", "720p", "1080p"] {
+        let (cap, now) = (bandwidth(&master, rung), bandwidth(&measured, rung));
+        assert!(now > 0 && now != cap && now < cap * 2, "{rung}: {cap} announced, {now} measured\n{measured}");
     }
     assert!(
         counter(&metrics(&http, &origin).await, &["origin_encode_cpu_seconds_total", "reason=\"promotion\""]) > 0.0
