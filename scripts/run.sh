@@ -64,14 +64,15 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-target/release/origin serve --config data/origin.toml &
+# The servers' logs go to files; the terminal keeps the states and URLs a person needs.
+target/release/origin serve --config data/origin.toml >data/origin.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -fsS "$origin/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
-target/release/edge serve --config data/pop.toml >data/edge.out &
+target/release/edge serve --config data/pop.toml >data/edge.out 2>data/edge.log &
 pids+=($!)
 cert=data/edge-cache/tls/cert.pem
 for _ in $(seq 1 100); do
@@ -104,6 +105,7 @@ HTTP/3:     udp 127.0.0.1:$edge_port, certificate SPKI sha256 $spki
             chromium --origin-to-force-quic-on=localhost:$edge_port --ignore-certificate-errors-spki-list=$spki $site/
             (the certificate is a development one: $cert)
 origin API: $origin   (OpenAPI: $origin/openapi.json; metrics: http://127.0.0.1:9464/metrics; PoP metrics: http://127.0.0.1:9465/metrics)
+logs:       data/origin.log, data/edge.log
 Ctrl-C stops the origin and the PoP.
 MSG
 wait -n "${pids[@]}"
