@@ -21,7 +21,9 @@ const SECRET_PARAMS: [&str; 2] = ["sig", "token"];
 /// stderr with escaped fields, or JSON with `ORIGIN_LOG_FORMAT=json`.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORIGIN_LOG").unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a terminal: log files (`make run` writes `data/origin.log`) stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("ORIGIN_LOG_FORMAT").as_deref() == Ok("json") {
         logs.json().init();
     } else {
