@@ -168,11 +168,19 @@ def main():
     report(results)
 
 
-def report(results):
-    rows = []
-    out = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "runs": RUNS,
+def write_result(bench, fields):
+    """bench/results/<bench>-<date>.json with the date, core count and commit beside `fields`."""
+    out = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(),
            "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip(), "sources": {}}
+                                    text=True).stdout.strip(), **fields}
+    path = os.path.join(ROOT, "bench", "results", f"{bench}-{out['date']}.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"\nwrote {os.path.relpath(path, ROOT)}")
+
+
+def report(results):
+    out = {"runs": RUNS, "sources": {}}
     print("\n| source | ours first byte | ours last byte | ffmpeg wall | first/ffmpeg | last/ffmpeg |")
     print("|---|---|---|---|---|---|")
     for name, runs in results.items():
@@ -182,11 +190,7 @@ def report(results):
         print(f"| {name} | {first:.3f} s | {last:.3f} s | {wall:.3f} s | {first / wall:.2f}x | {last / wall:.2f}x |")
         out["sources"][name] = {"runs": runs, "median": {"first_byte": first, "last_byte": last, "ffmpeg_wall": wall},
                                 "ratio": {"first_byte": first / wall, "last_byte": last / wall}}
-        rows.append(name)
-    path = os.path.join(ROOT, "bench", "results", f"jit-vs-ffmpeg-{out['date']}.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"\nwrote {os.path.relpath(path, ROOT)}")
+    write_result("jit-vs-ffmpeg", out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Environment: BENCH_REUSE=1 (analyse the legs saved in BENCH_DIR again), BENCH_VI
 ORIGIN, EDGE and LOADTEST (binaries, default target/release).
 """
 import concurrent.futures
-import datetime
 import json
 import os
 import subprocess
@@ -161,14 +160,8 @@ def main():
     print(f"| time to ingest the catalogue | {full['ingest_seconds']:.0f} s | {ours['ingest_seconds']:.0f} s | "
           f"{ours['ingest_seconds'] / max(full['ingest_seconds'], 1e-9):.2f}x |")
     print(cost)
-    out = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "videos": VIDEOS,
-           "clip_seconds": CLIP_SECONDS, "viewers": VIEWERS, "seconds": SECONDS,
-           "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip(), "legs": rows, "cost": cost_json}
-    path = os.path.join(ROOT, "bench", "results", f"long-tail-{out['date']}.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    jit.write_result("long-tail", {"videos": VIDEOS, "clip_seconds": CLIP_SECONDS, "viewers": VIEWERS,
+                                   "seconds": SECONDS, "legs": rows, "cost": cost_json})
 
 
 if __name__ == "__main__":

@@ -95,6 +95,11 @@ impl Runtime {
     }
 }
 
+/// Claims made before this were abandoned (their process died) and may be taken over.
+pub fn stale_claims_before(app: &App, now: crate::meta::Millis) -> crate::meta::Millis {
+    now - (app.config.on_demand.first_byte_deadline * 4).as_millis() as crate::meta::Millis
+}
+
 /// Records a ready video's rungs: the floor, and the rungs encoded when asked for.
 pub async fn record_rungs(app: &App, video: &str, renditions: &[Rendition], segments: u64) -> Result<()> {
     let now = crate::meta::now();

@@ -41,10 +41,20 @@ pub async fn pop(app: &Arc<App>, req: Request, id: &str, rest: &[&str]) -> Resul
 /// `410 deleted` for a taken-down video, `404 not_ready` for one not (yet) servable.
 pub async fn servable(app: &App, id: &str) -> Result<Video> {
     let video = super::videos::find(app, id).await?;
-    match video.state {
-        state if state.is_servable() => Ok(video),
-        VideoState::Deleted => Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
-        state => Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", state.as_str()))),
+    match refusal(video.state) {
+        Some(e) => Err(e),
+        None => Ok(video),
+    }
+}
+
+/// Why nothing of a video in `state` may leave the origin, if anything: `410 deleted` once
+/// taken down, `404 not_ready` before it is servable. Encodes on demand ask the same with the
+/// state read fresh from the database.
+pub fn refusal(state: VideoState) -> Option<Error> {
+    match state {
+        state if state.is_servable() => None,
+        VideoState::Deleted => Some(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
+        state => Some(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", state.as_str()))),
     }
 }
 

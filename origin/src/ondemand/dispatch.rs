@@ -18,8 +18,8 @@ use super::task::{Reason, Reply, SegmentTask};
 use super::{segment_key, workers};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::meta;
 use crate::meta::ondemand::SegmentKey;
-use crate::meta::{self, Millis};
 use crate::web::{self, Request, Response};
 
 /// Answers a request for a segment that is not stored. `Ok(None)`: it was stored meanwhile
@@ -135,7 +135,7 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
     let od = &app.config.on_demand;
     super::policy::check_servable(app, &key.video).await?;
     let now = meta::now();
-    let stale = now - stale_after(app);
+    let stale = super::stale_claims_before(app, now);
     if !app.ondemand.claim_segment(key, &app.jit.node, now, stale).await? {
         // Another process encodes it: wait for it to be stored.
         return wait_stored(app, key, od.first_byte_deadline * 3).await;
@@ -148,7 +148,7 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
             "too many segments of this video are being encoded",
         ));
     }
-    if !workers::encoders_alive(app).await? {
+    if !workers::encoders_alive(app, None).await? {
         app.ondemand.release_segment(key).await?;
         return Err(Error::api(StatusCode::SERVICE_UNAVAILABLE, "no_workers", "no encoder is running"));
     }
@@ -191,11 +191,6 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
             Err(Miss::Stop(e)) => return Err(e),
         }
     }
-}
-
-/// A claim older than this was abandoned (its process died) and may be taken over.
-fn stale_after(app: &App) -> Millis {
-    (app.config.on_demand.first_byte_deadline * 4).as_millis() as Millis
 }
 
 /// Follows one dispatch's replies into the flight until the segment is complete.
@@ -302,7 +297,7 @@ async fn try_look_ahead(app: &Arc<App>, plan: &OnDemandPlan, video: &str, rung: 
         return Ok(());
     }
     let now = meta::now();
-    let stale = now - stale_after(app);
+    let stale = super::stale_claims_before(app, now);
     let mut claimed = 0;
     for segment in from..end {
         if app.blobs.exists(&segment_key(video, rung, segment)).await? {

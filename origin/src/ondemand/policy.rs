@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
-use http::StatusCode;
 use tokio::sync::watch;
 
 use super::segment_key;
@@ -42,16 +41,11 @@ impl Demand {
     }
 }
 
-/// The video may be encoded and served: `410` once taken down, `404` before it is ready.
+/// The video may be encoded and served (`api::objects::refusal`), by its state read from the
+/// database rather than the cache: a takedown must stop an encode at once.
 pub async fn check_servable(app: &App, video: &str) -> Result<()> {
-    match app.meta.video(video).await? {
-        Some(v) if v.state.is_servable() => Ok(()),
-        Some(v) if v.state == VideoState::Deleted => {
-            Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"))
-        }
-        Some(v) => Err(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", v.state.as_str()))),
-        None => Err(Error::not_found("video")),
-    }
+    let v = app.meta.video(video).await?.ok_or_else(|| Error::not_found("video"))?;
+    crate::api::objects::refusal(v.state).map_or(Ok(()), Err)
 }
 
 /// Runs the policy every `on_demand.policy_interval` until `shutdown`.
@@ -221,13 +215,11 @@ pub async fn evict_rung(app: &App, video: &str, rung: &str, now: Millis) -> Resu
 /// A pin set before the video is ready takes effect at its encode: `full` encodes the whole
 /// ladder at upload.
 pub async fn pin(app: &Arc<App>, video: &str, pin: Option<Pin>) -> Result<()> {
-    match app.meta.video(video).await? {
-        None => return Err(Error::not_found("video")),
-        Some(v) if v.state == VideoState::Deleted => {
-            return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
-        }
-        Some(v) if !v.state.is_servable() => return app.ondemand.set_pin(video, pin).await,
-        Some(_) => app.ondemand.set_pin(video, pin).await?,
+    let state = app.meta.video(video).await?.ok_or_else(|| Error::not_found("video"))?.state;
+    match crate::api::objects::refusal(state) {
+        Some(gone) if state == VideoState::Deleted => return Err(gone),
+        Some(_) => return app.ondemand.set_pin(video, pin).await,
+        None => app.ondemand.set_pin(video, pin).await?,
     }
     match pin {
         Some(Pin::Full) => {

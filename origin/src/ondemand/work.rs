@@ -28,7 +28,9 @@ pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usiz
             return;
         }
     };
-    if task.avoid.as_deref() == Some(worker.id.as_str()) && others_alive(app, &worker.id).await {
+    if task.avoid.as_deref() == Some(worker.id.as_str())
+        && workers::encoders_alive(app, Some(&worker.id)).await.unwrap_or(false)
+    {
         // It failed here before: leave it to another worker.
         let _ = msg.lease.nack(Duration::from_millis(200)).await;
         return;
@@ -77,14 +79,6 @@ fn is_retryable(e: &Error) -> bool {
     !matches!(e, Error::Api { .. })
 }
 
-async fn others_alive(app: &App, me: &str) -> bool {
-    let since = meta::now() - workers::DEAD_AFTER.as_millis() as i64;
-    app.ondemand
-        .live_workers(since)
-        .await
-        .is_ok_and(|ws| ws.iter().any(|w| w.id != me && w.kinds.iter().any(|k| k == "encode")))
-}
-
 fn keys(task: &SegmentTask) -> impl Iterator<Item = SegmentKey> + '_ {
     (task.first..task.first + task.count).map(|segment| SegmentKey {
         video: task.video.clone(),
@@ -105,7 +99,7 @@ async fn release_all(app: &App, task: &SegmentTask) {
 /// segments that are neither stored nor claimed by someone else.
 async fn claim_and_encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores: usize) -> Result<Settled> {
     let now = meta::now();
-    let stale = now - (app.config.on_demand.first_byte_deadline * 4).as_millis() as i64;
+    let stale = super::stale_claims_before(app, now);
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for key in keys(task) {
         let wanted = !app.blobs.exists(&segment_key(&key.video, &key.rung, key.segment)).await?

@@ -90,10 +90,11 @@ pub async fn heartbeat(app: Arc<App>, worker: Arc<Worker>, mut shutdown: watch::
     let _ = app.ondemand.worker_gone(&worker.id).await;
 }
 
-/// Whether any live worker runs encodes.
-pub async fn encoders_alive(app: &App) -> crate::Result<bool> {
+/// Whether any live worker but `except` runs encodes.
+pub async fn encoders_alive(app: &App, except: Option<&str>) -> crate::Result<bool> {
     let since = meta::now() - DEAD_AFTER.as_millis() as Millis;
-    Ok(app.ondemand.live_workers(since).await?.iter().any(|w| w.kinds.iter().any(|k| k == "encode")))
+    let live = app.ondemand.live_workers(since).await?;
+    Ok(live.iter().any(|w| Some(w.id.as_str()) != except && w.kinds.iter().any(|k| k == "encode")))
 }
 
 /// Whether worker `id` is alive.
