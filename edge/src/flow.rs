@@ -205,8 +205,6 @@ fn origin_refusal(status: u16) -> EdgeError {
     match status {
         404 => EdgeError::NotFound,
         410 => EdgeError::Gone,
-        // A segment being encoded on demand, or an encode queue full: the viewer retries.
-        503 => EdgeError::OriginBusy,
         s => EdgeError::OriginUnavailable(format!("origin answered {s}")),
     }
 }

@@ -17,49 +17,67 @@ use crate::Edge;
 pub struct Popularity {
     window: Duration,
     bucket: Duration,
-    buckets: Mutex<VecDeque<(Instant, HashMap<String, u64>)>>,
+    counts: Mutex<Counts>,
+}
+
+/// Both counts, behind one lock: every viewer request bumps both.
+#[derive(Debug, Default)]
+struct Counts {
+    buckets: VecDeque<(Instant, HashMap<String, u64>)>,
     /// Requests since the last heartbeat the origin acknowledged: its demand counts add these
-    /// up, while the window's totals above rank what to prefetch.
-    since_beat: Mutex<HashMap<String, u64>>,
+    /// up, while the window's totals rank what to prefetch.
+    since_beat: HashMap<String, u64>,
+}
+
+/// Adds `n` to `video`'s count, allocating its name only the first time.
+fn bump(map: &mut HashMap<String, u64>, video: &str, n: u64) {
+    match map.get_mut(video) {
+        Some(c) => *c += n,
+        None => {
+            map.insert(video.to_owned(), n);
+        }
+    }
 }
 
 impl Popularity {
     /// Counts over `window`, in ten buckets.
     pub fn new(window: Duration) -> Self {
-        Self { window, bucket: window / 10, buckets: Mutex::new(VecDeque::new()), since_beat: Mutex::default() }
+        Self { window, bucket: window / 10, counts: Mutex::default() }
     }
 
     /// One request of `video`.
     pub fn count(&self, video: &str) {
-        *self.since_beat.lock().expect("popularity lock").entry(video.to_owned()).or_default() += 1;
         let now = Instant::now();
-        let mut b = self.buckets.lock().expect("popularity lock");
+        let mut c = self.counts.lock().expect("popularity lock");
+        bump(&mut c.since_beat, video, 1);
+        let b = &mut c.buckets;
         if b.back().is_none_or(|(start, _)| now.duration_since(*start) >= self.bucket) {
             b.push_back((now, HashMap::new()));
         }
         while b.front().is_some_and(|(start, _)| now.duration_since(*start) > self.window) {
             b.pop_front();
         }
-        *b.back_mut().expect("a bucket").1.entry(video.to_owned()).or_default() += 1;
+        bump(&mut b.back_mut().expect("a bucket").1, video, 1);
     }
 
     /// Takes the requests counted since the last call (for the next heartbeat).
     pub fn take_since_beat(&self) -> HashMap<String, u64> {
-        std::mem::take(&mut *self.since_beat.lock().expect("popularity lock"))
+        std::mem::take(&mut self.counts.lock().expect("popularity lock").since_beat)
     }
 
     /// Gives back counts a failed heartbeat could not deliver.
     pub fn restore_since_beat(&self, counts: HashMap<String, u64>) {
-        let mut since = self.since_beat.lock().expect("popularity lock");
+        let mut c = self.counts.lock().expect("popularity lock");
         for (video, n) in counts {
-            *since.entry(video).or_default() += n;
+            *c.since_beat.entry(video).or_default() += n;
         }
     }
 
     /// The `n` most requested videos in the window.
     pub fn top(&self, n: usize) -> Vec<(String, u64)> {
         let now = Instant::now();
-        let b = self.buckets.lock().expect("popularity lock");
+        let c = self.counts.lock().expect("popularity lock");
+        let b = &c.buckets;
         let mut totals: HashMap<&str, u64> = HashMap::new();
         for (_, counts) in b.iter().filter(|(s, _)| now.duration_since(*s) <= self.window) {
             for (v, c) in counts {

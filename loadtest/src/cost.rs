@@ -31,10 +31,8 @@ pub struct Prices {
     /// `[origin]`.
     pub origin: Origin,
     /// `[encode]`.
-    #[serde(default)]
     pub encode: Encode,
     /// `[storage]`.
-    #[serde(default)]
     pub storage: Storage,
 }
 
@@ -46,12 +44,6 @@ pub struct Encode {
     pub cpu_price_per_hour: f64,
 }
 
-impl Default for Encode {
-    fn default() -> Self {
-        Self { cpu_price_per_hour: 0.04 }
-    }
-}
-
 /// `[storage]`: what keeping the catalogue costs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,12 +52,6 @@ pub struct Storage {
     pub price_per_gb_month: f64,
     /// Days of uploads kept (the catalogue is uploads a day times this).
     pub retention_days: f64,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Self { price_per_gb_month: 0.02, retention_days: 365.0 }
-    }
 }
 
 /// `[scale]`: the reference load.
@@ -81,12 +67,7 @@ pub struct Scale {
     /// Peak hour over the daily mean.
     pub peak_to_average: f64,
     /// Videos uploaded a day.
-    #[serde(default = "default_uploads_per_day")]
     pub uploads_per_day: f64,
-}
-
-fn default_uploads_per_day() -> f64 {
-    500_000.0
 }
 
 /// `[commercial_cdn]`.
@@ -361,6 +342,8 @@ mod tests {
         let bad = DEFAULT_PRICES.replace("target_utilisation = 0.7", "target_utilisation = 1.5");
         let e = Prices::parse(&bad, "p.toml").unwrap_err().to_string();
         assert!(e.contains("pop.target_utilisation") && e.contains("p.toml"), "{e}");
+        let before_storage = DEFAULT_PRICES.split("\n[storage]").next().unwrap();
+        assert!(Prices::parse(before_storage, "p").unwrap_err().to_string().contains("storage"), "a section is named");
         let bad = DEFAULT_PRICES.replace("price_per_gb = 0.02", "price_per_gb = 0.02\nprice_per_tb = 20");
         assert!(Prices::parse(&bad, "p").unwrap_err().to_string().contains("price_per_tb"));
         let bad = DEFAULT_PRICES.replace("daily_active_users = 5_000_000", "daily_active_users = 0");

@@ -125,18 +125,7 @@ pub async fn queue_openings(app: &App, video: &str, renditions: &[Rendition], se
         return Ok(());
     }
     for r in renditions.iter().filter(|r| r.on_demand && r.width > 0) {
-        let task = task::SegmentTask {
-            id: crate::secrets::random_hex(8)?,
-            video: video.to_owned(),
-            rung: r.name.clone(),
-            first: 0,
-            count,
-            reason: task::Reason::Opening,
-            reply: None,
-            attempt: 1,
-            avoid: None,
-        };
-        app.queue.publish(task::Reason::Opening.topic(), &serde_json::to_vec(&task)?).await?;
+        task::SegmentTask::new(video, &r.name, 0, count, task::Reason::Opening)?.publish(app.queue.as_ref()).await?;
     }
     Ok(())
 }

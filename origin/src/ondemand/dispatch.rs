@@ -159,17 +159,12 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
         // pieces into the next attempt's.
         let reply = format!("jit.{}", crate::secrets::random_hex(8)?);
         let task = SegmentTask {
-            id: crate::secrets::random_hex(8)?,
-            video: key.video.clone(),
-            rung: key.rung.clone(),
-            first: key.segment,
-            count: 1,
-            reason: Reason::Viewer,
             reply: Some(reply.clone()),
             attempt,
             avoid: avoid.clone(),
+            ..SegmentTask::new(&key.video, &key.rung, key.segment, 1, Reason::Viewer)?
         };
-        app.queue.publish(Reason::Viewer.topic(), &serde_json::to_vec(&task)?).await?;
+        task.publish(app.queue.as_ref()).await?;
         let followed = follow(app, &reply, key, flight).await;
         let _ = app.queue.delete_topic(&reply).await;
         match followed {
@@ -312,16 +307,5 @@ async fn try_look_ahead(app: &Arc<App>, plan: &OnDemandPlan, video: &str, rung: 
     if claimed == 0 {
         return Ok(());
     }
-    let task = SegmentTask {
-        id: crate::secrets::random_hex(8)?,
-        video: video.to_owned(),
-        rung: rung.to_owned(),
-        first: from,
-        count: claimed,
-        reason: Reason::Lookahead,
-        reply: None,
-        attempt: 1,
-        avoid: None,
-    };
-    app.queue.publish(Reason::Lookahead.topic(), &serde_json::to_vec(&task)?).await
+    SegmentTask::new(video, rung, from, claimed, Reason::Lookahead)?.publish(app.queue.as_ref()).await
 }

@@ -105,32 +105,19 @@ pub async fn promote(app: &Arc<App>, video: &str) -> Result<usize> {
         }
         started += 1;
         app.metrics.on_demand.transitions.get_or_create(&vec![("event", "promoted".to_owned())]).inc();
-        // Queued unclaimed: a worker claims each run when it starts on it (`work::promote`),
+        // Queued unclaimed: a worker claims each run when it starts on it
+        // (`work::claim_and_encode`),
         // so a viewer asking for one of these segments meanwhile is not made to wait.
         let stored = stored_segments(app, video, &rung.name).await?;
         let missing: Vec<u64> = (0..plan.segment_count() as u64).filter(|s| !stored.contains(s)).collect();
         let span = app.config.on_demand.promote_span as usize;
         for run in missing.chunk_by(|a, b| b == &(a + 1)).flat_map(|run| run.chunks(span)) {
-            queue_promotion(app, video, &rung.name, run).await?;
+            let task = SegmentTask::new(video, &rung.name, run[0], run.len() as u64, Reason::Promotion)?;
+            task.publish(app.queue.as_ref()).await?;
         }
     }
     crate::cache::forget_video(app.cache.as_ref(), video).await;
     Ok(started)
-}
-
-async fn queue_promotion(app: &App, video: &str, rung: &str, run: &[u64]) -> Result<()> {
-    let task = SegmentTask {
-        id: crate::secrets::random_hex(8)?,
-        video: video.to_owned(),
-        rung: rung.to_owned(),
-        first: run[0],
-        count: run.len() as u64,
-        reason: Reason::Promotion,
-        reply: None,
-        attempt: 1,
-        avoid: None,
-    };
-    app.queue.publish(Reason::Promotion.topic(), &serde_json::to_vec(&task)?).await
 }
 
 /// Segment numbers of a rung that are in storage.

@@ -75,6 +75,28 @@ pub struct SegmentTask {
     pub avoid: Option<String>,
 }
 
+impl SegmentTask {
+    /// A first dispatch of `count` segments from `first`, with nobody waiting for replies.
+    pub fn new(video: &str, rung: &str, first: u64, count: u64, reason: Reason) -> Result<Self> {
+        Ok(Self {
+            id: crate::secrets::random_hex(8)?,
+            video: video.to_owned(),
+            rung: rung.to_owned(),
+            first,
+            count,
+            reason,
+            reply: None,
+            attempt: 1,
+            avoid: None,
+        })
+    }
+
+    /// Queues it on its reason's topic.
+    pub async fn publish(&self, queue: &dyn crate::queue::Queue) -> Result<()> {
+        queue.publish(self.reason.topic(), &serde_json::to_vec(self)?).await
+    }
+}
+
 /// What a worker sends back, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
