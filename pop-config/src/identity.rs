@@ -3,7 +3,7 @@
 use toml::de::DeValue;
 
 use crate::defaults;
-use crate::document::{Section, string};
+use crate::document::{Section, boolean, string};
 
 /// The PoP's name and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,13 +12,19 @@ pub struct Identity {
     pub id: String,
     /// The region it serves; same alphabet.
     pub region: String,
+    /// Run by a partner (an ISP) rather than by us. A partner PoP serves video objects and
+    /// takes tus uploads (each authorised by its own pre-signed URL) and nothing else: no
+    /// pages and no video API pass-through, which would put creators' bearer tokens and
+    /// script it could rewrite in its hands. The origin's registry says the same of it.
+    pub partner: bool,
 }
 
 pub(crate) fn read(mut s: Section<'_>) -> Identity {
     let id = s.field("id", name).unwrap_or_else(|| defaults::POP_ID.to_owned());
     let region = s.field("region", name).unwrap_or_else(|| defaults::POP_REGION.to_owned());
+    let partner = s.field("partner", boolean).unwrap_or(false);
     s.finish();
-    Identity { id, region }
+    Identity { id, region, partner }
 }
 
 /// A name that is safe in metric labels, file names and the `.`-separated token format:

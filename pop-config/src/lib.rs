@@ -58,8 +58,8 @@ pub struct PopConfig {
     pub tls: Option<TlsFiles>,
     /// `[origin]`: URLs, credentials, timeouts.
     pub origin: Origin,
-    /// `[[tokens]]`: playback-token and upload-URL verification keys, at least one.
-    pub tokens: Vec<token::Key>,
+    /// `[[tokens]]`: playback-token and upload-URL verification keys (public), at least one.
+    pub tokens: Vec<token::PublicKey>,
     /// `[cache]`: tier sizes and paths.
     pub cache: Cache,
     /// `[admission]`: what is written to disk.
@@ -105,6 +105,19 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
         web: root.optional_section("web").and_then(web::read),
         limits,
     };
+    if !config.origin.credential.is_empty() && config.origin.credential_pop() != config.pop.id {
+        root.report(
+            "origin.credential",
+            format!(
+                "issued to PoP `{}` but this is `{}` ([pop] id): each PoP has its own credential",
+                config.origin.credential_pop(),
+                config.pop.id
+            ),
+        );
+    }
+    if config.pop.partner && config.web.is_some() {
+        root.report("web", "a partner PoP ([pop] partner = true) serves no pages: remove [web]");
+    }
     root.finish();
     doc.finish(config)
 }
@@ -114,15 +127,17 @@ impl PopConfig {
     /// HTTP/3 and the metrics listener use ephemeral loopback ports, and the cache (with the
     /// development certificate) lives in `dir` with small tiers. Set `listen.http` for plain
     /// HTTP.
-    pub fn default_for(dir: &Path, origin_url: &str, origin_token: &str, tokens: Vec<token::Key>) -> Self {
+    /// The PoP's id is the one its `credential` names (`{pop id}.{secret}`).
+    pub fn default_for(dir: &Path, origin_url: &str, credential: &str, tokens: Vec<token::PublicKey>) -> Self {
         let ephemeral = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let id = credential.split_once('.').map_or(defaults::POP_ID, |(id, _)| id);
         Self {
-            pop: Identity { id: defaults::POP_ID.to_owned(), region: defaults::POP_REGION.to_owned() },
+            pop: Identity { id: id.to_owned(), region: defaults::POP_REGION.to_owned(), partner: false },
             listen: Listen { https: ephemeral, h3: Some(ephemeral), http: None, metrics: Some(ephemeral) },
             tls: None,
             origin: Origin {
                 urls: vec![origin_url.trim_end_matches('/').to_owned()],
-                token: origin_token.to_owned(),
+                credential: credential.to_owned(),
                 connect_timeout: defaults::ORIGIN_CONNECT_TIMEOUT,
                 request_timeout: defaults::ORIGIN_REQUEST_TIMEOUT,
                 retries: defaults::ORIGIN_RETRIES,

@@ -1,4 +1,6 @@
-//! `[origin]`: where the PoP fetches what it does not hold, and how it identifies itself there.
+//! `[origin]`: where the PoP fetches what it does not hold, and how it identifies itself there:
+//! with its own credential, issued when the PoP was enrolled (`origin pops enrol`), so one PoP
+//! can be revoked without touching the others.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,8 +10,8 @@ use toml::de::DeValue;
 use crate::defaults;
 use crate::document::{Section, count, string};
 
-/// The origin's bearer token must not be guessable; 16 characters is the floor.
-const MIN_TOKEN_LEN: usize = 16;
+/// The secret part of a credential must not be guessable; 16 characters is the floor.
+const MIN_SECRET_LEN: usize = 16;
 
 /// How the PoP reaches its origin.
 #[derive(Clone, PartialEq, Eq)]
@@ -17,8 +19,8 @@ pub struct Origin {
     /// Base URLs, `http(s)://host[:port][/path]` without a trailing `/`, tried in order when
     /// one fails.
     pub urls: Vec<String>,
-    /// Bearer token the PoP presents (the origin's `pop_token`).
-    pub token: String,
+    /// This PoP's credential, `{pop id}.{secret}`, presented as a bearer token.
+    pub credential: String,
     /// Limit on establishing a connection to one origin URL.
     pub connect_timeout: Duration,
     /// Limit on one request, from sending it to the end of the response headers.
@@ -32,7 +34,7 @@ impl fmt::Debug for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Origin")
             .field("urls", &self.urls)
-            .field("token", &"<redacted>")
+            .field("credential", &"<redacted>")
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retries", &self.retries)
@@ -42,23 +44,50 @@ impl fmt::Debug for Origin {
 
 pub(crate) fn read(mut s: Section<'_>) -> Origin {
     let urls = s.list("urls", url).unwrap_or_else(|| vec![defaults::ORIGIN_URL.to_owned()]);
-    let token = s.required("token", token).unwrap_or_default();
+    let credential = match (s.value("credential").is_some(), s.value("credential_file").is_some()) {
+        (true, false) => s.field("credential", |v| credential(string(v)?)),
+        (false, true) => s.path("credential_file").and_then(|path| {
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|text| credential(text.trim()))
+                .map_err(|m| s.report("credential_file", m))
+                .ok()
+        }),
+        _ => {
+            s.report_here("set exactly one of `credential` and `credential_file` (from `origin pops enrol`)");
+            None
+        }
+    }
+    .unwrap_or_default();
     let millis = |v: &DeValue<'_>| count::<u64>(v).map(Duration::from_millis);
     let connect_timeout = s.field("connect_timeout_ms", millis).unwrap_or(defaults::ORIGIN_CONNECT_TIMEOUT);
     let request_timeout = s.field("request_timeout_ms", millis).unwrap_or(defaults::ORIGIN_REQUEST_TIMEOUT);
     let retries = s.field("retries", count).unwrap_or(defaults::ORIGIN_RETRIES);
     s.finish();
-    Origin { urls, token, connect_timeout, request_timeout, retries }
+    Origin { urls, credential, connect_timeout, request_timeout, retries }
 }
 
-fn token(v: &DeValue<'_>) -> Result<String, String> {
-    let text = string(v)?;
-    if text.chars().count() < MIN_TOKEN_LEN {
-        Err(format!("too short: the origin token needs at least {MIN_TOKEN_LEN} characters"))
+/// `{pop id}.{secret}`: the id names the PoP to the origin's registry, the secret proves it.
+fn credential(text: &str) -> Result<String, String> {
+    let Some((id, secret)) = text.split_once('.') else {
+        return Err("not a PoP credential: expected `{pop id}.{secret}` as `origin pops enrol` prints it".into());
+    };
+    let id_ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    if !id_ok {
+        Err("the part before `.` must be the PoP id (1 to 64 of A-Z, a-z, 0-9, `_`, `-`)".into())
+    } else if secret.chars().count() < MIN_SECRET_LEN {
+        Err(format!("too short: the secret after the PoP id needs at least {MIN_SECRET_LEN} characters"))
     } else if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("must not contain whitespace: it is sent in an HTTP header".to_owned())
     } else {
         Ok(text.to_owned())
+    }
+}
+
+impl Origin {
+    /// The PoP id the credential names.
+    pub fn credential_pop(&self) -> &str {
+        self.credential.split_once('.').map_or("", |(id, _)| id)
     }
 }
 
@@ -96,7 +125,7 @@ fn check_authority(authority: &str) -> Result<(), &'static str> {
 /// `host:port` or `[v6]:port`; the port is optional.
 fn split_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
     if authority.contains('@') {
-        return Err("credentials do not belong in the URL; use origin.token");
+        return Err("credentials do not belong in the URL; use origin.credential");
     }
     let host_end = if authority.starts_with('[') { authority.find(']').map_or(0, |i| i + 1) } else { 0 };
     Ok(match authority[host_end..].rfind(':') {

@@ -1,36 +1,80 @@
 //! The signed capabilities origin and PoPs share: playback tokens and pre-signed upload URLs.
-//! HMAC-SHA256 with `ring`, checked in constant time, with expiry and scope. The exact byte
-//! strings signed here are the contract; the origin signs with them, PoPs verify with them.
+//! Ed25519 (`ring`): the origin signs with a private key only it holds ([`SigningKey`]); PoPs
+//! verify with public keys ([`PublicKey`]), so a PoP, even one run by a partner, can check a
+//! capability but never create one. The exact byte strings signed here are the contract.
+//!
+//! Tokens name the key that signed them (`kid`), so keys rotate: PoPs hold several public
+//! keys at once while a new one is rolled out. Verification involves no secret, so there is
+//! nothing to compare in constant time; the signature check itself is `ring`'s.
 
-use ring::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
-/// A signing/verification key with its id (tokens name the key that signed them, so keys
-/// can rotate: PoPs may hold several).
-#[derive(Clone)]
-pub struct Key {
+/// Ed25519 public keys are 32 bytes.
+pub const PUBLIC_KEY_BYTES: usize = 32;
+/// Ed25519 seeds (the private key) are 32 bytes.
+pub const SEED_BYTES: usize = 32;
+
+/// The origin's private signing key with its id. Never part of a PoP's configuration.
+pub struct SigningKey {
+    /// Key id, carried in every token and URL it signs.
+    pub kid: String,
+    pair: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// The key pair for a 32-byte seed; `None` for any other length.
+    pub fn from_seed(kid: &str, seed: &[u8]) -> Option<Self> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed).ok().filter(|_| seed.len() == SEED_BYTES)?;
+        Some(Self { kid: kid.to_owned(), pair })
+    }
+
+    /// The public half, which PoPs configure.
+    pub fn public(&self) -> PublicKey {
+        let bytes: [u8; PUBLIC_KEY_BYTES] = self.pair.public_key().as_ref().try_into().expect("Ed25519 public key");
+        PublicKey { kid: self.kid.clone(), bytes }
+    }
+
+    fn sign(&self, message: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.pair.sign(message.as_bytes()))
+    }
+}
+
+/// A verification key with its id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
     /// Key id.
     pub kid: String,
-    key: hmac::Key,
+    bytes: [u8; PUBLIC_KEY_BYTES],
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("kid", &self.kid).finish_non_exhaustive()
+        write!(f, "PublicKey({}: {})", self.kid, self.to_hex())
     }
 }
 
-impl Key {
-    /// A key from raw secret bytes.
-    pub fn new(kid: &str, secret: &[u8]) -> Self {
-        Self { kid: kid.to_owned(), key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+impl PublicKey {
+    /// A public key from its 32 bytes; `None` for any other length.
+    pub fn new(kid: &str, bytes: &[u8]) -> Option<Self> {
+        Some(Self { kid: kid.to_owned(), bytes: bytes.try_into().ok()? })
     }
 
-    fn tag(&self, message: &str) -> String {
-        hex(hmac::sign(&self.key, message.as_bytes()).as_ref())
+    /// The 32 bytes as lower-case hex, as `pop.toml` spells them.
+    pub fn to_hex(&self) -> String {
+        hex(&self.bytes)
     }
 
-    fn verifies(&self, message: &str, tag_hex: &str) -> bool {
-        decode_hex(tag_hex).is_some_and(|tag| hmac::verify(&self.key, message.as_bytes(), &tag).is_ok())
+    fn verifies(&self, message: &str, sig: &str) -> bool {
+        let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else { return false };
+        UnparsedPublicKey::new(&ED25519, &self.bytes).verify(message.as_bytes(), &sig).is_ok()
     }
 }
 
@@ -46,6 +90,9 @@ pub enum TokenError {
     /// Valid but for another video.
     #[error("the playback token is for another video")]
     WrongVideo,
+    /// Valid but for another use (a key token at a PoP, a delivery token at the key service).
+    #[error("the token does not grant this")]
+    WrongScope,
     /// An upload URL without its signature parameters.
     #[error("the upload URL is not signed")]
     MissingSignature,
@@ -64,9 +111,38 @@ impl TokenError {
             Self::BadToken => "bad_token",
             Self::Expired => "token_expired",
             Self::WrongVideo => "token_wrong_video",
+            Self::WrongScope => "token_wrong_scope",
             Self::MissingSignature => "missing_signature",
             Self::BadSignature => "bad_signature",
             Self::UrlExpired => "url_expired",
+        }
+    }
+}
+
+/// What a playback token may be used for. A viewer gets one of each: the delivery token goes
+/// in the URLs a PoP sees; the key token goes only to the key service, so a PoP that logs
+/// every URL it serves still holds nothing that fetches a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Objects: playlists, manifests, init and media segments, pictures.
+    Delivery,
+    /// Content keys and licences, at the key service.
+    Keys,
+}
+
+impl Scope {
+    fn letter(self) -> &'static str {
+        match self {
+            Self::Delivery => "d",
+            Self::Keys => "k",
+        }
+    }
+
+    fn from_letter(s: &str) -> Option<Self> {
+        match s {
+            "d" => Some(Self::Delivery),
+            "k" => Some(Self::Keys),
+            _ => None,
         }
     }
 }
@@ -80,6 +156,8 @@ pub struct PlaybackGrant {
     pub expires: i64,
     /// Viewer id, if issued for one.
     pub viewer: Option<String>,
+    /// What it may be used for.
+    pub scope: Scope,
 }
 
 /// What an upload URL grants.
@@ -93,31 +171,42 @@ pub struct UploadGrant {
     pub expires: i64,
 }
 
-fn playback_message(kid: &str, video: &str, expires: i64, viewer: &str) -> String {
-    format!("play\n{kid}\n{video}\n{expires}\n{viewer}")
+fn playback_message(kid: &str, scope: &str, video: &str, expires: i64, viewer: &str) -> String {
+    format!("play2\n{kid}\n{scope}\n{video}\n{expires}\n{viewer}")
 }
 
-fn upload_message(g: &UploadGrant) -> String {
-    format!("upload\n{}\n{}\n{}", g.video, g.max_bytes, g.expires)
+fn upload_message(kid: &str, g: &UploadGrant) -> String {
+    format!("upload2\n{kid}\n{}\n{}\n{}", g.video, g.max_bytes, g.expires)
 }
 
-/// A playback token: `v1.KID.VIDEO.EXPIRES.VIEWER.SIG`, safe in a URL path segment.
-pub fn sign_playback(key: &Key, g: &PlaybackGrant) -> String {
+/// A playback token: `v2.KID.SCOPE.VIDEO.EXPIRES.VIEWER.SIG` (SIG base64url), safe in a URL
+/// path segment.
+pub fn sign_playback(key: &SigningKey, g: &PlaybackGrant) -> String {
     let viewer = g.viewer.as_deref().unwrap_or("-");
-    let sig = key.tag(&playback_message(&key.kid, &g.video, g.expires, viewer));
-    format!("v1.{}.{}.{}.{viewer}.{sig}", key.kid, g.video, g.expires)
+    let scope = g.scope.letter();
+    let sig = key.sign(&playback_message(&key.kid, scope, &g.video, g.expires, viewer));
+    format!("v2.{}.{scope}.{}.{}.{viewer}.{sig}", key.kid, g.video, g.expires)
 }
 
-/// Verifies a playback token for `video` at `now` (Unix seconds) with any of `keys`.
-pub fn verify_playback(keys: &[Key], token: &str, video: &str, now: i64) -> Result<PlaybackGrant, TokenError> {
+/// Verifies a playback token for `video` and `scope` at `now` (Unix seconds) with any of `keys`.
+pub fn verify_playback(
+    keys: &[PublicKey],
+    token: &str,
+    video: &str,
+    scope: Scope,
+    now: i64,
+) -> Result<PlaybackGrant, TokenError> {
     let parts: Vec<&str> = token.split('.').collect();
-    let [version, kid, tok_video, expires, viewer, sig] = parts.as_slice() else {
+    let ["v2", kid, letter, tok_video, expires, viewer, sig] = parts.as_slice() else {
         return Err(TokenError::BadToken);
     };
-    let key = keys.iter().find(|k| k.kid == *kid).filter(|_| *version == "v1").ok_or(TokenError::BadToken)?;
+    let key = keys.iter().find(|k| k.kid == *kid).ok_or(TokenError::BadToken)?;
     let expires: i64 = expires.parse().map_err(|_| TokenError::BadToken)?;
-    if !key.verifies(&playback_message(kid, tok_video, expires, viewer), sig) {
+    if !key.verifies(&playback_message(kid, letter, tok_video, expires, viewer), sig) {
         return Err(TokenError::BadToken);
+    }
+    if Scope::from_letter(letter) != Some(scope) {
+        return Err(TokenError::WrongScope);
     }
     if *tok_video != video {
         return Err(TokenError::WrongVideo);
@@ -125,19 +214,22 @@ pub fn verify_playback(keys: &[Key], token: &str, video: &str, now: i64) -> Resu
     if expires < now {
         return Err(TokenError::Expired);
     }
-    Ok(PlaybackGrant { video: video.to_owned(), expires, viewer: (*viewer != "-").then(|| (*viewer).to_owned()) })
+    let viewer = (*viewer != "-").then(|| (*viewer).to_owned());
+    Ok(PlaybackGrant { video: video.to_owned(), expires, viewer, scope })
 }
 
 /// The query string of a pre-signed upload URL.
-pub fn sign_upload(key: &Key, g: &UploadGrant) -> String {
-    let sig = key.tag(&upload_message(g));
-    format!("video={}&max={}&exp={}&sig={sig}", g.video, g.max_bytes, g.expires)
+pub fn sign_upload(key: &SigningKey, g: &UploadGrant) -> String {
+    let sig = key.sign(&upload_message(&key.kid, g));
+    format!("video={}&max={}&exp={}&kid={}&sig={sig}", g.video, g.max_bytes, g.expires, key.kid)
 }
 
 /// Verifies an upload URL's query at `now` (Unix seconds) with any of `keys`.
-pub fn verify_upload(keys: &[Key], query: &str, now: i64) -> Result<UploadGrant, TokenError> {
+pub fn verify_upload(keys: &[PublicKey], query: &str, now: i64) -> Result<UploadGrant, TokenError> {
     let get = |k: &str| query_param(query, k);
-    let (Some(video), Some(max), Some(exp), Some(sig)) = (get("video"), get("max"), get("exp"), get("sig")) else {
+    let (Some(video), Some(max), Some(exp), Some(kid), Some(sig)) =
+        (get("video"), get("max"), get("exp"), get("kid"), get("sig"))
+    else {
         return Err(TokenError::MissingSignature);
     };
     let grant = UploadGrant {
@@ -145,7 +237,8 @@ pub fn verify_upload(keys: &[Key], query: &str, now: i64) -> Result<UploadGrant,
         max_bytes: max.parse().map_err(|_| TokenError::BadSignature)?,
         expires: exp.parse().map_err(|_| TokenError::BadSignature)?,
     };
-    if !keys.iter().any(|k| k.verifies(&upload_message(&grant), sig)) {
+    let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenError::BadSignature)?;
+    if !key.verifies(&upload_message(kid, &grant), sig) {
         return Err(TokenError::BadSignature);
     }
     if grant.expires < now {
@@ -176,20 +269,28 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn keys() -> Vec<Key> {
-        vec![Key::new("k1", b"0123456789abcdef0123456789abcdef"), Key::new("k2", b"another secret of 16+ bytes....")]
+    fn signers() -> Vec<SigningKey> {
+        vec![SigningKey::from_seed("k1", &[1; 32]).unwrap(), SigningKey::from_seed("k2", &[2; 32]).unwrap()]
+    }
+
+    fn publics(s: &[SigningKey]) -> Vec<PublicKey> {
+        s.iter().map(SigningKey::public).collect()
     }
 
     #[test]
     fn upload_urls_bind_video_size_and_expiry() {
-        let keys = keys();
+        let signers = signers();
+        let keys = publics(&signers);
         let g = UploadGrant { video: "abc".into(), max_bytes: 100, expires: 1000 };
-        let q = sign_upload(&keys[0], &g);
+        let q = sign_upload(&signers[0], &g);
         assert_eq!(verify_upload(&keys, &q, 999).unwrap(), g);
         assert_eq!(verify_upload(&keys, &q, 1001).unwrap_err(), TokenError::UrlExpired);
-        for tampered in
-            [q.replace("video=abc", "video=abd"), q.replace("max=100", "max=101"), q.replace("exp=1000", "exp=9999")]
-        {
+        for tampered in [
+            q.replace("video=abc", "video=abd"),
+            q.replace("max=100", "max=101"),
+            q.replace("exp=1000", "exp=9999"),
+            q.replace("kid=k1", "kid=k2"),
+        ] {
             assert_eq!(verify_upload(&keys, &tampered, 999).unwrap_err(), TokenError::BadSignature, "{tampered}");
         }
         assert_eq!(verify_upload(&keys, "video=abc", 0).unwrap_err(), TokenError::MissingSignature);
@@ -198,21 +299,37 @@ mod tests {
 
     #[test]
     fn playback_tokens_are_scoped_expire_and_rotate() {
-        let keys = keys();
-        let g = PlaybackGrant { video: "vid".into(), expires: 500, viewer: Some("alice".into()) };
-        let t = sign_playback(&keys[1], &g);
+        let signers = signers();
+        let keys = publics(&signers);
+        let g = PlaybackGrant { video: "vid".into(), expires: 500, viewer: Some("alice".into()), scope: Scope::Delivery };
+        let t = sign_playback(&signers[1], &g);
         assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{t}");
-        assert_eq!(verify_playback(&keys, &t, "vid", 400).unwrap(), g);
-        assert_eq!(verify_playback(&keys[..1], &t, "vid", 400).unwrap_err(), TokenError::BadToken, "unknown kid");
-        assert_eq!(verify_playback(&keys, &t, "vid", 501).unwrap_err(), TokenError::Expired);
-        assert_eq!(verify_playback(&keys, &t, "other", 400).unwrap_err(), TokenError::WrongVideo);
-        let mut tampered = t.clone();
-        tampered.replace_range(tampered.len() - 1.., if t.ends_with('0') { "1" } else { "0" });
-        assert_eq!(verify_playback(&keys, &tampered, "vid", 400).unwrap_err(), TokenError::BadToken);
+        assert!(t.len() < 140, "{} bytes: {t}", t.len());
+        assert_eq!(verify_playback(&keys, &t, "vid", Scope::Delivery, 400).unwrap(), g);
+        assert_eq!(verify_playback(&keys, &t, "vid", Scope::Keys, 400).unwrap_err(), TokenError::WrongScope);
         assert_eq!(
-            verify_playback(&keys, &t.replace("alice", "mallory"), "vid", 400).unwrap_err(),
-            TokenError::BadToken
+            verify_playback(&keys[..1], &t, "vid", Scope::Delivery, 400).unwrap_err(),
+            TokenError::BadToken,
+            "unknown kid"
         );
-        assert_eq!(verify_playback(&keys, "garbage", "vid", 400).unwrap_err(), TokenError::BadToken);
+        assert_eq!(verify_playback(&keys, &t, "vid", Scope::Delivery, 501).unwrap_err(), TokenError::Expired);
+        assert_eq!(verify_playback(&keys, &t, "other", Scope::Delivery, 400).unwrap_err(), TokenError::WrongVideo);
+        // Flip one bit of the signature's first byte: always a different signature.
+        let (head, sig) = t.rsplit_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        raw[0] ^= 1;
+        let tampered = format!("{head}.{}", URL_SAFE_NO_PAD.encode(raw));
+        assert_eq!(verify_playback(&keys, &tampered, "vid", Scope::Delivery, 400).unwrap_err(), TokenError::BadToken);
+        for forged in [t.replace("alice", "mallory"), t.replace(".d.", ".k."), t.replace(".k2.", ".k1.")] {
+            assert_eq!(verify_playback(&keys, &forged, "vid", Scope::Delivery, 400).unwrap_err(), TokenError::BadToken);
+        }
+        assert_eq!(verify_playback(&keys, "garbage", "vid", Scope::Delivery, 400).unwrap_err(), TokenError::BadToken);
+    }
+
+    #[test]
+    fn seeds_must_be_32_bytes() {
+        assert!(SigningKey::from_seed("k", &[0; 31]).is_none());
+        assert!(SigningKey::from_seed("k", &[0; 33]).is_none());
+        assert!(PublicKey::new("k", &[0; 31]).is_none());
     }
 }

@@ -6,17 +6,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use pop_config::token::{PlaybackGrant, sign_playback, verify_playback};
+use pop_config::token::{PlaybackGrant, Scope, SigningKey, sign_playback, verify_playback};
 use pop_config::{ConfigErrors, PopConfig, parse};
 
 /// What every file must have: the origin credential and one token key.
 const REQUIRED: &str = r#"
 [origin]
-token = "pop-token-0123456789"
+credential = "pop-local.pop-secret-0123456789"
 
 [[tokens]]
 kid = "k1"
-secret = "000102030405060708090a0b0c0d0e0f"
+public_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 "#;
 
 fn valid(text: &str) -> PopConfig {
@@ -69,18 +69,18 @@ fn full_example_parses_to_typed_values() {
 
         [origin]
         urls = ["https://origin-a.example.com/", "http://10.0.0.2:8080/base"]
-        token = "a-long-pop-token-0123456789"
+        credential = "fra-1.a-long-pop-secret-0123456789"
         connect_timeout_ms = 1500
         request_timeout_ms = 20000
         retries = 3
 
         [[tokens]]
         kid = "k1"
-        secret = "000102030405060708090a0b0c0d0e0f"
+        public_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 
         [[tokens]]
         kid = "k2"
-        secret_file = "k2.hex"
+        public_key_file = "k2.hex"
 
         [cache]
         memory = "512MiB"
@@ -122,7 +122,8 @@ fn full_example_parses_to_typed_values() {
     let tls = config.tls.as_ref().unwrap();
     assert_eq!((tls.cert.clone(), tls.key.clone()), (dir.path().join("cert.pem"), dir.path().join("key.pem")));
     assert_eq!(config.origin.urls, ["https://origin-a.example.com", "http://10.0.0.2:8080/base"]);
-    assert_eq!(config.origin.token, "a-long-pop-token-0123456789");
+    assert_eq!(config.origin.credential, "fra-1.a-long-pop-secret-0123456789");
+    assert!(!config.pop.partner);
     assert_eq!(config.origin.connect_timeout, Duration::from_millis(1500));
     assert_eq!(config.origin.request_timeout, Duration::from_secs(20));
     assert_eq!(config.origin.retries, 3);
@@ -156,10 +157,11 @@ fn full_example_parses_to_typed_values() {
 #[test]
 fn token_keys_verify_what_the_origin_signs() {
     let config = valid(REQUIRED);
-    let origin_key = pop_config::token::Key::new("k1", &(0..16).collect::<Vec<u8>>());
-    let grant = PlaybackGrant { video: "v".into(), expires: 100, viewer: None };
+    let origin_key = SigningKey::from_seed("k1", &(0..32).collect::<Vec<u8>>()).unwrap();
+    assert_eq!(config.tokens, [origin_key.public()], "the documented public key is the seed's");
+    let grant = PlaybackGrant { video: "v".into(), expires: 100, viewer: None, scope: Scope::Delivery };
     let token = sign_playback(&origin_key, &grant);
-    assert_eq!(verify_playback(&config.tokens, &token, "v", 50), Ok(grant));
+    assert_eq!(verify_playback(&config.tokens, &token, "v", Scope::Delivery, 50), Ok(grant));
 }
 
 #[test]
@@ -303,7 +305,7 @@ urls = ["ftp://nope"]
 
 [[tokens]]
 kid = "k1"
-secret = "abc"
+public_key = "abc"
 
 [cache]
 memory = "12 parsecs"
@@ -316,19 +318,19 @@ playlist_stale = "forever"
         [
             "pop.id",
             "listen.http",
+            "origin",
             "origin.urls[0]",
-            "tokens[0].secret",
+            "tokens[0].public_key",
             "cache.memory",
             "cache.memroy",
-            "cache.playlist_stale",
-            "origin.token"
+            "cache.playlist_stale"
         ],
         "{errors}"
     );
     let shown = errors.to_string();
     assert_eq!(shown.lines().count(), 8, "one line per problem:\n{shown}");
     assert!(shown.starts_with("pop.id (line 3): `has spaces` is not a valid name"), "{shown}");
-    assert!(shown.ends_with("origin.token: missing (required)"), "{shown}");
+    assert!(shown.ends_with("`forever` is not a duration (write e.g. \"500ms\", \"30s\", \"10m\", \"1h\")"), "{shown}");
 }
 
 #[test]
@@ -400,18 +402,18 @@ fn tls_key_of_another_certificate() {
 }
 
 #[test]
-fn unreadable_secret_file() {
-    let text = REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", "secret_file = \"nope/k1.hex\"");
+fn unreadable_public_key_file() {
+    let text = REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", "public_key_file = \"nope/k1.hex\"");
     let errors = invalid(&text);
-    assert_only_error(&errors, "tokens[0].secret_file", "cannot read /base/nope/k1.hex");
+    assert_only_error(&errors, "tokens[0].public_key_file", "cannot read /base/nope/k1.hex");
 }
 
 #[test]
-fn secret_file_resolves_against_the_config_files_directory() {
+fn public_key_file_resolves_against_the_config_files_directory() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("keys")).unwrap();
-    fs::write(dir.path().join("keys/k1.hex"), "00112233445566778899aabbccddeeff\n").unwrap();
-    let text = REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", "secret_file = \"keys/k1.hex\"");
+    fs::write(dir.path().join("keys/k1.hex"), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\n").unwrap();
+    let text = REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", "public_key_file = \"keys/k1.hex\"");
     fs::write(dir.path().join("pop.toml"), text).unwrap();
     let config = pop_config::load(&dir.path().join("pop.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.tokens[0].kid, "k1");
@@ -426,40 +428,71 @@ fn unreadable_config_file() {
 }
 
 #[test]
-fn missing_origin_token() {
-    let errors = invalid(&REQUIRED.replace("token = \"pop-token-0123456789\"", ""));
-    assert_only_error(&errors, "origin.token", "missing (required)");
-    let errors = invalid(&REQUIRED.replace("pop-token-0123456789", "short"));
-    assert_only_error(&errors, "origin.token", "at least 16 characters");
+fn missing_or_foreign_origin_credential() {
+    let errors = invalid(&REQUIRED.replace("credential = \"pop-local.pop-secret-0123456789\"", ""));
+    assert_only_error(&errors, "origin", "exactly one of `credential` and `credential_file`");
+    let errors = invalid(&REQUIRED.replace("pop-secret-0123456789", "short"));
+    assert_only_error(&errors, "origin.credential", "at least 16 characters");
+    let errors = invalid(&REQUIRED.replace("pop-local.pop-secret-0123456789", "pop-secret-0123456789"));
+    assert_only_error(&errors, "origin.credential", "expected `{pop id}.{secret}`");
+    let errors = invalid(&REQUIRED.replace("pop-local.pop-secret", "pop-other.pop-secret"));
+    assert_only_error(&errors, "origin.credential", "issued to PoP `pop-other` but this is `pop-local`");
+}
+
+#[test]
+fn a_pop_refuses_signing_material() {
+    // An HMAC secret or a private key would let this PoP mint tokens: refused, with the reason.
+    for (key, value) in [
+        ("secret", "\"000102030405060708090a0b0c0d0e0f\""),
+        ("secret_file", "\"k1.hex\""),
+        ("private_key", "\"-----BEGIN PRIVATE KEY-----\""),
+        ("seed", "\"00\""),
+    ] {
+        let errors = invalid(&format!("{REQUIRED}{key} = {value}\n"));
+        assert_only_error(&errors, &format!("tokens[0].{key}"), "a PoP holds only public keys");
+    }
+    let pem = REQUIRED.replace(
+        "public_key = \"03a1",
+        "public_key = \"-----BEGIN PRIVATE KEY-----MC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f-----END PRIVATE KEY-----03a1",
+    );
+    assert_only_error(&invalid(&pem), "tokens[0].public_key", "this is a private key");
+}
+
+#[test]
+fn a_partner_pop_serves_no_pages() {
+    let config = valid(&with_required("[pop]\npartner = true"));
+    assert!(config.pop.partner);
+    let errors = invalid(&with_required("[pop]\npartner = true\n[web]\ndir = \"/base\""));
+    assert!(paths(&errors).contains(&"web"), "{errors}");
 }
 
 #[test]
 fn no_token_keys() {
-    let errors = invalid("[origin]\ntoken = \"pop-token-0123456789\"");
+    let errors = invalid("[origin]\ncredential = \"pop-local.pop-secret-0123456789\"");
     assert_only_error(&errors, "tokens", "at least one [[tokens]] key");
-    let errors = invalid("tokens = []\n[origin]\ntoken = \"pop-token-0123456789\"");
+    let errors = invalid("tokens = []\n[origin]\ncredential = \"pop-local.pop-secret-0123456789\"");
     assert_only_error(&errors, "tokens", "at least one [[tokens]] key");
 }
 
 #[test]
-fn bad_hex_and_short_secrets() {
-    let errors = invalid(&REQUIRED.replace("000102030405060708090a0b0c0d0e0f", "zz0102030405060708090a0b0c0d0e0f"));
-    assert_only_error(&errors, "tokens[0].secret", "not hex");
-    let errors = invalid(&REQUIRED.replace("000102030405060708090a0b0c0d0e0f", "0001020304"));
-    assert_only_error(&errors, "tokens[0].secret", "too short: 5 bytes");
+fn bad_hex_and_short_public_keys() {
+    let errors = invalid(&REQUIRED.replace("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", "zza107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"));
+    assert_only_error(&errors, "tokens[0].public_key", "not hex");
+    let errors = invalid(&REQUIRED.replace("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", "0001020304"));
+    assert_only_error(&errors, "tokens[0].public_key", "5 bytes: an Ed25519 public key is 32 bytes");
 }
 
 #[test]
-fn secret_and_secret_file_are_exclusive() {
-    let errors = invalid(&format!("{REQUIRED}secret_file = \"k1.hex\"\n"));
-    assert_only_error(&errors, "tokens[0]", "exactly one of `secret` and `secret_file`");
-    let errors = invalid(&REQUIRED.replace("secret = \"000102030405060708090a0b0c0d0e0f\"", ""));
-    assert_only_error(&errors, "tokens[0]", "exactly one of `secret` and `secret_file`");
+fn public_key_and_public_key_file_are_exclusive() {
+    let errors = invalid(&format!("{REQUIRED}public_key_file = \"k1.hex\"\n"));
+    assert_only_error(&errors, "tokens[0]", "exactly one of `public_key` and `public_key_file`");
+    let errors = invalid(&REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", ""));
+    assert_only_error(&errors, "tokens[0]", "exactly one of `public_key` and `public_key_file`");
 }
 
 #[test]
 fn duplicate_token_kid() {
-    let text = format!("{REQUIRED}\n[[tokens]]\nkid = \"k1\"\nsecret = \"ffeeddccbbaa99887766554433221100\"\n");
+    let text = format!("{REQUIRED}\n[[tokens]]\nkid = \"k1\"\npublic_key = \"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\"\n");
     let errors = invalid(&text);
     assert_only_error(&errors, "tokens[1].kid", "duplicate key id `k1`");
 }
@@ -532,15 +565,15 @@ fn wrong_types_say_what_was_expected() {
 fn the_origin_token_stays_out_of_debug_output() {
     let config = valid(REQUIRED);
     let shown = format!("{config:?}");
-    assert!(!shown.contains("pop-token-0123456789") && shown.contains("<redacted>"), "{shown}");
-    assert!(!shown.contains("000102030405060708090a0b0c0d0e0f"), "{shown}");
+    assert!(!shown.contains("pop-secret-0123456789") && shown.contains("<redacted>"), "{shown}");
 }
 
 #[test]
 fn default_for_is_a_runnable_in_process_pop() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = vec![pop_config::token::Key::new("k1", &[7; 16])];
-    let config = PopConfig::default_for(dir.path(), "http://127.0.0.1:9/", "pop-token-0123456789", keys);
+    let keys = vec![SigningKey::from_seed("k1", &[7; 32]).unwrap().public()];
+    let config = PopConfig::default_for(dir.path(), "http://127.0.0.1:9/", "pop-9.pop-secret-0123456789", keys);
+    assert_eq!(config.pop.id, "pop-9");
     assert_eq!(config.listen.https.port(), 0);
     assert_eq!(config.origin.urls, ["http://127.0.0.1:9"]);
     assert_eq!(config.cache.path, dir.path());

@@ -6,13 +6,18 @@ use std::path::Path;
 use std::process::Command;
 
 use pop_config::tls::load_or_generate;
-use pop_config::token::Key;
+use pop_config::token::SigningKey;
 use pop_config::{PopConfig, parse};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
 
 fn config_in(dir: &Path) -> PopConfig {
-    PopConfig::default_for(dir, "http://127.0.0.1:8080", "pop-token-0123456789", vec![Key::new("k1", &[1; 16])])
+    PopConfig::default_for(
+        dir,
+        "http://127.0.0.1:8080",
+        "pop-local.pop-secret-0123456789",
+        vec![SigningKey::from_seed("k1", &[1; 32]).unwrap().public()],
+    )
 }
 
 /// A config whose `[tls]` names `cert.pem` and `key.pem` in `dir`.
