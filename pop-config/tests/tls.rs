@@ -27,10 +27,10 @@ fn config_with_tls(dir: &Path) -> PopConfig {
         cert = "cert.pem"
         key = "key.pem"
         [origin]
-        token = "pop-token-0123456789"
+        credential = "pop-local.pop-secret-0123456789"
         [[tokens]]
         kid = "k1"
-        secret = "000102030405060708090a0b0c0d0e0f"
+        public_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
     "#;
     parse(text, dir).unwrap_or_else(|e| panic!("{e}"))
 }
