@@ -19,6 +19,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tracing::Instrument;
 
+use pop_config::token::Scope;
+
 use crate::Edge;
 use crate::cache::Tier;
 use crate::error::EdgeError;
@@ -139,16 +141,17 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Res
     match segs.as_slice() {
         ["healthz"] if get => health(edge),
         ["p", token, video, rest @ ..] if get && !rest.is_empty() => {
-            pop_config::token::verify_playback(&edge.keys, token, video, crate::now_secs())?;
             if rest == ["key"] {
-                // Keys are never cached here: the origin answers every key request itself.
-                return crate::proxy::forward(edge, req, protocol).await;
+                // Keys never pass through a PoP: players fetch them from the key service.
+                return Err(EdgeError::NotFound);
             }
+            pop_config::token::verify_playback(&edge.keys, token, video, Scope::Delivery, crate::now_secs())?;
             let key = format!("{video}/{}", rest.join("/"));
             serve_object(edge, &req, &key, video).await
         }
         ["v1", "uploads", ..] => crate::proxy::upload(edge, req, protocol).await,
-        ["v1", "videos", ..] => crate::proxy::forward(edge, req, protocol).await,
+        // A partner's PoP would see creators' bearer tokens: it forwards no API call.
+        ["v1", "videos", ..] if !edge.partner => crate::proxy::forward(edge, req, protocol).await,
         _ if get => match &edge.pages {
             Some(pages) => {
                 pages.serve(&segs, header_value(&req, header::IF_NONE_MATCH)).await.unwrap_or(Err(EdgeError::NotFound))

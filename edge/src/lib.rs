@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pop_config::PopConfig;
-use pop_config::token::Key;
+use pop_config::token::PublicKey;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -53,8 +53,11 @@ pub struct Edge {
     pub pop_id: String,
     /// Region (heartbeats).
     pub region: String,
-    /// Playback-token and upload-URL verification keys.
-    pub keys: Vec<Key>,
+    /// Playback-token and upload-URL verification keys: public halves only, so this PoP can
+    /// check a capability but never create one.
+    pub keys: Vec<PublicKey>,
+    /// Run by a partner: serves video objects and uploads, forwards no API call.
+    pub partner: bool,
     /// The two-tier cache.
     pub cache: ObjectCache,
     /// Origin fetches in progress.
@@ -145,6 +148,7 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         pop_id: config.pop.id.clone(),
         region: config.pop.region.clone(),
         keys: config.tokens.clone(),
+        partner: config.pop.partner,
         cache: ObjectCache::open(&CacheSettings {
             memory: config.cache.memory,
             disk: config.cache.disk,
@@ -157,7 +161,7 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         flights: Flights::default(),
         upstream: Upstream::new(
             config.origin.urls.clone(),
-            config.origin.token.clone(),
+            config.origin.credential.clone(),
             config.origin.connect_timeout,
             config.origin.request_timeout,
             config.origin.retries,

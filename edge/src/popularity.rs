@@ -95,7 +95,6 @@ impl Popularity {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     pop: &'a str,
-    region: &'a str,
     top: Vec<Popular>,
     /// Requests per video since the previous heartbeat.
     delta: Vec<Popular>,
@@ -207,7 +206,6 @@ async fn send_beat(
 ) -> Result<Answer, crate::error::EdgeError> {
     let report = Report {
         pop: &edge.pop_id,
-        region: &edge.region,
         top: edge.popularity.top(top_n).into_iter().map(|(video, requests)| Popular { video, requests }).collect(),
         delta: delta.iter().map(|(video, &requests)| Popular { video: video.clone(), requests }).collect(),
         purges_after: cursor,
@@ -219,7 +217,7 @@ async fn send_beat(
             edge.upstream
                 .client()
                 .post(format!("{base}/v1/pops/heartbeat"))
-                .bearer_auth(edge.upstream.token())
+                .bearer_auth(edge.upstream.credential())
                 .header("content-type", "application/json")
                 .body(body.clone())
         })

@@ -1,6 +1,6 @@
-//! What the PoP passes through to the origin without caching: the key service (the origin
-//! checks the token itself; keys are never stored here), the video API, and regional tus
-//! uploads. Bodies stream both ways; nothing is buffered whole. Upload URLs are checked here
+//! What the PoP passes through to the origin without caching: the video API (not on a
+//! partner's PoP) and regional tus uploads. Never keys: players reach the key service
+//! directly. Bodies stream both ways; nothing is buffered whole. Upload URLs are checked here
 //! first, so a forged one never costs the origin a byte.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The origin, seen from a PoP: objects by path with the PoP's bearer token, the key service
+//! The origin, seen from a PoP: objects by path with the PoP's own credential, the video API
 //! passed through, uploads forwarded. Bounded connect and read timeouts; retries (on the next
 //! origin URL) only before the first byte, and only for errors a retry can fix.
 
@@ -12,13 +12,13 @@ pub struct Upstream {
     client: reqwest::Client,
     passthrough: reqwest::Client,
     origins: Vec<String>,
-    token: String,
+    credential: String,
     retries: u32,
 }
 
 impl Upstream {
-    /// A client for `origins` (tried in order), presenting `token`.
-    pub fn new(origins: Vec<String>, token: String, connect: Duration, read: Duration, retries: u32) -> Self {
+    /// A client for `origins` (tried in order), presenting this PoP's `credential`.
+    pub fn new(origins: Vec<String>, credential: String, connect: Duration, read: Duration, retries: u32) -> Self {
         let builder =
             || reqwest::Client::builder().connect_timeout(connect).pool_max_idle_per_host(64).tcp_nodelay(true);
         let client = builder().read_timeout(read).build().expect("http client");
@@ -30,14 +30,14 @@ impl Upstream {
             client,
             passthrough,
             origins: origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
-            token,
+            credential,
             retries,
         }
     }
 
-    /// The bearer token this PoP presents.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The credential this PoP presents as a bearer token.
+    pub fn credential(&self) -> &str {
+        &self.credential
     }
 
     /// The HTTP client (pooled connections to the origins), with a read timeout.
@@ -60,7 +60,7 @@ impl Upstream {
     pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<reqwest::Response, EdgeError> {
         let range = format!("bytes={first}-{last}");
         self.send(|base| {
-            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.token).header("range", &range)
+            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.credential).header("range", &range)
         })
         .await
     }

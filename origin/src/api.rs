@@ -3,6 +3,7 @@
 //! for every handler. `/metrics` is served on its own listener ([`metrics_page`]).
 
 pub mod events;
+pub mod keys;
 pub mod objects;
 pub mod pops;
 pub mod uploads;
@@ -39,7 +40,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/uploads/{upload}"),
     ("DELETE", "/v1/uploads/{upload}"),
     ("GET", "/p/{token}/{id}/{path}"),
-    ("GET", "/p/{token}/{id}/key"),
+    ("GET", "/v1/keys/{id}"),
+    ("POST", "/v1/keys/{id}/licence"),
     ("GET", "/v1/objects/{id}/{path}"),
     ("GET", "/v1/purges"),
     ("POST", "/v1/pops/heartbeat"),
@@ -139,6 +141,8 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         (&Method::GET | &Method::HEAD, ["p", token, id, rest @ ..]) if !rest.is_empty() => {
             go!("/p/{token}/{id}/{path}", objects::viewer(app, req, token, id, rest))
         }
+        (&Method::GET, ["v1", "keys", id]) => go!("/v1/keys/{id}", keys::key(app, req, id)),
+        (&Method::POST, ["v1", "keys", id, "licence"]) => go!("/v1/keys/{id}/licence", keys::licence(app, req, id)),
         (&Method::GET | &Method::HEAD, ["v1", "objects", id, rest @ ..]) if !rest.is_empty() => {
             go!("/v1/objects/{id}/{path}", objects::pop(app, req, id, rest))
         }
@@ -208,17 +212,9 @@ pub fn creator(app: &App, req: &Request) -> Result<String> {
         .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "bad_credentials", "the bearer token is not valid"))
 }
 
-/// Whether the request carries the PoPs' bearer token.
-pub fn require_pop(app: &App, req: &Request) -> Result<()> {
-    let given =
-        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match (&app.config.pop_token, given) {
-        (Some(expected), Some(given)) if crate::sign::constant_eq(expected.as_bytes(), given.trim().as_bytes()) => {
-            Ok(())
-        }
-        (None, _) => Err(Error::forbidden("pops_disabled", "no PoP token is configured on this origin")),
-        _ => Err(Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a PoP bearer token is required")),
-    }
+/// The enrolled, enabled PoP whose credential the request carries.
+pub async fn require_pop(app: &App, req: &Request) -> Result<crate::meta::pops::PopRecord> {
+    crate::pops::authenticate(app.pops.as_ref(), req).await
 }
 
 /// The query string of a request ("" when absent).

@@ -33,6 +33,8 @@ pub struct App {
     pub meta: Arc<dyn MetaStore>,
     /// Just-in-time encoding's metadata (the same database).
     pub ondemand: Arc<dyn OnDemandStore>,
+    /// The PoP registry (the same database).
+    pub pops: Arc<dyn crate::meta::pops::PopStore>,
     /// Just-in-time encoding's state in this process.
     pub jit: crate::ondemand::Runtime,
     /// Metadata cache.
@@ -59,6 +61,8 @@ pub struct App {
     pub streams: Arc<crate::web::limits::Gate>,
     /// Page origins allowed to read key responses (CORS).
     pub page_origins: Vec<String>,
+    /// Key service answers per key token per minute.
+    pub key_rate: crate::api::keys::KeyRate,
     /// One lock per upload id, so two PATCHes never write the same file at once.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -77,7 +81,8 @@ impl App {
         let secrets = Secrets::load(&config.data_dir, config.signing_key.as_deref(), config.master_key.as_deref())?;
         let sql = Arc::new(SqlStore::connect(&config.database_url).await?);
         let meta: Arc<dyn MetaStore> = sql.clone();
-        let ondemand: Arc<dyn OnDemandStore> = sql;
+        let ondemand: Arc<dyn OnDemandStore> = sql.clone();
+        let pops: Arc<dyn crate::meta::pops::PopStore> = sql;
         let pipeline = match &config.pipeline {
             Some(path) => Pipeline::load(path).map_err(|e| Error::Config(format!("pipeline: {e}")))?,
             None => Pipeline::builtin(),
@@ -99,18 +104,20 @@ impl App {
         Ok(Arc::new(Self {
             meta,
             ondemand,
+            pops,
             jit: crate::ondemand::Runtime::default(),
             cache,
             queue,
             blobs,
-            signer: Signer::new(&secrets.signing_key, "k1"),
-            keys: KeyService::new(&secrets.master_key),
+            signer: Signer::from_secrets(&secrets)?,
+            keys: KeyService::versioned(&secrets.masters),
             hub: EventHub::default(),
             metrics: Metrics::default(),
             popularity: Default::default(),
             outbound: Outbound::new(config.webhook_allow.clone()),
             streams: config.limits.stream_gate(),
             page_origins: config.page_origins(),
+            key_rate: Default::default(),
             pipeline,
             upload_locks: Mutex::new(HashMap::new()),
             config,

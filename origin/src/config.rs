@@ -52,10 +52,15 @@ pub struct Config {
     pub task_lease: Duration,
     /// Hex master key for wrapping content keys; generated into `data_dir` when absent.
     pub master_key: Option<String>,
-    /// Hex HMAC key for upload URLs and playback tokens; generated when absent.
+    /// Hex Ed25519 seed (32 bytes) that signs upload URLs and playback tokens as key `k1`;
+    /// when absent, the keys of `data_dir/secrets.json` (generated, rotated with `origin keys`).
     pub signing_key: Option<String>,
-    /// Bearer token PoPs present to fetch objects.
-    pub pop_token: Option<String>,
+    /// Base URL of the key service (content keys and ClearKey licences), which viewers reach
+    /// directly, never through a PoP; this origin unless it runs on its own host.
+    pub key_url: String,
+    /// How segments are encrypted: `aes128` (HLS AES-128, for native HLS players), `cbcs`
+    /// (CENC for DASH and EME players, one copy) or `both` (two copies).
+    pub protection: encoder::task::Protection,
     /// Prefix of every queue topic, so deployments can share a queue server.
     pub queue_namespace: Option<String>,
     /// Whether every worker sees the same `data_dir/scratch` (one machine, or a shared
@@ -173,7 +178,8 @@ struct Raw {
     task_lease_secs: Option<u64>,
     master_key: Option<String>,
     signing_key: Option<String>,
-    pop_token: Option<String>,
+    key_url: Option<String>,
+    protection: Option<encoder::task::Protection>,
     shared_scratch: Option<bool>,
     queue_namespace: Option<String>,
     metrics_listen: Option<String>,
@@ -337,6 +343,8 @@ impl Config {
         });
         let limits = limits(raw.limits.unwrap_or_default(), &mut problems);
         let config = Self {
+            key_url: raw.key_url.map_or_else(|| public_url.clone(), |u| u.trim_end_matches('/').to_owned()),
+            protection: raw.protection.unwrap_or(encoder::task::Protection::Both),
             upload_url: raw.upload_url.unwrap_or_else(|| public_url.clone()),
             playback_url: raw.playback_url.unwrap_or_else(|| public_url.clone()),
             public_url,
@@ -355,7 +363,6 @@ impl Config {
             task_lease: Duration::from_secs(raw.task_lease_secs.unwrap_or(30)),
             master_key: raw.master_key,
             signing_key: raw.signing_key,
-            pop_token: raw.pop_token,
             shared_scratch: raw.shared_scratch.unwrap_or(true),
             queue_namespace: raw.queue_namespace,
             pipeline: raw.pipeline,

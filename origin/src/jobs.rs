@@ -95,11 +95,18 @@ pub struct Completion {
     pub outcome: Outcome,
 }
 
-/// How every rendition of every video is protected when packaged, and so how its
-/// just-in-time segments must be: AES-128 with the key fetched by the packaging worker
-/// itself (`key_hex` stays empty on the queue), the key URI relative to the playlist.
-pub fn packaging_encryption() -> encoder::task::Encryption {
-    encoder::task::Encryption { key_hex: String::new(), key_uri: "../key".into() }
+/// How every rendition of `video` is protected when packaged, and so how its just-in-time
+/// segments must be: the deployment's protection profile, with the key fetched by the
+/// packaging worker itself (`key_hex` stays empty on the queue), and key and licence URIs
+/// that point at the key service, never at a PoP.
+pub fn packaging_encryption(config: &crate::Config, video: &str) -> encoder::task::Encryption {
+    let keys = format!("{}/v1/keys/{video}", config.key_url);
+    encoder::task::Encryption {
+        key_hex: String::new(),
+        licence_uri: format!("{keys}/licence"),
+        key_uri: keys,
+        profile: config.protection,
+    }
 }
 
 /// Where tasks find the original: resolved by each worker to its own local copy.

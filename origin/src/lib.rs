@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ondemand;
 pub mod outbound;
+pub mod pops;
 pub mod queue;
 pub mod secrets;
 pub mod sign;

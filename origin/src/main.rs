@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use origin::Config;
+use origin::admin::{KeyCommand, PopCommand};
 
 /// The origin: API, uploads, metadata, orchestration, keys and object serving.
 #[derive(Parser)]
@@ -51,6 +52,74 @@ enum Command {
         /// The file.
         path: PathBuf,
     },
+    /// The PoP registry: enrol (prints the PoP's credential once), revoke, enable, list.
+    Pops {
+        /// Configuration file (its database).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PopsCommand,
+    },
+    /// Signing keys (Ed25519, for tokens and upload URLs) and master keys (wrapping content keys).
+    Keys {
+        /// Configuration file (its data folder and database).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PopsCommand {
+    /// Enrol a PoP, or re-enrol it with a new credential (the old one stops working).
+    Enrol {
+        /// Its `[pop] id`.
+        id: String,
+        /// The region it serves.
+        #[arg(long)]
+        region: String,
+        /// Run by a partner: only encrypted media is sent to it.
+        #[arg(long)]
+        partner: bool,
+        /// Write the credential to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Refuse a PoP from its next request on.
+    Revoke {
+        /// Its id.
+        id: String,
+    },
+    /// Accept a revoked PoP again (with its existing credential).
+    Enable {
+        /// Its id.
+        id: String,
+    },
+    /// Every enrolled PoP.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the `[[tokens]]` entries (public keys only) for every PoP's pop.toml.
+    PopToml,
+    /// Add a signing key that does not sign yet.
+    Add,
+    /// Make a signing key the one that signs (at the next start).
+    Activate {
+        /// Key id.
+        kid: String,
+    },
+    /// Drop a signing key; what it signed is refused.
+    Retire {
+        /// Key id.
+        kid: String,
+    },
+    /// Add a master key version and re-wrap every content key with it (segments untouched).
+    RotateMaster,
+    /// Re-wrap what is left and drop older master keys (after every origin restarted).
+    RetireMasters,
 }
 
 #[tokio::main]
@@ -97,6 +166,39 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { path } => {
             Config::load(Some(&path))?;
             println!("{}: valid", path.display());
+        }
+        Command::Pops { config, command } => {
+            let config = Config::load(config.as_deref())?;
+            let (command, out) = match command {
+                PopsCommand::Enrol { id, region, partner, out } => {
+                    (PopCommand::Enrol(origin::pops::Enrolment { id, region, partner }), out)
+                }
+                PopsCommand::Revoke { id } => (PopCommand::Revoke(id), None),
+                PopsCommand::Enable { id } => (PopCommand::Enable(id), None),
+                PopsCommand::List => (PopCommand::List, None),
+            };
+            let text = origin::admin::pops(&config, command).await?;
+            match out {
+                // The credential is the line after the first.
+                Some(path) => {
+                    let credential = text.lines().nth(1).unwrap_or_default();
+                    origin::admin::write_private(&path, credential)?;
+                    println!("{}", text.replace(credential, &format!("(written to {})", path.display())));
+                }
+                None => println!("{text}"),
+            }
+        }
+        Command::Keys { config, command } => {
+            let config = Config::load(config.as_deref())?;
+            let command = match command {
+                KeysCommand::PopToml => KeyCommand::PopToml,
+                KeysCommand::Add => KeyCommand::Add,
+                KeysCommand::Activate { kid } => KeyCommand::Activate(kid),
+                KeysCommand::Retire { kid } => KeyCommand::Retire(kid),
+                KeysCommand::RotateMaster => KeyCommand::RotateMaster,
+                KeysCommand::RetireMasters => KeyCommand::RetireMasters,
+            };
+            print!("{}", origin::admin::keys(&config, command).await?);
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! (`origin/tests/meta_conformance.rs`) run against every implementation.
 
 pub mod ondemand;
+pub mod pops;
 pub mod sql;
 
 use async_trait::async_trait;

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub webhooks: Family<Labels, Counter>,
     /// Just-in-time encoding.
     pub on_demand: crate::ondemand::metrics::OnDemandMetrics,
+    /// Key service answers, by kind (`aes128`, `clearkey`) and outcome (`issued` or the
+    /// refusal's code).
+    pub keys: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -68,6 +71,8 @@ impl Default for Metrics {
         let sse_streams = Gauge::default();
         let sse_refused = Family::<Labels, Counter>::default();
         let webhooks = Family::<Labels, Counter>::default();
+        let keys = Family::<Labels, Counter>::default();
+        registry.register("keys", "Key service answers, by kind and outcome (issued or refusal code)", keys.clone());
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("upload_bytes", "Upload bytes acknowledged (durable)", upload_bytes.clone());
@@ -110,6 +115,7 @@ impl Default for Metrics {
             sse_streams,
             sse_refused,
             webhooks,
+            keys,
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Object serving: viewers with a playback token (`/p/{token}/{id}/...`, the token in the
-//! path so relative playlist URIs carry it to every segment and to the key), PoPs with their
-//! bearer token (`/v1/objects/{id}/...`), and the key service. Range, ETag and cache rules by
-//! object kind: segments immutable, playlists short-lived, keys never stored. Nothing of a
-//! video leaves through any of these routes unless [`servable`] says so.
+//! Object serving: viewers with a delivery token (`/p/{token}/{id}/...`, the token in the
+//! path so relative playlist URIs carry it to every segment), PoPs with their own credential
+//! (`/v1/objects/{id}/...`). Range, ETag and cache rules by object kind: segments immutable,
+//! playlists short-lived. Keys are not objects: the key service (`keys`) answers for them.
+//! Nothing of a video leaves through any of these routes unless [`servable`] says so.
 
 use std::sync::Arc;
 
@@ -13,25 +13,26 @@ use super::{now_secs, query, require_pop};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::meta::{Video, VideoState};
-use crate::sign::query_param;
+use crate::sign::{Scope, query_param};
 use crate::web::{self, Request, Response};
 use crate::{ondemand, storage};
 
-/// `GET /p/{token}/{id}/{path}` and `GET /p/{token}/{id}/key`.
+/// `GET /p/{token}/{id}/{path}`.
 pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &[&str]) -> Result<Response> {
-    app.signer.verify_playback(token, id, now_secs())?;
+    app.signer.verify_playback(token, id, Scope::Delivery, now_secs())?;
     servable(app, id).await?;
     // Viewers served here directly count towards demand; PoPs report their own viewers.
     app.jit.demand.count(id, 1);
-    if rest == ["key"] {
-        return key(app, id).await;
-    }
     serve(app, &req, id, rest).await
 }
 
-/// `GET /v1/objects/{id}/{path}` for PoPs pulling through their cache.
+/// `GET /v1/objects/{id}/{path}` for PoPs pulling through their cache. A partner's PoP gets
+/// only encrypted media and what describes it: pictures are clear frames of the video.
 pub async fn pop(app: &Arc<App>, req: Request, id: &str, rest: &[&str]) -> Result<Response> {
-    require_pop(app, &req)?;
+    let pop = require_pop(app, &req).await?;
+    if pop.partner && rest.last().is_some_and(|name| name.ends_with(".jpg")) {
+        return Err(Error::forbidden("clear_to_partner", "pictures are clear content: not served to a partner's PoP"));
+    }
     servable(app, id).await?;
     serve(app, &req, id, rest).await
 }
@@ -58,30 +59,21 @@ pub fn refusal(state: VideoState) -> Option<Error> {
     }
 }
 
-/// Whether a request path is the key route (`/p/{token}/{id}/key`), whose responses only
-/// the configured page origins may read.
+/// Whether a request path is the key service's (`/v1/keys/...`), whose responses only the
+/// configured page origins may read.
 pub fn is_key_path(path: &str) -> bool {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    matches!(segs.as_slice(), ["p", _, _, "key"])
+    matches!(segs.as_slice(), ["v1", "keys", ..])
 }
 
 /// `GET /v1/purges?after=SEQ`: takedowns edges must purge, in order.
 pub async fn purges(app: &Arc<App>, req: Request) -> Result<Response> {
-    require_pop(app, &req)?;
+    require_pop(app, &req).await?;
     let after: i64 = query_param(query(&req), "after").and_then(|v| v.parse().ok()).unwrap_or(0);
     let purges = app.meta.purges_after(after).await?;
     let next = purges.last().map_or(after, |p| p.0);
     let list: Vec<_> = purges.iter().map(|(seq, video)| serde_json::json!({ "seq": seq, "video": video })).collect();
     Ok(web::json(StatusCode::OK, &serde_json::json!({ "purges": list, "next": next })))
-}
-
-async fn key(app: &App, id: &str) -> Result<Response> {
-    let key = app.keys.content_key(app.meta.as_ref(), id).await?.ok_or_else(|| Error::not_found("key"))?;
-    let mut r = Response::new(web::full(key.to_vec()));
-    web::set(&mut r, header::CONTENT_TYPE.as_str(), "application/octet-stream");
-    // Never stored by a browser, a proxy or a PoP.
-    web::set(&mut r, header::CACHE_CONTROL.as_str(), "no-store, private");
-    Ok(r)
 }
 
 async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result<Response> {
@@ -293,6 +285,7 @@ mod tests {
         assert!(!matches_etag("\"unterminated", ours));
         assert!(!matches_etag("", ours));
         assert!(!matches_etag("\"x\", *", ours), "* only on its own");
-        assert!(is_key_path("/p/tok/vid/key") && !is_key_path("/p/tok/vid/master.m3u8") && !is_key_path("/v1/key"));
+        assert!(is_key_path("/v1/keys/vid") && is_key_path("/v1/keys/vid/licence"));
+        assert!(!is_key_path("/p/tok/vid/master.m3u8") && !is_key_path("/v1/key"));
     }
 }

@@ -16,7 +16,6 @@ use crate::web::{self, Request, Response};
 #[derive(Deserialize)]
 struct Report {
     pop: String,
-    region: String,
     #[serde(default)]
     top: Vec<Popular>,
     /// Requests per video since the PoP's previous heartbeat: what demand adds up.
@@ -75,23 +74,31 @@ fn decay(elapsed_ms: i64) -> f64 {
 
 /// `POST /v1/pops/heartbeat`
 pub async fn heartbeat(app: &Arc<App>, req: Request) -> Result<Response> {
-    require_pop(app, &req)?;
+    let pop = require_pop(app, &req).await?;
     let report: Report = web::read_json(req).await?;
+    if report.pop != pop.id {
+        return Err(crate::error::Error::forbidden("wrong_pop", "a PoP reports under its own id only"));
+    }
     let now = crate::meta::now();
-    app.popularity.add(&report.region, &report.top, now);
+    // The registry's region, not the report's: a PoP cannot steer another region's prefetch.
+    let region = pop.region.clone();
+    app.popularity.add(&region, &report.top, now);
     for p in report.delta.iter().filter(|p| crate::sign::is_safe_name(&p.video)).take(10_000) {
         app.jit.demand.count(&p.video, p.requests);
     }
     let mut prefetch = Vec::new();
-    for video in app.popularity.top(&report.region, PREFETCH_VIDEOS, now) {
+    for video in app.popularity.top(&region, PREFETCH_VIDEOS, now) {
         prefetch.extend(first_segments(app, &video).await?);
     }
     let purges = app.meta.purges_after(report.purges_after).await?;
     let next = purges.last().map_or(report.purges_after, |p| p.0);
-    tracing::debug!(pop = %report.pop, region = %report.region, prefetch = prefetch.len(), purges = purges.len(), "heartbeat");
+    tracing::debug!(pop = %pop.id, %region, prefetch = prefetch.len(), purges = purges.len(), "heartbeat");
     let purges: Vec<_> =
         purges.into_iter().map(|(seq, video)| serde_json::json!({ "seq": seq, "video": video })).collect();
-    Ok(web::json(StatusCode::OK, &serde_json::json!({ "prefetch": prefetch, "purges": purges, "next": next })))
+    let answer = serde_json::json!({
+        "prefetch": prefetch, "purges": purges, "next": next, "region": region, "partner": pop.partner,
+    });
+    Ok(web::json(StatusCode::OK, &answer))
 }
 
 /// Cache keys (`{video}/{path}`) of the objects a player needs first.

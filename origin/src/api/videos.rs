@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::meta::ondemand::Pin;
 use crate::meta::{self, Audit, NewVideo, StateChange, Video, VideoPatch, VideoQuery, VideoState, Webhook};
 use crate::notify::VideoEvent;
-use crate::sign::{PlaybackGrant, UploadGrant, is_safe_name, query_param};
+use crate::sign::{PlaybackGrant, Scope, UploadGrant, is_safe_name, query_param};
 use crate::storage;
 use crate::web::{self, Request, Response};
 
@@ -256,14 +256,22 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
         video: id.to_owned(),
         expires: now_secs() + app.config.playback_ttl.as_secs() as i64,
         viewer: asked.viewer_id,
+        scope: Scope::Delivery,
     };
+    // Two capabilities: the delivery token rides in every URL a PoP serves; the key token
+    // goes only to the key service, so no PoP ever holds anything that fetches a key.
     let token = app.signer.playback_token(&grant);
+    let key_token = app.signer.playback_token(&PlaybackGrant { scope: Scope::Keys, ..grant.clone() });
     let base = format!("{}/p/{token}/{id}", app.config.playback_url.trim_end_matches('/'));
+    let keys = format!("{}/v1/keys/{id}", app.config.key_url);
     Ok(web::json(
         StatusCode::OK,
         &serde_json::json!({
             "token": token,
+            "key_token": key_token,
             "expires_at": grant.expires,
+            "key_url": keys,
+            "licence_url": format!("{keys}/licence"),
             "master_url": format!("{base}/{}", encoder::layout::MASTER_PLAYLIST),
             "poster_url": format!("{base}/{}", encoder::layout::POSTER),
             "storyboard_url": format!("{base}/{}", encoder::layout::STORYBOARD_VTT),

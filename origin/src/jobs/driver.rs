@@ -131,7 +131,7 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
         out_dir: PathBuf::from(publish_ref(&job.video)),
         pipeline: app.pipeline.clone(),
         // The key stays in the key service: each packaging worker fetches it for itself.
-        encryption: Some(super::packaging_encryption()),
+        encryption: Some(super::packaging_encryption(&app.config, &job.video)),
         work_dir: app.scratch(&job.job),
         limits: Limits { max_bytes: app.config.max_upload_bytes, ..Limits::default() },
         keep_work_dir: false,

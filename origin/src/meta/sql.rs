@@ -7,6 +7,7 @@
 //! and upload parts travel as JSON text.
 
 mod ondemand;
+mod pops;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};

@@ -137,7 +137,7 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
     super::policy::check_servable(app, &task.video).await?;
     let plan = app.jit.plan(app, &task.video).await?.ok_or_else(|| Error::not_found("on-demand plan"))?;
     let (source, overlay) = crate::jobs::staging::source_for_segments(app, &task.video, plan.overlay.is_some()).await?;
-    let mut encryption = crate::jobs::packaging_encryption();
+    let mut encryption = crate::jobs::packaging_encryption(&app.config, &task.video);
     let key =
         app.keys.content_key(app.meta.as_ref(), &task.video).await?.ok_or_else(|| Error::not_found("content key"))?;
     encryption.key_hex = pop_config::token::hex(&key);

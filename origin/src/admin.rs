@@ -1,0 +1,157 @@
+//! Operator commands that act on an origin's database and secrets without a running server:
+//! enrolling and revoking PoPs (`origin pops ...`) and rotating signing and master keys
+//! (`origin keys ...`). Each returns the text to print; the binary only parses arguments.
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keys::KeyService;
+use crate::meta::pops::PopStore;
+use crate::meta::sql::SqlStore;
+use crate::pops::Enrolment;
+use crate::secrets::Secrets;
+
+/// A PoP registry command.
+#[derive(Debug, Clone)]
+pub enum PopCommand {
+    /// Enrol or re-enrol (a new credential) a PoP.
+    Enrol(Enrolment),
+    /// Refuse the PoP's credential from now on.
+    Revoke(String),
+    /// Accept a revoked PoP's credential again.
+    Enable(String),
+    /// Every PoP.
+    List,
+}
+
+/// Runs a registry command against the configured database.
+pub async fn pops(config: &Config, command: PopCommand) -> Result<String> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    let now = crate::meta::now();
+    match command {
+        PopCommand::Enrol(e) => {
+            let credential = crate::pops::enrol(&store, &e, now).await?;
+            let role = if e.partner { "partner" } else { "own" };
+            Ok(format!(
+                "enrolled PoP {} ({role}, region {}). Its credential, shown only now:\n{credential}\n\
+                 In its pop.toml: [pop] id = \"{}\", region = \"{}\"{}; [origin] credential = \"...\" \
+                 (or credential_file); [[tokens]] from `origin keys pop-toml`.",
+                e.id,
+                e.region,
+                e.id,
+                e.region,
+                if e.partner { ", partner = true" } else { "" },
+            ))
+        }
+        PopCommand::Revoke(id) => switch(&store, &id, false, now).await,
+        PopCommand::Enable(id) => switch(&store, &id, true, now).await,
+        PopCommand::List => {
+            let mut out = String::from("id\tregion\trole\tstate\n");
+            for p in store.pops().await? {
+                let role = if p.partner { "partner" } else { "own" };
+                let state = if p.enabled { "enabled" } else { "revoked" };
+                let _ = writeln!(out, "{}\t{}\t{role}\t{state}", p.id, p.region);
+            }
+            Ok(out)
+        }
+    }
+}
+
+async fn switch(store: &dyn PopStore, id: &str, enabled: bool, now: i64) -> Result<String> {
+    if !store.set_pop_enabled(id, enabled, now).await? {
+        return Err(Error::Config(format!("no PoP `{id}` is enrolled")));
+    }
+    Ok(if enabled { format!("PoP {id} enabled") } else { format!("PoP {id} revoked: its next request is refused") })
+}
+
+/// A key command.
+#[derive(Debug, Clone)]
+pub enum KeyCommand {
+    /// The `[[tokens]]` entries PoPs configure: every signing key's public half.
+    PopToml,
+    /// A new signing key, not yet signing.
+    Add,
+    /// Make a key the one that signs.
+    Activate(String),
+    /// Forget a key: what it signed is refused from now on.
+    Retire(String),
+    /// A new master key version, and every content key re-wrapped with it.
+    RotateMaster,
+    /// Re-wrap stragglers, then drop master keys older than the newest.
+    RetireMasters,
+}
+
+/// Runs a key command on the data folder's secrets (and the database, for master keys).
+pub async fn keys(config: &Config, command: KeyCommand) -> Result<String> {
+    if let KeyCommand::PopToml = command {
+        let secrets = Secrets::load(&config.data_dir, config.signing_key.as_deref(), config.master_key.as_deref())?;
+        return Ok(pop_toml(&secrets));
+    }
+    if config.signing_key.is_some() || config.master_key.is_some() {
+        return Err(Error::Config(
+            "signing_key or master_key is set in the configuration: rotate them there, not in secrets.json".into(),
+        ));
+    }
+    let dir = &config.data_dir;
+    let mut secrets = Secrets::from_file(dir)?;
+    let text = match command {
+        KeyCommand::PopToml => unreachable!("answered above"),
+        KeyCommand::Add => {
+            let kid = secrets.add_signing_key()?;
+            format!("added signing key {kid}; give PoPs its public key (`origin keys pop-toml`), then activate it")
+        }
+        KeyCommand::Activate(kid) => {
+            secrets.activate(&kid)?;
+            format!("{kid} signs from the next origin start; keep the old key until what it signed expires")
+        }
+        KeyCommand::Retire(kid) => {
+            secrets.retire(&kid)?;
+            format!("retired {kid}; remove it from every PoP's [[tokens]]")
+        }
+        KeyCommand::RotateMaster => {
+            let version = secrets.add_master_key()?;
+            secrets.save(dir)?;
+            let moved = rewrap(config, &secrets).await?;
+            return Ok(format!(
+                "master key {version} wraps now; {moved} content keys re-wrapped, no segment touched. Restart the \
+                 origins, then `origin keys retire-masters`"
+            ));
+        }
+        KeyCommand::RetireMasters => {
+            let moved = rewrap(config, &secrets).await?;
+            let newest = secrets.masters.last().map_or(1, |(v, _)| *v);
+            secrets.retire_masters_before(newest);
+            format!("{moved} more content keys re-wrapped; master keys before {newest} dropped")
+        }
+    };
+    secrets.save(dir)?;
+    Ok(text)
+}
+
+async fn rewrap(config: &Config, secrets: &Secrets) -> Result<u64> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    KeyService::versioned(&secrets.masters).rewrap_all(&store).await
+}
+
+/// The `[[tokens]]` entries of every signing key, the active one marked.
+pub fn pop_toml(secrets: &Secrets) -> String {
+    let mut out = String::new();
+    for key in secrets.signing_keys() {
+        let note = if key.kid == secrets.active_kid { " # signs now" } else { "" };
+        let public = key.public();
+        let _ = writeln!(out, "[[tokens]]\nkid = \"{}\"\npublic_key = \"{}\"{note}\n", public.kid, public.to_hex());
+    }
+    out
+}
+
+/// Writes a credential to a new file only its owner can read.
+pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(Error::io(format!("create {}", path.display())))?;
+    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(Error::io(format!("write {}", path.display())))
+}

@@ -1,0 +1,82 @@
+//! `PopStore` over the same SQLite or PostgreSQL pool as the rest of the metadata.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, key_from};
+use crate::error::Result;
+use crate::meta::pops::{PopRecord, PopStore};
+use crate::meta::{Millis, WrappedKey};
+
+#[async_trait]
+impl PopStore for SqlStore {
+    async fn enrol_pop(&self, p: &PopRecord) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO pops (id, region, partner, enabled, credential_sha256, enrolled_at, changed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET region = excluded.region, \
+             partner = excluded.partner, enabled = excluded.enabled, \
+             credential_sha256 = excluded.credential_sha256, changed_at = excluded.changed_at",
+        )
+        .bind(p.id.clone())
+        .bind(p.region.clone())
+        .bind(i64::from(p.partner))
+        .bind(i64::from(p.enabled))
+        .bind(p.credential_sha256.clone())
+        .bind(p.enrolled_at)
+        .bind(p.changed_at);
+        self.execute(query).await
+    }
+
+    async fn pop(&self, id: &str) -> Result<Option<PopRecord>> {
+        self.optional(sqlx::query("SELECT * FROM pops WHERE id = $1").bind(id.to_owned()), pop_from).await
+    }
+
+    async fn pops(&self) -> Result<Vec<PopRecord>> {
+        self.all(sqlx::query("SELECT * FROM pops ORDER BY id"), pop_from).await
+    }
+
+    async fn set_pop_enabled(&self, id: &str, enabled: bool, now: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE pops SET enabled = $1, changed_at = $2 WHERE id = $3")
+            .bind(i64::from(enabled))
+            .bind(now)
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn keys_wrapped_before(&self, version: u32, limit: usize) -> Result<Vec<WrappedKey>> {
+        let query = sqlx::query("SELECT * FROM wrapped_keys WHERE master_version < $1 ORDER BY video_id LIMIT $2")
+            .bind(i64::from(version))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.all(query, key_from).await
+    }
+
+    async fn rewrap_key(&self, from_version: u32, k: &WrappedKey) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE wrapped_keys SET master_version = $1, nonce = $2, sealed = $3 \
+             WHERE video_id = $4 AND master_version = $5",
+        )
+        .bind(i64::from(k.master_version))
+        .bind(k.nonce.clone())
+        .bind(k.sealed.clone())
+        .bind(k.video_id.clone())
+        .bind(i64::from(from_version))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+fn pop_from(row: &AnyRow) -> Result<PopRecord> {
+    Ok(PopRecord {
+        id: row.try_get("id")?,
+        region: row.try_get("region")?,
+        partner: row.try_get::<i64, _>("partner")? != 0,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        credential_sha256: row.try_get("credential_sha256")?,
+        enrolled_at: row.try_get("enrolled_at")?,
+        changed_at: row.try_get("changed_at")?,
+    })
+}

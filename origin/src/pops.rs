@@ -1,0 +1,68 @@
+//! PoP identity (P16, P18): enrolment issues a PoP its own credential, `{id}.{secret}`, of
+//! which the registry keeps only a SHA-256; every PoP route authenticates with it, and a
+//! revoked PoP is refused at its next request (`403 pop_revoked`) while the others go on.
+
+use http::{StatusCode, header};
+use ring::digest::{SHA256, digest};
+
+use crate::error::{Error, Result};
+use crate::meta::pops::{PopRecord, PopStore};
+use crate::sign::{constant_eq, is_safe_name};
+use crate::web::Request;
+
+/// What enrolment records about a PoP.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    /// PoP id (`[pop] id` in its `pop.toml`).
+    pub id: String,
+    /// Region it serves.
+    pub region: String,
+    /// Run by a partner.
+    pub partner: bool,
+}
+
+/// Enrols (or re-enrols, replacing its credential) a PoP; its new credential, shown once.
+pub async fn enrol(store: &dyn PopStore, e: &Enrolment, now: i64) -> Result<String> {
+    if !is_safe_name(&e.id) || !is_safe_name(&e.region) {
+        return Err(Error::Config("PoP id and region: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`".into()));
+    }
+    let credential = format!("{}.{}", e.id, crate::secrets::random_hex(32)?);
+    let enrolled_at = store.pop(&e.id).await?.map_or(now, |p| p.enrolled_at);
+    let record = PopRecord {
+        id: e.id.clone(),
+        region: e.region.clone(),
+        partner: e.partner,
+        enabled: true,
+        credential_sha256: fingerprint(&credential),
+        enrolled_at,
+        changed_at: now,
+    };
+    store.enrol_pop(&record).await?;
+    Ok(credential)
+}
+
+/// The PoP behind `Authorization: Bearer {id}.{secret}`: `401` without a valid credential,
+/// `403 pop_revoked` once revoked.
+pub async fn authenticate(store: &dyn PopStore, req: &Request) -> Result<PopRecord> {
+    let unauthenticated = || Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a PoP credential is required");
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(unauthenticated)?;
+    let id = given.split_once('.').map(|(id, _)| id).filter(|id| is_safe_name(id)).ok_or_else(unauthenticated)?;
+    let pop = store.pop(id).await?.ok_or_else(unauthenticated)?;
+    if !constant_eq(fingerprint(given).as_bytes(), pop.credential_sha256.as_bytes()) {
+        return Err(unauthenticated());
+    }
+    if !pop.enabled {
+        return Err(Error::forbidden("pop_revoked", format!("PoP {id} is revoked")));
+    }
+    Ok(pop)
+}
+
+fn fingerprint(credential: &str) -> String {
+    pop_config::token::hex(digest(&SHA256, credential.as_bytes()).as_ref())
+}
