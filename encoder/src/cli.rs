@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
@@ -16,6 +16,7 @@ use crate::executor::LocalExecutor;
 use crate::jit::Materialise;
 use crate::media::Limits;
 use crate::pipeline::Pipeline;
+use crate::task::Protection;
 use crate::transcode::{KeyRequest, TranscodeRequest, transcode};
 use crate::{dag, ffmpeg};
 
@@ -29,6 +30,24 @@ use crate::{dag, ffmpeg};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--protection` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProtectionArg {
+    Aes128,
+    Cbcs,
+    Both,
+}
+
+impl From<ProtectionArg> for Protection {
+    fn from(p: ProtectionArg) -> Self {
+        match p {
+            ProtectionArg::Aes128 => Self::Aes128,
+            ProtectionArg::Cbcs => Self::Cbcs,
+            ProtectionArg::Both => Self::Both,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,9 +65,17 @@ enum Command {
         /// Print one JSON event per line instead of progress bars.
         #[arg(long)]
         json: bool,
-        /// Encrypt media segments with AES-128 (HLS METHOD=AES-128).
+        /// Encrypt media segments (see --protection).
         #[arg(long)]
         encrypt: bool,
+        /// With --encrypt: aes128 (HLS AES-128), cbcs (CENC in cbcs/, DASH + HLS
+        /// SAMPLE-AES) or both.
+        #[arg(long, value_enum, default_value = "aes128")]
+        protection: ProtectionArg,
+        /// ClearKey licence URL written into the DASH manifest (cbcs); `{video}` becomes
+        /// the video id.
+        #[arg(long, default_value = "")]
+        licence_uri: String,
         /// Where the content key is written [default: OUT.key, beside the output folder].
         #[arg(long)]
         key_file: Option<PathBuf>,
@@ -125,6 +152,8 @@ pub fn main() -> i32 {
             pipeline,
             json,
             encrypt,
+            protection,
+            licence_uri,
             key_file,
             key_uri,
             video_id,
@@ -145,6 +174,8 @@ pub fn main() -> i32 {
                     out.with_file_name(format!("{name}.key"))
                 }),
                 key_uri,
+                profile: protection.into(),
+                licence_uri,
             });
             let req = TranscodeRequest {
                 input,

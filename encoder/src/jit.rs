@@ -161,7 +161,9 @@ pub struct SegmentsRequest {
     pub first: usize,
     /// Segments to encode.
     pub count: usize,
-    /// Protection of the published rungs (the key filled in by the worker itself).
+    /// Protection of the segments (the key filled in by the worker itself). Its profile
+    /// names the tree the segments are for: `aes128` for the top level, `cbcs` for `cbcs/`
+    /// (see [`crate::layout::tree_of`]); `both` is refused.
     pub encryption: Option<Encryption>,
     /// Samples in the first fragment of each segment, then in each later one.
     pub fragments: FragmentPolicy,

@@ -3,12 +3,22 @@
 //!
 //! ```text
 //! master.m3u8              HLS multivariant playlist (written last: its presence means complete)
-//! manifest.mpd             DASH manifest over the same segments (clear output only)
+//! manifest.mpd             DASH manifest: over the top-level segments for clear output,
+//!                          over the cbcs/ segments whenever cbcs is written
 //! {rendition}/init.mp4     CMAF header (always clear)
 //! {rendition}/seg_NNNNN.m4s CMAF media segments, numbered from 0 (AES-128 when encrypted)
 //! {rendition}/index.m3u8   HLS media playlist
+//! cbcs/master.m3u8         HLS multivariant playlist of the cbcs tree
+//! cbcs/{rendition}/init.mp4      CMAF header with encv/enca + sinf and a pssh (no sample data)
+//! cbcs/{rendition}/seg_NNNNN.m4s CENC 'cbcs' media segments (senc/saiz/saio), same numbering
+//! cbcs/{rendition}/index.m3u8    HLS media playlist, METHOD=SAMPLE-AES
 //! poster.jpg  storyboard.jpg  storyboard.vtt
 //! ```
+//!
+//! Which trees exist depends on the protection profile ([`crate::task::Protection`]):
+//! clear output and `aes128` write only the top level; `both` adds `cbcs/` and the MPD;
+//! `cbcs` writes only `cbcs/`, the MPD, and a top-level `master.m3u8` whose variants point
+//! into `cbcs/` (so "`master.m3u8` exists" still means complete).
 
 /// HLS multivariant playlist.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -34,6 +44,35 @@ pub fn segment_name(n: usize) -> String {
 
 /// The DASH `$Number$` template matching [`segment_name`].
 pub const DASH_SEGMENT_TEMPLATE: &str = "seg_$Number%05d$.m4s";
+
+/// Folder of the cbcs tree: the same rendition layout again, below it.
+pub const CBCS_TREE: &str = "cbcs";
+
+/// The path of `relative` (a path of the top-level layout, e.g. `720p/seg_00003.m4s`) in
+/// the cbcs tree.
+pub fn cbcs_path(relative: &str) -> String {
+    format!("{CBCS_TREE}/{relative}")
+}
+
+/// Which tree a published path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// The top level: clear or AES-128 segments.
+    Top,
+    /// `cbcs/`: CENC 'cbcs' segments.
+    Cbcs,
+}
+
+/// Splits a published path into its tree and its path within that tree's rendition
+/// layout: `cbcs/720p/seg_00003.m4s` is `(Cbcs, "720p/seg_00003.m4s")`, `720p/init.mp4`
+/// is `(Top, "720p/init.mp4")`. A server that encodes a missing segment just in time uses
+/// this to choose the protection of the encode (see `jit::SegmentsRequest::encryption`).
+pub fn tree_of(path: &str) -> (Tree, &str) {
+    match path.strip_prefix(CBCS_TREE).and_then(|rest| rest.strip_prefix('/')) {
+        Some(rest) => (Tree::Cbcs, rest),
+        None => (Tree::Top, path),
+    }
+}
 
 /// What kind of object a published path is, so servers can pick caching rules without
 /// knowing anything else about media.
@@ -66,5 +105,18 @@ mod tests {
         assert_eq!(object_kind("720p/seg_00001.m4s"), Some(ObjectKind::Immutable));
         assert_eq!(object_kind(MASTER_PLAYLIST), Some(ObjectKind::Manifest));
         assert_eq!(object_kind("key.bin"), None);
+    }
+
+    #[test]
+    fn the_cbcs_tree_mirrors_the_top_level() {
+        let seg = cbcs_path(&format!("720p/{}", segment_name(3)));
+        assert_eq!(seg, "cbcs/720p/seg_00003.m4s");
+        assert_eq!(tree_of(&seg), (Tree::Cbcs, "720p/seg_00003.m4s"));
+        assert_eq!(tree_of("720p/init.mp4"), (Tree::Top, "720p/init.mp4"));
+        assert_eq!(tree_of("cbcsx/a.m4s"), (Tree::Top, "cbcsx/a.m4s"));
+        assert_eq!(object_kind(&seg), Some(ObjectKind::Immutable));
+        assert_eq!(object_kind(&cbcs_path(INIT_SEGMENT)), Some(ObjectKind::Immutable));
+        assert_eq!(object_kind(&cbcs_path(MASTER_PLAYLIST)), Some(ObjectKind::Manifest));
+        assert_eq!(object_kind(&cbcs_path(&format!("720p/{MEDIA_PLAYLIST}"))), Some(ObjectKind::Manifest));
     }
 }

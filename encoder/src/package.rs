@@ -4,12 +4,14 @@
 //! is written last, so its presence means the tree is complete.
 
 pub mod bitstream;
+pub mod cenc;
 pub mod cmaf;
 pub mod crypt;
 pub mod dash;
 pub mod fragment;
 pub mod hls;
 pub mod segmenter;
+mod trees;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use crate::task::{
     EncodedLadder, EncodedPart, Encryption, OnDemandInputs, PackageSummary, RenditionSummary, TaskContext, Thumbnails,
 };
 use segmenter::{CutRule, PartStream};
+use trees::{RenditionWriter, Trees, write_file};
 
 /// Inputs of one package run.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +44,7 @@ pub struct PackageJob<'a> {
     pub segment_seconds: f64,
     /// Destination.
     pub out_dir: &'a Path,
-    /// AES-128 settings.
+    /// Protection: which trees are written and with which key; `None` is clear output.
     pub encryption: Option<&'a Encryption>,
     /// What to leave for later encodes, when the job keeps an on-demand plan.
     pub on_demand: Option<&'a OnDemandInputs>,
@@ -61,13 +64,25 @@ struct Packaged {
     sample_rate: u32,
     channels: u32,
     timescale: u32,
-    /// (start ticks, duration ticks, bytes) per segment.
+    /// (start ticks, duration ticks, bytes) per segment: bytes of the top-level copy, or of
+    /// the cbcs copy when only cbcs is written.
     segments: Vec<(i64, i64, u64)>,
+    /// Bytes of each segment's cbcs copy, when the cbcs tree is written.
+    cbcs_bytes: Vec<u64>,
     /// Not encoded yet: sizes are estimated from the rung's cap.
     on_demand: bool,
 }
 
 impl Packaged {
+    /// This rendition as the cbcs tree has it (its segment sizes).
+    fn in_cbcs_tree(&self) -> Self {
+        let mut p = self.clone();
+        for (s, &bytes) in p.segments.iter_mut().zip(&self.cbcs_bytes) {
+            s.2 = bytes;
+        }
+        p
+    }
+
     fn durations(&self) -> Vec<f64> {
         self.segments.iter().map(|s| s.1 as f64 / f64::from(self.timescale)).collect()
     }
@@ -106,7 +121,7 @@ impl Packaged {
 /// Runs the package task.
 pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<PackageSummary> {
     fs::create_dir_all(job.out_dir).map_err(Error::io("create output folder", job.out_dir))?;
-    let key = job.encryption.map(|e| crypt::parse_key(&e.key_hex)).transpose()?;
+    let trees = Trees::for_job(job.encryption)?;
     let segment_ticks = (job.segment_seconds * f64::from(VIDEO_TIMESCALE)).round() as i64;
     let total: usize = job.ladders.iter().map(|l| l.parts.len()).sum::<usize>() + usize::from(job.audio.is_some());
     let mut files = Vec::new();
@@ -114,14 +129,8 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
     for ladder in job.ladders {
         for (rung, part) in ladder.rungs.iter().zip(&ladder.parts) {
             ctx.check()?;
-            let mut p = package_rendition(
-                store,
-                part,
-                job.out_dir,
-                CutRule::Keyframe { segment_ticks },
-                key.as_ref(),
-                &mut files,
-            )?;
+            let mut p =
+                package_rendition(store, part, job.out_dir, CutRule::Keyframe { segment_ticks }, &trees, &mut files)?;
             p.width = rung.width;
             p.height = rung.height;
             videos.push(p);
@@ -141,7 +150,7 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
     let floor = videos[0].clone();
     for ladder in job.ladders {
         for d in &ladder.deferred {
-            videos.push(deferred_rendition(store, &d.rung, &d.template, &floor, job.out_dir, &mut files)?);
+            videos.push(deferred_rendition(store, &d.rung, &d.template, &floor, job.out_dir, &trees, &mut files)?);
         }
     }
     // Lowest rung first, whichever were encoded now: the order every reader of the summary sees.
@@ -149,7 +158,7 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
     let audio = match job.audio {
         Some(part) => {
             let rule = audio_cuts(&floor, part, store)?;
-            Some(package_rendition(store, part, job.out_dir, rule, key.as_ref(), &mut files)?)
+            Some(package_rendition(store, part, job.out_dir, rule, &trees, &mut files)?)
         }
         None => None,
     };
@@ -160,7 +169,7 @@ pub fn run(job: &PackageJob<'_>, store: &Store, ctx: &TaskContext) -> Result<Pac
         Some(inputs) => write_plan(store, job, inputs, &floor)?,
         None => Vec::new(),
     };
-    let mut summary = write_playlists(job, &videos, audio.as_ref(), &mut files)?;
+    let mut summary = write_playlists(job, &trees, &videos, audio.as_ref(), &mut files)?;
     summary.source_files = source_files;
     Ok(summary)
 }
@@ -174,16 +183,14 @@ fn deferred_rendition(
     template_key: &str,
     floor: &Packaged,
     out_dir: &Path,
+    trees: &Trees,
     files: &mut Vec<String>,
 ) -> Result<Packaged> {
     let path = store.path(template_key)?;
     let hex = fs::read_to_string(&path).map_err(Error::io("read", &path))?;
     let template = crypt::hex_decode(hex.trim()).ok_or_else(|| Error::Internal("bad init template".into()))?;
     let track = cmaf::Track::from_template(&template, VIDEO_TIMESCALE)?;
-    let dir = out_dir.join(&rung.name);
-    fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
-    write_file(&dir.join(layout::INIT_SEGMENT), &track.init_segment()?)?;
-    files.push(format!("{}/{}", rung.name, layout::INIT_SEGMENT));
+    RenditionWriter::open(out_dir, &rung.name, &track, trees, files)?;
     let bytes_at_cap =
         |ticks: i64| (f64::from(rung.max_bitrate) / 8.0 * ticks as f64 / f64::from(VIDEO_TIMESCALE)) as u64;
     Ok(Packaged {
@@ -196,6 +203,7 @@ fn deferred_rendition(
         channels: 0,
         timescale: VIDEO_TIMESCALE,
         segments: floor.segments.iter().map(|&(t, d, _)| (t, d, bytes_at_cap(d))).collect(),
+        cbcs_bytes: floor.segments.iter().map(|&(_, d, _)| bytes_at_cap(d)).collect(),
         on_demand: true,
     })
 }
@@ -238,7 +246,7 @@ fn package_rendition(
     part: &EncodedPart,
     out_dir: &Path,
     rule: CutRule,
-    key: Option<&[u8; 16]>,
+    trees: &Trees,
     files: &mut Vec<String>,
 ) -> Result<Packaged> {
     let paths = part.keys.iter().map(|k| store.path(k)).collect::<Result<Vec<PathBuf>>>()?;
@@ -247,19 +255,14 @@ fn package_rendition(
     let template =
         crypt::hex_decode(&header.init_template).ok_or_else(|| Error::Internal("bad init template".into()))?;
     let track = cmaf::Track::from_template(&template, header.timescale)?;
-    let dir = out_dir.join(&part.name);
-    fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
-    write_file(&dir.join(layout::INIT_SEGMENT), &track.init_segment()?)?;
-    files.push(format!("{}/{}", part.name, layout::INIT_SEGMENT));
+    let mut writer = RenditionWriter::open(out_dir, &part.name, &track, trees, files)?;
     let mut segments = Vec::new();
-    segmenter::segment(&mut stream, rule, |mut seg| {
-        if let Some(key) = key {
-            crypt::encrypt_segment(key, seg.index as u64, &mut seg.bytes)?;
-        }
-        let name = layout::segment_name(seg.index);
-        write_file(&dir.join(&name), &seg.bytes)?;
-        files.push(format!("{}/{name}", part.name));
-        segments.push((seg.start, seg.duration, seg.bytes.len() as u64));
+    let mut cbcs_bytes = Vec::new();
+    segmenter::segment(&mut stream, rule, |seg| {
+        let written = writer.write(&seg, files)?;
+        let bytes = written.top.or(written.cbcs).unwrap_or_default();
+        segments.push((seg.start, seg.duration, bytes));
+        cbcs_bytes.extend(written.cbcs);
         Ok(())
     })?;
     Ok(Packaged {
@@ -272,6 +275,7 @@ fn package_rendition(
         channels: header.channels,
         timescale: header.timescale,
         segments,
+        cbcs_bytes,
         on_demand: false,
     })
 }
@@ -298,35 +302,41 @@ fn publish_pictures(store: &Store, t: &Thumbnails, out_dir: &Path, files: &mut V
 
 fn write_playlists(
     job: &PackageJob<'_>,
+    trees: &Trees,
     videos: &[Packaged],
     audio: Option<&Packaged>,
     files: &mut Vec<String>,
 ) -> Result<PackageSummary> {
-    let key_uri = job.encryption.map(|e| e.key_uri.as_str());
-    for p in videos.iter().chain(audio) {
-        if job.spec.hls {
-            let text = hls::MediaPlaylist { durations: &p.durations(), key_uri }.render();
-            write_file(&job.out_dir.join(&p.name).join(layout::MEDIA_PLAYLIST), text.as_bytes())?;
-            files.push(format!("{}/{}", p.name, layout::MEDIA_PLAYLIST));
+    let cbcs_videos: Vec<Packaged> = videos.iter().map(Packaged::in_cbcs_tree).collect();
+    let cbcs_audio = audio.map(Packaged::in_cbcs_tree);
+    if job.spec.hls {
+        if trees.top.is_some() {
+            let key = trees::top_key(job.encryption);
+            write_media_playlists(job.out_dir, "", videos, audio, key, files)?;
+        }
+        if trees.cbcs.is_some() {
+            write_cbcs_playlists(job, &cbcs_videos, cbcs_audio.as_ref(), files)?;
         }
     }
     let duration = videos[0].duration();
-    // AES-128 whole-segment encryption is HLS-only; DASH needs CENC for protected content.
-    let dash = job.spec.dash && job.encryption.is_none();
+    // AES-128 whole-segment encryption is HLS-only: DASH is written over clear segments,
+    // or over the cbcs tree whenever there is one.
+    let dash = job.spec.dash && (trees.cbcs.is_some() || job.encryption.is_none());
     if dash {
-        write_file(&job.out_dir.join(layout::DASH_MANIFEST), dash_manifest(duration, videos, audio).as_bytes())?;
+        let mpd = match &trees.cbcs {
+            Some(key) => protected_dash_manifest(duration, &cbcs_videos, cbcs_audio.as_ref(), key, job.encryption),
+            None => dash_manifest(duration, videos, audio, &dash::ManifestOptions::default()),
+        };
+        write_file(&job.out_dir.join(layout::DASH_MANIFEST), mpd.as_bytes())?;
         files.push(layout::DASH_MANIFEST.to_owned());
     }
     if job.spec.hls {
-        let master = hls::master_playlist(
-            &variants(videos, audio),
-            audio
-                .map(|a| hls::AudioGroup {
-                    uri: format!("{}/{}", a.name, layout::MEDIA_PLAYLIST),
-                    channels: a.channels,
-                })
-                .as_ref(),
-        );
+        // Last and atomically: its presence means the output is complete. With cbcs only,
+        // it is the cbcs tree's, its URIs reaching into `cbcs/`.
+        let master = match trees.top {
+            Some(_) => master_playlist(videos, audio, ""),
+            None => master_playlist(&cbcs_videos, cbcs_audio.as_ref(), &format!("{}/", layout::CBCS_TREE)),
+        };
         store::write_atomic(&job.out_dir.join(layout::MASTER_PLAYLIST), master.as_bytes())?;
         files.push(layout::MASTER_PLAYLIST.to_owned());
     }
@@ -340,7 +350,54 @@ fn write_playlists(
     })
 }
 
-fn variants(videos: &[Packaged], audio: Option<&Packaged>) -> Vec<hls::Variant> {
+/// The media playlists of the renditions in the tree at `root` ("" or "cbcs/").
+fn write_media_playlists(
+    out_dir: &Path,
+    root: &str,
+    videos: &[Packaged],
+    audio: Option<&Packaged>,
+    key: Option<hls::Key<'_>>,
+    files: &mut Vec<String>,
+) -> Result<()> {
+    for p in videos.iter().chain(audio) {
+        let text = hls::MediaPlaylist { durations: &p.durations(), key }.render();
+        let path = format!("{root}{}/{}", p.name, layout::MEDIA_PLAYLIST);
+        write_file(&out_dir.join(&path), text.as_bytes())?;
+        files.push(path);
+    }
+    Ok(())
+}
+
+/// The cbcs tree's media playlists (`METHOD=SAMPLE-AES`) and its own multivariant playlist.
+fn write_cbcs_playlists(
+    job: &PackageJob<'_>,
+    videos: &[Packaged],
+    audio: Option<&Packaged>,
+    files: &mut Vec<String>,
+) -> Result<()> {
+    let uri = job.encryption.map(|e| trees::cbcs_key_uri(&e.key_uri)).unwrap_or_default();
+    let root = format!("{}/", layout::CBCS_TREE);
+    write_media_playlists(job.out_dir, &root, videos, audio, Some(hls::Key::SampleAes { uri: &uri }), files)?;
+    let path = layout::cbcs_path(layout::MASTER_PLAYLIST);
+    store::write_atomic(&job.out_dir.join(&path), master_playlist(videos, audio, "").as_bytes())?;
+    files.push(path);
+    Ok(())
+}
+
+/// A multivariant playlist whose media playlist URIs start with `root`.
+fn master_playlist(videos: &[Packaged], audio: Option<&Packaged>, root: &str) -> String {
+    hls::master_playlist(
+        &variants(videos, audio, root),
+        audio
+            .map(|a| hls::AudioGroup {
+                uri: format!("{root}{}/{}", a.name, layout::MEDIA_PLAYLIST),
+                channels: a.channels,
+            })
+            .as_ref(),
+    )
+}
+
+fn variants(videos: &[Packaged], audio: Option<&Packaged>, root: &str) -> Vec<hls::Variant> {
     let mut sorted: Vec<&Packaged> = videos.iter().collect();
     sorted.sort_by_key(|p| p.average());
     sorted
@@ -359,7 +416,7 @@ fn variants(videos: &[Packaged], audio: Option<&Packaged>) -> Vec<hls::Variant> 
                 None => (v.peak(), v.average(), v.codecs.clone()),
             };
             hls::Variant {
-                uri: format!("{}/{}", v.name, layout::MEDIA_PLAYLIST),
+                uri: format!("{root}{}/{}", v.name, layout::MEDIA_PLAYLIST),
                 bandwidth: peak,
                 average_bandwidth: avg,
                 width: v.width,
@@ -371,7 +428,30 @@ fn variants(videos: &[Packaged], audio: Option<&Packaged>) -> Vec<hls::Variant> 
         .collect()
 }
 
-fn dash_manifest(duration: f64, videos: &[Packaged], audio: Option<&Packaged>) -> String {
+/// The MPD over the cbcs tree, naming the KID, the ClearKey licence URL and the pssh.
+fn protected_dash_manifest(
+    duration: f64,
+    videos: &[Packaged],
+    audio: Option<&Packaged>,
+    key: &cenc::CencKey,
+    encryption: Option<&Encryption>,
+) -> String {
+    let protection = dash::ContentProtection {
+        scheme: "cbcs",
+        default_kid: key.kid_uuid(),
+        pssh_base64: cenc::base64(&cenc::boxes::pssh(key)),
+        licence_uri: encryption.map(|e| e.licence_uri.clone()).unwrap_or_default(),
+    };
+    let root = format!("{}/", layout::CBCS_TREE);
+    dash_manifest(duration, videos, audio, &dash::ManifestOptions { media_root: &root, protection: Some(&protection) })
+}
+
+fn dash_manifest(
+    duration: f64,
+    videos: &[Packaged],
+    audio: Option<&Packaged>,
+    options: &dash::ManifestOptions<'_>,
+) -> String {
     let rep = |p: &Packaged| dash::Representation {
         id: p.name.clone(),
         bandwidth: p.peak(),
@@ -402,9 +482,5 @@ fn dash_manifest(duration: f64, videos: &[Packaged], audio: Option<&Packaged>) -
     if let Some(a) = audio {
         sets.push(dash::AdaptationSet { content_type: "audio", representations: vec![rep(a)], timeline: timeline(a) });
     }
-    dash::manifest(duration, &sets)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    fs::write(path, bytes).map_err(Error::io("write", path))
+    dash::manifest_with(duration, &sets, options)
 }

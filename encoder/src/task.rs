@@ -94,6 +94,9 @@ impl TaskSpec {
 }
 
 /// Per-kind inputs.
+// A job holds a handful of these and they travel as JSON: boxing the package variant would
+// save nothing that matters and change the type every producer builds.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Work {
@@ -331,13 +334,53 @@ pub struct Thumbnails {
     pub vtt: String,
 }
 
-/// AES-128 packaging inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Protection inputs of the package task and of just-in-time encodes.
+///
+/// Fields added after the first release default when absent, so tasks queued by an older
+/// origin still parse (and mean AES-128, as they did).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encryption {
-    /// The content key, hex.
+    /// The content key, hex. The cbcs key, KID and IV are derived from it
+    /// ([`crate::package::cenc::CencKey::from_content_key`]).
     pub key_hex: String,
-    /// What the playlists put in `EXT-X-KEY:URI`.
+    /// The AES-128 key URI of the HLS playlists (`EXT-X-KEY:URI`), which returns the raw
+    /// 16-byte key. The cbcs playlists use the same URI (see [`Protection::Cbcs`]).
     pub key_uri: String,
+    /// Which trees are written.
+    #[serde(default)]
+    pub profile: Protection,
+    /// The ClearKey licence server (absolute URL) written into the DASH manifest's
+    /// `dashif:Laurl`; empty leaves it out (the player is then configured with it).
+    #[serde(default)]
+    pub licence_uri: String,
+}
+
+/// How the published segments are protected (see [`crate::layout`] for where each goes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protection {
+    /// HLS AES-128: whole segments, CBC, the sequence number as IV; no DASH manifest.
+    #[default]
+    Aes128,
+    /// Common Encryption 'cbcs' (ISO/IEC 23001-7) in `cbcs/`, with a DASH manifest
+    /// (ClearKey and the W3C common PSSH) and HLS `METHOD=SAMPLE-AES` playlists whose key
+    /// URI is `key_uri` (HLS `KEYFORMAT="identity"`). The top-level `master.m3u8` is then
+    /// the cbcs one, pointing into `cbcs/`.
+    Cbcs,
+    /// Both trees over the same encode: AES-128 at the top, cbcs in `cbcs/`.
+    Both,
+}
+
+impl Protection {
+    /// Whether the top-level (AES-128) tree is written.
+    pub fn writes_aes128(self) -> bool {
+        matches!(self, Self::Aes128 | Self::Both)
+    }
+
+    /// Whether the `cbcs/` tree and the DASH manifest are written.
+    pub fn writes_cbcs(self) -> bool {
+        matches!(self, Self::Cbcs | Self::Both)
+    }
 }
 
 /// What the package task produced.

@@ -15,7 +15,7 @@ use crate::job::{self, JobReport, JobRequest};
 use crate::media::Limits;
 use crate::package::crypt::hex_encode;
 use crate::pipeline::Pipeline;
-use crate::task::Encryption;
+use crate::task::{Encryption, Protection};
 
 /// Where the content key goes and how playlists name it.
 #[derive(Debug, Clone)]
@@ -24,6 +24,11 @@ pub struct KeyRequest {
     pub key_file: PathBuf,
     /// URI written into `EXT-X-KEY`; `{video}` is replaced by the video id.
     pub key_uri: String,
+    /// Which trees are written (AES-128, cbcs or both).
+    pub profile: Protection,
+    /// ClearKey licence URL for the DASH manifest (cbcs); `{video}` is replaced by the
+    /// video id; empty leaves it out.
+    pub licence_uri: String,
 }
 
 /// A transcode request.
@@ -112,7 +117,8 @@ fn write_key(k: &KeyRequest, out_dir: &Path, video_id: &str) -> Result<Encryptio
     let path = key_dir.join(k.key_file.file_name().ok_or_else(|| Error::Invalid("key file needs a name".into()))?);
     crate::store::write_atomic(&path, &key)?;
     restrict(&path)?;
-    Ok(Encryption { key_hex: hex_encode(&key), key_uri: uri })
+    let licence_uri = k.licence_uri.replace("{video}", video_id);
+    Ok(Encryption { key_hex: hex_encode(&key), key_uri: uri, profile: k.profile, licence_uri })
 }
 
 #[cfg(unix)]

@@ -210,7 +210,7 @@ fn encrypted_just_in_time_segments_decrypt_like_stored_ones() {
     let plan: OnDemandPlan = serde_json::from_slice(&std::fs::read(out.join("source/plan.json")).unwrap()).unwrap();
     let key = std::fs::read(&key_file).unwrap();
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let encryption = Encryption { key_hex: hex, key_uri: "key".into() };
+    let encryption = Encryption { key_hex: hex, key_uri: "key".into(), ..Default::default() };
     let (pieces, _) = jit_with(&plan, &src, &dir.path().join("scratch"), &["480p"], 1, 1, Some(encryption));
     let mut seg = segment_of(&pieces, 0, 1);
     assert_eq!(seg.len() % 16, 0);

@@ -18,8 +18,7 @@ use crate::es::{EsHeader, EsPacket};
 use crate::jit::{SegmentsRequest, Span};
 use crate::ladder::Rung;
 use crate::media::VIDEO_TIMESCALE;
-use crate::package::crypt;
-use crate::package::fragment::{Emit, SpanLayout, SpanSegmenter};
+use crate::package::fragment::{Emit, Sealer, SpanLayout, SpanSegmenter};
 use crate::store::Store;
 use crate::task::TaskContext;
 
@@ -52,8 +51,7 @@ pub fn encode_segments(req: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> 
         .map(|name| plan.rung(name).map(|r| r.rung.clone()))
         .collect::<Option<Vec<Rung>>>()
         .ok_or_else(|| Error::Invalid(format!("unknown rung in {:?}", req.rungs)))?;
-    let key =
-        req.encryption.as_ref().filter(|e| !e.key_hex.is_empty()).map(|e| crypt::parse_key(&e.key_hex)).transpose()?;
+    let sealer = Sealer::for_request(req.encryption.as_ref())?;
     let store = Store::open(&req.scratch)?;
     let templates = Arc::new(Mutex::new(vec![String::new(); rungs.len()]));
     let fps = Rational(plan.media.video.frame_rate.0 as i32, plan.media.video.frame_rate.1.max(1) as i32);
@@ -70,7 +68,7 @@ pub fn encode_segments(req: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> 
             starts: plan.starts(&span),
             end: span.end,
             policy: req.fragments,
-            key,
+            sealer: sealer.clone(),
         };
         let sink = SpanSink { segmenter: SpanSegmenter::new(layout, emit.clone()), templates: templates.clone(), i };
         let job = RungJob {
@@ -233,7 +231,7 @@ struct SpanSink {
 impl PacketSink for SpanSink {
     fn open(&mut self, header: &EsHeader) -> Result<()> {
         self.templates.lock().expect("templates")[self.i] = header.init_template.clone();
-        Ok(())
+        self.segmenter.open(header)
     }
 
     fn packet(&mut self, p: EsPacket) -> Result<()> {

@@ -7,6 +7,7 @@ use mp4_atom::{
 };
 
 use crate::error::{Error, Result};
+use crate::package::cenc::{self, CencKey, FragmentEncryption, SampleEncryptor};
 
 /// Sample flags of a sync sample (depends on nothing).
 pub const SYNC_SAMPLE: u32 = 0x0200_0000;
@@ -63,6 +64,18 @@ impl Track {
             trex: vec![Trex { track_id: 1, default_sample_description_index: 1, ..Default::default() }],
         });
         Ok(Self { moov, codec, timescale })
+    }
+
+    /// The init segment of the track's cbcs form: the sample entry becomes `encv`/`enca`
+    /// with its `sinf`, and `moov` carries a common-system `pssh`. Still no sample data.
+    pub fn protected_init_segment(&self, key: &CencKey) -> Result<Vec<u8>> {
+        let pattern = self.encryptor(key)?.pattern();
+        cenc::boxes::protect_init_segment(&self.init_segment()?, key, pattern)
+    }
+
+    /// An encryptor for this track's samples (refuses codecs cbcs is not implemented for).
+    pub fn encryptor(&self, key: &CencKey) -> Result<SampleEncryptor> {
+        SampleEncryptor::new(key, &self.codec)
     }
 
     /// The init segment bytes.
@@ -122,6 +135,24 @@ pub fn segment_type() -> Result<Vec<u8>> {
 /// One CMAF chunk: `moof` + `mdat` for samples whose bytes are `data`, concatenated. A
 /// segment is a `styp` followed by one or more of these.
 pub fn fragment(sequence: u32, decode_time: u64, samples: &[Sample], with_cts: bool, data: &[u8]) -> Result<Vec<u8>> {
+    protected_fragment(sequence, decode_time, samples, with_cts, data, None)
+}
+
+/// [`fragment`] for samples already encrypted with cbcs: `encryption` describes them, and
+/// the `traf` ends with `saiz`, `saio` and `senc` (the `saio` offset counting from the
+/// `moof`'s first byte, as `default-base-is-moof` has every offset do). Without it, the
+/// clear fragment, byte for byte.
+pub fn protected_fragment(
+    sequence: u32,
+    decode_time: u64,
+    samples: &[Sample],
+    with_cts: bool,
+    data: &[u8],
+    encryption: Option<&FragmentEncryption>,
+) -> Result<Vec<u8>> {
+    if encryption.is_some_and(|e| e.samples.len() != samples.len()) {
+        return Err(Error::Internal("senc and trun disagree on the sample count".into()));
+    }
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| TrunEntry {
@@ -144,8 +175,13 @@ pub fn fragment(sequence: u32, decode_time: u64, samples: &[Sample], with_cts: b
     // The data offset counts from the moof's first byte to the first sample byte.
     let mut probe = Vec::new();
     moof(0).encode(&mut probe).map_err(box_error)?;
-    let offset = i32::try_from(probe.len() + 8).map_err(|_| Error::Internal("moof too large".into()))?;
+    // Encryption boxes go after trun (written by hand: mp4-atom would put senc first).
+    let aux = encryption.map(|e| e.traf_boxes(probe.len())).transpose()?.unwrap_or_default();
+    let offset = i32::try_from(probe.len() + aux.len() + 8).map_err(|_| Error::Internal("moof too large".into()))?;
     moof(offset).encode(&mut out).map_err(box_error)?;
+    if !aux.is_empty() {
+        cenc::boxes::append_to_traf(&mut out, &aux)?;
+    }
     let mdat_len = u32::try_from(data.len() + 8).map_err(|_| Error::Internal("segment over 4 GiB".into()))?;
     out.extend_from_slice(&mdat_len.to_be_bytes());
     out.extend_from_slice(b"mdat");

@@ -9,11 +9,13 @@
 //! keyframe at the slot start, equal `tfdt`, equal durations.
 
 use crate::error::{Error, Result};
-use crate::es::EsPacket;
+use crate::es::{EsHeader, EsPacket};
 use crate::jit::{FragmentPolicy, SegmentPiece};
+use crate::package::cenc::{CencKey, FragmentEncryption, SampleEncryptor};
 use crate::package::cmaf::{self, Sample};
-use crate::package::crypt::SegmentCipher;
+use crate::package::crypt::{self, SegmentCipher};
 use crate::package::segmenter::sample_bytes;
+use crate::task::{Encryption, Protection};
 
 /// Where the pieces go; an error stops the encode (the viewer went away).
 pub type Emit = std::sync::Arc<dyn Fn(SegmentPiece) -> Result<()> + Send + Sync>;
@@ -33,8 +35,37 @@ pub struct SpanLayout {
     pub end: Option<i64>,
     /// How segments are cut into chunks.
     pub policy: FragmentPolicy,
-    /// AES-128 content key, when the rung is encrypted whole-segment.
-    pub key: Option<[u8; 16]>,
+    /// How the segments are protected.
+    pub sealer: Sealer,
+}
+
+/// How a just-in-time segment is protected: as the stored copy in the tree it replaces.
+#[derive(Debug, Clone, Default)]
+pub enum Sealer {
+    /// Clear.
+    #[default]
+    Clear,
+    /// HLS AES-128 over the whole segment (top-level tree), IV = the segment number.
+    Aes128Segment([u8; 16]),
+    /// CENC 'cbcs' sample by sample (`cbcs/` tree).
+    CbcsSamples(CencKey),
+}
+
+impl Sealer {
+    /// The sealer a request's protection asks for. A just-in-time encode fills one tree, so
+    /// its profile must name one: `aes128` (top level) or `cbcs` (`cbcs/`); `both` is
+    /// refused. No encryption, or one whose key is not filled in yet, is clear.
+    pub fn for_request(encryption: Option<&Encryption>) -> Result<Self> {
+        let Some(e) = encryption.filter(|e| !e.key_hex.is_empty()) else { return Ok(Self::Clear) };
+        let key = crypt::parse_key(&e.key_hex)?;
+        match e.profile {
+            Protection::Aes128 => Ok(Self::Aes128Segment(key)),
+            Protection::Cbcs => Ok(Self::CbcsSamples(CencKey::from_content_key(&key))),
+            Protection::Both => {
+                Err(Error::Invalid("a just-in-time encode fills one tree: ask for aes128 or cbcs, not both".into()))
+            }
+        }
+    }
 }
 
 /// Cuts one rung's packets (decode order, display durations known) into segments.
@@ -44,6 +75,8 @@ pub struct SpanSegmenter {
     shift: Option<i64>,
     prev_dts: i64,
     open: Option<OpenSegment>,
+    /// cbcs only: the track's encryptor, made when the encoder opens.
+    encryptor: Option<SampleEncryptor>,
 }
 
 struct OpenSegment {
@@ -55,12 +88,25 @@ struct OpenSegment {
     samples: Vec<Sample>,
     data: Vec<u8>,
     cipher: Option<SegmentCipher>,
+    /// cbcs only: the subsamples of the samples of the open chunk.
+    encryption: Option<FragmentEncryption>,
 }
 
 impl SpanSegmenter {
     /// A segmenter for `layout`, handing every piece to `emit`.
     pub fn new(layout: SpanLayout, emit: Emit) -> Self {
-        Self { layout, emit, shift: None, prev_dts: i64::MIN, open: None }
+        Self { layout, emit, shift: None, prev_dts: i64::MIN, open: None, encryptor: None }
+    }
+
+    /// The encoder is open: cbcs needs its codec configuration (the SPS and PPS that slice
+    /// headers are parsed against) before the first packet.
+    pub fn open(&mut self, header: &EsHeader) -> Result<()> {
+        if let Sealer::CbcsSamples(key) = &self.layout.sealer {
+            let template =
+                crypt::hex_decode(&header.init_template).ok_or_else(|| Error::Internal("bad init template".into()))?;
+            self.encryptor = Some(cmaf::Track::from_template(&template, header.timescale)?.encryptor(key)?);
+        }
+        Ok(())
     }
 
     /// Takes the next packet.
@@ -87,7 +133,14 @@ impl SpanSegmenter {
             if let Some(done) = self.open.take() {
                 self.close(done, Some(dts))?;
             }
-            let cipher = self.layout.key.map(|k| SegmentCipher::new(&k, (self.layout.first + next) as u64));
+            let cipher = match &self.layout.sealer {
+                Sealer::Aes128Segment(k) => Some(SegmentCipher::new(k, (self.layout.first + next) as u64)),
+                _ => None,
+            };
+            let encryption = match &self.layout.sealer {
+                Sealer::CbcsSamples(_) => Some(FragmentEncryption::for_track(self.encryptor()?)),
+                _ => None,
+            };
             self.open = Some(OpenSegment {
                 k: next,
                 chunks: 0,
@@ -96,6 +149,7 @@ impl SpanSegmenter {
                 samples: Vec::new(),
                 data: Vec::new(),
                 cipher,
+                encryption,
             });
         }
         let mut open = self.open.take().expect("a segment is open");
@@ -107,7 +161,11 @@ impl SpanSegmenter {
             open.decode_time = dts;
         }
         let video = self.layout.codec != "aac" && self.layout.codec != "opus";
-        let payload = sample_bytes(&self.layout.codec, p.data);
+        let mut payload = sample_bytes(&self.layout.codec, p.data);
+        if let Some(encryption) = open.encryption.as_mut() {
+            let encryptor = self.encryptor.as_mut().ok_or_else(no_encryptor)?;
+            encryption.samples.push(encryptor.encrypt_sample(&mut payload)?);
+        }
         open.samples.push(Sample {
             duration: p.duration,
             size: payload.len() as u32,
@@ -150,10 +208,20 @@ impl SpanSegmenter {
         let decode_time = u64::try_from(open.decode_time).unwrap_or(0);
         let video = self.layout.codec != "aac" && self.layout.codec != "opus";
         let sequence = cmaf::sequence_number(segment, open.chunks);
-        bytes.extend_from_slice(&cmaf::fragment(sequence, decode_time, &open.samples, video, &open.data)?);
+        bytes.extend_from_slice(&cmaf::protected_fragment(
+            sequence,
+            decode_time,
+            &open.samples,
+            video,
+            &open.data,
+            open.encryption.as_ref(),
+        )?);
         open.chunks += 1;
         open.samples.clear();
         open.data.clear();
+        if let Some(e) = open.encryption.as_mut() {
+            e.samples.clear();
+        }
         let bytes = match open.cipher.as_mut() {
             Some(c) if last => {
                 let mut out = c.update(&bytes);
@@ -165,6 +233,16 @@ impl SpanSegmenter {
         };
         (self.emit)(SegmentPiece { rung: self.layout.rung, segment, bytes, last })
     }
+}
+
+impl SpanSegmenter {
+    fn encryptor(&self) -> Result<&SampleEncryptor> {
+        self.encryptor.as_ref().ok_or_else(no_encryptor)
+    }
+}
+
+fn no_encryptor() -> Error {
+    Error::Internal("cbcs segmenter used before the encoder opened".into())
 }
 
 fn duration(ticks: i64) -> Result<u32> {
@@ -215,7 +293,7 @@ mod tests {
             starts,
             end,
             policy: FragmentPolicy { first: 8, then: 15 },
-            key: None,
+            sealer: Sealer::Clear,
         }
     }
 
@@ -245,11 +323,29 @@ mod tests {
         let key = [5u8; 16];
         let clear = run(layout(4, vec![720_000], Some(900_000)), packets(720_000, 60, 60));
         let mut l = layout(4, vec![720_000], Some(900_000));
-        l.key = Some(key);
+        l.sealer = Sealer::Aes128Segment(key);
         let enc = run(l, packets(720_000, 60, 60));
         let mut plain: Vec<u8> = clear.iter().flat_map(|p| p.bytes.clone()).collect();
-        crate::package::crypt::encrypt_segment(&key, 4, &mut plain).unwrap();
+        crypt::encrypt_segment(&key, 4, &mut plain).unwrap();
         assert_eq!(enc.iter().flat_map(|p| p.bytes.clone()).collect::<Vec<u8>>(), plain);
+    }
+
+    #[test]
+    fn the_request_names_the_sealer() {
+        let enc = |profile| Encryption { key_hex: "00".repeat(16), key_uri: "k".into(), profile, ..Default::default() };
+        assert!(matches!(Sealer::for_request(None).unwrap(), Sealer::Clear));
+        assert!(matches!(Sealer::for_request(Some(&Encryption::default())).unwrap(), Sealer::Clear));
+        assert!(matches!(Sealer::for_request(Some(&enc(Protection::Aes128))).unwrap(), Sealer::Aes128Segment(_)));
+        assert!(matches!(Sealer::for_request(Some(&enc(Protection::Cbcs))).unwrap(), Sealer::CbcsSamples(_)));
+        assert!(Sealer::for_request(Some(&enc(Protection::Both))).is_err());
+    }
+
+    #[test]
+    fn cbcs_before_the_encoder_opens_is_refused() {
+        let mut l = layout(4, vec![720_000], None);
+        l.sealer = Sealer::CbcsSamples(CencKey::from_content_key(&[1; 16]));
+        let mut s = SpanSegmenter::new(l, Arc::new(|_| Ok(())));
+        assert!(s.push(packets(720_000, 1, 60).remove(0)).is_err());
     }
 
     #[test]

@@ -9,8 +9,29 @@ use crate::layout;
 pub struct MediaPlaylist<'a> {
     /// Segment durations in seconds.
     pub durations: &'a [f64],
-    /// `EXT-X-KEY` URI when segments are AES-128 encrypted.
-    pub key_uri: Option<&'a str>,
+    /// How segments are encrypted, if they are.
+    pub key: Option<Key<'a>>,
+}
+
+/// The `EXT-X-KEY` of a media playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// Whole segments, AES-128-CBC; the URI returns the raw key.
+    Aes128 {
+        /// Key URI.
+        uri: &'a str,
+    },
+    /// CENC 'cbcs' samples (`METHOD=SAMPLE-AES`) with a ClearKey-style raw key.
+    ///
+    /// `KEYFORMAT="identity"` is the one ClearKey form shaka-player's HLS parser accepts
+    /// (its KEYFORMAT table knows identity, Widevine, PlayReady and FairPlay, and not the
+    /// ClearKey system UUID); it fetches the raw key from the URI and pairs it with the KID
+    /// from the init segment's `tenc`. hls.js and Safari need their own DRM set-up for
+    /// SAMPLE-AES fMP4 either way; the AES-128 tree remains their path.
+    SampleAes {
+        /// Key URI (returns the raw 16-byte key, like the AES-128 one).
+        uri: &'a str,
+    },
 }
 
 impl MediaPlaylist<'_> {
@@ -23,9 +44,19 @@ impl MediaPlaylist<'_> {
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
         out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n");
         let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", layout::INIT_SEGMENT);
-        if let Some(uri) = self.key_uri {
+        match self.key {
             // After the MAP, so the init segment stays clear; no IV: the sequence number is the IV.
-            let _ = writeln!(out, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\"");
+            Some(Key::Aes128 { uri }) => {
+                let _ = writeln!(out, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\"");
+            }
+            // The constant IV is in the init segment's tenc, so none here either.
+            Some(Key::SampleAes { uri }) => {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{uri}\",KEYFORMAT=\"identity\",KEYFORMATVERSIONS=\"1\""
+                );
+            }
+            None => {}
         }
         for (i, d) in self.durations.iter().enumerate() {
             let _ = writeln!(out, "#EXTINF:{d:.6},\n{}", layout::segment_name(i));
@@ -96,12 +127,22 @@ mod tests {
 
     #[test]
     fn media_playlist_shape() {
-        let p = MediaPlaylist { durations: &[2.0, 2.0, 1.4], key_uri: Some("https://k.example/v1/key") }.render();
+        let p =
+            MediaPlaylist { durations: &[2.0, 2.0, 1.4], key: Some(Key::Aes128 { uri: "https://k.example/v1/key" }) }
+                .render();
         let expected = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
 #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n\
 #EXT-X-KEY:METHOD=AES-128,URI=\"https://k.example/v1/key\"\n#EXTINF:2.000000,\nseg_00000.m4s\n\
 #EXTINF:2.000000,\nseg_00001.m4s\n#EXTINF:1.400000,\nseg_00002.m4s\n#EXT-X-ENDLIST\n";
         assert_eq!(p, expected);
+    }
+
+    #[test]
+    fn cbcs_playlists_name_sample_aes_with_the_identity_key_format() {
+        let p = MediaPlaylist { durations: &[2.0], key: Some(Key::SampleAes { uri: "../../key" }) }.render();
+        assert!(p.contains(
+            "#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"../../key\",KEYFORMAT=\"identity\",KEYFORMATVERSIONS=\"1\"\n"
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::es::{EsHeader, EsPacket, EsReader};
 use crate::package::bitstream;
+use crate::package::cenc::SampleEncryptor;
 use crate::package::cmaf::{self, Sample};
 
 /// A finished media segment.
@@ -19,8 +20,47 @@ pub struct Segment {
     pub start: i64,
     /// Presentation duration, in track ticks.
     pub duration: i64,
-    /// The `styp`+`moof`+`mdat` bytes.
-    pub bytes: Vec<u8>,
+    /// Its samples, to be boxed clear ([`MediaFragment::segment`]) or protected.
+    pub media: MediaFragment,
+}
+
+/// A segment's samples before they are boxed: one `moof` + `mdat` after the `styp`.
+#[derive(Debug, Clone)]
+pub struct MediaFragment {
+    /// `mfhd` sequence number.
+    pub sequence: u32,
+    /// `tfdt` of the first sample.
+    pub decode_time: u64,
+    /// The samples, in decode order.
+    pub samples: Vec<Sample>,
+    /// Whether `trun` carries composition offsets (video).
+    pub with_cts: bool,
+    /// The samples' bytes, concatenated.
+    pub data: Vec<u8>,
+}
+
+impl MediaFragment {
+    /// The clear `styp` + `moof` + `mdat` bytes.
+    pub fn segment(&self) -> Result<Vec<u8>> {
+        cmaf::media_segment(self.sequence, self.decode_time, &self.samples, self.with_cts, &self.data)
+    }
+
+    /// The cbcs segment: the samples encrypted by `encryptor` (which must see every
+    /// segment of the track in order), with their `senc`, `saiz` and `saio`.
+    pub fn protected_segment(&self, encryptor: &mut SampleEncryptor) -> Result<Vec<u8>> {
+        let mut data = self.data.clone();
+        let encryption = encryptor.encrypt_samples(self.samples.iter().map(|s| s.size as usize), &mut data)?;
+        let mut out = cmaf::segment_type()?;
+        out.extend_from_slice(&cmaf::protected_fragment(
+            self.sequence,
+            self.decode_time,
+            &self.samples,
+            self.with_cts,
+            &data,
+            Some(&encryption),
+        )?);
+        Ok(out)
+    }
 }
 
 /// Reads the parts of one rendition in order, as one packet stream.
@@ -156,8 +196,14 @@ pub fn segment(stream: &mut PartStream, rule: CutRule, mut emit: impl FnMut(Segm
 }
 
 fn finish(cur: Pending, index: usize, video: bool, next_start: i64) -> Result<Segment> {
-    let bytes = cmaf::media_segment(cmaf::sequence_number(index, 0), cur.decode_time, &cur.samples, video, &cur.data)?;
-    Ok(Segment { index, start: cur.start, duration: next_start - cur.start, bytes })
+    let media = MediaFragment {
+        sequence: cmaf::sequence_number(index, 0),
+        decode_time: cur.decode_time,
+        samples: cur.samples,
+        with_cts: video,
+        data: cur.data,
+    };
+    Ok(Segment { index, start: cur.start, duration: next_start - cur.start, media })
 }
 
 /// A packet's bytes as an MP4 sample: length-prefixed NAL units, no AV1 delimiters.

@@ -12,6 +12,7 @@ use encoder::executor::{Executor, LocalExecutor, Runner};
 use encoder::job::JobReport;
 use encoder::media::Limits;
 use encoder::pipeline::Pipeline;
+use encoder::task::Protection;
 use encoder::transcode::{KeyRequest, TranscodeRequest, transcode};
 
 /// Generates a clip with ffmpeg: `inputs` are lavfi graphs, `args` output options.
@@ -80,8 +81,18 @@ pub fn request(input: &Path, out: &Path, work: &Path, pipeline: Option<&str>) ->
 }
 
 /// Adds AES-128 with the key written to `key_file`.
-pub fn encrypted(mut req: TranscodeRequest, key_file: &Path, key_uri: &str) -> TranscodeRequest {
-    req.encrypt = Some(KeyRequest { key_file: key_file.to_owned(), key_uri: key_uri.to_owned() });
+pub fn encrypted(req: TranscodeRequest, key_file: &Path, key_uri: &str) -> TranscodeRequest {
+    protected(req, key_file, key_uri, Protection::Aes128)
+}
+
+/// Adds encryption with `profile`, the key written to `key_file`.
+pub fn protected(mut req: TranscodeRequest, key_file: &Path, key_uri: &str, profile: Protection) -> TranscodeRequest {
+    req.encrypt = Some(KeyRequest {
+        key_file: key_file.to_owned(),
+        key_uri: key_uri.to_owned(),
+        profile,
+        licence_uri: "https://licence.example/v1/clearkey?video={video}".to_owned(),
+    });
     req
 }
 
