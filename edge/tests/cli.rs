@@ -21,10 +21,10 @@ h3 = false
 http = "127.0.0.1:0"
 metrics = "127.0.0.1:0"
 [origin]
-token = "a-pop-token-of-16+"
+credential = "pop-test.a-pop-credential-of-16+"
 [[tokens]]
 kid = "k1"
-secret = "00112233445566778899aabbccddeeff"
+public_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 [cache]
 memory = "16MiB"
 disk = "64MiB"
@@ -45,6 +45,19 @@ fn check_config_accepts_a_valid_file_and_reports_every_problem_of_a_bad_one() {
     let errors = String::from_utf8_lossy(&out.stderr);
     assert!(errors.contains("cache.memory") && errors.contains("pop.colour"), "{errors}");
     assert!(!dir.path().join("cache").exists(), "checking starts nothing");
+}
+
+#[test]
+fn check_config_refuses_anything_that_could_sign() {
+    // A PoP holds only public keys: an HMAC secret or a private key is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    for extra in ["secret = \"00112233445566778899aabbccddeeff\"", "private_key = \"-----BEGIN PRIVATE KEY-----\""] {
+        let bad = VALID.replace("kid = \"k1\"", &format!("kid = \"k1\"\n{extra}"));
+        let out = Command::new(EDGE).args(["check-config"]).arg(write(dir.path(), &bad)).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{extra}");
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(errors.contains("a PoP holds only public keys"), "{errors}");
+    }
 }
 
 #[test]

@@ -100,7 +100,10 @@ impl KeyService {
             w.nonce.as_slice().try_into().map_err(|_| Error::Internal("stored nonce has the wrong size".into()))?;
         let mut sealed = w.sealed.clone();
         let master = self.masters.iter().find(|(v, _)| *v == w.master_version).map(|(_, k)| k).ok_or_else(|| {
-            Error::Internal(format!("the key of {} is wrapped by master key {}, which is gone", w.video_id, w.master_version))
+            Error::Internal(format!(
+                "the key of {} is wrapped by master key {}, which is gone",
+                w.video_id, w.master_version
+            ))
         })?;
         let plain = master
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(w.video_id.as_bytes()), &mut sealed)

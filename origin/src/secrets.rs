@@ -209,7 +209,8 @@ fn random<const N: usize>() -> Result<[u8; N]> {
 }
 
 fn fixed<const N: usize>(hex: &str, field: &str, why: &str) -> Result<[u8; N]> {
-    let bytes = pop_config::token::decode_hex(hex.trim()).ok_or_else(|| Error::Config(format!("{field} must be hex")))?;
+    let bytes =
+        pop_config::token::decode_hex(hex.trim()).ok_or_else(|| Error::Config(format!("{field} must be hex")))?;
     bytes.try_into().map_err(|_| Error::Config(format!("{field}: {why}")))
 }
 

@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn playback_tokens_are_scoped_and_expire() {
         let s = signer();
-        let g = PlaybackGrant { video: "v1d".into(), expires: 500, viewer: Some("alice".into()), scope: Scope::Delivery };
+        let g =
+            PlaybackGrant { video: "v1d".into(), expires: 500, viewer: Some("alice".into()), scope: Scope::Delivery };
         let t = s.playback_token(&g);
         assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{t}");
         assert_eq!(s.verify_playback(&t, "v1d", Scope::Delivery, 400).unwrap(), g);

@@ -68,7 +68,8 @@ async fn upload_transcode_and_play() {
 
     let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
-    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
+    let key_token = playback["key_token"].as_str().unwrap().to_owned();
+    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master, &key_token)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 120), "ffmpeg played the encrypted ladder through the key service");
 
     // Object serving: Range, ETag revalidation, cache rules by kind, CORS for browser players.

@@ -55,7 +55,6 @@ fn webhook_receiver() -> (String, Deliveries) {
 async fn ready_webhook_then_takedown() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_dir(&dir.path().join("data"));
-    config.pop_token = Some("pop-secret-token".into());
     // The receiver is on loopback, which webhooks may reach only when the operator says so.
     config.webhook_allow = vec!["127.0.0.1/32".parse().unwrap()];
     let origin = TestOrigin::start_with(config).await;
@@ -96,7 +95,9 @@ async fn ready_webhook_then_takedown() {
     assert!(blobs.join(format!("videos/{id}/master.m3u8")).exists());
     let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
-    let pop_get = |path: String| origin.client.get(origin.url(&path)).bearer_auth("pop-secret-token").send();
+    let who = origin::pops::Enrolment { id: "pop-1".into(), region: "eu".into(), partner: false };
+    let credential = origin::pops::enrol(origin.running.app.pops.as_ref(), &who, 0).await.unwrap();
+    let pop_get = |path: String| origin.client.get(origin.url(&path)).bearer_auth(credential.clone()).send();
     assert_eq!(pop_get(format!("/v1/objects/{id}/240p/seg_00000.m4s")).await.unwrap().status(), 200);
 
     let r = origin

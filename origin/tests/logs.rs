@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use common::*;
 use origin::config::DEV_CREATOR_TOKEN;
 use origin::logs::EscapedFields;
-use origin::sign::PlaybackGrant;
+use origin::sign::{PlaybackGrant, Scope};
 
 /// Everything the process logged, formatted by the origin's plain-text format.
 #[derive(Clone, Default)]
@@ -74,12 +74,15 @@ async fn logs_hold_no_tokens_or_signatures_and_no_forged_lines() {
     // Requests whose paths and queries carry capabilities, served and refused.
     let location = origin.tus(&created).create(100, false).await;
     assert_eq!(origin.client.head(&location).header("tus-resumable", "1.0.0").send().await.unwrap().status(), 200);
-    let token = origin.running.app.signer.playback_token(&PlaybackGrant {
+    let grant = PlaybackGrant {
         video: id.clone(),
         expires: origin::api::now_secs() + 600,
         viewer: None,
-    });
-    for path in [format!("/p/{token}/{id}/master.m3u8"), format!("/p/{token}/{id}/key")] {
+        scope: Scope::Delivery,
+    };
+    let token = origin.running.app.signer.playback_token(&grant);
+    let key_token = origin.running.app.signer.playback_token(&PlaybackGrant { scope: Scope::Keys, ..grant });
+    for path in [format!("/p/{token}/{id}/master.m3u8"), format!("/v1/keys/{id}?token={key_token}")] {
         assert_eq!(origin.client.get(origin.url(&path)).send().await.unwrap().status(), 404, "not ready yet");
     }
     let r = origin.client.post(origin.url(&format!("/p/{token}/{id}/key"))).send().await.unwrap();
@@ -89,6 +92,7 @@ async fn logs_hold_no_tokens_or_signatures_and_no_forged_lines() {
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(!text.contains(&token), "a playback token was logged:\n{text}");
+    assert!(!text.contains(&key_token), "a key token was logged:\n{text}");
     assert!(!text.contains(&sig), "an upload signature was logged:\n{text}");
     assert!(text.contains(&format!("/p/…redacted…/{id}/master.m3u8")), "{text}");
     assert!(text.contains("sig=…redacted…"), "{text}");

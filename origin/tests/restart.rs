@@ -116,7 +116,8 @@ async fn a_job_completes_after_the_origin_is_killed_mid_transcode() {
     assert!((ready["duration"].as_f64().unwrap() - 10.0).abs() < 0.1, "{ready}");
     let playback = api.playback(&id).await.unwrap();
     let master = playback["master_url"].as_str().unwrap().to_owned();
-    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
+    let key_token = playback["key_token"].as_str().unwrap().to_owned();
+    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master, &key_token)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 300), "the resumed job's output plays whole");
     drop(origin);
 }

@@ -63,7 +63,8 @@ async fn upload_transcode_and_play_on_scale_out_services() {
 
     let playback = origin.playback(&id).await;
     let master = playback["master_url"].as_str().unwrap().to_owned();
-    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master)).await.unwrap();
+    let key_token = playback["key_token"].as_str().unwrap().to_owned();
+    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&master, &key_token)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 90));
 
     // The worker's staged copies go once the job has ended.

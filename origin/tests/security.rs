@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use base64::Engine;
 use common::*;
 use origin::config::DEV_CREATOR_TOKEN;
-use origin::sign::{PlaybackGrant, UploadGrant};
+use origin::sign::{PlaybackGrant, Scope, UploadGrant};
 
 async fn code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
@@ -97,22 +97,42 @@ async fn playback_tokens_paths_and_credentials_are_checked() {
     tus.upload(&data, 1 << 20).await;
     origin.wait_state(&id, "ready", 120).await;
     let app = &origin.running.app;
-    let valid = app.signer.playback_token(&PlaybackGrant { video: id.clone(), expires: now() + 60, viewer: None });
+    let valid = app.signer.playback_token(&PlaybackGrant {
+        video: id.clone(),
+        expires: now() + 60,
+        viewer: None,
+        scope: Scope::Delivery,
+    });
     let get = |path: String| origin.client.get(origin.url(&path)).send();
     assert_eq!(get(format!("/p/{valid}/{id}/master.m3u8")).await.unwrap().status(), 200);
-    let key = get(format!("/p/{valid}/{id}/key")).await.unwrap();
+    let key_token = app.signer.playback_token(&PlaybackGrant {
+        video: id.clone(),
+        expires: now() + 60,
+        viewer: None,
+        scope: Scope::Keys,
+    });
+    let key = origin.client.get(origin.url(&format!("/v1/keys/{id}"))).bearer_auth(&key_token).send().await.unwrap();
     assert_eq!(key.headers()["cache-control"], "no-store, private");
     assert_eq!(key.bytes().await.unwrap().len(), 16);
 
-    let expired = app.signer.playback_token(&PlaybackGrant { video: id.clone(), expires: now() - 1, viewer: None });
+    let expired = app.signer.playback_token(&PlaybackGrant {
+        video: id.clone(),
+        expires: now() - 1,
+        viewer: None,
+        scope: Scope::Delivery,
+    });
     let other = origin.create_video("other", 10).await;
     let other_id = other["video"]["id"].as_str().unwrap();
-    let for_other =
-        app.signer.playback_token(&PlaybackGrant { video: other_id.into(), expires: now() + 60, viewer: None });
+    let for_other = app.signer.playback_token(&PlaybackGrant {
+        video: other_id.into(),
+        expires: now() + 60,
+        viewer: None,
+        scope: Scope::Delivery,
+    });
     let tampered = last_digit_changed(&valid);
     for (token, expected) in [(&expired, "token_expired"), (&for_other, "token_wrong_video"), (&tampered, "bad_token")]
     {
-        for path in ["master.m3u8", "360p/seg_00000.m4s", "key"] {
+        for path in ["master.m3u8", "360p/seg_00000.m4s"] {
             assert_eq!(
                 code(get(format!("/p/{token}/{id}/{path}")).await.unwrap()).await,
                 (403, expected.into()),

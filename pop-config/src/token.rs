@@ -301,7 +301,8 @@ mod tests {
     fn playback_tokens_are_scoped_expire_and_rotate() {
         let signers = signers();
         let keys = publics(&signers);
-        let g = PlaybackGrant { video: "vid".into(), expires: 500, viewer: Some("alice".into()), scope: Scope::Delivery };
+        let g =
+            PlaybackGrant { video: "vid".into(), expires: 500, viewer: Some("alice".into()), scope: Scope::Delivery };
         let t = sign_playback(&signers[1], &g);
         assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{t}");
         assert!(t.len() < 140, "{} bytes: {t}", t.len());

@@ -403,7 +403,10 @@ fn tls_key_of_another_certificate() {
 
 #[test]
 fn unreadable_public_key_file() {
-    let text = REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", "public_key_file = \"nope/k1.hex\"");
+    let text = REQUIRED.replace(
+        "public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"",
+        "public_key_file = \"nope/k1.hex\"",
+    );
     let errors = invalid(&text);
     assert_only_error(&errors, "tokens[0].public_key_file", "cannot read /base/nope/k1.hex");
 }
@@ -412,8 +415,12 @@ fn unreadable_public_key_file() {
 fn public_key_file_resolves_against_the_config_files_directory() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("keys")).unwrap();
-    fs::write(dir.path().join("keys/k1.hex"), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\n").unwrap();
-    let text = REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", "public_key_file = \"keys/k1.hex\"");
+    fs::write(dir.path().join("keys/k1.hex"), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\n")
+        .unwrap();
+    let text = REQUIRED.replace(
+        "public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"",
+        "public_key_file = \"keys/k1.hex\"",
+    );
     fs::write(dir.path().join("pop.toml"), text).unwrap();
     let config = pop_config::load(&dir.path().join("pop.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.tokens[0].kid, "k1");
@@ -476,9 +483,13 @@ fn no_token_keys() {
 
 #[test]
 fn bad_hex_and_short_public_keys() {
-    let errors = invalid(&REQUIRED.replace("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", "zza107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"));
+    let errors = invalid(&REQUIRED.replace(
+        "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+        "zza107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+    ));
     assert_only_error(&errors, "tokens[0].public_key", "not hex");
-    let errors = invalid(&REQUIRED.replace("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", "0001020304"));
+    let errors =
+        invalid(&REQUIRED.replace("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", "0001020304"));
     assert_only_error(&errors, "tokens[0].public_key", "5 bytes: an Ed25519 public key is 32 bytes");
 }
 
@@ -486,13 +497,17 @@ fn bad_hex_and_short_public_keys() {
 fn public_key_and_public_key_file_are_exclusive() {
     let errors = invalid(&format!("{REQUIRED}public_key_file = \"k1.hex\"\n"));
     assert_only_error(&errors, "tokens[0]", "exactly one of `public_key` and `public_key_file`");
-    let errors = invalid(&REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", ""));
+    let errors = invalid(
+        &REQUIRED.replace("public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"", ""),
+    );
     assert_only_error(&errors, "tokens[0]", "exactly one of `public_key` and `public_key_file`");
 }
 
 #[test]
 fn duplicate_token_kid() {
-    let text = format!("{REQUIRED}\n[[tokens]]\nkid = \"k1\"\npublic_key = \"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\"\n");
+    let text = format!(
+        "{REQUIRED}\n[[tokens]]\nkid = \"k1\"\npublic_key = \"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\"\n"
+    );
     let errors = invalid(&text);
     assert_only_error(&errors, "tokens[1].kid", "duplicate key id `k1`");
 }

@@ -19,9 +19,12 @@ pub fn clip(dir: &Path, name: &str, size: &str, seconds: u32) -> PathBuf {
     out
 }
 
-/// ffprobe over HTTP: (codec, frames) of the first video stream of `url`.
-pub fn probe_frames(url: &str) -> (String, u64) {
+/// ffprobe over HTTP: (codec, frames) of the first video stream of `url`, sending the
+/// playback's key token as a bearer token (a player's key-request hook does the same, and
+/// only towards the key service; ffprobe sends it with every request).
+pub fn probe_frames(url: &str, key_token: &str) -> (String, u64) {
     let out = std::process::Command::new("ffprobe")
+        .args(["-headers", &format!("Authorization: Bearer {key_token}\r\n")])
         .args([
             "-v",
             "error",

@@ -17,12 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::Secrets;
 use origin::config::DEV_CREATOR_TOKEN;
-use pop_config::token::{PlaybackGrant, sign_playback};
+use pop_config::token::{PlaybackGrant, Scope, sign_playback};
 
-const SECRETS: Secrets = Secrets {
-    pop_token: "browser-pop-token-0123456789",
-    signing_key: "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0",
-};
+const SECRETS: Secrets = Secrets { signing_key: "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0" };
 /// The whole browser run, transcode included; the script bounds each of its own waits.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -102,7 +99,7 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
     edge::init_tls();
     let dir = tempfile::tempdir().unwrap();
     let origin_url = common::origin_url();
-    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &origin_url);
+    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &dir.path().join("origin"), &origin_url, "pop-local").await;
     cfg.web = Some(pop_config::Web { dir: web.clone() });
     let pop = edge::start(cfg).await.expect("PoP starts");
     let site = format!("https://127.0.0.1:{}", pop.https.port());
@@ -124,8 +121,9 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
     std::fs::write(&later, [0u8; 1000]).unwrap();
     let creator = origin::client::Client::new(&origin_url, DEV_CREATOR_TOKEN);
     let (pending, _never_used) = creator.create_video("Still uploading", &later).await.expect("a video is created");
-    let grant = PlaybackGrant { video: pending.clone(), expires: edge::now_secs() - 10, viewer: None };
-    let expired = sign_playback(&SECRETS.key(), &grant);
+    let grant =
+        PlaybackGrant { video: pending.clone(), expires: edge::now_secs() - 10, viewer: None, scope: Scope::Delivery };
+    let expired = sign_playback(&SECRETS.signer(), &grant);
 
     let screenshots = std::env::var_os("BROWSER_SCREENSHOTS")
         .map_or_else(|| workspace().join("target/browser-screenshots"), PathBuf::from);

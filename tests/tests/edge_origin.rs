@@ -1,6 +1,7 @@
 //! The origin and two PoPs of one region, all real and in-process: a creator uploads through
 //! the nearest PoP (tus, pre-signed URL checked there), the origin transcodes and encrypts,
-//! viewers play the ladder through a PoP with ffprobe (keys proxied, never cached), two
+//! viewers play the ladder through a PoP with ffprobe (keys from the key service, never through
+//! the PoP), two
 //! hundred viewers of a cold segment cost the origin one request, the other PoP has the
 //! first segments before anyone asks there, and a takedown sent through a PoP empties both
 //! PoPs within a heartbeat.
@@ -15,15 +16,12 @@ use origin::client::{Client, UploadPlan};
 use origin::config::DEV_CREATOR_TOKEN;
 use tests::media::{clip, probe_frames};
 
-const SECRETS: Secrets = Secrets {
-    pop_token: "e2e-pop-token-0123456789",
-    signing_key: "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed",
-};
+const SECRETS: Secrets = Secrets { signing_key: "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed" };
 const HEARTBEAT: Duration = Duration::from_millis(400);
 
 async fn start_pop(dir: &std::path::Path, origin: &str, id: &str, prefetch: bool) -> edge::Running {
-    let mut cfg = SECRETS.pop(dir, origin);
-    cfg.pop.id = id.to_owned();
+    let origin_dir = dir.parent().unwrap().join("origin");
+    let mut cfg = SECRETS.pop(dir, &origin_dir, origin, id).await;
     cfg.pop.region = "kr-seoul".into();
     cfg.listen.http = Some("127.0.0.1:0".parse().unwrap());
     cfg.prefetch.heartbeat = HEARTBEAT;
@@ -76,7 +74,9 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     assert!(master.starts_with(&pop_a), "{master}");
     let before = origin_object_requests(&http, &origin).await;
     let url = master.clone();
-    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&url)).await.unwrap();
+    let key_token = playback["key_token"].as_str().unwrap().to_owned();
+    let token = key_token.clone();
+    let (codec, frames) = tokio::task::spawn_blocking(move || probe_frames(&url, &token)).await.unwrap();
     assert_eq!((codec.as_str(), frames), ("h264", 240), "played through the PoP");
     let first_play = origin_object_requests(&http, &origin).await - before;
     assert!(first_play > 0.0);
@@ -84,13 +84,20 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     let a_fetches = || counter(&seoul_a.edge.metrics.render(), &["edge_origin_fetches_total"]);
     let fetched = a_fetches();
     let url = master.clone();
-    let (_, frames) = tokio::task::spawn_blocking(move || probe_frames(&url)).await.unwrap();
+    let token = key_token.clone();
+    let (_, frames) = tokio::task::spawn_blocking(move || probe_frames(&url, &token)).await.unwrap();
     assert_eq!(frames, 240);
     assert_eq!(a_fetches() - fetched, 0.0, "the second play came from the PoP's cache");
-    assert!(!seoul_a.edge.cache.contains(&format!("{id}/key")), "keys are never cached");
     let base = master.trim_end_matches("master.m3u8");
     let key = reqwest::get(format!("{base}key")).await.unwrap();
-    assert_eq!(key.headers()["cache-control"], "no-store, private");
+    assert_eq!(key.status(), 404, "a PoP has no key route");
+    let key_url = playback["key_url"].as_str().unwrap();
+    assert!(key_url.starts_with(&origin_url), "keys come from the key service: {key_url}");
+    let key = http.get(key_url).bearer_auth(&key_token).send().await.unwrap();
+    assert_eq!((key.status().as_u16(), key.headers()["cache-control"].to_str().unwrap()), (200, "no-store, private"));
+    let delivery_token = playback["token"].as_str().unwrap();
+    let refused = http.get(key_url).bearer_auth(delivery_token).send().await.unwrap();
+    assert_eq!(refused.status(), 403, "the token a PoP sees fetches no key");
 
     // Seoul B has had no viewers; the region's popularity warmed it.
     let pop_b_master = master.replace(&pop_a, &pop_b);
@@ -113,7 +120,7 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     assert!(!edge_b.cache.contains(&format!("{id}/240p/seg_00003.m4s")));
     let direct = http
         .get(format!("{origin_url}/v1/objects/{id}/240p/seg_00003.m4s"))
-        .bearer_auth(SECRETS.pop_token)
+        .bearer_auth(seoul_b.edge.upstream.credential())
         .send()
         .await
         .unwrap()

@@ -21,10 +21,7 @@ use reqwest::Url;
 use tests::media::clip;
 use tokio_util::sync::CancellationToken;
 
-const SECRETS: Secrets = Secrets {
-    pop_token: "loadtest-pop-token-0123456789",
-    signing_key: "10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad",
-};
+const SECRETS: Secrets = Secrets { signing_key: "10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad10ad" };
 const REQUESTS: u64 = 80;
 
 /// Fast pace, whole viewings, a fixed seed: three viewers of the one title, so the second and
@@ -59,7 +56,7 @@ async fn the_harness_measures_a_real_pop_over_h2_and_h3() {
     edge::init_tls();
     let dir = tempfile::tempdir().unwrap();
     let origin_url = common::origin_url();
-    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &origin_url);
+    let mut cfg = SECRETS.pop(&dir.path().join("pop"), &dir.path().join("origin"), &origin_url, "pop-local").await;
     // No prefetch: every byte the origin serves during a run is a viewer's miss.
     cfg.prefetch.enabled = false;
     let pop = edge::start(cfg).await.expect("PoP starts");

@@ -16,14 +16,11 @@ use origin::client::{Client, UploadPlan};
 use origin::config::DEV_CREATOR_TOKEN;
 use tests::media::clip;
 
-const SECRETS: Secrets = Secrets {
-    pop_token: "ondemand-pop-token-0123456789",
-    signing_key: "0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d",
-};
+const SECRETS: Secrets = Secrets { signing_key: "0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d" };
 
 async fn start_pop(dir: &Path, origin: &str, id: &str) -> edge::Running {
-    let mut cfg = SECRETS.pop(dir, origin);
-    cfg.pop.id = id.to_owned();
+    let origin_dir = dir.parent().unwrap().join("origin");
+    let mut cfg = SECRETS.pop(dir, &origin_dir, origin, id).await;
     cfg.listen.http = Some("127.0.0.1:0".parse().unwrap());
     cfg.prefetch.enabled = false;
     cfg.prefetch.heartbeat = Duration::from_millis(300);
@@ -169,7 +166,7 @@ async fn the_long_tail_is_encoded_when_watched() {
         assert!(master.contains(&format!("{rung}/index.m3u8")), "{master}");
     }
     let base = master_url.trim_end_matches("master.m3u8").to_owned();
-    let key = http.get(format!("{base}key")).send().await.unwrap().bytes().await.unwrap().to_vec();
+    let key = common::content_key(&http, &playback).await;
     let playlist = http.get(format!("{base}720p/index.m3u8")).send().await.unwrap().text().await.unwrap();
     assert_eq!(playlist.matches("#EXTINF:").count(), 6, "{playlist}");
 
@@ -218,9 +215,10 @@ async fn the_long_tail_is_encoded_when_watched() {
     creator.wait_ready(&full_id, Duration::from_secs(240)).await.unwrap();
     let full_states = states(&creator.video(&full_id).await.unwrap());
     assert!(full_states.iter().all(|(_, s)| s == "floor"), "all encoded at upload: {full_states:?}");
-    let full_master = creator.playback(&full_id).await.unwrap()["master_url"].as_str().unwrap().to_owned();
+    let full_playback = creator.playback(&full_id).await.unwrap();
+    let full_master = full_playback["master_url"].as_str().unwrap().to_owned();
     let full_base = full_master.trim_end_matches("master.m3u8").to_owned();
-    let full_key = http.get(format!("{full_base}key")).send().await.unwrap().bytes().await.unwrap().to_vec();
+    let full_key = common::content_key(&http, &full_playback).await;
     let get = async |url: String| http.get(url).send().await.unwrap().bytes().await.unwrap().to_vec();
     let full_init = get(format!("{full_base}720p/init.mp4")).await;
     let mut mixed = full_init.clone();

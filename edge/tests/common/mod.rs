@@ -13,20 +13,25 @@ use std::time::Duration;
 use bytes::Buf;
 use edge::Running;
 use pop_config::PopConfig;
-use pop_config::token::{Key, PlaybackGrant};
+use pop_config::token::{PlaybackGrant, Scope, SigningKey};
 
 pub use origin::{ORIGIN_TOKEN, TestOrigin};
 
-/// The playback-token key shared by the test origin and the PoP.
-pub fn key() -> Key {
-    Key::new("t1", b"edge-test-signing-key-0123456789")
+/// The playback-token signing key of the test origin; the PoP holds its public half.
+pub fn key() -> SigningKey {
+    SigningKey::from_seed("t1", b"edge-test-signing-key-0123456789").unwrap()
 }
 
 /// A valid token for `video`.
 pub fn token(video: &str) -> String {
     pop_config::token::sign_playback(
         &key(),
-        &PlaybackGrant { video: video.to_owned(), expires: edge::now_secs() + 600, viewer: None },
+        &PlaybackGrant {
+            video: video.to_owned(),
+            expires: edge::now_secs() + 600,
+            viewer: None,
+            scope: Scope::Delivery,
+        },
     )
 }
 
@@ -37,7 +42,7 @@ pub fn viewer_path(video: &str, path: &str) -> String {
 
 /// A PoP's configuration for `origin`, cache under `dir`, prefetch off (tests turn it on).
 pub fn config(dir: &Path, origin: &str) -> PopConfig {
-    let mut c = PopConfig::default_for(dir, origin, ORIGIN_TOKEN, vec![key()]);
+    let mut c = PopConfig::default_for(dir, origin, ORIGIN_TOKEN, vec![key().public()]);
     c.listen.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     c.prefetch.enabled = false;
     c.origin.connect_timeout = Duration::from_millis(500);

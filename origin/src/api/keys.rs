@@ -90,9 +90,9 @@ fn key_token(req: &Request) -> Result<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    bearer.or_else(|| query_param(query(req), "token")).ok_or_else(|| {
-        Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "the playback's key token is required")
-    })
+    bearer
+        .or_else(|| query_param(query(req), "token"))
+        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "the playback's key token is required"))
 }
 
 fn no_store(r: &mut Response) {

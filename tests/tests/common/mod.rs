@@ -1,29 +1,35 @@
 //! What the platform tests share: one origin's address chosen before anything starts (the
-//! PoPs need it first), the secrets an origin and its PoPs have in common, and their
-//! configurations wired to each other.
+//! PoPs need it first), the origin's signing key, PoPs enrolled in the origin's registry with
+//! their own credentials, and their configurations wired to each other.
 
 use std::path::Path;
 
 use pop_config::PopConfig;
-use pop_config::token::Key;
+use pop_config::token::{PublicKey, SigningKey};
 
-/// The secrets one test's origin and PoPs share.
+/// What one test's origin is configured with.
 pub(crate) struct Secrets {
-    /// The PoPs' bearer token for the origin.
-    pub(crate) pop_token: &'static str,
-    /// The token-signing key, hex (the origin signs, the PoPs verify with it as `k1`).
+    /// The origin's Ed25519 signing seed, hex (it signs as `k1`; PoPs get the public key).
     pub(crate) signing_key: &'static str,
 }
 
 impl Secrets {
-    /// The signing key as the PoPs hold it.
-    pub(crate) fn key(&self) -> Key {
-        Key::new("k1", &pop_config::token::decode_hex(self.signing_key).unwrap())
+    /// The origin's signing key (what only the origin holds).
+    #[allow(dead_code)] // not every test binary forges tokens
+    pub(crate) fn signer(&self) -> SigningKey {
+        SigningKey::from_seed("k1", &pop_config::token::decode_hex(self.signing_key).unwrap()).unwrap()
     }
 
-    /// A PoP in `dir` pulling from `origin_url`, on embedded defaults.
-    pub(crate) fn pop(&self, dir: &Path, origin_url: &str) -> PopConfig {
-        PopConfig::default_for(dir, origin_url, self.pop_token, vec![self.key()])
+    /// The public key, as the PoPs hold it.
+    pub(crate) fn key(&self) -> PublicKey {
+        self.signer().public()
+    }
+
+    /// PoP `id` in `dir` pulling from `origin_url`, on embedded defaults, enrolled in the
+    /// registry of the origin whose data folder is `origin_dir` (before or after it starts).
+    pub(crate) async fn pop(&self, dir: &Path, origin_dir: &Path, origin_url: &str, id: &str) -> PopConfig {
+        let credential = enrol(origin_dir, id, false).await;
+        PopConfig::default_for(dir, origin_url, &credential, vec![self.key()])
     }
 
     /// The origin in `dir` on `origin_url`, sending creators to `upload_url` and viewers to
@@ -32,12 +38,20 @@ impl Secrets {
         let mut config = origin::Config::for_dir(dir);
         config.listen = origin_url.trim_start_matches("http://").parse().unwrap();
         config.public_url = origin_url.to_owned();
+        config.key_url = origin_url.to_owned();
         config.upload_url = upload_url.to_owned();
         config.playback_url = playback_url.to_owned();
-        config.pop_token = Some(self.pop_token.into());
         config.signing_key = Some(self.signing_key.into());
         config
     }
+}
+
+/// Enrols PoP `id` in the registry of the origin whose data folder is `origin_dir`; its credential.
+pub(crate) async fn enrol(origin_dir: &Path, id: &str, partner: bool) -> String {
+    let config = origin::Config::for_dir(origin_dir);
+    let store = origin::meta::sql::SqlStore::connect(&config.database_url).await.expect("origin database");
+    let who = origin::pops::Enrolment { id: id.to_owned(), region: "kr-seoul".into(), partner };
+    origin::pops::enrol(&store, &who, origin::meta::now()).await.expect("enrolled")
 }
 
 /// An origin URL on a port nothing listens on yet.
@@ -53,4 +67,14 @@ pub(crate) fn counter(page: &str, parts: &[&str]) -> f64 {
         .filter(|l| !l.starts_with('#') && parts.iter().all(|p| l.contains(p)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// A playback's content key, from the key service with the playback's key token.
+#[allow(dead_code)] // not every test binary decrypts
+pub(crate) async fn content_key(http: &reqwest::Client, playback: &serde_json::Value) -> Vec<u8> {
+    let url = playback["key_url"].as_str().expect("key_url");
+    let token = playback["key_token"].as_str().expect("key_token");
+    let r = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the key service answers the key token");
+    r.bytes().await.unwrap().to_vec()
 }
