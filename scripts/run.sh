@@ -13,24 +13,21 @@ origin="http://127.0.0.1:$origin_port"
 site="https://localhost:$edge_port"
 mkdir -p data
 
-# The secrets this laptop's origin and PoP share, made once: the token-signing key (the
-# origin signs, the PoP verifies) and the PoP's bearer token for the origin.
-if [ ! -f data/platform.env ]; then
-  (umask 077 && printf 'SIGNING_KEY=%s\nPOP_TOKEN=%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 24)" >data/platform.env)
-fi
-# shellcheck source=/dev/null
-. data/platform.env
-
-# Generated each run from the settings above (edit these lines, not the files).
+# Generated each run from the settings above (edit these lines, not the files). The origin
+# keeps its signing and master keys in data/secrets.json (made on first use); the PoP gets
+# only the public halves, and its own credential from the origin's PoP registry.
 cat >data/origin.toml <<TOML
 data_dir = "data"
 listen = "127.0.0.1:$origin_port"
 public_url = "$origin"
+key_url = "$origin"
 upload_url = "$site"
 playback_url = "$site"
-pop_token = "$POP_TOKEN"
-signing_key = "$SIGNING_KEY"
 TOML
+if [ ! -s data/pop-local.credential ]; then
+  target/release/origin pops enrol pop-local --region local --config data/origin.toml \
+    --out data/pop-local.credential >/dev/null
+fi
 cat >data/pop.toml <<TOML
 [pop]
 id = "pop-local"
@@ -42,11 +39,9 @@ metrics = "127.0.0.1:9465"
 
 [origin]
 urls = ["$origin"]
-token = "$POP_TOKEN"
+credential_file = "pop-local.credential"
 
-[[tokens]]
-kid = "k1"
-secret = "$SIGNING_KEY"
+$(target/release/origin keys pop-toml --config data/origin.toml)
 
 [cache]
 path = "edge-cache"
@@ -105,6 +100,7 @@ HTTP/3:     udp 127.0.0.1:$edge_port, certificate SPKI sha256 $spki
             chromium --origin-to-force-quic-on=localhost:$edge_port --ignore-certificate-errors-spki-list=$spki $site/
             (the certificate is a development one: $cert)
 origin API: $origin   (OpenAPI: $origin/openapi.json; metrics: http://127.0.0.1:9464/metrics; PoP metrics: http://127.0.0.1:9465/metrics)
+key service: $origin/v1/keys   (players fetch keys and licences here, never through the PoP)
 logs:       data/origin.log, data/edge.log
 Ctrl-C stops the origin and the PoP.
 MSG

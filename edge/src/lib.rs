@@ -174,7 +174,10 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
         origin_timeout: config.origin.request_timeout,
         not_found_ttl: config.cache.not_found_ttl,
         uploads: config.uploads.enabled.then_some(config.uploads.max_size),
-        pages: config.web.as_ref().map(|w| pages::Pages::new(w.dir.clone())),
+        pages: config.web.as_ref().map(|w| {
+            let key_service = w.key_service.as_deref().or(config.origin.urls.first().map(String::as_str));
+            pages::Pages::new(w.dir.clone(), key_service.unwrap_or_default())
+        }),
     });
     let (shutdown, watch) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -12,27 +12,35 @@ use crate::error::EdgeError;
 use crate::respond::{self, Response};
 
 /// Libraries from npm (`npm ci` in the web folder), by the name pages load them under.
-const VENDOR: [(&str, &str); 3] = [
+const VENDOR: [(&str, &str); 4] = [
     ("hls.js", "node_modules/hls.js/dist/hls.min.js"),
     ("hls.js.map", "node_modules/hls.js/dist/hls.min.js.map"),
+    ("shaka.js", "node_modules/shaka-player/dist/shaka-player.compiled.js"),
     ("tus.js", "node_modules/tus-js-client/dist/tus.min.js"),
 ];
 
 /// Scripts, styles and pictures only from ourselves; media and workers may be `blob:` (MSE
-/// and hls.js's transmuxer). No framing: the pages have buttons worth clickjacking.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
-     worker-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+/// and hls.js's transmuxer); connections to ourselves and the key service. No framing: the
+/// pages have buttons worth clickjacking.
+fn content_security_policy(key_service: &str) -> String {
+    format!(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; \
+         script-src 'self'; style-src 'self'; connect-src 'self' {key_service}; frame-ancestors 'none'"
+    )
+}
 
 /// The web folder.
 #[derive(Debug, Clone)]
 pub struct Pages {
     dir: PathBuf,
+    csp: String,
 }
 
 impl Pages {
-    /// Pages from `dir`.
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+    /// Pages from `dir`, whose players fetch keys from `key_service` (scheme, host and port).
+    pub fn new(dir: PathBuf, key_service: &str) -> Self {
+        let origin = key_service.split('/').take(3).collect::<Vec<_>>().join("/");
+        Self { dir, csp: content_security_policy(&origin) }
     }
 
     /// The file for a request path's segments, if it names one.
@@ -52,7 +60,7 @@ impl Pages {
     /// Serves the file `segs` names, or `None` when the path is not a page at all.
     pub async fn serve(&self, segs: &[&str], if_none_match: Option<&str>) -> Option<Result<Response, EdgeError>> {
         let path = self.file(segs)?;
-        Some(read(&path, if_none_match).await)
+        Some(read(&path, if_none_match, &self.csp).await)
     }
 }
 
@@ -61,7 +69,7 @@ fn is_plain_name(name: &str) -> bool {
     !name.starts_with('.') && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-async fn read(path: &Path, if_none_match: Option<&str>) -> Result<Response, EdgeError> {
+async fn read(path: &Path, if_none_match: Option<&str>, csp: &str) -> Result<Response, EdgeError> {
     let meta = tokio::fs::metadata(path).await.map_err(|_| missing(path))?;
     let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     let etag = format!("\"{}-{}\"", meta.len(), modified.map_or(0, |d| d.as_millis()));
@@ -76,7 +84,7 @@ async fn read(path: &Path, if_none_match: Option<&str>) -> Result<Response, Edge
     // Pages change with deployments and must revalidate; assets may be reused briefly.
     let page = path.extension().is_some_and(|e| e == "html");
     respond::set(&mut r, header::CACHE_CONTROL, if page { "no-cache" } else { "public, max-age=300" });
-    respond::set(&mut r, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    respond::set(&mut r, header::CONTENT_SECURITY_POLICY, csp);
     respond::set(&mut r, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     // Playback tokens travel in paths; a referrer would hand them to whatever a page links to.
     respond::set(&mut r, header::REFERRER_POLICY, "no-referrer");
@@ -110,7 +118,8 @@ mod tests {
 
     #[test]
     fn only_named_files_are_reachable() {
-        let pages = Pages::new(PathBuf::from("w"));
+        let pages = Pages::new(PathBuf::from("w"), "https://keys.example/base");
+        assert!(pages.csp.contains("connect-src 'self' https://keys.example;"), "{}", pages.csp);
         assert_eq!(pages.file(&[]), Some(PathBuf::from("w/pages/index.html")));
         assert_eq!(pages.file(&["watch", "abc"]), Some(PathBuf::from("w/pages/watch.html")));
         assert_eq!(pages.file(&["static", "app.css"]), Some(PathBuf::from("w/static/app.css")));

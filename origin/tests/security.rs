@@ -167,7 +167,9 @@ async fn playback_tokens_paths_and_credentials_are_checked() {
     assert_eq!(code(patch(Some("not-a-creator-token")).await.unwrap()).await, (401, "bad_credentials".into()));
     assert_eq!(patch(Some(DEV_CREATOR_TOKEN)).await.unwrap().status(), 200);
     let r = origin.client.get(origin.url(&format!("/v1/objects/{id}/master.m3u8"))).send().await.unwrap();
-    assert_eq!(code(r).await, (403, "pops_disabled".into()));
+    assert_eq!(code(r).await, (401, "unauthenticated".into()), "no PoP credential");
+    let r = origin.client.get(origin.url(&format!("/v1/objects/{id}/master.m3u8"))).bearer_auth(DEV_CREATOR_TOKEN);
+    assert_eq!(code(r.send().await.unwrap()).await, (401, "unauthenticated".into()), "a creator is no PoP");
     origin.running.stop().await;
 }
 

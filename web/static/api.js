@@ -65,33 +65,48 @@ export function listVideos({ q = '', limit = 48, signal } = {}) {
 
 export const createVideo = (token, fields) => call('POST', '/v1/videos', { token, body: fields })
 
-/** A playback grant with its URLs rebased onto this page's origin. */
+/**
+ * A playback grant with its URLs rebased onto this page's origin. Two tokens: `token` rides in
+ * every URL the PoP serves; `keyToken` goes only to the key service (`keyUrl`, `licenceUrl`,
+ * on its own host), so the PoP never holds anything that fetches a key.
+ */
 export async function playback(id) {
   const grant = await call('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, { body: {} })
   return {
     token: grant.token,
+    keyToken: grant.key_token,
+    keyUrl: grant.key_url,
+    licenceUrl: grant.licence_url,
     expiresAt: grant.expires_at,
     master: rebase(grant.master_url),
+    dash: grant.dash_url ? rebase(grant.dash_url) : null,
     poster: rebase(grant.poster_url),
     storyboard: rebase(grant.storyboard_url),
   }
 }
 
-/** The URLs a token opens for a video, when the page was handed a token rather than asking. */
-export function playbackUrls(id, token) {
+/**
+ * The URLs a token opens for a video, when the page was handed tokens rather than asking
+ * (an embed): the delivery token, and the key token if the embedder gave one.
+ */
+export function playbackUrls(id, token, keyToken = null) {
   const base = `${location.origin}/p/${encodeURIComponent(token)}/${encodeURIComponent(id)}`
   return {
     token,
+    keyToken,
+    keyUrl: null,
+    licenceUrl: null,
     expiresAt: expiryOf(token),
     master: `${base}/master.m3u8`,
+    dash: `${base}/manifest.mpd`,
     poster: `${base}/poster.jpg`,
     storyboard: `${base}/storyboard.vtt`,
   }
 }
 
-/** The expiry (Unix seconds) written in a `v1.KID.VIDEO.EXPIRES.VIEWER.SIG` token, if readable. */
+/** The expiry (Unix seconds) written in a `v2.KID.SCOPE.VIDEO.EXPIRES.VIEWER.SIG` token, if readable. */
 export function expiryOf(token) {
-  const expires = Number(String(token).split('.')[3])
+  const expires = Number(String(token).split('.')[4])
   return Number.isFinite(expires) ? expires : null
 }
 

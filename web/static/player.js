@@ -1,12 +1,13 @@
-// The player: hls.js where Media Source Extensions exist (checked first: Chromium also claims
-// native HLS, but cannot play AES-128 fMP4 natively), the browser's own HLS elsewhere
-// (Safari, iOS, many smart TVs), and custom controls that work with a mouse, a touch screen,
-// a keyboard and a TV remote's arrows and OK key.
+// The player: shaka-player with DASH and CENC (cbcs, W3C ClearKey licences from the key
+// service) where the browser has EME and MSE; hls.js with AES-128 HLS where it has only MSE
+// (checked before native: Chromium also claims native HLS, but cannot play AES-128 fMP4
+// natively); the browser's own HLS elsewhere (Safari, iOS, many smart TVs). Custom controls
+// work with a mouse, a touch screen, a keyboard and a TV remote's arrows and OK key.
 
 import { clock } from './format.js'
 import { formatNumber, setAttrs, t } from './i18n.js'
 import { ChoiceMenu, closeOpenMenu } from './menu.js'
-import { QualityMenu } from './quality.js'
+import { QualityMenu, ShakaLevels } from './quality.js'
 import { cueAt, loadStoryboard, paintCue } from './storyboard.js'
 
 const SEEK_STEP = 10
@@ -42,6 +43,37 @@ export function playbackEngine(video) {
   if (window.Hls?.isSupported?.()) return 'hls.js'
   if (video.canPlayType('application/vnd.apple.mpegurl') || video.canPlayType('application/x-mpegURL')) return 'native'
   return null
+}
+
+let clearKey = null
+
+/** Whether EME offers W3C ClearKey for CENC in MP4 here (asked once). */
+function clearKeyWorks() {
+  clearKey ??= (async () => {
+    if (!navigator.requestMediaKeySystemAccess || !window.shaka?.Player?.isBrowserSupported?.()) return false
+    try {
+      await navigator.requestMediaKeySystemAccess('org.w3.clearkey', [
+        {
+          initDataTypes: ['cenc'],
+          videoCapabilities: [{ contentType: 'video/mp4; codecs="avc1.42E01E"' }],
+          audioCapabilities: [{ contentType: 'audio/mp4; codecs="mp4a.40.2"' }],
+        },
+      ])
+      return true
+    } catch {
+      return false
+    }
+  })()
+  return clearKey
+}
+
+/**
+ * The engine for `source`: DASH + ClearKey with shaka when the source has a manifest and the
+ * browser has EME, else HLS (hls.js, then native). `forced` ('dash' or 'hls') narrows it.
+ */
+async function chooseEngine(video, source, forced) {
+  if (forced !== 'hls' && source.dash && (await clearKeyWorks())) return 'shaka'
+  return playbackEngine(video)
 }
 
 function loadPrefs() {
@@ -95,6 +127,7 @@ export class Player {
       keysButton: $('keys-button'),
     }
     this.hls = null
+    this.shaka = null
     this.engine = null
     this.cues = []
     this.pendingSeek = null
@@ -116,13 +149,15 @@ export class Player {
    * Plays `source` ({master, poster, storyboard, token, expiresAt, renew, duration}).
    * `renew()` resolves to a fresh grant; it keeps a long session going past its token.
    */
-  async load(source, { startAt = 0, autoplay = true } = {}) {
+  async load(source, { startAt = 0, autoplay = true, engine = null } = {}) {
     this.unload()
     this.source = source
     this.baseToken = source.token
     this.token = source.token
+    this.keyToken = source.keyToken
     this.knownDuration = source.duration ?? 0
-    this.engine = playbackEngine(this.video)
+    this.engine = await chooseEngine(this.video, source, engine)
+    if (this.source !== source) return
     this.root.dataset.engine = this.engine ?? 'none'
     this.root.hidden = false
     this.root.classList.add('is-paused')
@@ -134,10 +169,18 @@ export class Player {
       if (this.source === source) this.cues = cues
     })
 
-    if (this.engine === 'hls.js') {
+    if (this.engine === 'shaka') {
+      await this.loadShaka(source, startAt, autoplay)
+    } else if (this.engine === 'hls.js') {
       const hls = new window.Hls({
-        // Every request goes out with the newest token, so renewals need no reload.
+        // Every request goes out with the newest token, so renewals need no reload. Key
+        // requests go to the key service with the key token, which no PoP ever sees.
         xhrSetup: (xhr, url) => {
+          if (this.isKeyService(url)) {
+            xhr.open('GET', url, true)
+            if (this.keyToken) xhr.setRequestHeader('Authorization', `Bearer ${this.keyToken}`)
+            return
+          }
           const current = this.withToken(url)
           if (current !== url) xhr.open('GET', current, true)
         },
@@ -174,11 +217,80 @@ export class Player {
     }
   }
 
+  /** DASH with CENC: licences from the key service, with the key token as a bearer token. */
+  async loadShaka(source, startAt, autoplay) {
+    const shaka = window.shaka
+    shaka.polyfill.installAll()
+    const player = new shaka.Player()
+    this.shaka = player
+    await player.attach(this.video)
+    player.configure({
+      drm: source.licenceUrl ? { servers: { 'org.w3.clearkey': source.licenceUrl } } : {},
+      abr: { enabled: true, restrictToElementSize: true },
+      streaming: { bufferingGoal: 30, bufferBehind: 30 },
+    })
+    const LICENSE = shaka.net.NetworkingEngine.RequestType.LICENSE
+    player.getNetworkingEngine().registerRequestFilter((type, request) => {
+      if (type === LICENSE) {
+        if (this.keyToken) request.headers.Authorization = `Bearer ${this.keyToken}`
+      } else {
+        request.uris = request.uris.map((u) => this.withToken(u))
+      }
+    })
+    player.addEventListener('error', (e) => this.shakaError(e.detail))
+    const switched = () => {
+      const active = player.getVariantTracks().find((t) => t.active)
+      this.root.dataset.level = String(active?.height ?? '')
+      this.quality.switched()
+    }
+    player.addEventListener('adaptation', switched)
+    player.addEventListener('variantchanged', switched)
+    try {
+      await player.load(source.dash, startAt > 0 ? startAt : null)
+    } catch (err) {
+      if (this.shaka === player) this.shakaError(err)
+      return
+    }
+    if (this.shaka !== player) return
+    this.quality.attach(new ShakaLevels(player))
+    switched()
+    if (autoplay) this.play()
+  }
+
+  shakaError(error) {
+    if (!this.shaka || error?.severity === 1) return
+    const shaka = window.shaka
+    // An HTTP failure (or a licence request that failed with one) names its URL and status.
+    const http = error?.code === shaka.util.Error.Code.BAD_HTTP_STATUS ? error : error?.data?.[0]
+    const httpFailed = http?.code === shaka.util.Error.Code.BAD_HTTP_STATUS
+    const network = error?.category === shaka.util.Error.Category.NETWORK || httpFailed
+    const url = httpFailed && !this.isKeyService(http.data[0]) ? http.data[0] : this.source.dash
+    this.fatal({
+      kind: network ? 'network' : 'media',
+      url: this.withToken(url),
+      status: httpFailed ? http.data[1] : 0,
+      details: `shaka ${error?.code ?? error}`,
+    })
+  }
+
+  /** Whether `url` is the key service's (keys and licences): it takes the key token. */
+  isKeyService(url) {
+    const { keyUrl, licenceUrl } = this.source ?? {}
+    if (keyUrl && (url.startsWith(keyUrl) || url.startsWith(licenceUrl))) return true
+    try {
+      return new URL(url, location.href).pathname.startsWith('/v1/keys/')
+    } catch {
+      return false
+    }
+  }
+
   /** Stops and forgets the current video (the element stays for the next one). */
   unload() {
     clearTimeout(this.renewTimer)
     this.hls?.destroy()
     this.hls = null
+    this.shaka?.destroy()
+    this.shaka = null
     this.cues = []
     this.video.removeAttribute('src')
     this.video.load()
@@ -200,6 +312,7 @@ export class Player {
       try {
         const grant = await renew()
         this.token = grant.token
+        this.keyToken = grant.keyToken ?? this.keyToken
         this.source.currentExpiry = grant.expiresAt
       } catch {
         // Try again shortly; if the token does lapse, the error page offers a new one.

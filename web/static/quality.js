@@ -1,5 +1,6 @@
 // The quality menu: Auto plus one entry per rung by height. A pick takes effect at the next
 // segment (hls.js `nextLevel`: what is buffered past it is replaced), never by stalling.
+// shaka-player is driven through the same level interface (`ShakaLevels`).
 
 import { ChoiceMenu } from './menu.js'
 import { t } from './i18n.js'
@@ -100,5 +101,47 @@ export class QualityMenu {
     const playing = this.hls?.levels[this.hls.currentLevel]?.height
     const detail = auto?.querySelector('.menu-detail')
     if (detail) detail.textContent = playing && this.hls.autoLevelEnabled ? `${playing}p` : ''
+  }
+}
+
+/**
+ * shaka-player's variants as the hls.js level interface the menu speaks: `levels` ascending
+ * by bitrate, `currentLevel`, `manualLevel`, `autoLevelEnabled`, and `loadLevel = -1` (back
+ * to adaptive) or `nextLevel = i` (this variant, what is buffered ahead replaced).
+ */
+export class ShakaLevels {
+  constructor(player) {
+    this.player = player
+  }
+
+  get levels() {
+    return this.player
+      .getVariantTracks()
+      .filter((t) => t.height)
+      .sort((a, b) => a.bandwidth - b.bandwidth)
+      .map((track) => ({ height: track.height, bitrate: track.bandwidth, track }))
+  }
+
+  get autoLevelEnabled() {
+    return this.player.getConfiguration().abr.enabled
+  }
+
+  get currentLevel() {
+    return this.levels.findIndex((l) => l.track.active)
+  }
+
+  get manualLevel() {
+    return this.currentLevel
+  }
+
+  set loadLevel(index) {
+    if (index === -1) this.player.configure({ abr: { enabled: true } })
+  }
+
+  set nextLevel(index) {
+    const level = this.levels[index]
+    if (!level) return
+    this.player.configure({ abr: { enabled: false } })
+    this.player.selectVariantTrack(level.track, true, 1)
   }
 }

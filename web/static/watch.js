@@ -18,12 +18,16 @@ const playerRoot = document.getElementById('player')
 let player = null
 let meta = null
 let stopEvents = null
-// A token handed to the page (an embed, a link from a site that signs for its viewers).
+// Tokens handed to the page (an embed, a link from a site that signs for its viewers).
 let givenToken = params.get('token')
+const givenKeyToken = params.get('key_token')
+// `?engine=hls` or `?engine=dash` plays with that engine where the browser can.
+const forcedEngine = params.get('engine')
 
 if (givenToken) {
-  // Out of the address bar, so a copied link does not pass it on.
+  // Out of the address bar, so a copied link does not pass them on.
   params.delete('token')
+  params.delete('key_token')
   const query = params.toString()
   const clean = `${location.pathname}${query ? `?${query}` : ''}${location.hash}`
   history.replaceState(history.state, '', clean)
@@ -168,7 +172,7 @@ async function explain(error) {
 async function play(source, startAt) {
   hideNotice(notice)
   player ??= new Player(playerRoot, { onFatal: explain })
-  await player.load(source, { startAt, autoplay: true })
+  await player.load(source, { startAt, autoplay: true, engine: forcedEngine })
   playerRoot.focus({ preventScroll: true })
 }
 
@@ -189,7 +193,7 @@ async function begin({ resumeAt = 0 } = {}) {
     meta = null
   }
   const at = resumeAt || startTime()
-  if (givenToken) return play(playbackUrls(id, givenToken), at)
+  if (givenToken) return play(playbackUrls(id, givenToken, givenKeyToken), at)
   if (failIfFinal(meta)) return
   if (meta.state !== 'ready') return waitUntilReady()
   try {
