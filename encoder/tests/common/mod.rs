@@ -2,6 +2,8 @@
 //! the encoder in-process or as the CLI.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cenc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
