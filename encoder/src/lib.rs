@@ -1,5 +1,6 @@
 //! The encoder: inspect, GOP-aligned split, a DAG of tasks scheduled by a resource manager
-//! onto workers, the adaptive ladder, and CMAF/HLS/DASH packaging with AES-128.
+//! onto workers, the adaptive ladder, and CMAF/HLS/DASH packaging with HLS AES-128 and/or
+//! CENC 'cbcs'.
 //!
 //! Without the `ffmpeg` feature this crate is only the job contract (pipeline, tasks,
 //! ladder, object layout), which the origin uses to plan and serve without linking FFmpeg.

@@ -1,7 +1,9 @@
-//! The package task: CMAF init and media segments for every rendition, optional AES-128,
-//! HLS media and multivariant playlists, a DASH manifest, and the pictures. Pure Rust: reads
-//! encoded parts from temporary storage, writes the playable tree. The multivariant playlist
-//! is written last, so its presence means the tree is complete.
+//! The package task: CMAF init and media segments for every rendition, HLS media and
+//! multivariant playlists, a DASH manifest, and the pictures. Pure Rust: reads encoded parts
+//! from temporary storage, writes the playable tree. Segments are cut once per rendition and
+//! boxed for each tree the protection profile asks for (`trees`): the top level (clear or
+//! HLS AES-128, `crypt`) and `cbcs/` (CENC 'cbcs', `cenc`, with the DASH manifest over it).
+//! The multivariant playlist is written last, so its presence means the tree is complete.
 
 pub mod bitstream;
 pub mod cenc;
