@@ -102,8 +102,10 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     // Seoul B has had no viewers; the region's popularity warmed it.
     let pop_b_master = master.replace(&pop_a, &pop_b);
     let edge_b = seoul_b.edge.clone();
-    // What the origin names for prefetch: the playlists and first two segments of each rendition.
-    let mut warm = vec![format!("{id}/master.m3u8")];
+    // What the origin names for prefetch: the playlists and first two segments of each rendition,
+    // in both protections' trees (AES-128 for HLS, cbcs for DASH).
+    let mut warm = vec![format!("{id}/master.m3u8"), format!("{id}/manifest.mpd"), format!("{id}/cbcs/master.m3u8")];
+    warm.push(format!("{id}/cbcs/240p/seg_00001.m4s"));
     for rendition in ["240p", "360p", "audio"] {
         for object in ["index.m3u8", "init.mp4", "seg_00000.m4s", "seg_00001.m4s"] {
             warm.push(format!("{id}/{rendition}/{object}"));

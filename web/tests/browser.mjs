@@ -197,6 +197,9 @@ async function record(page) {
 }
 
 const isSegment = (r) => /\/seg_\d+\.m4s$/.test(r.path)
+/** Key service requests of a video: the AES-128 key and ClearKey licences (not preflights). */
+const keyRequests = (log, id) =>
+  log.filter((r) => r.method !== 'OPTIONS' && (r.path === `/v1/keys/${id}` || r.path === `/v1/keys/${id}/licence`))
 const CACHE_RESULTS = ['hit-memory', 'hit-disk', 'miss', 'stale']
 
 async function shot(page, name) {
@@ -205,9 +208,14 @@ async function shot(page, name) {
 
 // ---- the tests ---------------------------------------------------------------------------
 
-/** Plays /watch/{id} on `page` until `at` seconds and checks the network said what it should. */
-async function playsThroughTheEdge(page, log, base, id) {
-  await page.goto(`${base}/watch/${id}`)
+/**
+ * Plays /watch/{id} on `page` past 2 s and checks the network said what it should: media from
+ * the edge, keys never through it but from the key service, with the key token. `engine` is
+ * what should play: 'shaka' (DASH, CENC cbcs, ClearKey licence) by default in Chromium, or
+ * 'hls.js' (AES-128 HLS) when the page is asked for it.
+ */
+async function playsThroughTheEdge(page, log, base, id, engine = 'shaka') {
+  await page.goto(`${base}/watch/${id}${engine === 'hls.js' ? '?engine=hls' : ''}`)
   await until(
     page,
     'playback past 2 s',
@@ -219,15 +227,28 @@ async function playsThroughTheEdge(page, log, base, id) {
     30_000,
   )
   const state = await page.evaluate(describePlayer)
-  assert(state.engine === 'hls.js', `hls.js plays in Chromium, not ${state.engine}`)
+  assert(state.engine === engine, `${engine} plays in Chromium, not ${state.engine}`)
   assert(state.notice === null && state.error === null, `no fatal player error: ${JSON.stringify(state)}`)
-  const keys = log.filter((r) => r.path.startsWith('/p/') && r.path.endsWith(`/${id}/key`))
-  assert(keys.length === 1, `the key is fetched exactly once, not ${keys.length} times`)
-  assert(keys[0].status === 200 && keys[0].origin === base, `the key came through the edge: ${keys[0].status} ${keys[0].origin}`)
+  const keys = keyRequests(log, id)
+  if (engine === 'shaka') {
+    assert(keys.length >= 1 && keys.every((k) => k.path.endsWith('/licence')), `ClearKey licences: ${keys.map((k) => k.path)}`)
+  } else {
+    assert(keys.length === 1 && keys[0].method === 'GET', `the AES-128 key is fetched exactly once, not ${keys.length} times`)
+  }
+  for (const k of keys) {
+    assert(k.status === 200, `the key service answered ${k.status}`)
+    assert(k.origin !== base, `keys come from the key service, not the edge: ${k.origin}`)
+    assert(/^Bearer v2\./.test(k.requestHeaders.authorization ?? ''), 'with the key token as a bearer token')
+    assert(k.headers['cache-control'] === 'no-store, private', `never stored: ${k.headers['cache-control']}`)
+  }
+  const throughEdge = log.filter((r) => r.origin === base && /\/key$|\/v1\/keys\//.test(r.path))
+  assert(throughEdge.length === 0, `nothing key-like through the edge: ${throughEdge.map((r) => r.path)}`)
+  const tree = engine === 'shaka' ? '/cbcs/' : null
   const segments = log.filter(isSegment)
   assert(segments.length >= 2, `segments were fetched (${segments.length})`)
   for (const s of segments) {
     assert([200, 206].includes(s.status), `segment ${s.path}: HTTP ${s.status}`)
+    assert(tree ? s.path.includes(tree) : !s.path.includes('/cbcs/'), `segment ${s.path} from the ${engine} tree`)
     assert(s.origin === base, `segment from the edge, not ${s.origin}`)
     assert(CACHE_RESULTS.includes(s.headers['x-cache']), `segment ${s.path} has x-cache: ${s.headers['x-cache']}`)
   }
@@ -359,7 +380,7 @@ async function main() {
   const consoleErrors = []
   page.on('pageerror', (err) => consoleErrors.push(err.message))
   const played = await test(
-    'watch page (HTTP/2): plays, no fatal error, one key fetch through the edge, segments with x-cache',
+    'watch page (HTTP/2): DASH cbcs plays with shaka, licences from the key service (never the edge), segments with x-cache',
     async () => {
       await playsThroughTheEdge(page, log, base, videoId)
       assert(consoleErrors.length === 0, `no script errors: ${consoleErrors.join('; ')}`)
@@ -411,6 +432,7 @@ async function main() {
       const onDemand = video.renditions.filter((r) => r.state === 'on_demand').map((r) => r.height)
       const target = heights.filter((h) => h !== before && onDemand.includes(h)).sort((a, b) => a - b)[0]
       assert(target, `a rung not encoded yet besides the current ${before}p: ${states}`)
+      const licencesBefore = keyRequests(log, videoId).length
       const switchedAt = Date.now()
       await page.click(`#quality-menu [role="menuitemradio"][data-height="${target}"]`)
       await until(page, `the decoded height becomes ${target}`, (h) => document.querySelector('video').videoHeight === h, target, 25_000)
@@ -422,8 +444,8 @@ async function main() {
       await until(page, 'playback goes on after the switch', (t) => document.querySelector('video').currentTime > t + 0.5, t1, 8000)
       const state = await page.evaluate(describePlayer)
       assert(state.notice === null && state.error === null, `no fatal error after the switch: ${JSON.stringify(state)}`)
-      const keys = log.filter((r) => r.path.endsWith(`/${videoId}/key`))
-      assert(keys.length === 1, `still one key fetch after the switch: ${keys.length}`)
+      const licences = keyRequests(log, videoId)
+      assert(licences.length === licencesBefore, `no new licence for the same key after the switch: ${licences.length}`)
       await shot(page, 'watch-quality.png')
 
       // Back to the floor: stored segments follow just-in-time ones.
@@ -440,6 +462,52 @@ async function main() {
     { page },
   )
   await page.close()
+
+  await test(
+    'AES-128 HLS with hls.js (?engine=hls): plays, the key once from the key service with the key token',
+    async () => {
+      const hlsPage = await context.newPage()
+      try {
+        const hlsLog = await record(hlsPage)
+        await playsThroughTheEdge(hlsPage, hlsLog, base, videoId, 'hls.js')
+        await shot(hlsPage, 'watch-hls-aes128.png')
+      } finally {
+        await hlsPage.close()
+      }
+    },
+  )
+
+  await test(
+    'decryption is real: a licence with a wrong key makes DASH cbcs fail to decode',
+    async () => {
+      const wrongPage = await context.newPage()
+      try {
+        await wrongPage.route(/\/v1\/keys\/[^/]+\/licence$/, async (route) => {
+          const answer = await route.fetch()
+          const body = await answer.json()
+          for (const k of body.keys) k.k = 'AAAAAAAAAAAAAAAAAAAAAA' // sixteen zero bytes
+          await route.fulfill({ response: answer, json: body })
+        })
+        await wrongPage.goto(`${base}/watch/${videoId}`)
+        await until(
+          wrongPage,
+          'the player gives up (or never gets past the first frames)',
+          () => {
+            const v = document.querySelector('video')
+            const notice = document.querySelector('#notice')
+            return (notice && !notice.hidden) || v?.error
+          },
+          null,
+          30_000,
+        )
+        const state = await wrongPage.evaluate(describePlayer)
+        assert(!(state.currentTime > 2), `nothing played with the wrong key: ${JSON.stringify(state)}`)
+        await shot(wrongPage, 'watch-wrong-key.png')
+      } finally {
+        await wrongPage.close()
+      }
+    },
+  )
 
   await test(
     'catalogue: search finds the video by its Korean title, with its poster and state',
@@ -485,7 +553,7 @@ async function main() {
     const h3Base = `https://${host}:${opt.h3Port}`
     let h3Page = null
     await test(
-      'watch page over HTTP/3 (forced QUIC, SPKI pin): plays, every segment and the key over h3',
+      'watch page over HTTP/3 (forced QUIC, SPKI pin): plays, every segment over h3, licences from the key service',
       async () => {
         const quic = await launch([`--origin-to-force-quic-on=${host}:${opt.h3Port}`])
         const h3Context = await newContext(quic)
@@ -494,7 +562,8 @@ async function main() {
         const { keys, segments } = await playsThroughTheEdge(h3Page, h3Log, h3Base, videoId)
         const documentProtocol = h3Log.protocolOf(`${h3Base}/watch/${videoId}`)
         assert(documentProtocol === 'h3', `the page came over h3, not ${documentProtocol}`)
-        for (const r of [...keys, ...segments]) {
+        assert(keys.length >= 1, 'the licence came from the key service')
+        for (const r of segments) {
           const protocol = h3Log.protocolOf(r.url)
           assert(protocol === 'h3', `${r.path} came over ${protocol}, not h3`)
         }
@@ -528,8 +597,8 @@ async function failurePages(browser, base) {
         async () => {
           await page.goto(`${base}/watch/${opt.pendingVideo}?token=${encodeURIComponent(opt.expiredToken)}`)
           await page.waitForSelector('#notice[data-notice="token_expired"]', { timeout: 15_000 })
-          const master = log.find((r) => r.path.endsWith('/master.m3u8'))
-          assert(master, 'the master playlist was asked for')
+          const master = log.find((r) => r.path.endsWith('/manifest.mpd') || r.path.endsWith('/master.m3u8'))
+          assert(master, 'the manifest was asked for')
           assert(master.status === 403, `the PoP refused it: ${master.status}`)
           const body = await master.response.json()
           assert(body?.error?.code === 'token_expired', `with code token_expired: ${JSON.stringify(body)}`)

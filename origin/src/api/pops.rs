@@ -109,11 +109,21 @@ async fn first_segments(app: &App, video: &str) -> Result<Vec<String>> {
     if !v.state.is_servable() {
         return Ok(Vec::new());
     }
+    let protection = app.config.protection;
     let mut keys = vec![format!("{video}/{}", encoder::layout::MASTER_PLAYLIST)];
-    for r in &v.renditions {
-        keys.push(format!("{video}/{}/{}", r.name, encoder::layout::MEDIA_PLAYLIST));
-        keys.push(format!("{video}/{}/{}", r.name, encoder::layout::INIT_SEGMENT));
-        keys.extend((0..PREFETCH_SEGMENTS).map(|n| format!("{video}/{}/{}", r.name, encoder::layout::segment_name(n))));
+    if protection.writes_cbcs() {
+        keys.push(format!("{video}/{}", encoder::layout::DASH_MANIFEST));
+    }
+    for &tree in crate::ondemand::trees(protection) {
+        let at = format!("{video}/{}", crate::ondemand::tree_prefix(tree));
+        if protection == encoder::task::Protection::Both && tree == encoder::layout::Tree::Cbcs {
+            keys.push(format!("{at}{}", encoder::layout::MASTER_PLAYLIST));
+        }
+        for r in &v.renditions {
+            keys.push(format!("{at}{}/{}", r.name, encoder::layout::MEDIA_PLAYLIST));
+            keys.push(format!("{at}{}/{}", r.name, encoder::layout::INIT_SEGMENT));
+            keys.extend((0..PREFETCH_SEGMENTS).map(|n| format!("{at}{}/{}", r.name, encoder::layout::segment_name(n))));
+        }
     }
     Ok(keys)
 }

@@ -273,6 +273,7 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
             "key_url": keys,
             "licence_url": format!("{keys}/licence"),
             "master_url": format!("{base}/{}", encoder::layout::MASTER_PLAYLIST),
+            "dash_url": app.config.protection.writes_cbcs().then(|| format!("{base}/{}", encoder::layout::DASH_MANIFEST)),
             "poster_url": format!("{base}/{}", encoder::layout::POSTER),
             "storyboard_url": format!("{base}/{}", encoder::layout::STORYBOARD_VTT),
         }),
