@@ -95,6 +95,8 @@ impl Popularity {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     pop: &'a str,
+    /// The region this PoP believes it serves; the origin goes by its registry's.
+    region: &'a str,
     top: Vec<Popular>,
     /// Requests per video since the previous heartbeat.
     delta: Vec<Popular>,
@@ -206,6 +208,7 @@ async fn send_beat(
 ) -> Result<Answer, crate::error::EdgeError> {
     let report = Report {
         pop: &edge.pop_id,
+        region: &edge.region,
         top: edge.popularity.top(top_n).into_iter().map(|(video, requests)| Popular { video, requests }).collect(),
         delta: delta.iter().map(|(video, &requests)| Popular { video: video.clone(), requests }).collect(),
         purges_after: cursor,
