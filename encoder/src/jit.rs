@@ -162,8 +162,9 @@ pub struct SegmentsRequest {
     /// Segments to encode.
     pub count: usize,
     /// Protection of the segments (the key filled in by the worker itself). Its profile
-    /// names the tree the segments are for: `aes128` for the top level, `cbcs` for `cbcs/`
-    /// (see [`crate::layout::tree_of`]); `both` is refused.
+    /// names the trees the segments are for (see [`crate::layout`]): `aes128` the top
+    /// level, `cbcs` `cbcs/`, `both` the two, each segment encoded once and sealed per tree
+    /// ([`SegmentPiece::tree`]). None is the clear top level.
     pub encryption: Option<Encryption>,
     /// Samples in the first fragment of each segment, then in each later one.
     pub fragments: FragmentPolicy,
@@ -197,16 +198,21 @@ impl FragmentPolicy {
     }
 }
 
-/// One piece of a segment, in order: the segment is the concatenation of its pieces.
+/// One piece of a segment, in order: a segment's copy in one tree is the concatenation of
+/// its pieces for that tree. With several trees, the pieces of each chunk come once per
+/// tree, interleaved, so one tree's pieces are never held back until the other's are done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentPiece {
     /// Index of the rung in the request's `rungs`.
     pub rung: usize,
+    /// The tree these bytes belong to: where the segment is stored and served
+    /// ([`crate::layout::cbcs_path`] for [`Tree::Cbcs`](crate::layout::Tree::Cbcs)).
+    pub tree: crate::layout::Tree,
     /// Segment number.
     pub segment: usize,
     /// Bytes (encrypted when the rung is).
     pub bytes: Vec<u8>,
-    /// The segment's last piece.
+    /// The last piece of the segment's copy in this tree.
     pub last: bool,
 }
 

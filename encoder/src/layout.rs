@@ -55,7 +55,7 @@ pub fn cbcs_path(relative: &str) -> String {
 }
 
 /// Which tree a published path belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tree {
     /// The top level: clear or AES-128 segments.
     Top,

@@ -1,6 +1,7 @@
 //! CENC 'cbcs' output: FFmpeg decrypts it to exactly the frames of the AES-128 copy, its
 //! boxes say what players need, the reference packager (shaka-packager) encrypts the same
-//! samples into the same bytes, and a just-in-time segment equals the packaged one.
+//! samples into the same bytes, and a just-in-time segment equals the packaged one, in
+//! each tree when one encode seals both.
 
 mod common;
 
@@ -11,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use common::cenc::*;
 use common::*;
 use encoder::es::EsHeader;
-use encoder::jit::{FragmentPolicy, SegmentPiece};
+use encoder::jit::{FragmentPolicy, OnDemandPlan, SegmentPiece, SegmentsRequest};
+use encoder::layout::Tree;
 use encoder::package::cenc::CencKey;
 use encoder::package::fragment::{Sealer, SpanLayout, SpanSegmenter};
 use encoder::package::segmenter::PartStream;
-use encoder::task::Protection;
+use encoder::task::{Encryption, Protection, TaskContext};
 use mp4_atom::{Any, Decode};
 
 /// A transcode of a short clip with `profile`: (temp dir, output folder, content key).
@@ -339,8 +341,20 @@ fn segments_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every segment of the span, as the just-in-time segmenter makes it from the same packets.
+/// Every cbcs segment of the span, as the just-in-time segmenter makes it from the same
+/// packets.
 fn span_segments(parts: &[PathBuf], starts: &[i64], policy: FragmentPolicy, key: &CencKey) -> Vec<Vec<u8>> {
+    let pieces = span_pieces(parts, starts, policy, vec![(Tree::Cbcs, Sealer::CbcsSamples(key.clone()))]);
+    (0..starts.len()).map(|n| copy_of(&pieces, Tree::Cbcs, n)).collect()
+}
+
+/// Every piece the just-in-time segmenter makes of the span's packets, sealed by `sealers`.
+fn span_pieces(
+    parts: &[PathBuf],
+    starts: &[i64],
+    policy: FragmentPolicy,
+    sealers: Vec<(Tree, Sealer)>,
+) -> Vec<SegmentPiece> {
     let mut stream = PartStream::open(parts.to_vec()).unwrap();
     let header: EsHeader = stream.header().clone();
     let layout = SpanLayout {
@@ -350,7 +364,7 @@ fn span_segments(parts: &[PathBuf], starts: &[i64], policy: FragmentPolicy, key:
         starts: starts.to_vec(),
         end: None,
         policy,
-        sealer: Sealer::CbcsSamples(key.clone()),
+        sealers,
     };
     let pieces = Arc::new(Mutex::new(Vec::<SegmentPiece>::new()));
     let sink = pieces.clone();
@@ -366,10 +380,116 @@ fn span_segments(parts: &[PathBuf], starts: &[i64], policy: FragmentPolicy, key:
         segmenter.push(p).unwrap();
     }
     segmenter.finish().unwrap();
-    let pieces = pieces.lock().unwrap();
-    (0..starts.len())
-        .map(|n| pieces.iter().filter(|p| p.segment == n).flat_map(|p| p.bytes.clone()).collect())
-        .collect()
+    pieces.lock().unwrap().clone()
+}
+
+/// Segment `segment`'s copy in `tree`: its pieces for that tree, concatenated.
+fn copy_of(pieces: &[SegmentPiece], tree: Tree, segment: usize) -> Vec<u8> {
+    pieces.iter().filter(|p| p.tree == tree && p.segment == segment).flat_map(|p| p.bytes.clone()).collect()
+}
+
+/// `last` is set once per tree per segment, on that tree's final piece of the segment.
+fn assert_one_last_per_tree(pieces: &[SegmentPiece], trees: &[Tree]) {
+    for &tree in trees {
+        let mine: Vec<&SegmentPiece> = pieces.iter().filter(|p| p.tree == tree).collect();
+        let mut segments: Vec<usize> = mine.iter().map(|p| p.segment).collect();
+        segments.dedup();
+        for n in segments {
+            let of_n: Vec<bool> = mine.iter().filter(|p| p.segment == n).map(|p| p.last).collect();
+            assert_eq!(of_n.iter().filter(|&&l| l).count(), 1, "{tree:?} segment {n}: {of_n:?}");
+            assert!(of_n.last().unwrap(), "{tree:?} segment {n}: the last piece is not marked last");
+        }
+    }
+}
+
+/// A just-in-time encode of segments `first..first + count` of `rung` with `encryption`.
+fn encode_segments(
+    out: &Path,
+    src: &Path,
+    scratch: &Path,
+    rung: &str,
+    (first, count): (usize, usize),
+    encryption: Encryption,
+) -> Vec<SegmentPiece> {
+    let plan: OnDemandPlan = serde_json::from_slice(&read(out.join("source/plan.json"))).expect("plan");
+    let req = SegmentsRequest {
+        source: src.display().to_string(),
+        plan,
+        overlay: None,
+        rungs: vec![rung.to_owned()],
+        first,
+        count,
+        encryption: Some(encryption),
+        fragments: FragmentPolicy::streaming(30.0),
+        scratch: scratch.display().to_string(),
+    };
+    let pieces = Arc::new(Mutex::new(Vec::new()));
+    let sink = pieces.clone();
+    let ctx = TaskContext::default();
+    // One core: with frame threads, two encodes of the same segment are not always byte
+    // identical, and this compares encodes byte for byte.
+    ctx.set_cores(1);
+    let emit = Arc::new(move |p| {
+        sink.lock().unwrap().push(p);
+        Ok(())
+    });
+    encoder::ffmpeg::jit::encode_segments(&req, &ctx, emit).expect("just-in-time encode succeeds");
+    pieces.lock().unwrap().clone()
+}
+
+#[test]
+fn one_just_in_time_encode_seals_every_tree_of_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = h264_clip(dir.path(), "src.mp4", "640x360", 4, 30);
+    let out = dir.path().join("out");
+    let key_file = dir.path().join("keys/video.key");
+    let mut req = protected(request(&src, &out, &dir.path().join("work"), None), &key_file, "../key", Protection::Both);
+    req.keep_work_dir = true;
+    req.on_demand = true;
+    run(req, local_executor()).0.expect("transcode succeeds");
+    let key = read(&key_file);
+    let both =
+        Encryption { key_hex: hex(&key), key_uri: "../key".into(), profile: Protection::Both, ..Default::default() };
+    let trees = [Tree::Top, Tree::Cbcs];
+    let name = renditions(&out).remove(0);
+
+    // From the full encode's packets, one segment at a time as the package stores them:
+    // each tree's copy is the packaged file of that tree, byte for byte.
+    let top: Vec<Vec<u8>> = segments(&out.join(&name)).iter().map(read).collect();
+    let cbcs: Vec<Vec<u8>> = segments(&out.join("cbcs").join(&name)).iter().map(read).collect();
+    assert!(top.len() >= 2 && top.len() == cbcs.len());
+    let starts: Vec<i64> = cbcs.iter().map(|s| first_pts(s)).collect();
+    let parts = part_files(&dir.path().join("work"), &name);
+    let sealers = Sealer::for_request(Some(&both)).unwrap();
+    let pieces = span_pieces(&parts, &starts, FragmentPolicy::WHOLE, sealers);
+    assert_one_last_per_tree(&pieces, &trees);
+    for n in 0..top.len() {
+        assert!(copy_of(&pieces, Tree::Top, n) == top[n], "segment {n}: the top copy differs from the package's");
+        assert!(copy_of(&pieces, Tree::Cbcs, n) == cbcs[n], "segment {n}: the cbcs copy differs from the package's");
+    }
+
+    // A real just-in-time encode of segment 1, streamed: each tree's pieces are those of an
+    // encode for that tree alone.
+    let scratch = dir.path().join("scratch");
+    let jit = |profile| encode_segments(&out, &src, &scratch, &name, (1, 1), Encryption { profile, ..both.clone() });
+    let pieces = jit(Protection::Both);
+    assert_one_last_per_tree(&pieces, &trees);
+    for (tree, profile) in [(Tree::Top, Protection::Aes128), (Tree::Cbcs, Protection::Cbcs)] {
+        let single = jit(profile);
+        assert!(single.iter().all(|p| p.tree == tree), "{profile:?}: pieces not all for {tree:?}");
+        let mine: Vec<SegmentPiece> = pieces.iter().filter(|p| p.tree == tree).cloned().collect();
+        assert!(mine.len() >= 3, "{tree:?}: the segment streams as several chunks");
+        assert!(mine.iter().all(|p| p.segment == 1 && p.rung == 0));
+        assert!(mine == single, "{tree:?}: the pieces differ from a {profile:?}-only encode's");
+    }
+    // Interleaved as chunks are made: each tree's first piece goes out before the other
+    // tree's last one, not after its whole segment.
+    let at = |tree, last: bool| {
+        let mut of = pieces.iter().enumerate().filter(|(_, p)| p.tree == tree).map(|(i, _)| i);
+        if last { of.next_back().unwrap() } else { of.next().unwrap() }
+    };
+    assert!(at(Tree::Top, false) < at(Tree::Cbcs, true), "the top copy waited for the cbcs one");
+    assert!(at(Tree::Cbcs, false) < at(Tree::Top, true), "the cbcs copy waited for the top one");
 }
 
 /// An H.264 file of one fragment whose frames hold `slices` slices each, made by FFmpeg.

@@ -1,7 +1,9 @@
 //! Just-in-time segments: decode the original from the last keyframe before a segment,
 //! keep exactly the frames of the requested segments, filter them as a full encode would
 //! (rotation, watermark, scaling) and encode each requested rung with the rung's own
-//! settings, handing out CMAF chunks while the encoder still works on later frames.
+//! settings, handing out CMAF chunks while the encoder still works on later frames. Each
+//! chunk is sealed for every tree the request's protection asks for (AES-128 at the top
+//! level, cbcs in `cbcs/`), so one encode makes every stored copy of a segment.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +39,8 @@ pub struct SegmentsReport {
     pub templates: Vec<String>,
 }
 
-/// Encodes `req`'s segments of `req`'s rungs, handing each piece to `emit` as it is made.
+/// Encodes `req`'s segments of `req`'s rungs, handing each piece to `emit` as it is made,
+/// once per tree of the request's protection (tagged with [`crate::jit::SegmentPiece::tree`]).
 pub fn encode_segments(req: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> Result<SegmentsReport> {
     super::init();
     let plan = &req.plan;
@@ -51,7 +54,7 @@ pub fn encode_segments(req: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> 
         .map(|name| plan.rung(name).map(|r| r.rung.clone()))
         .collect::<Option<Vec<Rung>>>()
         .ok_or_else(|| Error::Invalid(format!("unknown rung in {:?}", req.rungs)))?;
-    let sealer = Sealer::for_request(req.encryption.as_ref())?;
+    let sealers = Sealer::for_request(req.encryption.as_ref())?;
     let store = Store::open(&req.scratch)?;
     let templates = Arc::new(Mutex::new(vec![String::new(); rungs.len()]));
     let fps = Rational(plan.media.video.frame_rate.0 as i32, plan.media.video.frame_rate.1.max(1) as i32);
@@ -68,7 +71,7 @@ pub fn encode_segments(req: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> 
             starts: plan.starts(&span),
             end: span.end,
             policy: req.fragments,
-            sealer: sealer.clone(),
+            sealers: sealers.clone(),
         };
         let sink = SpanSink { segmenter: SpanSegmenter::new(layout, emit.clone()), templates: templates.clone(), i };
         let job = RungJob {
