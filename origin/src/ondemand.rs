@@ -30,6 +30,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use encoder::jit::OnDemandPlan;
+use encoder::layout::Tree;
+use encoder::task::Protection;
 
 use crate::app::App;
 use crate::error::Result;
@@ -130,19 +132,46 @@ pub async fn queue_openings(app: &App, video: &str, renditions: &[Rendition], se
     Ok(())
 }
 
-/// `{rung}/seg_NNNNN.m4s` → (rung, segment number).
-pub fn segment_path<'a>(rest: &[&'a str]) -> Option<(&'a str, u64)> {
+/// `[cbcs/]{rung}/seg_NNNNN.m4s` → (tree, rung, segment number).
+pub fn segment_path<'a>(rest: &[&'a str]) -> Option<(Tree, &'a str, u64)> {
+    let (tree, rest) = match rest {
+        [first, rest @ ..] if *first == encoder::layout::CBCS_TREE => (Tree::Cbcs, rest),
+        _ => (Tree::Top, rest),
+    };
     let [rung, file] = rest else { return None };
     let n = file.strip_prefix("seg_")?.strip_suffix(".m4s")?;
     if n.len() < 5 || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((*rung, n.parse().ok()?))
+    Some((tree, *rung, n.parse().ok()?))
 }
 
-/// Blob key of a published segment.
-pub fn segment_key(video: &str, rung: &str, segment: u64) -> String {
-    format!("{}{rung}/{}", storage::published(video), encoder::layout::segment_name(segment as usize))
+/// Blob key of a published segment in `tree`.
+pub fn segment_key(video: &str, tree: Tree, rung: &str, segment: u64) -> String {
+    format!(
+        "{}{}{rung}/{}",
+        storage::published(video),
+        tree_prefix(tree),
+        encoder::layout::segment_name(segment as usize)
+    )
+}
+
+/// Where a tree's renditions sit in a video's published folder.
+pub fn tree_prefix(tree: Tree) -> &'static str {
+    match tree {
+        Tree::Top => "",
+        Tree::Cbcs => "cbcs/",
+    }
+}
+
+/// The trees a protection profile publishes segments in; one encode of a segment seals it
+/// for all of them, and the first is the one whose segments are counted.
+pub fn trees(protection: Protection) -> &'static [Tree] {
+    match protection {
+        Protection::Aes128 => &[Tree::Top],
+        Protection::Cbcs => &[Tree::Cbcs],
+        Protection::Both => &[Tree::Top, Tree::Cbcs],
+    }
 }
 
 #[cfg(test)]
@@ -151,12 +180,15 @@ mod tests {
 
     #[test]
     fn segment_paths() {
-        assert_eq!(segment_path(&["720p", "seg_00004.m4s"]), Some(("720p", 4)));
-        assert_eq!(segment_path(&["720p", "seg_123456.m4s"]), Some(("720p", 123_456)));
+        assert_eq!(segment_path(&["720p", "seg_00004.m4s"]), Some((Tree::Top, "720p", 4)));
+        assert_eq!(segment_path(&["cbcs", "720p", "seg_00004.m4s"]), Some((Tree::Cbcs, "720p", 4)));
+        assert_eq!(segment_path(&["720p", "seg_123456.m4s"]), Some((Tree::Top, "720p", 123_456)));
+        assert_eq!(segment_path(&["other", "720p", "seg_00004.m4s"]), None);
         assert_eq!(segment_path(&["720p", "init.mp4"]), None);
         assert_eq!(segment_path(&["720p", "seg_4.m4s"]), None);
         assert_eq!(segment_path(&["720p", "seg_0000x.m4s"]), None);
         assert_eq!(segment_path(&["master.m3u8"]), None);
-        assert_eq!(segment_key("v", "720p", 4), "videos/v/720p/seg_00004.m4s");
+        assert_eq!(segment_key("v", Tree::Top, "720p", 4), "videos/v/720p/seg_00004.m4s");
+        assert_eq!(segment_key("v", Tree::Cbcs, "720p", 4), "videos/v/cbcs/720p/seg_00004.m4s");
     }
 }

@@ -100,7 +100,7 @@ async fn pages_upload_play_switch_quality_over_h2_and_h3_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let origin_url = common::origin_url();
     let mut cfg = SECRETS.pop(&dir.path().join("pop"), &dir.path().join("origin"), &origin_url, "pop-local").await;
-    cfg.web = Some(pop_config::Web { dir: web.clone() });
+    cfg.web = Some(pop_config::Web { dir: web.clone(), key_service: None });
     let pop = edge::start(cfg).await.expect("PoP starts");
     let site = format!("https://127.0.0.1:{}", pop.https.port());
     let h3 = pop.h3.expect("the PoP listens for HTTP/3");

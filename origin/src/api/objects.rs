@@ -82,7 +82,7 @@ async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result
     let kind = object_kind(&path).filter(|_| rest.iter().all(segment_ok)).ok_or_else(|| Error::not_found("object"))?;
     let key = format!("{}{path}", storage::published(id));
     let meta = match (app.blobs.stat(&key).await, ondemand::segment_path(rest)) {
-        (Ok(meta), Some((rung, n))) => {
+        (Ok(meta), Some((_, rung, n))) => {
             // A viewer plays this rung: the next segments should exist before they are asked for.
             if let Some(plan) = app.jit.plan(app, id).await? {
                 ondemand::dispatch::look_ahead(app, &plan, id, rung, n + 1).await;
@@ -90,8 +90,8 @@ async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result
             meta
         }
         (Ok(meta), None) => meta,
-        (Err(e), Some((rung, n))) if e.kind() == opendal::ErrorKind::NotFound => {
-            if let Some(r) = ondemand::dispatch::serve(app, req, id, rung, n).await? {
+        (Err(e), Some((tree, rung, n))) if e.kind() == opendal::ErrorKind::NotFound => {
+            if let Some(r) = ondemand::dispatch::serve(app, req, id, tree, rung, n).await? {
                 return Ok(r);
             }
             app.blobs.stat(&key).await?

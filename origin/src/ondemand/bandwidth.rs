@@ -51,26 +51,45 @@ pub fn rewrite(master: &str, uri: &str, peak: u64, average: u64) -> Option<Strin
     Some(out.join("\n") + "\n")
 }
 
-/// Measures a rung whose every segment is stored and publishes its bandwidths in the video's
-/// multivariant playlist. Written whole in one go (storage renames it into place).
+/// Measures a rung whose every segment is stored and publishes its bandwidths in each of the
+/// video's multivariant playlists (one per tree, and a cbcs-only output's top-level one).
+/// Each is written whole in one go (storage renames it into place).
 pub async fn publish(app: &App, video: &str, rung: &str) -> Result<()> {
     let Some(plan) = app.jit.plan(app, video).await? else { return Ok(()) };
     let durations: Vec<f64> =
         plan.segments.iter().map(|(_, d)| *d as f64 / f64::from(encoder::media::VIDEO_TIMESCALE)).collect();
-    let mut sizes = Vec::with_capacity(durations.len());
-    let mut audio = Vec::with_capacity(durations.len());
-    for n in 0..durations.len() as u64 {
-        sizes.push(app.blobs.stat(&segment_key(video, rung, n)).await?.content_length());
-        // A video without audio has no such segments.
-        audio.push(app.blobs.stat(&segment_key(video, AUDIO, n)).await.map_or(0, |m| m.content_length()));
+    for &tree in super::trees(app.config.protection) {
+        let mut sizes = Vec::with_capacity(durations.len());
+        let mut audio = Vec::with_capacity(durations.len());
+        for n in 0..durations.len() as u64 {
+            sizes.push(app.blobs.stat(&segment_key(video, tree, rung, n)).await?.content_length());
+            // A video without audio has no such segments.
+            audio.push(app.blobs.stat(&segment_key(video, tree, AUDIO, n)).await.map_or(0, |m| m.content_length()));
+        }
+        let Some((peak, average)) = measure(&sizes, &audio, &durations) else { continue };
+        let prefix = super::tree_prefix(tree);
+        let mut masters = vec![(format!("{prefix}{}", encoder::layout::MASTER_PLAYLIST), String::new())];
+        if app.config.protection == encoder::task::Protection::Cbcs {
+            // Its top-level playlist names the cbcs tree's renditions.
+            masters.push((encoder::layout::MASTER_PLAYLIST.to_owned(), prefix.to_owned()));
+        }
+        for (master, into) in masters {
+            let uri = format!("{into}{rung}/{}", encoder::layout::MEDIA_PLAYLIST);
+            rewrite_master(app, video, &master, &uri, peak, average).await?;
+        }
     }
-    let Some((peak, average)) = measure(&sizes, &audio, &durations) else { return Ok(()) };
-    let key = format!("{}{}", storage::published(video), encoder::layout::MASTER_PLAYLIST);
-    let master = String::from_utf8_lossy(&app.blobs.read(&key).await?.to_vec()).into_owned();
-    let uri = format!("{rung}/{}", encoder::layout::MEDIA_PLAYLIST);
-    if let Some(updated) = rewrite(&master, &uri, peak, average) {
+    Ok(())
+}
+
+async fn rewrite_master(app: &App, video: &str, master: &str, uri: &str, peak: u64, average: u64) -> Result<()> {
+    let key = format!("{}{master}", storage::published(video));
+    if !app.blobs.exists(&key).await? {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&app.blobs.read(&key).await?.to_vec()).into_owned();
+    if let Some(updated) = rewrite(&text, uri, peak, average) {
         app.blobs.write(&key, updated.into_bytes()).await?;
-        tracing::info!(%video, %rung, peak, average, "measured bandwidth published");
+        tracing::info!(%video, %master, %uri, peak, average, "measured bandwidth published");
     }
     Ok(())
 }

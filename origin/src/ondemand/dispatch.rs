@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use encoder::jit::OnDemandPlan;
+use encoder::layout::Tree;
 use futures_util::StreamExt;
 use http::{StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
@@ -22,9 +23,16 @@ use crate::meta;
 use crate::meta::ondemand::SegmentKey;
 use crate::web::{self, Request, Response};
 
-/// Answers a request for a segment that is not stored. `Ok(None)`: it was stored meanwhile
-/// (serve it from storage).
-pub async fn serve(app: &Arc<App>, req: &Request, video: &str, rung: &str, segment: u64) -> Result<Option<Response>> {
+/// Answers a request for a segment that is not stored, in `tree` (its AES-128 or cbcs copy).
+/// `Ok(None)`: it was stored meanwhile (serve it from storage).
+pub async fn serve(
+    app: &Arc<App>,
+    req: &Request,
+    video: &str,
+    tree: Tree,
+    rung: &str,
+    segment: u64,
+) -> Result<Option<Response>> {
     let plan = app.jit.plan(app, video).await?.ok_or_else(|| Error::not_found("object"))?;
     let planned = plan.rung(rung).ok_or_else(|| Error::not_found("object"))?;
     if segment >= plan.segment_count() as u64 {
@@ -36,9 +44,9 @@ pub async fn serve(app: &Arc<App>, req: &Request, video: &str, rung: &str, segme
     }
     let started = Instant::now();
     let key = SegmentKey { video: video.to_owned(), rung: rung.to_owned(), segment };
-    let (flight, lead) = app.jit.flights.join(&key);
+    let (flight, lead) = app.jit.flights.join(&key, tree);
     if lead {
-        tokio::spawn(lead_flight(app.clone(), key.clone(), flight.clone()));
+        tokio::spawn(lead_flight(app.clone(), key.clone(), tree, flight.clone()));
         app.metrics.on_demand.request("encoded");
     } else {
         app.metrics.on_demand.request("joined");
@@ -109,8 +117,8 @@ fn retry_later(status: StatusCode, code: &'static str, message: &str, seconds: u
 }
 
 /// Leads a flight to its end, then lands it.
-async fn lead_flight(app: Arc<App>, key: SegmentKey, flight: Arc<Flight>) {
-    let ending = match lead(&app, &key, &flight).await {
+async fn lead_flight(app: Arc<App>, key: SegmentKey, tree: Tree, flight: Arc<Flight>) {
+    let ending = match lead(&app, &key, tree, &flight).await {
         Ok(()) => Ending::Complete,
         Err(e) => {
             if e.status().is_server_error() {
@@ -120,7 +128,7 @@ async fn lead_flight(app: Arc<App>, key: SegmentKey, flight: Arc<Flight>) {
         }
     };
     flight.finish(ending);
-    app.jit.flights.land(&key);
+    app.jit.flights.land(&key, tree);
 }
 
 /// Why a dispatch did not end with the segment.
@@ -131,14 +139,14 @@ enum Miss {
     Stop(Error),
 }
 
-async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<()> {
+async fn lead(app: &Arc<App>, key: &SegmentKey, tree: Tree, flight: &Arc<Flight>) -> Result<()> {
     let od = &app.config.on_demand;
     super::policy::check_servable(app, &key.video).await?;
     let now = meta::now();
     let stale = super::stale_claims_before(app, now);
     if !app.ondemand.claim_segment(key, &app.jit.node, now, stale).await? {
-        // Another process encodes it: wait for it to be stored.
-        return wait_stored(app, key, od.first_byte_deadline * 3).await;
+        // Another process (or a flight of the other tree) encodes it: wait for it to be stored.
+        return wait_stored(app, key, tree, od.first_byte_deadline * 3).await;
     }
     if app.ondemand.claims_of(&key.video, stale).await? > u64::from(od.max_pending_per_video) {
         app.ondemand.release_segment(key).await?;
@@ -165,7 +173,7 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
             ..SegmentTask::new(&key.video, &key.rung, key.segment, 1, Reason::Viewer)?
         };
         task.publish(app.queue.as_ref()).await?;
-        let followed = follow(app, &reply, key, flight).await;
+        let followed = follow(app, &reply, key, tree, flight).await;
         let _ = app.queue.delete_topic(&reply).await;
         match followed {
             Ok(()) => return Ok(()),
@@ -188,8 +196,9 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, flight: &Arc<Flight>) -> Result<
     }
 }
 
-/// Follows one dispatch's replies into the flight until the segment is complete.
-async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Result<(), Miss> {
+/// Follows one dispatch's replies into the flight (its tree's pieces; the worker stores every
+/// tree) until the segment is complete.
+async fn follow(app: &App, topic: &str, key: &SegmentKey, tree: Tree, flight: &Flight) -> Result<(), Miss> {
     let deadline = app.config.on_demand.first_byte_deadline;
     let started = Instant::now();
     let mut worker: Option<String> = None;
@@ -224,7 +233,7 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Re
         last_word = Instant::now();
         match Reply::decode(&msg.payload).map_err(Miss::Stop)? {
             Reply::Taken { worker: w } => worker = Some(w),
-            Reply::Piece { seq, bytes, .. } => {
+            Reply::Piece { seq, bytes, tree: of, .. } => {
                 if seq < next_seq {
                     continue;
                 }
@@ -232,6 +241,9 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Re
                     return Err(Miss::Retry(worker));
                 }
                 next_seq += 1;
+                if of != tree {
+                    continue;
+                }
                 let piece = Bytes::from(bytes);
                 let fresh = flight.resume(position, &piece).ok_or_else(|| {
                     Miss::Stop(Error::api(
@@ -265,8 +277,8 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, flight: &Flight) -> Re
 }
 
 /// Waits until another process has stored the segment.
-async fn wait_stored(app: &App, key: &SegmentKey, limit: Duration) -> Result<()> {
-    let blob = segment_key(&key.video, &key.rung, key.segment);
+async fn wait_stored(app: &App, key: &SegmentKey, tree: Tree, limit: Duration) -> Result<()> {
+    let blob = segment_key(&key.video, tree, &key.rung, key.segment);
     let started = Instant::now();
     while started.elapsed() < limit {
         if app.blobs.exists(&blob).await? {
@@ -294,8 +306,9 @@ async fn try_look_ahead(app: &Arc<App>, plan: &OnDemandPlan, video: &str, rung: 
     let now = meta::now();
     let stale = super::stale_claims_before(app, now);
     let mut claimed = 0;
+    let counted = super::trees(app.config.protection)[0];
     for segment in from..end {
-        if app.blobs.exists(&segment_key(video, rung, segment)).await? {
+        if app.blobs.exists(&segment_key(video, counted, rung, segment)).await? {
             break;
         }
         let key = SegmentKey { video: video.to_owned(), rung: rung.to_owned(), segment };

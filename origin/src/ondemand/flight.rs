@@ -1,6 +1,7 @@
 //! One encode per segment in this process, however many requests ask for it at once: the
 //! first request starts the flight, every request (the first included) streams the pieces
-//! from the start as they arrive.
+//! from the start as they arrive. A flight carries one tree's copy (AES-128 or cbcs); the
+//! encode it leads seals every tree, and stores what no flight streams.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::watch;
+
+use encoder::layout::Tree;
 
 use crate::meta::ondemand::SegmentKey;
 
@@ -121,24 +124,24 @@ impl Flight {
 /// The flights of this process.
 #[derive(Debug, Default)]
 pub struct Flights {
-    map: Mutex<HashMap<SegmentKey, Arc<Flight>>>,
+    map: Mutex<HashMap<(SegmentKey, Tree), Arc<Flight>>>,
 }
 
 impl Flights {
-    /// Joins the flight for `key`, or starts it (then the caller leads it: `true`).
-    pub fn join(&self, key: &SegmentKey) -> (Arc<Flight>, bool) {
+    /// Joins the flight for `key` in `tree`, or starts it (then the caller leads it: `true`).
+    pub fn join(&self, key: &SegmentKey, tree: Tree) -> (Arc<Flight>, bool) {
         let mut map = self.map.lock().expect("flights");
-        if let Some(f) = map.get(key) {
+        if let Some(f) = map.get(&(key.clone(), tree)) {
             return (f.clone(), false);
         }
         let f = Arc::new(Flight::new());
-        map.insert(key.clone(), f.clone());
+        map.insert((key.clone(), tree), f.clone());
         (f, true)
     }
 
     /// The flight is over: later requests find the stored segment instead.
-    pub fn land(&self, key: &SegmentKey) {
-        self.map.lock().expect("flights").remove(key);
+    pub fn land(&self, key: &SegmentKey, tree: Tree) {
+        self.map.lock().expect("flights").remove(&(key.clone(), tree));
     }
 }
 
@@ -155,18 +158,19 @@ mod tests {
     #[tokio::test]
     async fn late_joiners_get_every_piece_from_the_start() {
         let flights = Flights::default();
-        let (f, lead) = flights.join(&key());
+        let (f, lead) = flights.join(&key(), Tree::Top);
         assert!(lead);
         f.push(Bytes::from_static(b"ab"));
-        let (g, lead) = flights.join(&key());
+        let (g, lead) = flights.join(&key(), Tree::Top);
         assert!(!lead);
+        assert!(flights.join(&key(), Tree::Cbcs).1, "the other tree's copy is its own flight");
         let reader = tokio::spawn(g.stream().map(|p| p.unwrap()).collect::<Vec<_>>());
         f.push(Bytes::from_static(b"cd"));
         f.finish(Ending::Complete);
         let got: Vec<u8> = reader.await.unwrap().concat();
         assert_eq!(got, b"abcd");
-        flights.land(&key());
-        assert!(flights.join(&key()).1);
+        flights.land(&key(), Tree::Top);
+        assert!(flights.join(&key(), Tree::Top).1);
     }
 
     #[test]

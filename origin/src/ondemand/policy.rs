@@ -120,14 +120,15 @@ pub async fn promote(app: &Arc<App>, video: &str) -> Result<usize> {
     Ok(started)
 }
 
-/// Segment numbers of a rung that are in storage.
+/// Segment numbers of a rung that are in storage (in the counted tree).
 async fn stored_segments(app: &App, video: &str, rung: &str) -> Result<std::collections::HashSet<u64>> {
-    let prefix = format!("{}{rung}/", storage::published(video));
+    let counted = super::trees(app.config.protection)[0];
+    let prefix = format!("{}{}{rung}/", storage::published(video), super::tree_prefix(counted));
     let mut out = std::collections::HashSet::new();
     let mut lister = app.blobs.lister(&prefix).await?;
     while let Some(entry) = lister.try_next().await? {
         let name = entry.name().to_owned();
-        if let Some((_, n)) = super::segment_path(&[rung, &name]) {
+        if let Some((_, _, n)) = super::segment_path(&[rung, &name]) {
             out.insert(n);
         }
     }
@@ -186,7 +187,9 @@ pub async fn evict_rung(app: &App, video: &str, rung: &str, now: Millis) -> Resu
             kept += 1;
             continue;
         }
-        app.blobs.delete(&segment_key(video, rung, segment)).await?;
+        for tree in super::trees(app.config.protection) {
+            app.blobs.delete(&segment_key(video, *tree, rung, segment)).await?;
+        }
     }
     app.ondemand.clear_stored(video, rung, now).await?;
     app.ondemand.add_stored(video, rung, kept, now).await?;

@@ -2,6 +2,7 @@
 //! replies (pieces of the segment as they are made, then the outcome) that stream back to
 //! the API node a viewer waits on.
 
+use encoder::layout::Tree;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -105,10 +106,12 @@ pub enum Reply {
         /// Its id.
         worker: String,
     },
-    /// The next bytes of a segment.
+    /// The next bytes of a segment in one tree.
     Piece {
         /// Segment number.
         segment: u64,
+        /// The tree (protection) these bytes are for.
+        tree: Tree,
         /// Position of this reply in the stream (0, 1, ...).
         seq: u32,
         /// The segment's last piece.
@@ -132,10 +135,22 @@ pub enum Reply {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Head {
-    Taken { worker: String },
-    Piece { segment: u64, seq: u32, last: bool },
+    Taken {
+        worker: String,
+    },
+    Piece {
+        segment: u64,
+        seq: u32,
+        last: bool,
+        #[serde(default)]
+        cbcs: bool,
+    },
     Done,
-    Failed { code: String, retryable: bool, message: String },
+    Failed {
+        code: String,
+        retryable: bool,
+        message: String,
+    },
 }
 
 impl Reply {
@@ -143,8 +158,9 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         let (head, bytes): (Head, &[u8]) = match self {
             Self::Taken { worker } => (Head::Taken { worker: worker.clone() }, &[]),
-            Self::Piece { segment, seq, last, bytes } => {
-                (Head::Piece { segment: *segment, seq: *seq, last: *last }, bytes.as_slice())
+            Self::Piece { segment, tree, seq, last, bytes } => {
+                let cbcs = *tree == Tree::Cbcs;
+                (Head::Piece { segment: *segment, seq: *seq, last: *last, cbcs }, bytes.as_slice())
             }
             Self::Done => (Head::Done, &[]),
             Self::Failed { code, retryable, message } => {
@@ -167,7 +183,10 @@ impl Reply {
         let rest = &payload[4 + len..];
         Ok(match serde_json::from_slice::<Head>(json)? {
             Head::Taken { worker } => Self::Taken { worker },
-            Head::Piece { segment, seq, last } => Self::Piece { segment, seq, last, bytes: rest.to_vec() },
+            Head::Piece { segment, seq, last, cbcs } => {
+                let tree = if cbcs { Tree::Cbcs } else { Tree::Top };
+                Self::Piece { segment, tree, seq, last, bytes: rest.to_vec() }
+            }
             Head::Done => Self::Done,
             Head::Failed { code, retryable, message } => Self::Failed { code, retryable, message },
         })
@@ -182,7 +201,8 @@ mod tests {
     fn replies_round_trip() {
         for r in [
             Reply::Taken { worker: "w1".into() },
-            Reply::Piece { segment: 4, seq: 2, last: true, bytes: vec![0, 1, 2, 255] },
+            Reply::Piece { segment: 4, tree: Tree::Top, seq: 2, last: true, bytes: vec![0, 1, 2, 255] },
+            Reply::Piece { segment: 4, tree: Tree::Cbcs, seq: 3, last: false, bytes: vec![7] },
             Reply::Done,
             Reply::Failed { code: "media".into(), retryable: true, message: "x".into() },
         ] {

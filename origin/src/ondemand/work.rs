@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use encoder::jit::{FragmentPolicy, SegmentPiece, SegmentsRequest};
+use encoder::layout::Tree;
 use encoder::task::TaskContext;
 use tokio::sync::mpsc;
 
@@ -102,7 +103,8 @@ async fn claim_and_encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worke
     let stale = super::stale_claims_before(app, now);
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for key in keys(task) {
-        let wanted = !app.blobs.exists(&segment_key(&key.video, &key.rung, key.segment)).await?
+        let counted = super::trees(app.config.protection)[0];
+        let wanted = !app.blobs.exists(&segment_key(&key.video, counted, &key.rung, key.segment)).await?
             && app.ondemand.claim_segment(&key, &worker.id, now, stale).await?;
         match runs.last_mut() {
             Some((first, count)) if wanted && *first + *count == key.segment => *count += 1,
@@ -164,18 +166,29 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
             Arc::new(move |piece| tx.send(piece).map_err(|_| encoder::Error::Cancelled)),
         )
     });
+    let trees = super::trees(app.config.protection);
     let mut seq = 0u32;
-    let mut segment_bytes: Vec<u8> = Vec::new();
+    // Each tree's copy of the segment being made, and the trees whose copy is stored.
+    let mut copies: Vec<(Tree, Vec<u8>)> = trees.iter().map(|t| (*t, Vec::new())).collect();
+    let mut stored: Vec<Tree> = Vec::new();
     while let Some(piece) = rx.recv().await {
         let segment = piece.segment as u64;
-        segment_bytes.extend_from_slice(&piece.bytes);
+        let copy = copies.iter_mut().find(|(t, _)| *t == piece.tree).map(|(_, bytes)| bytes);
+        let copy = copy.ok_or_else(|| Error::Internal("a piece of a tree nobody asked for".into()))?;
+        copy.extend_from_slice(&piece.bytes);
+        let (tree, last) = (piece.tree, piece.last);
         if let Some(topic) = &task.reply {
-            let reply = Reply::Piece { segment, seq, last: piece.last, bytes: piece.bytes };
+            let reply = Reply::Piece { segment, tree, seq, last, bytes: piece.bytes };
             app.queue.publish(topic, &reply.encode()).await?;
             seq += 1;
         }
-        if piece.last {
-            store(app, task, segment, std::mem::take(&mut segment_bytes)).await?;
+        if last {
+            write_copy(app, task, tree, segment, std::mem::take(copy)).await?;
+            stored.push(tree);
+        }
+        if last && trees.iter().all(|t| stored.contains(t)) {
+            stored.clear();
+            settle(app, task, segment).await?;
         }
     }
     let report = encoding.await.map_err(|e| Error::Internal(format!("encoder thread: {e}")))?;
@@ -189,15 +202,20 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
     Ok(Settled::Done)
 }
 
-/// Stores one finished segment, unless the video was taken down meanwhile.
-async fn store(app: &App, task: &SegmentTask, segment: u64, bytes: Vec<u8>) -> Result<()> {
-    let blob = segment_key(&task.video, &task.rung, segment);
+/// Stores one tree's copy of a finished segment, unless the video was taken down meanwhile.
+async fn write_copy(app: &App, task: &SegmentTask, tree: Tree, segment: u64, bytes: Vec<u8>) -> Result<()> {
+    let blob = segment_key(&task.video, tree, &task.rung, segment);
     app.blobs.write(&blob, bytes).await?;
     // A takedown that ran while this segment was encoded must not leave it behind.
     if app.meta.video(&task.video).await?.is_none_or(|v| v.state == VideoState::Deleted) {
         app.blobs.delete(&blob).await?;
         return Err(Error::api(http::StatusCode::GONE, "deleted", "the video was taken down"));
     }
+    Ok(())
+}
+
+/// Every tree's copy of the segment is stored: count it and release its claim.
+async fn settle(app: &App, task: &SegmentTask, segment: u64) -> Result<()> {
     let now = meta::now();
     app.ondemand.add_stored(&task.video, &task.rung, 1, now).await?;
     app.metrics.on_demand.segments.get_or_create(&vec![("reason", task.reason.as_str().to_owned())]).inc();

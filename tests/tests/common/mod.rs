@@ -48,6 +48,7 @@ impl Secrets {
 
 /// Enrols PoP `id` in the registry of the origin whose data folder is `origin_dir`; its credential.
 pub(crate) async fn enrol(origin_dir: &Path, id: &str, partner: bool) -> String {
+    std::fs::create_dir_all(origin_dir).unwrap();
     let config = origin::Config::for_dir(origin_dir);
     let store = origin::meta::sql::SqlStore::connect(&config.database_url).await.expect("origin database");
     let who = origin::pops::Enrolment { id: id.to_owned(), region: "kr-seoul".into(), partner };
