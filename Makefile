@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection
 
 setup:
 	@scripts/setup.sh
@@ -43,3 +43,8 @@ bench-upload: setup
 bench-jit: setup
 	$(CARGO) build --release -p origin -p edge
 	bench/jit-vs-ffmpeg/run.py
+
+## bench-protection: boxing one ladder clear, HLS AES-128 and CENC cbcs, per core, against OpenSSL's AES-128-CBC and the transcode's CPU
+bench-protection: setup
+	@mkdir -p bench/results
+	$(CARGO) bench -p encoder --bench protection | tee bench/results/protection-$$(date +%F).json

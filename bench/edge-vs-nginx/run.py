@@ -34,7 +34,6 @@ loadtest leg.
 import base64
 import datetime
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -71,8 +70,9 @@ COLD_SIZES = [("64k", 64 << 10), ("1m", 1 << 20), ("4m", 4 << 20)]
 COLD_URLS = 40
 SERVER_CPU, CLIENT_CPU = "0", "1"
 CIPHER = "TLS_AES_128_GCM_SHA256"
-KID, SECRET = "b1", bytes.fromhex("62656e63682d6f6e6c792d6b65792d3136")  # "bench-only-key-16"
-ORIGIN_TOKEN = "bench-origin-token-0123456789"
+# The origin's Ed25519 signing seed (bench only); the edge is given its public key.
+KID, SEED = "b1", b"bench-only-ed25519-seed-32-bytes"
+CREDENTIAL = "bench.bench-pop-credential-0123456789"  # the stand-in origin checks nothing
 # Segments are immutable: the edge and Varnish cache them for as long as they like.
 IMMUTABLE = "public, max-age=31536000, immutable"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -225,13 +225,30 @@ def write_playlists(folder, label):
         f.write("\n".join(lines) + "\n")
 
 
+def signing_key():
+    """The seed as a PKCS#8 DER file OpenSSL signs with, and its 32-byte public key (hex)."""
+    path = os.path.join(SCRATCH, "signing-key.der")
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(bytes.fromhex("302e020100300506032b657004220420") + SEED)
+    public = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", path, "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout[-32:]
+    return path, public.hex()
+
+
 def playback_token(video, expires=None):
-    """`v1.KID.VIDEO.EXPIRES.VIEWER.SIG`, as pop-config/src/token.rs signs it."""
+    """`v2.KID.d.VIDEO.EXPIRES.VIEWER.SIG` (a delivery token), as pop-config/src/token.rs signs it."""
     expires = expires or int(time.time()) + 86400
     viewer = "-"
-    msg = f"play\n{KID}\n{video}\n{expires}\n{viewer}".encode()
-    sig = hmac.new(SECRET, msg, hashlib.sha256).hexdigest()
-    return f"v1.{KID}.{video}.{expires}.{viewer}.{sig}"
+    msg = f"play2\n{KID}\nd\n{video}\n{expires}\n{viewer}".encode()
+    key, _ = signing_key()
+    # OpenSSL 3.0 signs Ed25519 only from a file: the whole message at once.
+    with tempfile.NamedTemporaryFile(dir=SCRATCH) as m:
+        m.write(msg)
+        m.flush()
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-keyform", "DER", "-rawin", "-in", m.name],
+                             check=True, capture_output=True).stdout
+    return f"v2.{KID}.d.{video}.{expires}.{viewer}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,10 +417,10 @@ cert = "{cert}"
 key = "{key}"
 [origin]
 urls = ["http://127.0.0.1:{origin_port}"]
-token = "{ORIGIN_TOKEN}"
+credential = "{CREDENTIAL}"
 [[tokens]]
 kid = "{KID}"
-secret = "{SECRET.hex()}"
+public_key = "{signing_key()[1]}"
 [cache]
 memory = "1GiB"
 disk = "0"

@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import re
-import secrets
 import shutil
 import socket
 import statistics
@@ -87,18 +86,22 @@ class Platform:
         self.origin = f"http://127.0.0.1:{self.origin_port}"
         self.metrics = f"http://127.0.0.1:{metrics}"
         self.pop = f"http://127.0.0.1:{self.pop_port}"
-        key, token = secrets.token_hex(32), secrets.token_hex(24)
-        with open(os.path.join(root, "origin.toml"), "w") as f:
+        origin_toml = os.path.join(root, "origin.toml")
+        with open(origin_toml, "w") as f:
             f.write(f'data_dir = "{root}/origin"\nlisten = "127.0.0.1:{self.origin_port}"\n'
                     f'metrics_listen = "127.0.0.1:{metrics}"\nplayback_url = "{self.pop}"\n'
-                    f'pop_token = "{token}"\nsigning_key = "{key}"\n'
                     f'[on_demand]\n{on_demand}')
+        # The PoP gets its own credential from the registry and only the origin's public keys.
+        credential = os.path.join(root, "pop.credential")
+        sh([ORIGIN, "pops", "enrol", "bench", "--region", "local", "--config", origin_toml, "--out", credential],
+           capture_output=True)
+        public_keys = sh([ORIGIN, "keys", "pop-toml", "--config", origin_toml], capture_output=True, text=True).stdout
         with open(os.path.join(root, "pop.toml"), "w") as f:
             f.write(f'[pop]\nid = "bench"\nregion = "local"\n'
                     f'[listen]\nhttps = "127.0.0.1:{pop_https}"\nhttp = "127.0.0.1:{self.pop_port}"\n'
                     f'metrics = "127.0.0.1:{pop_metrics}"\n'
-                    f'[origin]\nurls = ["{self.origin}"]\ntoken = "{token}"\n'
-                    f'[[tokens]]\nkid = "k1"\nsecret = "{key}"\n'
+                    f'[origin]\nurls = ["{self.origin}"]\ncredential_file = "{credential}"\n'
+                    f'{public_keys}\n'
                     f'[cache]\npath = "{root}/pop"\nmemory = "256MiB"\ndisk = "1GiB"\n'
                     f'[prefetch]\nenabled = false\n')
         log = open(os.path.join(root, "servers.log"), "w")

@@ -76,6 +76,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
     config.public_url = bound(&config.public_url);
     config.upload_url = bound(&config.upload_url);
     config.playback_url = bound(&config.playback_url);
+    config.key_url = bound(&config.key_url);
     let tls = config.tls.as_ref().map(|(cert, key)| web::server::tls_acceptor(cert, key)).transpose()?;
     let app = App::open(config).await?;
     let (shutdown, watch) = watch::channel(false);

@@ -55,9 +55,16 @@ pub(crate) async fn enrol(origin_dir: &Path, id: &str, partner: bool) -> String 
     origin::pops::enrol(&store, &who, origin::meta::now()).await.expect("enrolled")
 }
 
-/// An origin URL on a port nothing listens on yet.
+/// An origin URL on a port nothing listens on yet. Chosen below the kernel's ephemeral range
+/// (32768 and up), so the ports other sockets get meanwhile never take it before the origin
+/// binds it.
 pub(crate) fn origin_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(seed);
+    let port = (0..2000u32)
+        .map(|i| 20_000 + ((start + i * 7) % 12_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range");
     format!("http://127.0.0.1:{port}")
 }
 
