@@ -12,11 +12,33 @@ use crate::meta::sql::SqlStore;
 use crate::pops::Enrolment;
 use crate::secrets::Secrets;
 
+/// A PoP newly (re-)enrolled.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// Its credential, shown once: the registry keeps only its SHA-256.
+    pub credential: String,
+    /// What its operator puts in its `pop.toml`.
+    pub instructions: String,
+}
+
+/// Enrols or re-enrols (a new credential) a PoP in the configured database.
+pub async fn enrol(config: &Config, e: &Enrolment) -> Result<Enrolled> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    let credential = crate::pops::enrol(&store, e, crate::meta::now()).await?;
+    let role = if e.partner { "partner" } else { "own" };
+    let instructions = format!(
+        "enrolled PoP {id} ({role}, region {region}). In its pop.toml: [pop] id = \"{id}\", region = \"{region}\"{partner}; \
+         [origin] credential (or credential_file) = the credential; [[tokens]] from `origin keys pop-toml`.",
+        id = e.id,
+        region = e.region,
+        partner = if e.partner { ", partner = true" } else { "" },
+    );
+    Ok(Enrolled { credential, instructions })
+}
+
 /// A PoP registry command.
 #[derive(Debug, Clone)]
 pub enum PopCommand {
-    /// Enrol or re-enrol (a new credential) a PoP.
-    Enrol(Enrolment),
     /// Refuse the PoP's credential from now on.
     Revoke(String),
     /// Accept a revoked PoP's credential again.
@@ -30,20 +52,6 @@ pub async fn pops(config: &Config, command: PopCommand) -> Result<String> {
     let store = SqlStore::connect(&config.database_url).await?;
     let now = crate::meta::now();
     match command {
-        PopCommand::Enrol(e) => {
-            let credential = crate::pops::enrol(&store, &e, now).await?;
-            let role = if e.partner { "partner" } else { "own" };
-            Ok(format!(
-                "enrolled PoP {} ({role}, region {}). Its credential, shown only now:\n{credential}\n\
-                 In its pop.toml: [pop] id = \"{}\", region = \"{}\"{}; [origin] credential = \"...\" \
-                 (or credential_file); [[tokens]] from `origin keys pop-toml`.",
-                e.id,
-                e.region,
-                e.id,
-                e.region,
-                if e.partner { ", partner = true" } else { "" },
-            ))
-        }
         PopCommand::Revoke(id) => switch(&store, &id, false, now).await,
         PopCommand::Enable(id) => switch(&store, &id, true, now).await,
         PopCommand::List => {
@@ -84,19 +92,21 @@ pub enum KeyCommand {
 
 /// Runs a key command on the data folder's secrets (and the database, for master keys).
 pub async fn keys(config: &Config, command: KeyCommand) -> Result<String> {
-    if let KeyCommand::PopToml = command {
-        let secrets = Secrets::load(&config.data_dir, config.signing_key.as_deref(), config.master_key.as_deref())?;
-        return Ok(pop_toml(&secrets));
-    }
-    if config.signing_key.is_some() || config.master_key.is_some() {
+    let reads_only = matches!(command, KeyCommand::PopToml);
+    if !reads_only && (config.signing_key.is_some() || config.master_key.is_some()) {
         return Err(Error::Config(
             "signing_key or master_key is set in the configuration: rotate them there, not in secrets.json".into(),
         ));
     }
     let dir = &config.data_dir;
-    let mut secrets = Secrets::from_file(dir)?;
+    // Printing public keys also works for keys set in the configuration.
+    let mut secrets = if reads_only {
+        Secrets::load(dir, config.signing_key.as_deref(), config.master_key.as_deref())?
+    } else {
+        Secrets::from_file(dir)?
+    };
     let text = match command {
-        KeyCommand::PopToml => unreachable!("answered above"),
+        KeyCommand::PopToml => return Ok(pop_toml(&secrets)),
         KeyCommand::Add => {
             let kid = secrets.add_signing_key()?;
             format!("added signing key {kid}; give PoPs its public key (`origin keys pop-toml`), then activate it")

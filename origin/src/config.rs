@@ -274,6 +274,16 @@ pub const DEV_CREATOR_TOKEN: &str = "dev-creator-token";
 /// Where `/metrics` listens unless configured: loopback, so it is private by default.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
+/// What to do instead of a key this version no longer reads (empty when none is there).
+fn retired(text: &str) -> &'static str {
+    let has = |key: &str| text.lines().any(|l| l.trim_start().starts_with(key) && l.contains('='));
+    if has("pop_token") {
+        " (`pop_token` is gone: each PoP has its own credential, from `origin pops enrol`)"
+    } else {
+        ""
+    }
+}
+
 impl Config {
     /// Reads `path`, or the embedded defaults when `None`. Environment variables
     /// `DATABASE_URL`, `CACHE_URL`, `QUEUE_URL` override the file.
@@ -282,7 +292,8 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))?;
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", p.display(), e.message())))?
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: {}{}", p.display(), e.message(), retired(&text))))?
             }
             None => Raw::default(),
         };
@@ -624,5 +635,17 @@ floor = 360"
         ] {
             assert!(bad.contains(part), "{part} in {bad}");
         }
+    }
+
+    #[test]
+    fn a_retired_pop_token_says_what_replaced_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("origin.toml");
+        std::fs::write(&path, "pop_token = \"shared-by-every-pop\"\n").unwrap();
+        let said = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(said.contains("unknown field `pop_token`") && said.contains("origin pops enrol"), "{said}");
+        let config: Config = Config::for_dir(dir.path());
+        assert_eq!(config.key_url, config.public_url, "the key service is the origin unless configured");
+        assert_eq!(config.protection, encoder::task::Protection::Both);
     }
 }

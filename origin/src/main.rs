@@ -169,24 +169,26 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Pops { config, command } => {
             let config = Config::load(config.as_deref())?;
-            let (command, out) = match command {
+            let command = match command {
                 PopsCommand::Enrol { id, region, partner, out } => {
-                    (PopCommand::Enrol(origin::pops::Enrolment { id, region, partner }), out)
+                    let who = origin::pops::Enrolment { id, region, partner };
+                    let enrolled = origin::admin::enrol(&config, &who).await?;
+                    match out {
+                        Some(path) => {
+                            origin::admin::write_private(&path, &enrolled.credential)?;
+                            println!("{}\ncredential written to {}", enrolled.instructions, path.display());
+                        }
+                        None => {
+                            println!("{}\ncredential (shown only now):\n{}", enrolled.instructions, enrolled.credential)
+                        }
+                    }
+                    return Ok(());
                 }
-                PopsCommand::Revoke { id } => (PopCommand::Revoke(id), None),
-                PopsCommand::Enable { id } => (PopCommand::Enable(id), None),
-                PopsCommand::List => (PopCommand::List, None),
+                PopsCommand::Revoke { id } => PopCommand::Revoke(id),
+                PopsCommand::Enable { id } => PopCommand::Enable(id),
+                PopsCommand::List => PopCommand::List,
             };
-            let text = origin::admin::pops(&config, command).await?;
-            match out {
-                // The credential is the line after the first.
-                Some(path) => {
-                    let credential = text.lines().nth(1).unwrap_or_default();
-                    origin::admin::write_private(&path, credential)?;
-                    println!("{}", text.replace(credential, &format!("(written to {})", path.display())));
-                }
-                None => println!("{text}"),
-            }
+            println!("{}", origin::admin::pops(&config, command).await?);
         }
         Command::Keys { config, command } => {
             let config = Config::load(config.as_deref())?;
