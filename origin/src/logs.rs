@@ -177,19 +177,7 @@ mod tests {
 
     #[test]
     fn a_formatted_event_is_one_line() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let sink = Sink::default();
+        let sink = ::tests::logs::Captured::default();
         let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -202,7 +190,7 @@ mod tests {
             let title = "Cats\n2030-01-01T00:00:00Z ERROR origin: forged";
             tracing::info!(%title, debug = ?title, "created {}", "line\nbreak");
         });
-        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let out = sink.text();
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(out.contains("title=Cats\\n2030"), "{out}");
         assert!(out.contains("created line\\nbreak"), "{out}");

@@ -4,27 +4,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use common::*;
 use origin::config::DEV_CREATOR_TOKEN;
 use origin::logs::EscapedFields;
 use origin::sign::{PlaybackGrant, Scope};
+use tests::logs::Captured;
 
 /// Everything the process logged, formatted by the origin's plain-text format.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn capture() -> Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -90,7 +78,7 @@ async fn logs_hold_no_tokens_or_signatures_and_no_forged_lines() {
     assert!(refusal.contains("no_route") && !refusal.contains(&token), "{refusal}");
     origin.running.stop().await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(!text.contains(&token), "a playback token was logged:\n{text}");
     assert!(!text.contains(&key_token), "a key token was logged:\n{text}");
     assert!(!text.contains(&sig), "an upload signature was logged:\n{text}");

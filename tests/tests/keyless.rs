@@ -64,20 +64,6 @@ async fn pipe(
     let _ = to.shutdown().await;
 }
 
-/// A log sink for this test process: the in-process PoP and origin log here at debug level.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The forms a 16-byte key could take in text or binary.
 fn spellings(key: &[u8]) -> Vec<Vec<u8>> {
     let hex = pop_config::token::hex(key);
@@ -174,7 +160,7 @@ async fn play_dash(http: &reqwest::Client, mpd_url: &str, segments: usize) -> us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pop_verifies_but_never_grants_and_never_holds_a_key() {
-    let logs = Logs::default();
+    let logs = tests::logs::Captured::default();
     let sink = logs.clone();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -259,7 +245,7 @@ async fn a_pop_verifies_but_never_grants_and_never_holds_a_key() {
     assert!(!contains(&to_origin, b"/v1/keys"), "the PoP never asked the key service");
     let key_token = playback["key_token"].as_str().unwrap().as_bytes();
     assert!(!contains(&to_origin, key_token), "the key token never went through the PoP");
-    let logged = logs.0.lock().unwrap().clone();
+    let logged = logs.bytes();
     assert!(contains(&logged, b"request"), "the PoP's and origin's logs were captured");
     for form in spellings(&key) {
         assert!(!contains(&to_pop, &form), "key bytes in what the origin sent the PoP");

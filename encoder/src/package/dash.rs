@@ -259,23 +259,8 @@ mod tests {
 
     #[test]
     fn manifest_shape() {
-        let mpd = manifest(
-            4.0,
-            &[AdaptationSet {
-                content_type: "video",
-                representations: vec![Representation {
-                    id: "360p".into(),
-                    bandwidth: 800_000,
-                    codecs: "avc1.64001e".into(),
-                    width: 640,
-                    height: 360,
-                    frame_rate: 30.0,
-                    sample_rate: 0,
-                    channels: 0,
-                }],
-                timeline: Timeline { timescale: 90000, segments: vec![(0, 180000), (180000, 180000)] },
-            }],
-        );
+        let timeline = Timeline { timescale: 90000, segments: vec![(0, 180000), (180000, 180000)] };
+        let mpd = manifest(4.0, &[AdaptationSet { timeline, ..video_set() }]);
         assert!(mpd.contains("mediaPresentationDuration=\"PT4.000S\""));
         assert!(mpd.contains("media=\"$RepresentationID$/seg_$Number%05d$.m4s\""));
         assert!(mpd.contains("<S t=\"0\" d=\"180000\" r=\"1\"/>"));
