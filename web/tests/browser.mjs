@@ -244,7 +244,15 @@ async function playsThroughTheEdge(page, log, base, id, engine = 'shaka') {
   const throughEdge = log.filter((r) => r.origin === base && /\/key$|\/v1\/keys\//.test(r.path))
   assert(throughEdge.length === 0, `nothing key-like through the edge: ${throughEdge.map((r) => r.path)}`)
   const tree = engine === 'shaka' ? '/cbcs/' : null
-  const segments = log.filter(isSegment)
+  // A segment still being encoded on demand may be answered `503 origin_busy` with
+  // Retry-After; the player asks again. Every other answer is the segment.
+  const busy = log.filter((r) => isSegment(r) && r.status === 503)
+  for (const b of busy) {
+    assert(b.headers['retry-after'], `a 503 for ${b.path} says when to retry`)
+    const later = log.find((r) => r.path === b.path && r.at >= b.at && [200, 206].includes(r.status))
+    assert(later, `${b.path} came on a retry after its 503`)
+  }
+  const segments = log.filter((r) => isSegment(r) && r.status !== 503)
   assert(segments.length >= 2, `segments were fetched (${segments.length})`)
   for (const s of segments) {
     assert([200, 206].includes(s.status), `segment ${s.path}: HTTP ${s.status}`)
