@@ -102,17 +102,32 @@ async fn upload_play_coalesce_prefetch_and_take_down_through_pops() {
     // Seoul B has had no viewers; the region's popularity warmed it.
     let pop_b_master = master.replace(&pop_a, &pop_b);
     let edge_b = seoul_b.edge.clone();
-    // What the origin names for prefetch: the playlists and first two segments of each rendition,
-    // in both protections' trees (AES-128 for HLS, cbcs for DASH).
+    // What the origin names for prefetch: the playlists, init segments and first two segments
+    // of each rendition, in both protections' trees (AES-128 for HLS, cbcs for DASH); of a
+    // rung encoded on demand only its stored opening, so a prefetch never costs an encode.
+    let video = creator.video(&id).await.unwrap();
+    let on_demand: Vec<String> = video["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["on_demand"] == true)
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!on_demand.is_empty(), "the source has a rung below the floor: {video}");
     let mut warm = vec![format!("{id}/master.m3u8"), format!("{id}/manifest.mpd"), format!("{id}/cbcs/master.m3u8")];
-    warm.push(format!("{id}/cbcs/240p/seg_00001.m4s"));
-    for rendition in ["240p", "360p", "audio"] {
-        for object in ["index.m3u8", "init.mp4", "seg_00000.m4s", "seg_00001.m4s"] {
-            warm.push(format!("{id}/{rendition}/{object}"));
+    let mut cold = Vec::new();
+    for tree in ["", "cbcs/"] {
+        for rendition in ["240p", "360p", "audio"] {
+            for object in ["index.m3u8", "init.mp4", "seg_00000.m4s", "seg_00001.m4s"] {
+                let key = format!("{id}/{tree}{rendition}/{object}");
+                let encoded_later = on_demand.iter().any(|r| r == rendition) && object == "seg_00001.m4s";
+                if encoded_later { cold.push(key) } else { warm.push(key) }
+            }
         }
     }
     wait_until("prefetch at the other PoP", HEARTBEAT * 10, async || warm.iter().all(|k| edge_b.cache.contains(k)))
         .await;
+    assert!(cold.iter().all(|k| !edge_b.cache.contains(k)), "nothing encoded for a prefetch: {cold:?}");
     let r = http.get(pop_b_master.replace("master.m3u8", "240p/seg_00000.m4s")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["x-cache"].to_str().unwrap().starts_with("hit"), "prefetched: {:?}", r.headers());

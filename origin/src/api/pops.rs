@@ -110,6 +110,7 @@ async fn first_segments(app: &App, video: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let protection = app.config.protection;
+    let openings = app.config.on_demand.opening_segments as usize;
     let mut keys = vec![format!("{video}/{}", encoder::layout::MASTER_PLAYLIST)];
     if protection.writes_cbcs() {
         keys.push(format!("{video}/{}", encoder::layout::DASH_MANIFEST));
@@ -122,7 +123,9 @@ async fn first_segments(app: &App, video: &str) -> Result<Vec<String>> {
         for r in &v.renditions {
             keys.push(format!("{at}{}/{}", r.name, encoder::layout::MEDIA_PLAYLIST));
             keys.push(format!("{at}{}/{}", r.name, encoder::layout::INIT_SEGMENT));
-            keys.extend((0..PREFETCH_SEGMENTS).map(|n| format!("{at}{}/{}", r.name, encoder::layout::segment_name(n))));
+            // An on-demand rung's stored opening, not more: a prefetch must not cost encodes.
+            let stored = if r.on_demand { openings.min(PREFETCH_SEGMENTS) } else { PREFETCH_SEGMENTS };
+            keys.extend((0..stored).map(|n| format!("{at}{}/{}", r.name, encoder::layout::segment_name(n))));
         }
     }
     Ok(keys)
