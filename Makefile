@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection bench-abuse
 
 setup:
 	@scripts/setup.sh
@@ -48,3 +48,8 @@ bench-jit: setup
 bench-protection: setup
 	@mkdir -p bench/results
 	$(CARGO) bench -p encoder --bench protection | tee bench/results/protection-$$(date +%F).json
+
+## bench-abuse: slowloris, header floods, idle connections and cold ranges against a release PoP and origin on loopback, with viewers' latency meanwhile
+bench-abuse: setup
+	$(CARGO) build --release -p origin -p edge
+	ulimit -n 65536 && bench/abuse/run.py

@@ -86,6 +86,7 @@ class Platform:
         self.origin = f"http://127.0.0.1:{self.origin_port}"
         self.metrics = f"http://127.0.0.1:{metrics}"
         self.pop = f"http://127.0.0.1:{self.pop_port}"
+        self.pop_metrics = f"http://127.0.0.1:{pop_metrics}"
         origin_toml = os.path.join(root, "origin.toml")
         with open(origin_toml, "w") as f:
             f.write(f'data_dir = "{root}/origin"\nlisten = "127.0.0.1:{self.origin_port}"\n'
