@@ -300,3 +300,16 @@ fn table<'v, 'i>(v: &'v DeValue<'i>) -> Result<&'v DeTable<'i>, String> {
         _ => Err(expected("a table", v)),
     }
 }
+
+/// A small file named by the configuration (a key, a credential), read whole but never more
+/// than `limit` bytes: a path to something huge or endless is refused, not read.
+pub(crate) fn read_small(path: &std::path::Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > limit {
+        return Err(format!("{} is larger than {limit} bytes: not a key or credential file", path.display()));
+    }
+    Ok(text)
+}

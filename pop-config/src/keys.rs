@@ -3,10 +3,9 @@
 //! tokens. A PoP holds only what lets it verify: a private key or an HMAC secret here is
 //! refused, because with it the PoP (a partner's machine, say) could grant access itself.
 
-use std::fs;
 use std::path::Path;
 
-use crate::document::{Section, string};
+use crate::document::{Section, read_small, string};
 use crate::identity::name;
 use crate::token::{PUBLIC_KEY_BYTES, PublicKey, decode_hex};
 
@@ -83,6 +82,6 @@ fn public_key(text: &str) -> Result<Vec<u8>, String> {
 }
 
 fn public_key_from_file(path: &Path) -> Result<Vec<u8>, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = read_small(path, 4096)?;
     public_key(&text).map_err(|why| format!("{}: {why}", path.display()))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use crate::defaults;
-use crate::document::{Section, count, string};
+use crate::document::{Section, count, read_small, string};
 
 /// The secret part of a credential must not be guessable; 16 characters is the floor.
 const MIN_SECRET_LEN: usize = 16;
@@ -47,8 +47,7 @@ pub(crate) fn read(mut s: Section<'_>) -> Origin {
     let credential = match (s.value("credential").is_some(), s.value("credential_file").is_some()) {
         (true, false) => s.field("credential", |v| credential(string(v)?)),
         (false, true) => s.path("credential_file").and_then(|path| {
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            read_small(&path, 4096)
                 .and_then(|text| credential(text.trim()))
                 .map_err(|m| s.report("credential_file", m))
                 .ok()

@@ -428,6 +428,21 @@ fn public_key_file_resolves_against_the_config_files_directory() {
 }
 
 #[test]
+fn key_and_credential_files_are_read_only_when_small() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("huge"), vec![b'0'; 1 << 20]).unwrap();
+    let text = REQUIRED
+        .replace(
+            "public_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"",
+            "public_key_file = \"huge\"",
+        )
+        .replace("credential = \"pop-local.pop-secret-0123456789\"", "credential_file = \"huge\"");
+    let errors = parse(&text, dir.path()).unwrap_err();
+    assert_eq!(paths(&errors), ["origin.credential_file", "tokens[0].public_key_file"], "{errors}");
+    assert!(errors.to_string().contains("larger than 4096 bytes"), "{errors}");
+}
+
+#[test]
 fn unreadable_config_file() {
     let errors = pop_config::load(Path::new("/nonexistent/pop.toml")).unwrap_err();
     assert_eq!(paths(&errors), [""]);
