@@ -303,7 +303,7 @@ fn table<'v, 'i>(v: &'v DeValue<'i>) -> Result<&'v DeTable<'i>, String> {
 
 /// A small file named by the configuration (a key, a credential), read whole but never more
 /// than `limit` bytes: a path to something huge or endless is refused, not read.
-pub(crate) fn read_small(path: &std::path::Path, limit: u64) -> Result<String, String> {
+pub(crate) fn read_small(path: &Path, limit: u64) -> Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut text = String::new();
