@@ -24,6 +24,8 @@ test: setup lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# Without its `workers` feature the origin is a pure API server that links no FFmpeg.
+	$(CARGO) clippy -p origin --no-default-features -- -D warnings
 
 ## bench-encoder: our encoder against one ffmpeg CLI process, same ladder (see bench/README.md)
 bench-encoder: setup

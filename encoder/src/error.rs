@@ -144,6 +144,8 @@ impl Error {
         matches!(self, Self::Io { .. } | Self::Media { .. })
     }
 
+    /// Only FFmpeg's inspection and splitting refuse inputs.
+    #[cfg(feature = "ffmpeg")]
     pub(crate) fn rejected(reason: Rejection, message: impl Into<String>) -> Self {
         Self::Rejected { reason, message: message.into() }
     }

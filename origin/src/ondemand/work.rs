@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use encoder::jit::{FragmentPolicy, SegmentPiece, SegmentsRequest};
 use encoder::layout::Tree;
+use encoder::package::fragment::Emit;
 use encoder::task::TaskContext;
 use tokio::sync::mpsc;
 
@@ -160,11 +161,7 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
     let encoding = tokio::task::spawn_blocking(move || {
         let ctx = TaskContext::default();
         ctx.set_cores(cores);
-        encoder::ffmpeg::jit::encode_segments(
-            &request,
-            &ctx,
-            Arc::new(move |piece| tx.send(piece).map_err(|_| encoder::Error::Cancelled)),
-        )
+        encode_span(&request, &ctx, Arc::new(move |piece| tx.send(piece).map_err(|_| encoder::Error::Cancelled)))
     });
     let trees = super::trees(app.config.protection);
     let mut seq = 0u32;
@@ -200,6 +197,18 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
         other => Error::Internal(format!("encode: {other}")),
     })?;
     Ok(Settled::Done)
+}
+
+/// Encodes the request's segments on this thread, every piece to `emit`.
+#[cfg(feature = "workers")]
+fn encode_span(request: &SegmentsRequest, ctx: &TaskContext, emit: Emit) -> encoder::Result<()> {
+    encoder::ffmpeg::jit::encode_segments(request, ctx, emit).map(|_| ())
+}
+
+/// Built without FFmpeg, this origin serves the API and leaves encoding to `origin worker`s.
+#[cfg(not(feature = "workers"))]
+fn encode_span(_: &SegmentsRequest, _: &TaskContext, _: Emit) -> encoder::Result<()> {
+    Err(encoder::Error::Internal("this origin was built without workers".into()))
 }
 
 /// Stores one tree's copy of a finished segment, unless the video was taken down meanwhile.
