@@ -50,7 +50,7 @@ while [ ${#pending[@]} -gt 0 ]; do
   for t in "${batch[@]}"; do run "$t" & pids+=($!); done
   for i in "${!batch[@]}"; do
     if wait "${pids[$i]}"; then
-      echo "fuzz ${batch[$i]}: clean for ${seconds} s ($(grep -o '#[0-9]* *DONE.*' "artifacts/${batch[$i]}.log" | tail -n1))"
+      echo "fuzz ${batch[$i]}: clean for ${seconds} s ($(grep -o 'Done [0-9]* runs' "artifacts/${batch[$i]}.log" | tail -n1))"
     else
       echo "fuzz ${batch[$i]}: FAILED, see fuzz/artifacts/${batch[$i]}.log and fuzz/artifacts/${batch[$i]}/"
       failed+=("${batch[$i]}")

@@ -23,7 +23,7 @@ pub struct Enrolled {
 
 /// Enrols or re-enrols (a new credential) a PoP in the configured database.
 pub async fn enrol(config: &Config, e: &Enrolment) -> Result<Enrolled> {
-    let store = SqlStore::connect(&config.database_url).await?;
+    let store = store(config).await?;
     let credential = crate::pops::enrol(&store, e, crate::meta::now()).await?;
     let role = if e.partner { "partner" } else { "own" };
     let instructions = format!(
@@ -49,7 +49,7 @@ pub enum PopCommand {
 
 /// Runs a registry command against the configured database.
 pub async fn pops(config: &Config, command: PopCommand) -> Result<String> {
-    let store = SqlStore::connect(&config.database_url).await?;
+    let store = store(config).await?;
     let now = crate::meta::now();
     match command {
         PopCommand::Revoke(id) => switch(&store, &id, false, now).await,
@@ -140,7 +140,7 @@ pub async fn keys(config: &Config, command: KeyCommand) -> Result<String> {
 }
 
 async fn rewrap(config: &Config, secrets: &Secrets) -> Result<u64> {
-    let store = SqlStore::connect(&config.database_url).await?;
+    let store = store(config).await?;
     KeyService::versioned(&secrets.masters).rewrap_all(&store).await
 }
 
@@ -164,4 +164,11 @@ pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut f = options.open(path).map_err(Error::io(format!("create {}", path.display())))?;
     f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(Error::io(format!("write {}", path.display())))
+}
+
+/// The configured database, its data folder made first (a SQLite file lives there), as
+/// `origin serve` does: enrolling before the first start must work.
+async fn store(config: &Config) -> Result<SqlStore> {
+    std::fs::create_dir_all(&config.data_dir).map_err(Error::io("create data folder"))?;
+    SqlStore::connect(&config.database_url).await
 }

@@ -1,7 +1,7 @@
 //! Rotating the origin's keys as an operator does, with `origin keys` between restarts: a new
 //! master key re-wraps every content key without touching a segment, and the old one can then
 //! be dropped; a new signing key is rolled out while what the old one signed stays valid, until
-//! the old one is retired.
+//! the old one is retired. And the registry works from the command line before any start.
 
 mod common;
 
@@ -61,4 +61,18 @@ async fn master_and_signing_keys_rotate_without_breaking_what_was_issued() {
     assert_eq!(refused.status(), 403, "what k1 signed is refused once k1 is retired");
     assert_eq!(key_of(&origin, &new_playback).await.status(), 200);
     origin.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop_is_enrolled_before_the_origin_ever_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::for_dir(&dir.path().join("not-yet"));
+    let who = origin::pops::Enrolment { id: "fra-1".into(), region: "eu".into(), partner: true };
+    let enrolled = origin::admin::enrol(&config, &who).await.unwrap();
+    assert!(enrolled.credential.starts_with("fra-1.") && enrolled.instructions.contains("partner = true"));
+    let listed = origin::admin::pops(&config, origin::admin::PopCommand::List).await.unwrap();
+    assert!(listed.contains("fra-1\teu\tpartner\tenabled"), "{listed}");
+    let revoked = origin::admin::pops(&config, origin::admin::PopCommand::Revoke("fra-1".into())).await.unwrap();
+    assert!(revoked.contains("revoked"), "{revoked}");
+    assert!(origin::admin::pops(&config, origin::admin::PopCommand::Revoke("nobody".into())).await.is_err());
 }
