@@ -266,10 +266,10 @@ async fn if_none_match_compares_weakly_on_misses_and_hits() {
     // On hits: lists, weak tags, `*`; anything else gets the object. (The 304 can be answered
     // before the flight has landed the body in the cache.)
     let edge = pop.running.edge.clone();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !edge.cache.contains(key) {
         assert!(tokio::time::Instant::now() < deadline, "the miss was cached");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for matching in [format!("\"nope\", W/{etag}"), format!("{etag},\"x\""), "*".to_owned(), etag.clone()] {
         let (status, x_cache, tag, _) = ask(&matching).await;
