@@ -51,6 +51,13 @@ fn bandwidth(master: &str, rung: &str) -> u64 {
         .unwrap_or_else(|| panic!("no BANDWIDTH in {inf}"))
 }
 
+/// A representation's `bandwidth` in a DASH manifest.
+fn representation_bandwidth(mpd: &str, rung: &str) -> u64 {
+    let opening = format!("<Representation id=\"{rung}\" bandwidth=\"");
+    let at = mpd.find(&opening).unwrap_or_else(|| panic!("no {rung} in {mpd}")) + opening.len();
+    mpd[at..].split('"').next().and_then(|b| b.parse().ok()).expect("a number")
+}
+
 fn states(video: &serde_json::Value) -> Vec<(String, String)> {
     video["renditions"]
         .as_array()
@@ -162,6 +169,7 @@ async fn the_long_tail_is_encoded_when_watched() {
     let playback = creator.playback(&id).await.unwrap();
     let master_url = playback["master_url"].as_str().unwrap().to_owned();
     let master = http.get(&master_url).send().await.unwrap().text().await.unwrap();
+    let manifest = std::fs::read_to_string(blobs.join("manifest.mpd")).unwrap();
     for rung in ["1080p", "720p", "480p", "360p"] {
         assert!(master.contains(&format!("{rung}/index.m3u8")), "{master}");
     }
@@ -284,9 +292,15 @@ async fn the_long_tail_is_encoded_when_watched() {
     }
     // Materialised rungs announce what they measure instead of their caps.
     let measured = std::fs::read_to_string(blobs.join("master.m3u8")).unwrap();
+    let measured_cbcs = std::fs::read_to_string(blobs.join("cbcs/master.m3u8")).unwrap();
+    let measured_mpd = std::fs::read_to_string(blobs.join("manifest.mpd")).unwrap();
     for rung in ["480p", "720p", "1080p"] {
         let (cap, now) = (bandwidth(&master, rung), bandwidth(&measured, rung));
         assert!(now > 0 && now != cap && now < cap * 2, "{rung}: {cap} announced, {now} measured\n{measured}");
+        let cbcs = bandwidth(&measured_cbcs, rung);
+        assert!(cbcs.abs_diff(now) < now / 20, "{rung}: the cbcs copy measures about the same: {cbcs}, {now}");
+        let (cap, now) = (representation_bandwidth(&manifest, rung), representation_bandwidth(&measured_mpd, rung));
+        assert!(now > 0 && now < cap, "{rung}: the MPD announced {cap}, then measured {now}\n{measured_mpd}");
     }
     assert!(
         counter(&metrics(&http, &origin).await, &["origin_encode_cpu_seconds_total", "reason=\"promotion\""]) > 0.0

@@ -1,7 +1,8 @@
 //! Honest bandwidths. A rung not encoded at upload is announced in the multivariant playlist
-//! with its caps (an upper bound a player can trust); once every one of its segments is
-//! stored, its measured peak and average, with the audio it plays with, replace them, measured
-//! the way the packager measures stored rungs.
+//! (and the DASH manifest) with its caps (an upper bound a player can trust); once every one
+//! of its segments is stored, its measured peak and average, with the audio it plays with,
+//! replace them, measured the way the packager measures stored rungs (the manifest's video
+//! representation gets the video's own peak: audio is its own adaptation set there).
 
 use super::segment_key;
 use crate::app::App;
@@ -20,6 +21,15 @@ pub fn measure(video: &[u64], audio: &[u64], durations: &[f64]) -> Option<(u64, 
     let bytes: u64 = video.iter().sum::<u64>() + audio.iter().take(video.len()).sum::<u64>();
     let seconds: f64 = durations.iter().sum();
     Some((peak.ceil() as u64, (bytes as f64 * 8.0 / seconds.max(1e-3)).ceil() as u64))
+}
+
+/// The DASH manifest with `rung`'s `Representation@bandwidth` set to `bandwidth`; `None` when
+/// the manifest has no such representation.
+pub fn rewrite_mpd(mpd: &str, rung: &str, bandwidth: u64) -> Option<String> {
+    let opening = format!("<Representation id=\"{rung}\" bandwidth=\"");
+    let at = mpd.find(&opening)? + opening.len();
+    let end = at + mpd[at..].find('"')?;
+    Some(format!("{}{bandwidth}{}", &mpd[..at], &mpd[end..]))
 }
 
 /// `master` with the variant of `uri` carrying `peak` and `average`; `None` when no variant
@@ -77,6 +87,25 @@ pub async fn publish(app: &App, video: &str, rung: &str) -> Result<()> {
             let uri = format!("{into}{rung}/{}", encoder::layout::MEDIA_PLAYLIST);
             rewrite_master(app, video, &master, &uri, peak, average).await?;
         }
+        if tree == encoder::layout::Tree::Cbcs {
+            // The DASH manifest describes the cbcs tree; audio is its own adaptation set there.
+            let silent = vec![0; sizes.len()];
+            if let Some((video_peak, _)) = measure(&sizes, &silent, &durations) {
+                rewrite_manifest(app, video, rung, video_peak).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rewrite_manifest(app: &App, video: &str, rung: &str, bandwidth: u64) -> Result<()> {
+    let key = format!("{}{}", storage::published(video), encoder::layout::DASH_MANIFEST);
+    if !app.blobs.exists(&key).await? {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&app.blobs.read(&key).await?.to_vec()).into_owned();
+    if let Some(updated) = rewrite_mpd(&text, rung, bandwidth) {
+        app.blobs.write(&key, updated.into_bytes()).await?;
     }
     Ok(())
 }
@@ -116,6 +145,16 @@ mod tests {
         assert_eq!(measure(&[], &[], &[]), None);
         assert_eq!(measure(&[1], &[], &[1.0, 2.0]), None);
         assert_eq!(measure(&[1000], &[], &[1.0]), Some((8000, 8000)), "no audio");
+    }
+
+    #[test]
+    fn only_the_rungs_representation_changes() {
+        let mpd = "<Representation id=\"360p\" bandwidth=\"800000\" codecs=\"a\"/>\n\
+                   <Representation id=\"720p\" bandwidth=\"2800000\" codecs=\"b\"/>\n";
+        let out = rewrite_mpd(mpd, "720p", 1_234_567).unwrap();
+        assert!(out.contains("id=\"720p\" bandwidth=\"1234567\" codecs=\"b\""), "{out}");
+        assert!(out.contains("id=\"360p\" bandwidth=\"800000\""), "{out}");
+        assert_eq!(rewrite_mpd(mpd, "1080p", 1), None);
     }
 
     #[test]
