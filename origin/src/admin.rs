@@ -155,17 +155,6 @@ pub fn pop_toml(secrets: &Secrets) -> String {
     out
 }
 
-/// Writes a credential to a new file only its owner can read.
-pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path).map_err(Error::io(format!("create {}", path.display())))?;
-    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(Error::io(format!("write {}", path.display())))
-}
-
 /// The configured database, its data folder made first (a SQLite file lives there), as
 /// `origin serve` does: enrolling before the first start must work.
 async fn store(config: &Config) -> Result<SqlStore> {

@@ -199,15 +199,17 @@ fn text(body: String, content_type: &'static str) -> Response {
     r
 }
 
+/// The token of `Authorization: Bearer TOKEN`, if the request has one.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
 /// The creator behind `Authorization: Bearer TOKEN`.
 pub fn creator(app: &App, req: &Request) -> Result<String> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let token = bearer(req)
         .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a creator bearer token is required"))?;
-    app.creator_of(token.trim())
+    app.creator_of(token)
         .map(str::to_owned)
         .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "bad_credentials", "the bearer token is not valid"))
 }

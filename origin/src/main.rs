@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
                     let enrolled = origin::admin::enrol(&config, &who).await?;
                     match out {
                         Some(path) => {
-                            origin::admin::write_private(&path, &enrolled.credential)?;
+                            origin::secrets::write_private(&path, enrolled.credential.as_bytes())?;
                             println!("{}\ncredential written to {}", enrolled.instructions, path.display());
                         }
                         None => {

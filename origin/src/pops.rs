@@ -2,7 +2,7 @@
 //! which the registry keeps only a SHA-256; every PoP route authenticates with it, and a
 //! revoked PoP is refused at its next request (`403 pop_revoked`) while the others go on.
 
-use http::{StatusCode, header};
+use http::StatusCode;
 use ring::digest::{SHA256, digest};
 
 use crate::error::{Error, Result};
@@ -45,13 +45,7 @@ pub async fn enrol(store: &dyn PopStore, e: &Enrolment, now: i64) -> Result<Stri
 /// `403 pop_revoked` once revoked.
 pub async fn authenticate(store: &dyn PopStore, req: &Request) -> Result<PopRecord> {
     let unauthenticated = || Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a PoP credential is required");
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(unauthenticated)?;
+    let given = crate::api::bearer(req).ok_or_else(unauthenticated)?;
     let id = given.split_once('.').map(|(id, _)| id).filter(|id| is_safe_name(id)).ok_or_else(unauthenticated)?;
     let pop = store.pop(id).await?.ok_or_else(unauthenticated)?;
     if !constant_eq(fingerprint(given).as_bytes(), pop.credential_sha256.as_bytes()) {

@@ -140,11 +140,7 @@ impl Secrets {
             master_key: None,
         };
         std::fs::create_dir_all(data_dir).map_err(Error::io("create data folder"))?;
-        let path = file(data_dir);
-        let temp = path.with_extension("json.partial");
-        let _ = std::fs::remove_file(&temp);
-        write_private(&temp, &serde_json::to_vec_pretty(&stored)?)?;
-        std::fs::rename(&temp, &path).map_err(Error::io(format!("replace {}", path.display())))
+        write_private(&file(data_dir), &serde_json::to_vec_pretty(&stored)?)
     }
 
     /// Every signing key, the active one included.
@@ -214,14 +210,21 @@ fn fixed<const N: usize>(hex: &str, field: &str, why: &str) -> Result<[u8; N]> {
     bytes.try_into().map_err(|_| Error::Config(format!("{field}: {why}")))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Replaces `path` with `bytes`, readable by its owner only: a new private file beside it,
+/// synced, then renamed over (a file someone made there first never keeps its permissions).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".partial");
+    let temp = PathBuf::from(temp);
+    let _ = std::fs::remove_file(&temp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path).map_err(Error::io(format!("create {}", path.display())))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io(format!("write {}", path.display())))
+    let mut f = options.open(&temp).map_err(Error::io(format!("create {}", temp.display())))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io(format!("write {}", temp.display())))?;
+    std::fs::rename(&temp, path).map_err(Error::io(format!("replace {}", path.display())))
 }
 
 #[cfg(test)]

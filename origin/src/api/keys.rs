@@ -26,7 +26,11 @@ const LICENCE_BODY_LIMIT: usize = 4096;
 
 /// `GET /v1/keys/{id}`: the 16 bytes of the video's content key.
 pub async fn key(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
-    let key = authorised_key(app, &req, id, "aes128").await?;
+    counted(app, "aes128", raw_key(app, req, id).await)
+}
+
+async fn raw_key(app: &App, req: Request, id: &str) -> Result<Response> {
+    let key = authorised_key(app, &req, id).await?;
     let mut r = Response::new(web::full(key.to_vec()));
     web::set(&mut r, header::CONTENT_TYPE.as_str(), "application/octet-stream");
     no_store(&mut r);
@@ -44,7 +48,11 @@ struct LicenceRequest {
 /// "temporary"}` gets `{"keys": [{"kty": "oct", "kid", "k"}], "type": "temporary"}` with only
 /// the keys of this video among those asked for.
 pub async fn licence(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
-    let key = authorised_key(app, &req, id, "clearkey").await?;
+    counted(app, "clearkey", clearkey(app, req, id).await)
+}
+
+async fn clearkey(app: &App, req: Request, id: &str) -> Result<Response> {
+    let key = authorised_key(app, &req, id).await?;
     let body = web::read_body(req, LICENCE_BODY_LIMIT).await?;
     let asked: LicenceRequest = serde_json::from_slice(&body)
         .map_err(|e| Error::bad_request("bad_licence_request", format!("not a ClearKey licence request: {e}")))?;
@@ -65,32 +73,27 @@ pub async fn licence(app: &Arc<App>, req: Request, id: &str) -> Result<Response>
 }
 
 /// The key token checked (scope, video, expiry), the rate respected and the video servable:
-/// the content key, counted as issued by `kind`.
-async fn authorised_key(app: &App, req: &Request, id: &str, kind: &'static str) -> Result<[u8; 16]> {
-    let result = async {
-        let token = key_token(req)?;
-        app.signer.verify_playback(token, id, Scope::Keys, now_secs())?;
-        app.key_rate.admit(token, now_secs() / 60)?;
-        super::objects::servable(app, id).await?;
-        app.keys.content_key(app.meta.as_ref(), id).await?.ok_or_else(|| Error::not_found("key"))
-    }
-    .await;
-    let outcome = match &result {
+/// the content key.
+async fn authorised_key(app: &App, req: &Request, id: &str) -> Result<[u8; 16]> {
+    let token = key_token(req)?;
+    app.signer.verify_playback(token, id, Scope::Keys, now_secs())?;
+    app.key_rate.admit(token, now_secs() / 60)?;
+    super::objects::servable(app, id).await?;
+    app.keys.content_key(app.meta.as_ref(), id).await?.ok_or_else(|| Error::not_found("key"))
+}
+
+/// Counts an answer of `kind` as issued, or by the code it was refused with.
+fn counted(app: &App, kind: &'static str, answer: Result<Response>) -> Result<Response> {
+    let outcome = match &answer {
         Ok(_) => "issued",
         Err(e) => e.code(),
     };
     app.metrics.keys.get_or_create(&vec![("kind", kind.to_owned()), ("outcome", outcome.to_owned())]).inc();
-    result
+    answer
 }
 
 fn key_token(req: &Request) -> Result<&str> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    bearer
+    super::bearer(req)
         .or_else(|| query_param(query(req), "token"))
         .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "the playback's key token is required"))
 }
