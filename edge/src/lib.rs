@@ -165,6 +165,7 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
             config.origin.connect_timeout,
             config.origin.request_timeout,
             config.origin.retries,
+            metrics.origin_failovers.clone(),
         ),
         connections: Connections::new(config.limits, &metrics),
         metrics,

@@ -8,7 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, &'static str)>;
+/// A metric's label pairs.
+pub type Labels = Vec<(&'static str, &'static str)>;
 
 /// Every metric the edge exports.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct EdgeMetrics {
     pub bytes: Family<Labels, Counter>,
     /// Origin fetches started, by outcome.
     pub origin_fetches: Family<Labels, Counter>,
+    /// Moves to the next origin URL after one failed, by route (object, passthrough, heartbeat).
+    pub origin_failovers: Family<Labels, Counter>,
     /// Time to the origin's response headers.
     pub origin_latency: Histogram,
     /// Requests by HTTP version (h1, h2, h3) and status class.
@@ -44,11 +47,17 @@ impl Default for EdgeMetrics {
         let lookups = Family::<Labels, Counter>::default();
         let bytes = Family::<Labels, Counter>::default();
         let origin_fetches = Family::<Labels, Counter>::default();
+        let origin_failovers = Family::<Labels, Counter>::default();
         let origin_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let requests = Family::<Labels, Counter>::default();
         registry.register("cache_lookups", "Cache lookups by result and tier", lookups.clone());
         registry.register("served_bytes", "Bytes sent to viewers by tier", bytes.clone());
         registry.register("origin_fetches", "Origin fetches by outcome", origin_fetches.clone());
+        registry.register(
+            "origin_failovers",
+            "Moves to the next origin URL after one failed, by route",
+            origin_failovers.clone(),
+        );
         registry.register("origin_fetch_duration_seconds", "Time to the origin's headers", origin_latency.clone());
         registry.register("requests", "Requests by HTTP version (h1, h2, h3) and status class", requests.clone());
         let origin_bytes = Counter::default();
@@ -76,6 +85,7 @@ impl Default for EdgeMetrics {
             lookups,
             bytes,
             origin_fetches,
+            origin_failovers,
             origin_latency,
             requests,
             origin_bytes,

@@ -216,7 +216,7 @@ async fn send_beat(
     let body = serde_json::to_vec(&report).unwrap_or_default();
     let response = edge
         .upstream
-        .send(|base| {
+        .send(crate::upstream::Route::Heartbeat, |base| {
             edge.upstream
                 .client()
                 .post(format!("{base}/v1/pops/heartbeat"))

@@ -1,10 +1,13 @@
 //! What the PoP passes through to the origin without caching: the video API (not on a
 //! partner's PoP) and regional tus uploads. Never keys: players reach the key service
 //! directly. Bodies stream both ways; nothing is buffered whole. Upload URLs are checked here
-//! first, so a forged one never costs the origin a byte.
+//! first, so a forged one never costs the origin a byte. When an origin URL fails, the next is
+//! tried only if the request cannot have done anything at the failed one, or is safe to repeat.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, header};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
@@ -15,6 +18,7 @@ use crate::Edge;
 use crate::error::EdgeError;
 use crate::flow::{Protocol, Request};
 use crate::respond::{self, Response};
+use crate::upstream::{Attempt, Route};
 
 /// Request headers worth passing on. Nothing hop-by-hop is among them; the body's framing
 /// (`content-length`) is set from what the request carries.
@@ -66,7 +70,9 @@ pub async fn upload(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resul
 }
 
 /// Forwards a request to the origin and streams the answer back, with the origin's absolute
-/// URLs (tus `Location`) pointing at this PoP instead.
+/// URLs (tus `Location`) pointing at this PoP instead. Origin URLs are tried in
+/// [`Upstream::failover`](crate::upstream::Upstream::failover)'s order while the request can
+/// have done nothing at the one that failed, or is safe to repeat (`next_origin_may_take`).
 pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Response, EdgeError> {
     let here = format!(
         "{}://{}",
@@ -79,36 +85,17 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
         .iter()
         .filter_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v.to_owned())))
         .collect();
-    let base = edge.upstream.origins().first().cloned().ok_or(EdgeError::OriginUnavailable("no origin".into()))?;
-    let mut outgoing = edge.upstream.passthrough().request(method, format!("{base}{path}"));
-    for (name, value) in &headers {
-        outgoing = outgoing.header(*name, value);
-    }
-    let (sent, body_sent) = oneshot::channel();
-    if let Some((length, body)) = body_of(req, sent).await? {
-        if let Some(length) = length {
-            outgoing = outgoing.header(header::CONTENT_LENGTH, length);
-        }
-        outgoing = outgoing.body(body);
-    }
-    // The origin has `origin.request_timeout` to answer once the body is all there; while it
-    // comes, `limits.body_timeout` bounds each silence.
-    let answered = async {
-        tokio::select! {
-            r = outgoing.send() => Some(r),
-            () = answer_due(body_sent, edge.origin_timeout) => None,
-        }
-    };
-    let answer = answered.await.ok_or(EdgeError::OriginTimeout)?.map_err(|e| {
-        if stalled(&e) {
-            EdgeError::BodyTimeout(edge.connections.limits().body_timeout)
-        } else if e.is_timeout() {
-            EdgeError::OriginTimeout
-        } else {
-            // Without the URL: its query may hold an upload signature.
-            EdgeError::OriginUnavailable(e.without_url().to_string())
-        }
-    })?;
+    let body = body_of(req).await?;
+    let answer = edge
+        .upstream
+        .failover(Route::Passthrough, |base| {
+            let mut outgoing = edge.upstream.passthrough().request(method.clone(), format!("{base}{path}"));
+            for (name, value) in &headers {
+                outgoing = outgoing.header(*name, value);
+            }
+            attempt(edge, outgoing, &method, body.as_ref())
+        })
+        .await?;
     let status = answer.status();
     let mut response_headers = answer.headers().clone();
     if let Some(location) = response_headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
@@ -124,10 +111,114 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
     Ok(r)
 }
 
+/// One try at one origin: its answer, whatever the status (the origin's word for the client,
+/// never a reason to ask another), or a failure and whether the next origin may be asked.
+async fn attempt(
+    edge: &Edge,
+    mut outgoing: reqwest::RequestBuilder,
+    method: &Method,
+    body: Option<&HeldBody>,
+) -> Attempt<reqwest::Response> {
+    let (sent, body_sent) = oneshot::channel();
+    match body {
+        Some(held) => {
+            if let Some(length) = held.length {
+                outgoing = outgoing.header(header::CONTENT_LENGTH, length);
+            }
+            outgoing = outgoing.body(held.lend(sent));
+        }
+        None => {
+            let _ = sent.send(());
+        }
+    }
+    // The origin has `origin.request_timeout` to answer once the body is all there; while it
+    // comes, `limits.body_timeout` bounds each silence.
+    let answered = tokio::select! {
+        r = outgoing.send() => Some(r),
+        () = answer_due(body_sent, edge.origin_timeout) => None,
+    };
+    let untouched = body.is_none_or(HeldBody::untouched);
+    let (error, connect) = match answered {
+        Some(Ok(answer)) => return Attempt::Done(Ok(answer)),
+        Some(Err(e)) if stalled(&e) => {
+            // The client's silence, not the origin's: another origin would wait the same.
+            return Attempt::Done(Err(EdgeError::BodyTimeout(edge.connections.limits().body_timeout)));
+        }
+        Some(Err(e)) if e.is_timeout() => (EdgeError::OriginTimeout, e.is_connect()),
+        // Without the URL: its query may hold an upload signature.
+        Some(Err(e)) => {
+            let connect = e.is_connect();
+            (EdgeError::OriginUnavailable(e.without_url().to_string()), connect)
+        }
+        None => (EdgeError::OriginTimeout, false),
+    };
+    if next_origin_may_take(method, connect, untouched) { Attempt::Next(error) } else { Attempt::Done(Err(error)) }
+}
+
+/// Whether a request that failed at one origin may be sent to the next. Only while its body, if
+/// any, is still here to send (`untouched`), and then: after a failed connection (refused, timed
+/// out, unresolved; `connect`), since no byte of the request went anywhere; or, whatever failed,
+/// for a safe method (`GET`, `HEAD`, `OPTIONS`), which changes nothing at an origin that did
+/// get it. Anything else may have reached the origin and acted there (a `PATCH` of an upload
+/// body half taken in, a `POST` that created something): the client hears of the failure and
+/// decides, as tus does with a `HEAD` for the offset to resume from.
+fn next_origin_may_take(method: &Method, connect: bool, untouched: bool) -> bool {
+    untouched && (connect || method.is_safe())
+}
+
+/// A request body, kept for the one attempt that reaches an origin. Every attempt borrows it
+/// ([`HeldBody::lend`]), but it is handed over only when that attempt's connection asks for its
+/// first byte, which hyper does only once connected (its client connects before it takes the
+/// request; a connect error is one `connection_for` returned). So an attempt that got no
+/// connection leaves the body whole here for the next origin, and nothing of it is buffered.
+struct HeldBody {
+    /// `content-length`, when the request said.
+    length: Option<u64>,
+    frames: Arc<Mutex<Option<Frames>>>,
+}
+
+type Frames = futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+impl HeldBody {
+    fn new(length: Option<u64>, frames: Frames) -> Self {
+        Self { length, frames: Arc::new(Mutex::new(Some(frames))) }
+    }
+
+    /// The body for one attempt, taking the client's bytes when first polled; `sent` fires
+    /// once they have all gone.
+    fn lend(&self, sent: oneshot::Sender<()>) -> reqwest::Body {
+        let held = self.frames.clone();
+        let mut taken: Option<Frames> = None;
+        let mut sent = Some(sent);
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            if taken.is_none() {
+                taken = held.lock().expect("body lock").take();
+            }
+            // Never: a body once taken is never lent again (`next_origin_may_take`).
+            let Some(frames) = taken.as_mut() else {
+                return Poll::Ready(Some(Err(std::io::Error::other("the body went to another origin"))));
+            };
+            let next = frames.poll_next_unpin(cx);
+            if let Poll::Ready(None) = next
+                && let Some(sent) = sent.take()
+            {
+                let _ = sent.send(());
+            }
+            next
+        });
+        reqwest::Body::wrap_stream(stream)
+    }
+
+    /// Whether no attempt has taken any of the body.
+    fn untouched(&self) -> bool {
+        self.frames.lock().expect("body lock").is_some()
+    }
+}
+
 /// The body a request carries, by its framing rather than its method: `content-length` when
 /// it says (0: none), else whatever frames come (HTTP/1.1 chunked, an h2 or h3 stream that
 /// did not end with its headers). `None` when there is no body at all.
-async fn body_of(req: Request, sent: oneshot::Sender<()>) -> Result<Option<(Option<u64>, reqwest::Body)>, EdgeError> {
+async fn body_of(req: Request) -> Result<Option<HeldBody>, EdgeError> {
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::parse::<u64>);
     let length = match length {
         Some(Ok(n)) => Some(n),
@@ -138,17 +229,13 @@ async fn body_of(req: Request, sent: oneshot::Sender<()>) -> Result<Option<(Opti
     };
     let mut body = req.into_body();
     if length == Some(0) || hyper::body::Body::is_end_stream(&body) {
-        let _ = sent.send(());
         return Ok(None);
     }
     // An h3 request says whether a body follows only by sending one or ending the stream.
     let first = match length {
         Some(_) => None,
         None => match body.frame().await {
-            None => {
-                let _ = sent.send(());
-                return Ok(None);
-            }
+            None => return Ok(None),
             Some(Err(e)) => return Err(body_error(&e)),
             Some(Ok(frame)) => Some(frame),
         },
@@ -156,18 +243,11 @@ async fn body_of(req: Request, sent: oneshot::Sender<()>) -> Result<Option<(Opti
     let frames = futures_util::stream::iter(first.map(Ok)).chain(BodyStream::new(body));
     let data = frames.filter_map(|f| async move {
         match f {
-            Ok(frame) => frame.into_data().ok().map(Ok::<_, std::io::Error>),
+            Ok(frame) => frame.into_data().ok().map(Ok),
             Err(e) => Some(Err(e)),
         }
     });
-    let mut sent = Some(sent);
-    let end = futures_util::stream::poll_fn(move |_| {
-        if let Some(sent) = sent.take() {
-            let _ = sent.send(());
-        }
-        std::task::Poll::Ready(None)
-    });
-    Ok(Some((length, reqwest::Body::wrap_stream(data.chain(end)))))
+    Ok(Some(HeldBody::new(length, data.boxed())))
 }
 
 /// Resolves `wait` after the body was all sent; never if it broke off (the request fails).
@@ -214,12 +294,16 @@ fn host(req: &Request) -> Option<String> {
     req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Points an origin URL at this PoP.
+/// Points a URL at any of the origins (whichever answered: they are one service) at this PoP.
+/// An origin matches only up to a boundary (`http://o:80` is no prefix of `http://o:8080/`),
+/// and the longest match wins (`http://o/api` over `http://o` for `http://o/api/v1/...`).
 fn rewrite(url: &str, origins: &[String], here: &str) -> String {
     origins
         .iter()
-        .find_map(|o| url.strip_prefix(o.as_str()).map(|rest| format!("{here}{rest}")))
-        .unwrap_or_else(|| url.to_owned())
+        .filter_map(|o| url.strip_prefix(o.as_str()))
+        .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+        .min_by_key(|rest| rest.len())
+        .map_or_else(|| url.to_owned(), |rest| format!("{here}{rest}"))
 }
 
 #[cfg(test)]
@@ -234,6 +318,50 @@ mod tests {
             "https://pop:8443/v1/uploads/ab?sig=1"
         );
         assert_eq!(rewrite("https://elsewhere/x", &origins, "https://pop"), "https://elsewhere/x");
+    }
+
+    #[test]
+    fn locations_of_whichever_origin_answered_point_here() {
+        let origins = ["http://o:80", "http://o:8080", "http://p/api"].map(String::from);
+        let here = "https://pop";
+        assert_eq!(rewrite("http://o:8080/v1/uploads/u", &origins, here), "https://pop/v1/uploads/u");
+        assert_eq!(rewrite("http://o:80/v1/uploads/u", &origins, here), "https://pop/v1/uploads/u");
+        assert_eq!(rewrite("http://o:8088/v1/uploads/u", &origins, here), "http://o:8088/v1/uploads/u");
+        assert_eq!(rewrite("http://p/api?x", &origins, here), "https://pop?x");
+        let nested = ["http://p".to_owned(), "http://p/api".to_owned()];
+        assert_eq!(rewrite("http://p/api/v1/uploads/u", &nested, here), "https://pop/v1/uploads/u");
+    }
+
+    #[test]
+    fn only_what_cannot_have_reached_an_origin_goes_to_the_next() {
+        // Nothing sent: any method, while its body is still here.
+        assert!(next_origin_may_take(&Method::PATCH, true, true));
+        assert!(next_origin_may_take(&Method::POST, true, true));
+        assert!(!next_origin_may_take(&Method::PATCH, true, false));
+        // Sent, or maybe sent: only what is safe to ask twice.
+        assert!(next_origin_may_take(&Method::HEAD, false, true));
+        assert!(next_origin_may_take(&Method::GET, false, true));
+        assert!(!next_origin_may_take(&Method::POST, false, true));
+        assert!(!next_origin_may_take(&Method::DELETE, false, true));
+        assert!(!next_origin_may_take(&Method::PATCH, false, false));
+    }
+
+    #[tokio::test]
+    async fn a_held_body_goes_whole_to_the_one_attempt_that_reads_it() {
+        let chunks = ["up", "load"].map(|s| Ok(Bytes::from_static(s.as_bytes())));
+        let held = HeldBody::new(None, futures_util::stream::iter(chunks).boxed());
+        // An attempt that never got a connection drops its body unread.
+        drop(held.lend(oneshot::channel().0));
+        assert!(held.untouched());
+        let (sent, all_sent) = oneshot::channel();
+        assert_eq!(read(held.lend(sent)).await.unwrap(), "upload");
+        assert!(!held.untouched());
+        assert!(all_sent.await.is_ok(), "the end of the body is signalled");
+        assert!(read(held.lend(oneshot::channel().0)).await.is_err(), "never sent twice");
+    }
+
+    async fn read(body: reqwest::Body) -> Result<Bytes, String> {
+        body.collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
     }
 
     #[test]

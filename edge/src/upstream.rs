@@ -1,10 +1,16 @@
 //! The origin, seen from a PoP: objects by path with the PoP's own credential, the video API
-//! passed through, uploads forwarded. Bounded connect and read timeouts; retries (on the next
-//! origin URL) only before the first byte, and only for errors a retry can fix.
+//! passed through, uploads forwarded. Bounded connect and read timeouts. [`Upstream::failover`]
+//! is the one owner of which origin URL a request tries next, for every route; each route says
+//! which failures the next origin may fix and are safe to try again.
 
+use std::future::Future;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::error::EdgeError;
+use crate::metrics::Labels;
 
 /// How to reach the origin(s).
 #[derive(Debug, Clone)]
@@ -14,11 +20,51 @@ pub struct Upstream {
     origins: Vec<String>,
     credential: String,
     retries: u32,
+    failovers: Family<Labels, Counter>,
+}
+
+/// What a request to the origin is for: the `route` label of `edge_origin_failovers_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A cacheable object (or a chunk of one).
+    Object,
+    /// The video API or a tus upload, passed through uncached.
+    Passthrough,
+    /// The PoP's heartbeat (popularity, purges, prefetch).
+    Heartbeat,
+}
+
+impl Route {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Object => "object",
+            Self::Passthrough => "passthrough",
+            Self::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// What one try at one origin came to.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    /// The end of it: an answer to hand on, or an error that asking elsewhere must not or
+    /// cannot change.
+    Done(Result<T, EdgeError>),
+    /// This origin failed in a way the next may not, and asking again is safe.
+    Next(EdgeError),
 }
 
 impl Upstream {
-    /// A client for `origins` (tried in order), presenting this PoP's `credential`.
-    pub fn new(origins: Vec<String>, credential: String, connect: Duration, read: Duration, retries: u32) -> Self {
+    /// A client for `origins` (tried in order), presenting this PoP's `credential`; every move
+    /// to the next origin is counted in `failovers`.
+    pub fn new(
+        origins: Vec<String>,
+        credential: String,
+        connect: Duration,
+        read: Duration,
+        retries: u32,
+        failovers: Family<Labels, Counter>,
+    ) -> Self {
         let builder =
             || reqwest::Client::builder().connect_timeout(connect).pool_max_idle_per_host(64).tcp_nodelay(true);
         let client = builder().read_timeout(read).build().expect("http client");
@@ -32,6 +78,7 @@ impl Upstream {
             origins: origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
             credential,
             retries,
+            failovers,
         }
     }
 
@@ -59,34 +106,111 @@ impl Upstream {
     /// part of one a PoP keeps as one entry.
     pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<reqwest::Response, EdgeError> {
         let range = format!("bytes={first}-{last}");
-        self.send(|base| {
+        self.send(Route::Object, |base| {
             self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.credential).header("range", &range)
         })
         .await
     }
 
     /// Sends a request built for each origin in turn; 5xx and connection errors move on, but a
-    /// `503` with `Retry-After` is handed to the viewer as `503 origin_busy`.
-    pub async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, EdgeError> {
+    /// `503` with `Retry-After` is handed to the viewer as `503 origin_busy`. For requests an
+    /// origin may see twice (objects, heartbeats); the pass-through decides for itself.
+    pub async fn send(
+        &self,
+        route: Route,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, EdgeError> {
+        self.failover(route, |base| {
+            let request = build(base);
+            let base = base.to_owned();
+            async move { answered(&base, request.send().await) }
+        })
+        .await
+    }
+
+    /// Runs `attempt` with each origin base URL in turn until one is [`Attempt::Done`]: the
+    /// configured order, around again while `retries` asks for more attempts than there are
+    /// URLs, with a short growing pause before each next one. The last failure is the error.
+    pub async fn failover<T, F, A>(&self, route: Route, mut attempt: F) -> Result<T, EdgeError>
+    where
+        F: FnMut(&str) -> A,
+        A: Future<Output = Attempt<T>>,
+    {
         let mut last = EdgeError::OriginUnavailable("no origin configured".into());
-        let attempts = (self.retries as usize + 1).max(self.origins.len());
-        for attempt in 0..attempts {
-            let base = &self.origins[attempt % self.origins.len().max(1)];
-            match build(base).send().await {
-                // Busy making the object (a segment encoded on demand): asking again at once,
-                // here or at another origin node sharing the work, would only wait again.
-                Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
-                    return Err(EdgeError::OriginBusy);
-                }
-                Ok(r) if r.status().is_server_error() => {
-                    last = EdgeError::OriginUnavailable(format!("{base} answered {}", r.status()));
-                }
-                Ok(r) => return Ok(r),
-                Err(e) if e.is_timeout() => last = EdgeError::OriginTimeout,
-                Err(e) => last = EdgeError::OriginUnavailable(format!("{base}: {}", e.without_url())),
+        let mut order = self.order().peekable();
+        while let Some((n, base)) = order.next() {
+            match attempt(base).await {
+                Attempt::Done(result) => return result,
+                Attempt::Next(e) => last = e,
             }
-            tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+            if order.peek().is_some() {
+                tracing::debug!(route = route.label(), %base, error = ?last, "trying the next origin");
+                self.failovers.get_or_create(&vec![("route", route.label())]).inc();
+                tokio::time::sleep(Duration::from_millis(50 << n.min(4))).await;
+            }
         }
         Err(last)
+    }
+
+    /// The origin base URLs one request tries, numbered.
+    fn order(&self) -> impl Iterator<Item = (usize, &str)> {
+        let attempts = if self.origins.is_empty() { 0 } else { (self.retries as usize + 1).max(self.origins.len()) };
+        self.origins.iter().cycle().take(attempts).map(String::as_str).enumerate()
+    }
+}
+
+/// What an origin's answer to a request that is safe to repeat comes to.
+fn answered(base: &str, sent: reqwest::Result<reqwest::Response>) -> Attempt<reqwest::Response> {
+    match sent {
+        // Busy making the object (a segment encoded on demand): asking again at once, here or
+        // at another origin node sharing the work, would only wait again.
+        Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
+            Attempt::Done(Err(EdgeError::OriginBusy))
+        }
+        Ok(r) if r.status().is_server_error() => {
+            Attempt::Next(EdgeError::OriginUnavailable(format!("{base} answered {}", r.status())))
+        }
+        Ok(r) => Attempt::Done(Ok(r)),
+        Err(e) if e.is_timeout() => Attempt::Next(EdgeError::OriginTimeout),
+        Err(e) => Attempt::Next(EdgeError::OriginUnavailable(format!("{base}: {}", e.without_url()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(origins: &[&str], retries: u32) -> Upstream {
+        crate::init_tls();
+        let origins = origins.iter().map(|o| (*o).to_owned()).collect();
+        let timeout = Duration::from_millis(100);
+        Upstream::new(origins, "pop.credential".into(), timeout, timeout, retries, Family::default())
+    }
+
+    #[test]
+    fn every_origin_is_tried_and_retries_go_around_again() {
+        let order = |u: &Upstream| u.order().map(|(_, base)| base.to_owned()).collect::<Vec<_>>();
+        assert_eq!(order(&upstream(&["http://a", "http://b/"], 0)), ["http://a", "http://b"]);
+        assert_eq!(order(&upstream(&["http://a", "http://b"], 2)), ["http://a", "http://b", "http://a"]);
+        assert!(order(&upstream(&[], 3)).is_empty());
+    }
+
+    #[tokio::test]
+    async fn moves_on_until_done_and_counts_each_move() {
+        let up = upstream(&["http://a", "http://b", "http://c"], 0);
+        let mut tried = Vec::new();
+        let result = up
+            .failover(Route::Passthrough, |base| {
+                tried.push(base.to_owned());
+                let next = base != "http://b";
+                async move { if next { Attempt::Next(EdgeError::OriginTimeout) } else { Attempt::Done(Ok(7)) } }
+            })
+            .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(tried, ["http://a", "http://b"]);
+        assert_eq!(up.failovers.get_or_create(&vec![("route", "passthrough")]).get(), 1);
+
+        let none: Result<(), _> = upstream(&[], 1).failover(Route::Object, |_| async { Attempt::Done(Ok(())) }).await;
+        assert!(matches!(none, Err(EdgeError::OriginUnavailable(_))), "no origin, no attempt");
     }
 }

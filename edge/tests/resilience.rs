@@ -1,12 +1,16 @@
 //! What a PoP does when things break: its disk tier survives a restart; with the origin dead
 //! it serves what it has (playlists stale within their grace) and answers the rest with 502
-//! and a code; a slow origin costs a viewer a bounded wait and a 504, never a hang.
+//! and a code; a slow origin costs a viewer a bounded wait and a 504, never a hang. With one
+//! of several origin URLs down, objects, API calls and uploads go on to the next, but nothing
+//! that may have reached the dead one is sent again.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
+use pop_config::token::UploadGrant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_hits_survive_a_restart() {
@@ -48,7 +52,7 @@ async fn a_dead_origin_leaves_cached_content_playing() {
     init();
     let mut origin = TestOrigin::start().await;
     let segment = origin.segment("v4/480p/seg_00000.m4s", 200_000);
-    let playlist = bytes::Bytes::from_static(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.m4s\n");
+    let playlist = Bytes::from_static(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.m4s\n");
     origin.put("v4/480p/index.m3u8", playlist.clone(), "public, max-age=1");
     origin.segment("v4/480p/seg_00001.m4s", 1_000);
     let dir = tempfile::tempdir().unwrap();
@@ -123,5 +127,153 @@ async fn a_slow_origin_costs_a_bounded_wait_and_a_504() {
     assert_eq!(r.status(), 404);
     let err: serde_json::Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
+    pop.stop().await;
+}
+
+/// A pre-signed upload query for `video`, as the origin hands it to a creator.
+fn upload_query(video: &str) -> String {
+    let grant = UploadGrant { video: video.into(), max_bytes: 1 << 20, expires: edge::now_secs() + 60 };
+    pop_config::token::sign_upload(&key(), &grant)
+}
+
+/// `edge_origin_failovers_total` for `route`.
+fn failovers(metrics: &str, route: &str) -> f64 {
+    metric(metrics, "edge_origin_failovers_total", &[&format!("route=\"{route}\"")])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_origin_url_is_passed_over_for_every_route() {
+    init();
+    let origin = TestOrigin::start().await;
+    let segment = origin.segment("v60/720p/seg_00000.m4s", 50_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &origin.url());
+    cfg.origin.urls = vec![refusing_origin(), origin.url()];
+    cfg.uploads.max_size = 1 << 20;
+    let pop = Pop::start(cfg).await;
+    assert_eq!(pop.get(&viewer_path("v60", "720p/seg_00000.m4s")).await.2, segment);
+
+    // The video API: a creation with its JSON, and a body without a length (HTTP/1.1 chunked),
+    // which the attempt that got no connection never read.
+    let created = serde_json::json!({ "title": "failover" }).to_string();
+    let r = pop
+        .h1
+        .post(pop.https("/v1/videos"))
+        .header("authorization", "Bearer creator")
+        .header("content-type", "application/json")
+        .body(created.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let chunks = futures_util::stream::iter(["{\"title\":", "\"t\"}"].map(|s| Ok::<_, std::io::Error>(s.to_owned())));
+    let r = pop.h1.patch(pop.https("/v1/videos/v60")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = origin.api_requests();
+    let seen: Vec<(&str, &str, &[u8])> = seen.iter().map(|(m, p, b)| (m.as_str(), p.as_str(), b.as_ref())).collect();
+    assert_eq!(
+        seen,
+        [("POST", "/v1/videos", created.as_bytes()), ("PATCH", "/v1/videos/v60", b"{\"title\":\"t\"}".as_slice())]
+    );
+
+    // A tus upload, start to end; the PATCH body streamed over h2 without a length.
+    let r = pop
+        .h1
+        .post(pop.https(&format!("/v1/uploads?{}", upload_query("v60"))))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "300000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let here = format!("https://localhost:{}/v1/uploads/u1?", pop.running.https.port());
+    assert!(location.starts_with(&here), "the answering origin's Location points at the PoP: {location}");
+    let upload = origin::pattern("failover-upload", 300_000);
+    let pieces: Vec<_> = upload.chunks(64 << 10).map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c))).collect();
+    let r = pop
+        .h2
+        .patch(&location)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["upload-offset"], "300000");
+    let r = pop.h1.head(&location).header("tus-resumable", "1.0.0").send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let uploads = origin.upload_requests();
+    let methods: Vec<&str> = uploads.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(methods, ["POST", "PATCH", "HEAD"]);
+    assert!(uploads[1].1 == upload, "the upload body arrived whole and in order");
+
+    let metrics = pop.metrics().await;
+    assert_eq!(failovers(&metrics, "object"), 1.0, "{metrics}");
+    assert_eq!(failovers(&metrics, "passthrough"), 5.0, "{metrics}");
+    pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_body_cut_off_at_one_origin_is_not_sent_to_the_next() {
+    init();
+    let mut first = TestOrigin::start().await;
+    let second = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &first.url());
+    cfg.origin.urls = vec![first.url(), second.url()];
+    cfg.uploads.max_size = 1 << 20;
+    let pop = Pop::start(cfg).await;
+    let r = pop
+        .h1
+        .post(pop.https(&format!("/v1/uploads?{}", upload_query("v61"))))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "200000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+
+    // The first origin takes part of the body, then dies.
+    let (more, rest) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let body = futures_util::stream::unfold(rest, |mut rest| async move {
+        rest.recv().await.map(|piece| (Ok::<_, std::io::Error>(piece), rest))
+    });
+    let patch = pop
+        .h2
+        .patch(&location)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let patch = tokio::spawn(patch);
+    more.send(origin::pattern("cut-off", 64 << 10)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while first.upload_bytes() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(first.upload_bytes() > 0, "the first origin was taking the body");
+    first.kill().await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), patch).await.expect("the PATCH is answered").unwrap();
+    drop(more);
+    // The client hears of it (a 502, or its request broken off), and nothing went on.
+    if let Ok(r) = answer {
+        assert_eq!(r.status(), 502);
+        let err: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "origin_unavailable");
+    }
+    assert!(second.upload_requests().is_empty() && second.upload_bytes() == 0, "not replayed");
+
+    // It asks where to resume: the dead origin refuses, the next one answers.
+    let r = pop.h1.head(&location).header("tus-resumable", "1.0.0").send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().contains_key("upload-offset"));
+    let methods: Vec<String> = second.upload_requests().into_iter().map(|(m, _)| m).collect();
+    assert_eq!(methods, ["HEAD"]);
+    assert_eq!(failovers(&pop.metrics().await, "passthrough"), 1.0);
     pop.stop().await;
 }

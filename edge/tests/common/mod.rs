@@ -51,6 +51,12 @@ pub fn config(dir: &Path, origin: &str) -> PopConfig {
     c
 }
 
+/// The URL of an origin that refuses connections: a port listened on a moment ago, closed.
+pub fn refusing_origin() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
 /// A running PoP and clients for it.
 pub struct Pop {
     pub running: Running,

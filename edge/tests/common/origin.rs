@@ -61,6 +61,10 @@ struct State {
     api: Mutex<Vec<(String, String, Bytes)>>,
     /// Upload bodies that broke off before their end, and when.
     upload_aborts: Mutex<Vec<std::time::Instant>>,
+    /// Requests to `/v1/uploads...` answered: method and the body received.
+    uploads: Mutex<Vec<(String, Bytes)>>,
+    /// Upload body bytes received so far, counted as they arrive.
+    upload_bytes: AtomicU64,
 }
 
 /// A running test origin.
@@ -163,9 +167,19 @@ impl TestOrigin {
         self.state.failing.lock().unwrap().insert(key.to_owned(), status);
     }
 
-    /// Requests to `/v1/videos/...` so far: method, path, body.
+    /// Requests to `/v1/videos` and below so far: method, path, body.
     pub fn api_requests(&self) -> Vec<(String, String, Bytes)> {
         self.state.api.lock().unwrap().clone()
+    }
+
+    /// Upload requests answered so far: method, body.
+    pub fn upload_requests(&self) -> Vec<(String, Bytes)> {
+        self.state.uploads.lock().unwrap().clone()
+    }
+
+    /// Upload body bytes received so far, including those of a body still coming.
+    pub fn upload_bytes(&self) -> u64 {
+        self.state.upload_bytes.load(Ordering::SeqCst)
     }
 
     /// When each upload body that broke off was given up.
@@ -229,7 +243,7 @@ async fn answer(state: Arc<State>, req: http::Request<Incoming>) -> Result<http:
         }
         return Ok(object(&state, key, req.headers().get("range").and_then(|v| v.to_str().ok())));
     }
-    if path.starts_with("/v1/videos/") {
+    if path == "/v1/videos" || path.starts_with("/v1/videos/") {
         return Ok(video_api(&state, req).await);
     }
     if path == "/v1/pops/heartbeat" && authorized {
@@ -257,18 +271,25 @@ async fn answer(state: Arc<State>, req: http::Request<Incoming>) -> Result<http:
 }
 
 /// Just enough tus for a PoP test: creation answers with an origin Location, PATCH counts
-/// the bytes it receives.
+/// the bytes it receives (as they arrive, too) and keeps them.
 async fn upload(state: &State, req: http::Request<Incoming>) -> http::Response<Body> {
     *state.fetches.lock().unwrap().entry("uploads".into()).or_default() += 1;
     let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().clone();
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let mut incoming = req.into_body();
+    let mut body = Vec::new();
+    while let Some(frame) = incoming.frame().await {
+        let Ok(frame) = frame else {
             state.upload_aborts.lock().unwrap().push(std::time::Instant::now());
             return full(400, "body broke off");
+        };
+        if let Ok(data) = frame.into_data() {
+            state.upload_bytes.fetch_add(data.len() as u64, Ordering::SeqCst);
+            body.extend_from_slice(&data);
         }
-    };
+    }
+    let body = Bytes::from(body);
+    state.uploads.lock().unwrap().push((method.to_string(), body.clone()));
     let mut r = full(if method == http::Method::POST { 201 } else { 204 }, "");
     let addr = state.addr.lock().unwrap().to_owned();
     r.headers_mut().insert("location", format!("http://{addr}/v1/uploads/u1?{query}").parse().unwrap());
@@ -277,13 +298,14 @@ async fn upload(state: &State, req: http::Request<Incoming>) -> http::Response<B
     r
 }
 
-/// The real origin's takedown route, as far as a PoP can tell: it reads the whole body (a JSON
-/// reason) before answering.
+/// The real origin's video API, as far as a PoP can tell: it reads the whole body (a JSON
+/// reason, a new video's title) before answering; a `POST` creates.
 async fn video_api(state: &State, req: http::Request<Incoming>) -> http::Response<Body> {
     let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let status = if method == "POST" { 201 } else { 200 };
     state.api.lock().unwrap().push((method, path, body.clone()));
-    let mut r = full(200, format!("{{\"received\": {}}}", body.len()));
+    let mut r = full(status, format!("{{\"received\": {}}}", body.len()));
     r.headers_mut().insert("content-type", "application/json".parse().unwrap());
     r
 }
