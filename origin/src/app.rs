@@ -95,7 +95,7 @@ impl App {
         let mut queue: Arc<dyn Queue> = if config.queue_url == "local" {
             Arc::new(LocalQueue::open(&config.data_dir.join("queue.db")).await?)
         } else {
-            Arc::new(NatsQueue::connect(&config.queue_url).await?)
+            Arc::new(NatsQueue::connect(&config.queue_url, config.queue_replicas).await?)
         };
         if let Some(ns) = &config.queue_namespace {
             queue = Arc::new(Namespaced::new(queue, ns));
@@ -111,7 +111,7 @@ impl App {
             blobs,
             signer: Signer::from_secrets(&secrets)?,
             keys: KeyService::versioned(&secrets.masters),
-            hub: EventHub::default(),
+            hub: EventHub::open(&config.database_url).await?,
             metrics: Metrics::default(),
             popularity: Default::default(),
             outbound: Outbound::new(config.webhook_allow.clone()),

@@ -32,8 +32,12 @@ pub struct Config {
     pub database_url: String,
     /// `memory` or `redis://...`.
     pub cache_url: String,
-    /// `local` (durable, in-process) or `nats://...`.
+    /// `local` (durable, in-process) or `nats://...` (several servers of a cluster separated
+    /// by commas).
     pub queue_url: String,
+    /// Copies JetStream keeps of the queue, each on its own server (1 to 5; 3 survives the
+    /// loss of any one server). Ignored by the local queue.
+    pub queue_replicas: usize,
     /// Blob storage.
     pub storage: StorageConfig,
     /// In-process encode workers (0: only `origin worker` processes encode).
@@ -168,6 +172,7 @@ struct Raw {
     database_url: Option<String>,
     cache_url: Option<String>,
     queue_url: Option<String>,
+    queue_replicas: Option<i64>,
     storage: Option<RawStorage>,
     workers: Option<usize>,
     creators: Option<Vec<RawCreator>>,
@@ -268,6 +273,9 @@ enum RawStorage {
     S3 { endpoint: String, bucket: String, region: Option<String>, access_key: String, secret_key: String },
 }
 
+/// The most copies of the queue `queue_replicas` may ask for (JetStream's limit).
+pub const MAX_QUEUE_REPLICAS: usize = 5;
+
 /// The creator token of the embedded defaults: fine on a laptop, replaced in production.
 pub const DEV_CREATOR_TOKEN: &str = "dev-creator-token";
 
@@ -353,6 +361,7 @@ impl Config {
                 .collect()
         });
         let limits = limits(raw.limits.unwrap_or_default(), &mut problems);
+        let queue_replicas = queue_replicas(raw.queue_replicas, &mut problems);
         let config = Self {
             key_url: raw.key_url.map_or_else(|| public_url.clone(), |u| u.trim_end_matches('/').to_owned()),
             protection: raw.protection.unwrap_or(encoder::task::Protection::Both),
@@ -364,6 +373,7 @@ impl Config {
             database_url,
             cache_url: env("CACHE_URL").or(raw.cache_url).unwrap_or_else(|| "memory".into()),
             queue_url: env("QUEUE_URL").or(raw.queue_url).unwrap_or_else(|| "local".into()),
+            queue_replicas,
             storage,
             workers,
             creators,
@@ -462,6 +472,18 @@ fn networks(key: &str, list: Vec<String>, problems: &mut Vec<String>) -> Vec<IpN
             parsed.map_err(|_| problems.push(format!("{key}: `{n}` is not an address or a CIDR network"))).ok()
         })
         .collect()
+}
+
+/// JetStream keeps at most five copies of a stream.
+fn queue_replicas(raw: Option<i64>, problems: &mut Vec<String>) -> usize {
+    let replicas = raw.unwrap_or(1);
+    match usize::try_from(replicas) {
+        Ok(n @ 1..=MAX_QUEUE_REPLICAS) => n,
+        _ => {
+            problems.push(format!("queue_replicas: {replicas} is not between 1 and {MAX_QUEUE_REPLICAS}"));
+            1
+        }
+    }
 }
 
 fn limits(raw: RawLimits, problems: &mut Vec<String>) -> Limits {
@@ -635,6 +657,17 @@ floor = 360"
         ] {
             assert!(bad.contains(part), "{part} in {bad}");
         }
+    }
+
+    #[test]
+    fn queue_replicas_default_to_one_and_stay_within_jetstreams_limit() {
+        assert_eq!(parse("").unwrap().queue_replicas, 1);
+        assert_eq!(parse("queue_replicas = 3").unwrap().queue_replicas, 3);
+        for bad in ["0", "6", "-1"] {
+            let said = parse(&format!("queue_replicas = {bad}")).unwrap_err().to_string();
+            assert!(said.contains(&format!("queue_replicas: {bad} is not between 1 and 5")), "{said}");
+        }
+        assert!(parse("queue_replicas = \"three\"").unwrap_err().to_string().contains("invalid type"));
     }
 
     #[test]

@@ -21,11 +21,9 @@ use encoder::task::{TaskFailure, TaskKind, TaskOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::cache;
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::meta::{self, Intake, Job, JobState, Rendition, VideoState};
-use crate::notify::VideoEvent;
 use crate::storage;
 
 /// Topic of jobs waiting for a driver.
@@ -173,8 +171,7 @@ pub async fn finalize(app: &Arc<App>, video: &str, upload: &str, file: &Path) ->
         }
     };
     app.queue.publish(JOBS, &serde_json::to_vec(&JobMessage { job: job.id.clone(), video: video.to_owned() })?).await?;
-    cache::forget_video(app.cache.as_ref(), video).await;
-    app.hub.publish(VideoEvent::of(&updated));
+    crate::lifecycle::apply::queued(app, &updated).await?;
     tracing::info!(video, job = %job.id, "upload complete, job queued");
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod logs;
 pub mod meta;
 pub mod metrics;
@@ -37,6 +38,8 @@ use encoder::task::TaskKind;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use crate::queue::consume::consume;
 
 pub use app::App;
 pub use config::Config;
@@ -93,13 +96,9 @@ pub async fn start(mut config: Config) -> Result<Running> {
     }
     tasks.spawn(jobs::driver::run(app.clone(), watch.clone()));
     tasks.spawn(jobs::completion::run(app.clone(), watch.clone()));
-    tasks.spawn(notify::deliver_webhooks(
-        app.queue.clone(),
-        app.meta.clone(),
-        app.outbound.clone(),
-        app.metrics.webhooks.clone(),
-        watch.clone(),
-    ));
+    let webhooks = notify::Webhooks::new(app.meta.clone(), app.outbound.clone(), app.metrics.webhooks.clone());
+    let outcomes = app.metrics.queue_messages.clone();
+    tasks.spawn(consume(app.queue.clone(), notify::consumer(), Arc::new(webhooks), outcomes, watch.clone()));
     tasks.spawn(collect_uploads(app.clone(), watch.clone()));
     tasks.spawn(ondemand::policy::run(app.clone(), watch.clone()));
     spawn_workers(&app, &mut tasks, &watch);

@@ -168,13 +168,13 @@ pub struct VideoQuery {
     pub offset: u32,
 }
 
-/// A processing state change.
+/// A state change as the store writes it; `lifecycle::apply` makes them, nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateChange {
     /// New state.
     pub state: VideoState,
-    /// New progress.
-    pub progress: f64,
+    /// New progress (`None` keeps it).
+    pub progress: Option<f64>,
     /// (code, message) when failing.
     pub error: Option<(String, String)>,
     /// Duration and renditions when becoming ready.
@@ -353,8 +353,9 @@ pub trait MetaStore: Send + Sync {
     async fn list_videos(&self, q: &VideoQuery) -> Result<Vec<Video>>;
     /// Applies a metadata patch; `None` when the video does not exist.
     async fn patch_video(&self, id: &str, patch: &VideoPatch, now: Millis) -> Result<Option<Video>>;
-    /// Moves a video to a new state; `None` when it does not exist.
-    async fn change_state(&self, id: &str, change: &StateChange) -> Result<Option<Video>>;
+    /// Moves a video to a new state if it is in one of `from`, atomically on every API node;
+    /// `None` when it does not exist or is in another state. Only `lifecycle::apply` calls it.
+    async fn change_state(&self, id: &str, from: &[VideoState], change: &StateChange) -> Result<Option<Video>>;
 
     /// Records a new upload, unconditionally.
     async fn create_upload(&self, u: &Upload) -> Result<()>;
@@ -387,8 +388,16 @@ pub trait MetaStore: Send + Sync {
     async fn create_job(&self, j: &Job) -> Result<()>;
     /// A job by id.
     async fn job(&self, id: &str) -> Result<Option<Job>>;
-    /// Changes a job's state.
-    async fn set_job_state(&self, id: &str, state: JobState, error_code: Option<&str>, now: Millis) -> Result<()>;
+    /// Changes a job's state if it is in one of `from`; false when it is not (or the job does
+    /// not exist). Only `lifecycle::apply` calls it.
+    async fn set_job_state(
+        &self,
+        id: &str,
+        from: &[JobState],
+        state: JobState,
+        error_code: Option<&str>,
+        now: Millis,
+    ) -> Result<bool>;
     /// Jobs not yet done or failed, oldest first.
     async fn unfinished_jobs(&self) -> Result<Vec<Job>>;
 

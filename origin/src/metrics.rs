@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Key service answers, by kind (`aes128`, `clearkey`) and outcome (`issued` or the
     /// refusal's code).
     pub keys: Family<Labels, Counter>,
+    /// Queue messages settled, by consumer and verdict (`queue::consume`).
+    pub queue_messages: crate::queue::consume::Outcomes,
 }
 
 impl Default for Metrics {
@@ -72,6 +74,12 @@ impl Default for Metrics {
         let sse_refused = Family::<Labels, Counter>::default();
         let webhooks = Family::<Labels, Counter>::default();
         let keys = Family::<Labels, Counter>::default();
+        let queue_messages = crate::queue::consume::Outcomes::default();
+        registry.register(
+            "queue_messages",
+            "Queue messages settled, by consumer and verdict (ack, retry, pass, dead, given_back)",
+            queue_messages.clone(),
+        );
         registry.register("keys", "Key service answers, by kind and outcome (issued or refusal code)", keys.clone());
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
@@ -116,6 +124,7 @@ impl Default for Metrics {
             sse_refused,
             webhooks,
             keys,
+            queue_messages,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! where `outbound` allows, checked on the address actually connected to.
 
 use std::sync::Arc;
+
+use async_trait::async_trait;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -12,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::error::Result;
+
+mod fanout;
 use crate::logs::redact;
 use crate::meta::{MetaStore, Millis, Video, VideoState};
 use crate::outbound::{self, Outbound};
 use crate::queue::Queue;
+use crate::queue::consume::{self, Backoff, Consumer, Handler, Verdict};
 use crate::sign::Signer;
 
 /// A state change of one video.
@@ -51,21 +56,49 @@ impl VideoEvent {
     }
 }
 
-/// Fans events out to SSE subscribers of this process.
-#[derive(Debug, Clone)]
+/// Fans events out to the SSE subscribers of every API node. With PostgreSQL as the metadata
+/// database, events travel as `NOTIFY` on one channel that every node `LISTEN`s to, so a
+/// client on node A sees a change made on node B (or by a driver there); otherwise (SQLite:
+/// one machine) they stay in this process.
+#[derive(Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<VideoEvent>,
+    fanout: Option<Arc<fanout::PgFanout>>,
+}
+
+impl std::fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHub").field("across_nodes", &self.fanout.is_some()).finish()
+    }
 }
 
 impl Default for EventHub {
     fn default() -> Self {
-        Self { tx: broadcast::channel(1024).0 }
+        Self { tx: broadcast::channel(1024).0, fanout: None }
     }
 }
 
 impl EventHub {
-    /// Publishes to every subscriber (none listening is fine).
-    pub fn publish(&self, e: VideoEvent) {
+    /// A hub for the metadata database at `database_url`: across nodes on PostgreSQL.
+    pub async fn open(database_url: &str) -> Result<Self> {
+        let local = Self::default();
+        if !fanout::PgFanout::supports(database_url) {
+            return Ok(local);
+        }
+        let fanout = fanout::PgFanout::start(database_url, local.tx.clone()).await?;
+        Ok(Self { fanout: Some(Arc::new(fanout)), ..local })
+    }
+
+    /// Publishes to every subscriber on every node (none listening is fine). If the other
+    /// nodes cannot be told, this node's subscribers still are.
+    pub async fn publish(&self, e: VideoEvent) {
+        if let Some(fanout) = &self.fanout {
+            match fanout.publish(&e).await {
+                // Comes back through this node's own listener.
+                Ok(()) => return,
+                Err(err) => tracing::warn!(error = %err, video = %e.video, "event not sent to other nodes"),
+            }
+        }
         let _ = self.tx.send(e);
     }
 
@@ -121,51 +154,54 @@ impl Attempt {
     }
 }
 
-/// Sends queued webhooks until `shutdown`: POST with `X-Webhook-Timestamp` and
+/// How webhook deliveries are consumed: retried with backoff (2 s doubling to about half an
+/// hour) for `MAX_ATTEMPTS` deliveries, about an hour and a half in all, then dead-lettered.
+pub fn consumer() -> Consumer {
+    Consumer {
+        name: "webhooks",
+        topics: vec![WEBHOOKS.to_owned()],
+        lease: Duration::from_secs(30),
+        concurrency: 4,
+        max_deliveries: MAX_ATTEMPTS,
+        backoff: Backoff { first: Duration::from_secs(2), max: Duration::from_secs(2048) },
+    }
+}
+
+/// Sends webhooks: POST with `X-Webhook-Timestamp` and
 /// `X-Webhook-Signature: sha256=HMAC(secret, "timestamp.body")`; retried with backoff,
 /// except to a target `outbound` refuses.
-pub async fn deliver_webhooks(
-    queue: Arc<dyn Queue>,
-    meta: Arc<dyn MetaStore>,
-    outbound: Arc<Outbound>,
-    outcomes: Family<Vec<(&'static str, String)>, Counter>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let client = outbound.client(Duration::from_secs(10));
-    loop {
-        let msg = tokio::select! {
-            m = queue.receive(WEBHOOKS, Duration::from_secs(30), Duration::from_secs(1)) => m,
-            _ = shutdown.changed() => return,
-        };
-        let msg = match msg {
-            Ok(Some(msg)) => msg,
-            Ok(None) => continue,
-            Err(e) => {
-                // The queue is down: wait before asking again instead of spinning.
-                tracing::warn!(error = %e, "webhook queue unavailable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let attempt = match serde_json::from_slice::<Delivery>(&msg.payload) {
-            Ok(d) => send(&client, &outbound, meta.as_ref(), &d).await,
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable webhook delivery dropped");
-                Attempt::Done
-            }
-        };
-        outcomes.get_or_create(&vec![("outcome", attempt.label().to_owned())]).inc();
-        let settled = if attempt != Attempt::Retry || msg.deliveries >= MAX_ATTEMPTS {
-            if attempt == Attempt::Retry {
-                tracing::warn!(attempts = msg.deliveries, "webhook delivery abandoned");
-            }
-            msg.lease.ack().await
-        } else {
-            let backoff = Duration::from_secs(1 << msg.deliveries.min(11));
-            msg.lease.nack(backoff).await
-        };
-        if let Err(e) = settled {
-            tracing::warn!(error = %e, "webhook delivery not settled");
+pub struct Webhooks {
+    /// Where hooks are registered.
+    pub meta: Arc<dyn MetaStore>,
+    /// Where deliveries may go.
+    pub outbound: Arc<Outbound>,
+    /// Attempts by outcome.
+    pub outcomes: Family<Vec<(&'static str, String)>, Counter>,
+    client: reqwest::Client,
+}
+
+impl Webhooks {
+    /// A sender with its own client (10 s per delivery).
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        outbound: Arc<Outbound>,
+        outcomes: Family<Vec<(&'static str, String)>, Counter>,
+    ) -> Self {
+        let client = outbound.client(Duration::from_secs(10));
+        Self { meta, outbound, outcomes, client }
+    }
+}
+
+#[async_trait]
+impl Handler for Webhooks {
+    type Message = Delivery;
+
+    async fn handle(&self, d: &Delivery, _: consume::Delivery) -> Verdict {
+        let attempt = send(&self.client, &self.outbound, self.meta.as_ref(), d).await;
+        self.outcomes.get_or_create(&vec![("outcome", attempt.label().to_owned())]).inc();
+        match attempt {
+            Attempt::Done | Attempt::Refused => Verdict::Ack,
+            Attempt::Retry => Verdict::Retry("the receiver did not accept it".into()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Delivery is at least once: a received message is leased to its receiver, invisible to
 //! others until it is acked, nacked, or its lease runs out, after which it is delivered again.
 
+pub mod consume;
 pub mod local;
 pub mod nats;
 

@@ -87,8 +87,18 @@ async fn ids(store: &dyn MetaStore, q: &VideoQuery) -> Vec<String> {
 }
 
 fn state(state: VideoState, now: i64) -> StateChange {
-    StateChange { state, progress: 0.0, error: None, result: None, now }
+    StateChange { state, progress: None, error: None, result: None, now }
 }
+
+/// Every state: these tests move rows directly, as only the lifecycle does in the origin.
+const ANY: &[VideoState] = &[
+    VideoState::Uploading,
+    VideoState::Queued,
+    VideoState::Processing,
+    VideoState::Ready,
+    VideoState::Failed,
+    VideoState::Deleted,
+];
 
 async fn videos(store: &dyn MetaStore) {
     let created = store.create_video(&new_video("v1", "alice", "First", 1000)).await.unwrap();
@@ -130,7 +140,7 @@ async fn listing(store: &dyn MetaStore) {
     assert_eq!(everyone.first().map(String::as_str), Some("other"), "newest first across creators");
     assert!(everyone.contains(&"l1".to_owned()) && everyone.contains(&"v1".to_owned()));
 
-    store.change_state("l3", &state(VideoState::Deleted, 70)).await.unwrap().unwrap();
+    store.change_state("l3", ANY, &state(VideoState::Deleted, 70)).await.unwrap().unwrap();
     assert_eq!(ids(store, &query("lister")).await, ["l5", "l4b", "l4a", "l2", "l1"]);
     let with_deleted = VideoQuery { include_deleted: true, ..query("lister") };
     assert_eq!(ids(store, &with_deleted).await, ["l5", "l4b", "l4a", "l3", "l2", "l1"]);
@@ -211,14 +221,17 @@ async fn patching(store: &dyn MetaStore) {
 async fn state_changes(store: &dyn MetaStore) {
     store.create_video(&new_video("c1", "changer", "Changing", 100)).await.unwrap();
 
-    let processing = StateChange { progress: 0.25, ..state(VideoState::Processing, 200) };
-    let v = store.change_state("c1", &processing).await.unwrap().unwrap();
+    let processing = StateChange { progress: Some(0.25), ..state(VideoState::Processing, 200) };
+    let ready_only = [VideoState::Ready];
+    assert_eq!(store.change_state("c1", &ready_only, &processing).await.unwrap(), None, "not from uploading");
+    assert_eq!(store.video("c1").await.unwrap().unwrap().state, VideoState::Uploading, "a refused change writes nothing");
+    let v = store.change_state("c1", &[VideoState::Uploading], &processing).await.unwrap().unwrap();
     assert_eq!((v.state, v.progress, v.updated_at), (VideoState::Processing, 0.25, 200));
 
     let failure = Some(("encode_failed".to_owned(), "the decoder gave up".to_owned()));
-    let failed = StateChange { error: failure, progress: 0.5, ..state(VideoState::Failed, 300) };
-    let v = store.change_state("c1", &failed).await.unwrap().unwrap();
-    assert_eq!(v.state, VideoState::Failed);
+    let failed = StateChange { error: failure, ..state(VideoState::Failed, 300) };
+    let v = store.change_state("c1", &[VideoState::Queued, VideoState::Processing], &failed).await.unwrap().unwrap();
+    assert_eq!((v.state, v.progress), (VideoState::Failed, 0.25), "no progress keeps the previous one");
     assert_eq!(v.error_code.as_deref(), Some("encode_failed"));
     assert_eq!(v.error_message.as_deref(), Some("the decoder gave up"));
     assert_eq!(store.video("c1").await.unwrap(), Some(v));
@@ -244,19 +257,20 @@ async fn state_changes(store: &dyn MetaStore) {
         },
     ];
     let ready =
-        StateChange { progress: 1.0, result: Some((61.5, renditions.clone())), ..state(VideoState::Ready, 400) };
-    let v = store.change_state("c1", &ready).await.unwrap().unwrap();
+        StateChange { progress: Some(1.0), result: Some((61.5, renditions.clone())), ..state(VideoState::Ready, 400) };
+    let v = store.change_state("c1", ANY, &ready).await.unwrap().unwrap();
     assert_eq!((v.state, v.progress), (VideoState::Ready, 1.0));
     assert_eq!((v.error_code, v.error_message), (None, None), "a change without an error clears it");
     assert_eq!(v.duration, Some(61.5));
     assert_eq!(v.renditions, renditions);
     assert_eq!(store.video("c1").await.unwrap().unwrap().renditions, renditions);
 
-    let v = store.change_state("c1", &state(VideoState::Deleted, 500)).await.unwrap().unwrap();
+    let v = store.change_state("c1", ANY, &state(VideoState::Deleted, 500)).await.unwrap().unwrap();
     assert_eq!(v.state, VideoState::Deleted);
     assert_eq!((v.duration, v.renditions), (Some(61.5), renditions), "no result keeps the previous one");
 
-    assert_eq!(store.change_state("missing", &ready).await.unwrap(), None);
+    assert_eq!(store.change_state("missing", ANY, &ready).await.unwrap(), None);
+    assert_eq!(store.change_state("c1", &[], &ready).await.unwrap(), None, "an empty list allows nothing");
 }
 
 fn upload(id: &str, video_id: &str, length: u64, expires_at: i64) -> Upload {
@@ -367,7 +381,7 @@ async fn completions(store: &dyn MetaStore) {
     let done = store.intake("cv").await.unwrap().unwrap();
     assert_eq!((done.state, done.completed_by.as_deref()), (VideoState::Queued, Some(winner.as_str())));
     assert!(done.takes(&winner) && !done.takes("c-a"));
-    store.set_job_state("j-cv", JobState::Done, None, 400).await.unwrap();
+    assert!(store.set_job_state("j-cv", &[JobState::Queued], JobState::Done, None, 400).await.unwrap());
 }
 
 fn job(id: &str, state: JobState, created_at: i64) -> Job {
@@ -386,9 +400,13 @@ async fn jobs(store: &dyn MetaStore) {
     assert_eq!(store.job("missing").await.unwrap(), None);
     assert_eq!(store.unfinished_jobs().await.unwrap(), [queued.clone(), running.clone(), later.clone()]);
 
-    store.set_job_state("j-queued", JobState::Running, None, 400).await.unwrap();
-    store.set_job_state("j-running", JobState::Done, None, 500).await.unwrap();
-    store.set_job_state("j-later", JobState::Failed, Some("no_workers"), 600).await.unwrap();
+    let open = [JobState::Queued, JobState::Running];
+    assert!(store.set_job_state("j-queued", &open, JobState::Running, None, 400).await.unwrap());
+    assert!(store.set_job_state("j-running", &open, JobState::Done, None, 500).await.unwrap());
+    assert!(store.set_job_state("j-later", &open, JobState::Failed, Some("no_workers"), 600).await.unwrap());
+    assert!(!store.set_job_state("j-running", &open, JobState::Failed, Some("late"), 650).await.unwrap(), "ended");
+    assert_eq!(store.job("j-running").await.unwrap().unwrap().state, JobState::Done);
+    assert!(!store.set_job_state("missing", &open, JobState::Done, None, 650).await.unwrap());
     let failed = store.job("j-later").await.unwrap().unwrap();
     assert_eq!(
         (failed.state, failed.error_code.as_deref(), failed.updated_at),
@@ -398,7 +416,7 @@ async fn jobs(store: &dyn MetaStore) {
     let unfinished = store.unfinished_jobs().await.unwrap();
     assert_eq!(unfinished, [Job { state: JobState::Running, updated_at: 400, ..queued }]);
 
-    store.set_job_state("j-later", JobState::Queued, None, 700).await.unwrap();
+    assert!(store.set_job_state("j-later", &[JobState::Failed], JobState::Queued, None, 700).await.unwrap());
     assert_eq!(store.job("j-later").await.unwrap().unwrap().error_code, None, "a retry clears the error");
 }
 

@@ -51,8 +51,8 @@ impl Harness {
     /// `None` when the suite must be skipped.
     async fn nats() -> Option<Self> {
         let url = nats_url()?;
-        let queue = Arc::new(NatsQueue::connect(&url).await.expect("connect to NATS"));
-        let second = NatsQueue::connect(&url).await.expect("connect to NATS again");
+        let queue = Arc::new(NatsQueue::connect(&url, 1).await.expect("connect to NATS"));
+        let second = NatsQueue::connect(&url, 1).await.expect("connect to NATS again");
         Some(Self::new(queue.clone(), Arc::new(second), Backend::Nats(queue)))
     }
 

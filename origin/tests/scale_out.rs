@@ -48,7 +48,9 @@ async fn upload_transcode_and_play_on_scale_out_services() {
     };
     let mut api = configure("api");
     api.workers = 0;
-    let origin = TestOrigin::start_with(api).await;
+    let origin = TestOrigin::start_with(api.clone()).await;
+    // A second API node sharing nothing with the first but the services.
+    let second = TestOrigin::start_with(Config { data_dir: dir.path().join("api2"), ..api }).await;
     let (stop_worker, watch) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(origin::run_workers(configure("worker"), watch));
 
@@ -56,9 +58,18 @@ async fn upload_transcode_and_play_on_scale_out_services() {
     let data = std::fs::read(&src).unwrap();
     let created = origin.create_video("scale-out", data.len() as u64).await;
     let id = created["video"]["id"].as_str().unwrap().to_owned();
+    // Events of a video handled by the first node (or driven on either) reach a client of the
+    // second one.
+    let events = second.client.get(second.url(&format!("/v1/videos/{id}/events"))).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let states = tokio::spawn(event_states(events));
     let tus = origin.tus(&created);
     assert_eq!(tus.upload_parallel(&data, 2).await.status(), 201);
     let video = origin.wait_state(&id, "ready", 180).await;
+    let states = tokio::time::timeout(Duration::from_secs(30), states).await.expect("the stream ends").unwrap();
+    assert_eq!(states.first().map(String::as_str), Some("uploading"), "{states:?}");
+    assert_eq!(states.last().map(String::as_str), Some("ready"), "{states:?}");
+    assert!(states.iter().any(|s| s == "queued"), "the upload's completion was heard: {states:?}");
     assert_eq!(video["renditions"].as_array().unwrap().len(), 3, "{video}");
 
     let playback = origin.playback(&id).await;
@@ -74,6 +85,25 @@ async fn upload_transcode_and_play_on_scale_out_services() {
 
     let _ = stop_worker.send(true);
     worker.await.unwrap().unwrap();
+    second.running.stop().await;
     origin.running.stop().await;
     database.drop().await;
+}
+
+/// The states an SSE stream reports, until it ends after a final one.
+async fn event_states(mut events: reqwest::Response) -> Vec<String> {
+    let (mut text, mut states) = (String::new(), Vec::new());
+    while let Some(chunk) = events.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: "))
+                && let Ok(e) = serde_json::from_str::<serde_json::Value>(data)
+                && let Some(state) = e["state"].as_str()
+            {
+                states.push(state.to_owned());
+            }
+        }
+    }
+    states
 }

@@ -225,7 +225,7 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
         if intake.as_ref().is_some_and(|i| i.completed_by.is_some()) {
             let lock = app.upload_lock(&upload.id);
             let _held = lock.lock().await;
-            remove_upload(app, &upload).await?;
+            discard(app, &upload).await?;
         }
         return Err(closed(intake));
     }
@@ -244,11 +244,12 @@ pub async fn terminate(app: &Arc<App>, req: Request, id: &str) -> Result<Respons
     let (_, upload) = authorise(app, &req, id).await?;
     let lock = app.upload_lock(id);
     let _held = lock.lock().await;
-    remove_upload(app, &upload).await?;
+    discard(app, &upload).await?;
     Ok(tus_response(StatusCode::NO_CONTENT))
 }
 
-async fn remove_upload(app: &App, upload: &Upload) -> Result<()> {
+/// Removes an upload's bytes and record (a removed file is fine).
+pub(crate) async fn discard(app: &App, upload: &Upload) -> Result<()> {
     match tokio::fs::remove_file(app.upload_path(&upload.id)).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove upload")(e)),
         _ => {}
@@ -399,7 +400,7 @@ async fn complete(app: &Arc<App>, upload: &Upload, file: &Path) -> Result<()> {
         Claim::Ours => crate::jobs::finalize(app, &upload.video_id, &upload.id, file).await,
         Claim::AlreadyDone => Ok(()),
         Claim::Refused(intake) => {
-            remove_upload(app, upload).await?;
+            discard(app, upload).await?;
             tracing::info!(upload = %upload.id, video = %upload.video_id, "completed upload refused and removed");
             Err(closed(intake))
         }
@@ -465,7 +466,7 @@ async fn concatenate(
     };
     if let Err(e) = finished {
         // The client may try the concatenation again: the partial uploads are all still there.
-        remove_upload(app, &upload).await?;
+        discard(app, &upload).await?;
         return Err(e);
     }
     for p in &partials {
@@ -498,7 +499,7 @@ pub async fn collect_expired(app: &App) -> Result<usize> {
     for u in &expired {
         let lock = app.upload_lock(&u.id);
         let _held = lock.lock().await;
-        remove_upload(app, u).await?;
+        discard(app, u).await?;
         tracing::info!(upload = %u.id, video = %u.video_id, "expired upload removed");
     }
     Ok(expired.len())

@@ -11,10 +11,9 @@ use crate::app::App;
 use crate::cache;
 use crate::error::{Error, Result};
 use crate::meta::ondemand::Pin;
-use crate::meta::{self, Audit, NewVideo, StateChange, Video, VideoPatch, VideoQuery, VideoState, Webhook};
-use crate::notify::VideoEvent;
+use crate::lifecycle::{self, apply::Applied};
+use crate::meta::{self, Audit, NewVideo, Video, VideoPatch, VideoQuery, VideoState, Webhook};
 use crate::sign::{PlaybackGrant, Scope, UploadGrant, is_safe_name, query_param};
-use crate::storage;
 use crate::web::{self, Request, Response};
 
 #[derive(Deserialize)]
@@ -185,48 +184,22 @@ struct Takedown {
 /// purge log tells edges; an audit row says who and why.
 pub async fn takedown(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     let who = creator(app, &req)?;
-    let video = owned(app, id, &who).await?;
+    owned(app, id, &who).await?;
     let body = web::read_body(req, 16 * 1024).await?;
     let takedown: Takedown = if body.is_empty() {
         Takedown::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| Error::bad_request("bad_json", e.to_string()))?
     };
-    let now = meta::now();
-    app.meta
-        .add_audit(&Audit {
-            at: now,
-            actor: who,
-            action: "takedown".into(),
-            video_id: id.to_owned(),
-            reason: takedown.reason,
-        })
-        .await?;
-    let change = StateChange { state: VideoState::Deleted, progress: video.progress, error: None, result: None, now };
-    let updated = app.meta.change_state(id, &change).await?.ok_or_else(|| Error::not_found("video"))?;
-    app.meta.delete_key(id).await?;
-    remove_video_data(app, id).await?;
-    let purge = app.meta.add_purge(id, now).await?;
-    cache::forget_video(app.cache.as_ref(), id).await;
-    app.hub.publish(VideoEvent::of(&updated));
-    tracing::info!(video = id, purge, "video taken down");
-    Ok(web::json(StatusCode::OK, &serde_json::json!({ "video": updated, "purge_seq": purge })))
-}
-
-/// Removes every byte stored for a video: original, published tree, what later encodes
-/// needed, uploads, and its on-demand state.
-pub async fn remove_video_data(app: &App, id: &str) -> Result<()> {
-    app.blobs.delete(&storage::original(id)).await?;
-    app.blobs.delete_with(&storage::published(id)).recursive(true).await?;
-    app.blobs.delete_with(&storage::sources(id)).recursive(true).await?;
-    app.ondemand.forget_video(id).await?;
-    app.jit.forget(id);
-    crate::jobs::staging::forget_source(app, id).await;
-    for upload in app.meta.uploads_of(id).await? {
-        let _ = tokio::fs::remove_file(app.upload_path(&upload.id)).await;
-        app.meta.delete_upload(&upload.id).await?;
+    let audit =
+        Audit { at: meta::now(), actor: who, action: "takedown".into(), video_id: id.to_owned(), reason: takedown.reason };
+    match lifecycle::apply::take_down(app, id, audit).await? {
+        (Applied::Moved(updated), Some(purge)) => {
+            Ok(web::json(StatusCode::OK, &serde_json::json!({ "video": updated, "purge_seq": purge })))
+        }
+        (Applied::Missing, _) => Err(Error::not_found("video")),
+        _ => Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
     }
-    Ok(())
 }
 
 #[derive(Deserialize, Default)]

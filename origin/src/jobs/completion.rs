@@ -7,103 +7,96 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use async_trait::async_trait;
+
 use super::{Completion, Outcome};
 use crate::app::App;
-use crate::cache;
 use crate::error::Result;
-use crate::meta::{self, JobState, StateChange, VideoState};
-use crate::notify::{self, VideoEvent};
+use crate::lifecycle::JobEvent;
+use crate::lifecycle::apply::{self, Applied};
+use crate::meta::VideoState;
 use crate::queue::COMPLETIONS;
 use crate::storage;
+use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
 
-/// Handles completions until `shutdown`.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let msg = tokio::select! {
-            m = app.queue.receive(COMPLETIONS, Duration::from_secs(60), Duration::from_secs(1)) => m,
-            _ = shutdown.changed() => return,
-        };
-        let msg = match msg {
-            Ok(Some(m)) => m,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "completion queue unavailable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let settled = match serde_json::from_slice::<Completion>(&msg.payload) {
-            Ok(c) => match apply(&app, &c).await {
-                Ok(()) => msg.lease.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, job = %c.job, "completion not applied; retrying");
-                    msg.lease.nack(Duration::from_secs(2)).await
-                }
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable completion dropped");
-                msg.lease.ack().await
-            }
-        };
-        if let Err(e) = settled {
-            tracing::warn!(error = %e, "completion not settled");
+/// How completions are consumed: one at a time, in order of arrival; a completion that
+/// cannot be applied (the database is down) is retried for about a day before it is
+/// dead-lettered, since a lost completion leaves a video processing for ever.
+pub fn consumer() -> Consumer {
+    Consumer {
+        name: "completions",
+        topics: vec![COMPLETIONS.to_owned()],
+        lease: Duration::from_secs(60),
+        concurrency: 1,
+        max_deliveries: 30,
+        backoff: Backoff { first: Duration::from_secs(2), max: Duration::from_secs(3600) },
+    }
+}
+
+/// Applies completions.
+pub struct Completions(pub Arc<App>);
+
+#[async_trait]
+impl Handler for Completions {
+    type Message = Completion;
+
+    async fn handle(&self, c: &Completion, _: Delivery) -> Verdict {
+        match apply(&self.0, c).await {
+            Ok(()) => Verdict::Ack,
+            Err(e) => Verdict::Retry(format!("completion of job {} not applied: {e}", c.job)),
         }
     }
 }
 
+/// Handles completions until `shutdown`.
+pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    let outcomes = app.metrics.queue_messages.clone();
+    consume(app.queue.clone(), consumer(), Arc::new(Completions(app)), outcomes, shutdown).await;
+}
+
 /// Applies one completion.
 pub async fn apply(app: &App, c: &Completion) -> Result<()> {
-    let now = meta::now();
-    let Some(video) = app.meta.video(&c.video).await? else { return Ok(()) };
     if !app.config.shared_scratch {
         app.blobs.delete_with(&storage::job_prefix(&c.job)).recursive(true).await?;
     }
-    if video.state == VideoState::Deleted {
-        // Taken down while processing: whatever was published since goes too.
-        app.blobs.delete_with(&storage::published(&c.video)).recursive(true).await?;
-        app.meta.set_job_state(&c.job, JobState::Failed, Some("deleted"), now).await?;
-        return Ok(());
-    }
-    let (change, job_state, code, event) = match &c.outcome {
-        Outcome::Ready { duration, renditions, .. } => (
-            StateChange {
-                state: VideoState::Ready,
-                progress: 1.0,
-                error: None,
-                result: Some((*duration, renditions.clone())),
-                now,
-            },
-            JobState::Done,
-            None,
-            "video.ready",
-        ),
-        Outcome::Failed { code, message } => (
-            StateChange {
-                state: VideoState::Failed,
-                progress: video.progress,
-                error: Some((code.clone(), message.clone())),
-                result: None,
-                now,
-            },
-            JobState::Failed,
-            Some(code.as_str()),
-            "video.failed",
-        ),
-    };
-    if let Outcome::Ready { renditions, segments, .. } = &c.outcome {
+    let taken_down = app.meta.video(&c.video).await?.is_none_or(|v| v.state == VideoState::Deleted);
+    if let (Outcome::Ready { renditions, segments, .. }, false) = (&c.outcome, taken_down) {
         // Before the state: a viewer who sees `ready` finds every rung's state.
         crate::ondemand::record_rungs(app, &c.video, renditions, *segments).await?;
         crate::ondemand::queue_openings(app, &c.video, renditions, *segments).await?;
     }
-    let updated = app.meta.change_state(&c.video, &change).await?;
-    app.meta.set_job_state(&c.job, job_state, code, now).await?;
-    cache::forget_video(app.cache.as_ref(), &c.video).await;
-    if let Some(v) = updated {
-        app.hub.publish(VideoEvent::of(&v));
-        notify::queue_webhook(app.queue.as_ref(), app.meta.as_ref(), &v, event).await?;
-        let outcome = if v.state == VideoState::Ready { "ready" } else { "failed" };
-        app.metrics.jobs.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
-        tracing::info!(video = %v.id, job = %c.job, state = v.state.as_str(), code = ?v.error_code, "job complete");
+    let (applied, job_event, code) = match &c.outcome {
+        Outcome::Ready { duration, renditions, .. } => {
+            (apply::finish(app, &c.video, *duration, renditions.clone()).await?, JobEvent::Finish, None)
+        }
+        Outcome::Failed { code, message } => {
+            (apply::fail(app, &c.video, code, message).await?, JobEvent::Fail, Some(code.as_str()))
+        }
+    };
+    match &applied {
+        Applied::Moved(v) => {
+            apply::job(app, &c.job, job_event, code).await?;
+            let outcome = if v.state == VideoState::Ready { "ready" } else { "failed" };
+            app.metrics.jobs.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+            tracing::info!(video = %v.id, job = %c.job, state = v.state.as_str(), code = ?v.error_code, "job complete");
+        }
+        Applied::Already(_) => {
+            // A redelivered completion: the job's state may be all that is missing.
+            apply::job(app, &c.job, job_event, code).await?;
+        }
+        Applied::Refused(v) if v.state == VideoState::Deleted => {
+            // Taken down while processing (or just now, racing this completion): whatever
+            // the job published since goes too, and so does the rungs' state recorded above.
+            apply::remove_data(app, &c.video).await?;
+            apply::job(app, &c.job, JobEvent::Fail, Some("deleted")).await?;
+        }
+        Applied::Refused(v) => {
+            tracing::warn!(video = %v.id, job = %c.job, state = v.state.as_str(), "completion of a video that moved on");
+            apply::job(app, &c.job, JobEvent::Fail, Some("superseded")).await?;
+        }
+        Applied::Missing => {
+            apply::job(app, &c.job, JobEvent::Fail, Some("video_missing")).await?;
+        }
     }
     Ok(())
 }

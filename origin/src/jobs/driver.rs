@@ -3,7 +3,6 @@
 //! the job is redelivered and the encoder's record of finished tasks lets the new driver
 //! resume instead of starting over.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,114 +12,100 @@ use encoder::event::{Event, EventSink};
 use encoder::jit::Materialise;
 use encoder::job::{JobReport, JobRequest};
 use encoder::media::Limits;
-use tokio::sync::{Semaphore, mpsc, watch};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
 
 use super::executor::QueueExecutor;
 use super::{Completion, JOBS, JobMessage, Outcome, publish_ref, source_ref};
 use crate::app::App;
-use crate::cache;
 use crate::error::Result;
+use crate::lifecycle::JobEvent;
+use crate::lifecycle::apply;
 use crate::meta::ondemand::Pin;
-use crate::meta::{self, JobState, Rendition, StateChange, VideoState};
-use crate::notify::VideoEvent;
-use crate::queue::{COMPLETIONS, Lease, Message};
+use crate::meta::{Rendition, VideoState};
+use crate::queue::COMPLETIONS;
+use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
+
+/// How jobs are consumed: a few at a time per process, each leased for as long as its DAG
+/// runs. A job whose driver fails for an infrastructure reason is retried with backoff; one
+/// that was delivered `MAX_DELIVERIES` times (its driver kept dying, or kept failing) ends
+/// `failed` with the dead letter's code instead of coming back for ever.
+pub fn consumer(app: &App) -> Consumer {
+    Consumer {
+        name: "jobs",
+        topics: vec![JOBS.to_owned()],
+        lease: app.config.task_lease,
+        concurrency: CONCURRENT_JOBS,
+        max_deliveries: MAX_DELIVERIES,
+        backoff: Backoff { first: Duration::from_secs(5), max: Duration::from_secs(300) },
+    }
+}
 
 /// Jobs one origin process drives at once.
 const CONCURRENT_JOBS: usize = 4;
 
+/// Deliveries of one job before it fails for good.
+const MAX_DELIVERIES: u32 = 5;
+
 /// Leases and drives jobs until `shutdown`.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(CONCURRENT_JOBS));
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = shutdown.changed() => return,
-        };
-        let msg = tokio::select! {
-            m = app.queue.receive(JOBS, app.config.task_lease, Duration::from_secs(1)) => m,
-            _ = shutdown.changed() => return,
-        };
-        match msg {
-            Ok(Some(msg)) => {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    handle(app, msg).await;
-                    drop(permit);
-                });
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "job queue unavailable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    let outcomes = app.metrics.queue_messages.clone();
+    consume(app.queue.clone(), consumer(&app), Arc::new(Drivers(app)), outcomes, shutdown).await;
+}
+
+/// Drives jobs.
+pub struct Drivers(pub Arc<App>);
+
+#[async_trait]
+impl Handler for Drivers {
+    type Message = JobMessage;
+
+    async fn handle(&self, job: &JobMessage, delivery: Delivery) -> Verdict {
+        let span = tracing::info_span!("job", job = %job.job, video = %job.video, delivery = delivery.deliveries);
+        self.drive_and_report(job).instrument(span).await
+    }
+
+    async fn dead(&self, job: &JobMessage, _: Delivery, code: &str, reason: &str) -> Result<()> {
+        report(&self.0, job, Outcome::Failed { code: code.to_owned(), message: reason.to_owned() }).await
+    }
+}
+
+impl Drivers {
+    async fn drive_and_report(&self, job: &JobMessage) -> Verdict {
+        let app = &self.0;
+        app.metrics.jobs_running.inc();
+        let outcome = drive(app, job).await;
+        app.metrics.jobs_running.dec();
+        match outcome {
+            Ok(Some(outcome)) => match report(app, job, outcome).await {
+                Ok(()) => Verdict::Ack,
+                Err(e) => Verdict::Retry(format!("completion not queued: {e}")),
+            },
+            Ok(None) => Verdict::Ack,
+            Err(e) => Verdict::Retry(format!("job interrupted by an infrastructure error: {e}")),
         }
     }
 }
 
-async fn handle(app: Arc<App>, msg: Message) {
-    let job: JobMessage = match serde_json::from_slice(&msg.payload) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "undecodable job dropped");
-            let _ = msg.lease.ack().await;
-            return;
-        }
-    };
-    let span = tracing::info_span!("job", job = %job.job, video = %job.video, delivery = msg.deliveries);
-    drive_and_settle(&app, msg, job).instrument(span).await;
+/// Puts a job's outcome on the completion queue, where the one completion handler applies it.
+async fn report(app: &App, job: &JobMessage, outcome: Outcome) -> Result<()> {
+    let completion = Completion { job: job.job.clone(), video: job.video.clone(), outcome };
+    app.queue.publish(COMPLETIONS, &serde_json::to_vec(&completion)?).await
 }
 
-async fn drive_and_settle(app: &Arc<App>, msg: Message, job: JobMessage) {
-    app.metrics.jobs_running.inc();
-    let outcome = with_renewal(app, msg.lease.as_ref(), drive(app, &job)).await;
-    app.metrics.jobs_running.dec();
-    let settled = match outcome {
-        Ok(outcome) => {
-            let completion = Completion { job: job.job.clone(), video: job.video.clone(), outcome };
-            match app.queue.publish(COMPLETIONS, &serde_json::to_vec(&completion).unwrap_or_default()).await {
-                Ok(()) => msg.lease.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "completion not queued; the job will run again");
-                    msg.lease.nack(Duration::from_secs(5)).await
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "job interrupted by an infrastructure error; it will run again");
-            msg.lease.nack(Duration::from_secs(10)).await
-        }
-    };
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, "job message not settled");
-    }
-}
-
-/// Runs `work` while renewing `lease` every third of its period, so the lease only runs out
-/// when this process stops.
-pub(crate) async fn with_renewal<F: Future>(app: &App, lease: &dyn Lease, work: F) -> F::Output {
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(app.config.task_lease / 3);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = lease.extend().await {
-                    tracing::warn!(error = %e, "lease not renewed");
-                }
-            }
-        }
-    }
-}
-
-async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
+/// Runs a job's DAG; `None` when there is nothing to run (its job already ended).
+async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Option<Outcome>> {
     let Some(video) = app.meta.video(&job.video).await? else {
-        return Ok(Outcome::Failed { code: "video_missing".into(), message: "the video no longer exists".into() });
+        return Ok(Some(Outcome::Failed { code: "video_missing".into(), message: "the video no longer exists".into() }));
     };
     if video.state == VideoState::Deleted {
-        return Ok(Outcome::Failed { code: "deleted".into(), message: "the video was taken down".into() });
+        return Ok(Some(Outcome::Failed { code: "deleted".into(), message: "the video was taken down".into() }));
     }
-    app.meta.set_job_state(&job.job, JobState::Running, None, meta::now()).await?;
+    if !apply::job(app, &job.job, JobEvent::Start, None).await? {
+        // A redelivered message of a job that has ended: its completion was applied already.
+        tracing::info!("job already ended");
+        return Ok(None);
+    }
     set_progress(app, &job.video, 0.0).await?;
     if app.keys.content_key(app.meta.as_ref(), &job.video).await?.is_none() {
         app.keys.create(app.meta.as_ref(), &job.video).await?;
@@ -143,7 +128,7 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Outcome> {
     let result = encoder::job::run(request, executor.clone(), sink).await;
     executor.close().await;
     progress.abort();
-    Ok(outcome(result))
+    Ok(Some(outcome(result)))
 }
 
 /// Which rungs this upload encodes now: the floor, unless just-in-time encoding is off or
@@ -202,15 +187,7 @@ fn progress_sink(app: Arc<App>, video: String) -> (EventSink, tokio::task::JoinH
     (sink, task)
 }
 
+/// A takedown during processing is never undone by a progress report: the lifecycle refuses it.
 async fn set_progress(app: &App, video: &str, progress: f64) -> Result<()> {
-    // A takedown during processing must not be undone by a progress report.
-    if app.meta.video(video).await?.is_none_or(|v| v.state == VideoState::Deleted) {
-        return Ok(());
-    }
-    let change = StateChange { state: VideoState::Processing, progress, error: None, result: None, now: meta::now() };
-    if let Some(v) = app.meta.change_state(video, &change).await? {
-        cache::forget_video(app.cache.as_ref(), video).await;
-        app.hub.publish(VideoEvent::of(&v));
-    }
-    Ok(())
+    apply::progress(app, video, progress).await.map(drop)
 }

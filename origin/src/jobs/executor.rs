@@ -9,10 +9,12 @@ use std::time::Duration;
 use encoder::executor::{BoxFuture, Executor};
 use encoder::resource::WorkerSlot;
 use encoder::task::{FailureClass, TaskContext, TaskFailure, TaskKind, TaskOutput, TaskSpec};
-use tokio::sync::oneshot;
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
 
 use super::{TaskResult, results_topic, task_topic};
 use crate::app::App;
+use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
 
 type Waiters = Arc<Mutex<HashMap<(String, u32), oneshot::Sender<Result<TaskOutput, TaskFailure>>>>>;
 
@@ -29,49 +31,62 @@ pub struct QueueExecutor {
     job: String,
     waiting: Waiters,
     listener: tokio::task::JoinHandle<()>,
+    /// Stops the listener.
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for QueueExecutor {
+    fn drop(&mut self) {
+        // A job interrupted without `close` (its driver's shutdown) leaves no listener behind.
+        self.listener.abort();
+    }
 }
 
 impl QueueExecutor {
     /// Starts listening for the job's results.
     pub fn start(app: Arc<App>, job: &str) -> Arc<Self> {
         let waiting: Waiters = Arc::default();
-        let listener = tokio::spawn(listen(app.clone(), results_topic(job), waiting.clone()));
-        Arc::new(Self { app, job: job.to_owned(), waiting, listener })
+        let (stop, stopped) = watch::channel(false);
+        let listener = tokio::spawn(listen(app.clone(), results_topic(job), waiting.clone(), stopped));
+        Arc::new(Self { app, job: job.to_owned(), waiting, listener, stop })
     }
 
     /// Stops listening and drops the job's results topic.
     pub async fn close(&self) {
-        self.listener.abort();
+        let _ = self.stop.send(true);
         if let Err(e) = self.app.queue.delete_topic(&results_topic(&self.job)).await {
             tracing::debug!(error = %e, "results topic not removed");
         }
     }
 }
 
-async fn listen(app: Arc<App>, topic: String, waiting: Waiters) {
-    loop {
-        let msg = match app.queue.receive(&topic, Duration::from_secs(30), Duration::from_secs(2)).await {
-            Ok(Some(m)) => m,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "results unavailable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        match serde_json::from_slice::<TaskResult>(&msg.payload) {
-            Ok(r) => {
-                // A late answer to an attempt nobody waits for any more is dropped.
-                if let Some(tx) = waiting.lock().expect("waiters").remove(&(r.task, r.attempt)) {
-                    let _ = tx.send(r.result);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "undecodable task result dropped"),
+/// Routes each result to the task attempt waiting for it.
+struct Results(Waiters);
+
+#[async_trait]
+impl Handler for Results {
+    type Message = TaskResult;
+
+    async fn handle(&self, r: &TaskResult, _: Delivery) -> Verdict {
+        // A late answer to an attempt nobody waits for any more is dropped.
+        if let Some(tx) = self.0.lock().expect("waiters").remove(&(r.task.clone(), r.attempt)) {
+            let _ = tx.send(r.result.clone());
         }
-        if let Err(e) = msg.lease.ack().await {
-            tracing::warn!(error = %e, "task result not acknowledged");
-        }
+        Verdict::Ack
     }
+}
+
+async fn listen(app: Arc<App>, topic: String, waiting: Waiters, shutdown: watch::Receiver<bool>) {
+    let consumer = Consumer {
+        name: "results",
+        topics: vec![topic],
+        lease: Duration::from_secs(30),
+        concurrency: 1,
+        max_deliveries: 5,
+        backoff: Backoff { first: Duration::from_secs(1), max: Duration::from_secs(10) },
+    };
+    let outcomes = app.metrics.queue_messages.clone();
+    consume(app.queue.clone(), consumer, Arc::new(Results(waiting)), outcomes, shutdown).await;
 }
 
 impl Executor for QueueExecutor {
@@ -121,8 +136,3 @@ fn failure(code: &str, message: &str, class: FailureClass) -> TaskFailure {
     TaskFailure { code: code.to_owned(), message: message.to_owned(), class }
 }
 
-impl Drop for QueueExecutor {
-    fn drop(&mut self) {
-        self.listener.abort();
-    }
-}

@@ -6,16 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use encoder::task::{TaskKind, TaskSpec};
+use async_trait::async_trait;
+use encoder::task::{FailureClass, TaskFailure, TaskKind, TaskSpec};
+use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::driver::with_renewal;
 use super::{TaskResult, results_topic, task_topic};
 use crate::app::App;
+use crate::error::Result;
 use crate::meta::JobState;
-use crate::ondemand::task::Reason;
+use crate::ondemand::task::{Reason, SegmentTask};
 use crate::ondemand::workers::{Worker, process_cpu_seconds};
-use crate::queue::Message;
+use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
+
+/// Deliveries of one task before it is dead-lettered (and its job or viewer told).
+const MAX_DELIVERIES: u32 = 5;
 
 /// Runs one worker slot until `shutdown`. An encode slot takes, highest priority first, a
 /// viewer's waiting segment, look-ahead segments, new uploads' tasks, then promotions; the
@@ -25,45 +30,73 @@ pub async fn run(
     kind: TaskKind,
     cores: usize,
     worker: Arc<Worker>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let topics: Vec<&str> = if kind == TaskKind::Encode {
         vec![Reason::Viewer.topic(), Reason::Lookahead.topic(), task_topic(kind), Reason::Promotion.topic()]
     } else {
         vec![task_topic(kind)]
     };
-    loop {
-        let msg = tokio::select! {
-            m = app.queue.receive_first(&topics, app.config.task_lease, Duration::from_secs(1)) => m,
-            _ = shutdown.changed() => return,
-        };
-        match msg {
-            Ok(Some((i, msg))) if topics[i] == task_topic(kind) => process(&app, msg, cores, &worker).await,
-            Ok(Some((_, msg))) => crate::ondemand::work::run(&app, msg, &worker, cores).await,
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, ?topics, "task queue unavailable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+    let consumer = Consumer {
+        name: if kind == TaskKind::Encode { "tasks.encode" } else { "tasks.light" },
+        topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        lease: app.config.task_lease,
+        concurrency: 1,
+        // On-demand tasks come back when a worker passes one on (`avoid`), so allow more.
+        max_deliveries: MAX_DELIVERIES * 4,
+        backoff: Backoff { first: Duration::from_secs(2), max: Duration::from_secs(60) },
+    };
+    let outcomes = app.metrics.queue_messages.clone();
+    let upload_topic = topics.iter().position(|t| *t == task_topic(kind)).unwrap_or(0);
+    let slot = Slot { app: app.clone(), cores, worker, upload_topic };
+    consume(app.queue.clone(), consumer, Arc::new(slot), outcomes, shutdown).await;
+}
+
+/// One worker slot: upload tasks from the encoder's DAG, and on-demand segment tasks.
+struct Slot {
+    app: Arc<App>,
+    cores: usize,
+    worker: Arc<Worker>,
+    /// Which of the slot's topics carries upload tasks.
+    upload_topic: usize,
+}
+
+#[async_trait]
+impl Handler for Slot {
+    type Message = serde_json::Value;
+
+    async fn handle(&self, message: &serde_json::Value, delivery: Delivery) -> Verdict {
+        if delivery.topic != self.upload_topic {
+            return match SegmentTask::deserialize(message) {
+                Ok(task) => crate::ondemand::work::run(&self.app, &task, &self.worker, self.cores).await,
+                Err(e) => Verdict::Dead { code: "undecodable".into(), message: e.to_string() },
+            };
         }
+        match TaskSpec::deserialize(message) {
+            Ok(spec) => {
+                let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = delivery.deliveries);
+                run_and_reply(&self.app, spec, self.cores, &self.worker).instrument(span).await
+            }
+            Err(e) => Verdict::Dead { code: "undecodable".into(), message: e.to_string() },
+        }
+    }
+
+    async fn dead(&self, message: &serde_json::Value, delivery: Delivery, code: &str, reason: &str) -> Result<()> {
+        if delivery.topic != self.upload_topic {
+            return match SegmentTask::deserialize(message) {
+                Ok(task) => crate::ondemand::work::abandon(&self.app, &task, code, reason).await,
+                Err(_) => Ok(()),
+            };
+        }
+        let Ok(spec) = TaskSpec::deserialize(message) else { return Ok(()) };
+        // The driver waits for this attempt's answer: it gets a failure that stops the job.
+        let failure = TaskFailure { code: code.to_owned(), message: reason.to_owned(), class: FailureClass::Fatal };
+        reply(&self.app, &spec.job, TaskResult { task: spec.id.clone(), attempt: spec.attempt, result: Err(failure) }).await
     }
 }
 
-async fn process(app: &Arc<App>, msg: Message, cores: usize, worker: &Arc<Worker>) {
+async fn run_and_reply(app: &Arc<App>, spec: TaskSpec, cores: usize, worker: &Arc<Worker>) -> Verdict {
     let _busy = worker.busy();
-    let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "undecodable task dropped");
-            let _ = msg.lease.ack().await;
-            return;
-        }
-    };
-    let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = msg.deliveries);
-    run_and_reply(app, msg, spec, cores, worker).instrument(span).await;
-}
-
-async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usize, worker: &Worker) {
     let (task, attempt, job, kind) = (spec.id.clone(), spec.attempt, spec.job.clone(), spec.kind());
     // A redelivered copy of a task whose job has already ended would only recreate its
     // temporary files; nobody waits for its result.
@@ -71,11 +104,10 @@ async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usiz
         && matches!(j.state, JobState::Done | JobState::Failed)
     {
         tracing::info!("task of a finished job dropped");
-        let _ = msg.lease.ack().await;
-        return;
+        return Verdict::Ack;
     }
     let cpu_before = process_cpu_seconds();
-    let result = with_renewal(app, msg.lease.as_ref(), super::staging::run(app.clone(), spec, cores)).await;
+    let result = super::staging::run(app.clone(), spec, cores).await;
     let running = worker.running();
     app.metrics.on_demand.cpu("upload", (process_cpu_seconds() - cpu_before) / f64::from(running.max(1)));
     let outcome = if result.is_ok() { "ok" } else { "failed" };
@@ -83,24 +115,20 @@ async fn run_and_reply(app: &Arc<App>, msg: Message, spec: TaskSpec, cores: usiz
     if let Err(f) = &result {
         tracing::warn!(code = %f.code, message = %f.message, "task failed");
     }
-    let reply = TaskResult { task, attempt, result };
-    let payload = serde_json::to_vec(&reply).unwrap_or_default();
-    // Acknowledge only after the driver can see the result; otherwise run it again.
-    let settled = match app.queue.publish(&results_topic(&job), &payload).await {
-        Ok(()) => msg.lease.ack().await,
-        Err(e) => {
-            tracing::warn!(error = %e, "result not sent; the task will run again");
-            msg.lease.nack(Duration::from_secs(2)).await
-        }
-    };
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, "task message not settled");
+    // Acknowledged only once the driver can see the result; otherwise it runs again.
+    match reply(app, &job, TaskResult { task, attempt, result }).await {
+        Ok(()) => Verdict::Ack,
+        Err(e) => Verdict::Retry(format!("result not sent: {e}")),
     }
+}
+
+async fn reply(app: &App, job: &str, result: TaskResult) -> Result<()> {
+    app.queue.publish(&results_topic(job), &serde_json::to_vec(&result)?).await
 }
 
 /// Removes this machine's scratch folders of jobs that have ended (with a shared scratch the
 /// job's driver removes them itself; otherwise each worker keeps staged copies until then).
-pub async fn sweep_scratch(app: &App, scratch: &std::path::Path) -> crate::Result<usize> {
+pub async fn sweep_scratch(app: &App, scratch: &std::path::Path) -> Result<usize> {
     let mut removed = 0;
     let Ok(mut entries) = tokio::fs::read_dir(scratch).await else { return Ok(0) };
     while let Ok(Some(entry)) = entries.next_entry().await {

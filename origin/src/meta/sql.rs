@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::{
     Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, StateChange, Upload, UploadKind, Video,
@@ -164,7 +164,7 @@ impl MetaStore for SqlStore {
         self.optional(query, video_from).await
     }
 
-    async fn change_state(&self, id: &str, change: &StateChange) -> Result<Option<Video>> {
+    async fn change_state(&self, id: &str, from: &[VideoState], change: &StateChange) -> Result<Option<Video>> {
         let (error_code, error_message) = change.error.clone().unzip();
         // A flag rather than a NULL duration: sqlx 0.9's `Any` driver declares a NULL `f64` to
         // PostgreSQL as `float4`, and the statement it caches then rejects a real `f64`.
@@ -172,21 +172,25 @@ impl MetaStore for SqlStore {
             Some((duration, renditions)) => (*duration, serde_json::to_string(renditions)?),
             None => (0.0, String::new()),
         };
-        let query = sqlx::query(
-            "UPDATE videos SET state = $1, progress = $2, error_code = $3, error_message = $4, \
+        let sql = format!(
+            "UPDATE videos SET state = $1, progress = CASE WHEN $10 THEN $2 ELSE progress END, \
+             error_code = $3, error_message = $4, \
              duration = CASE WHEN $5 THEN $6 ELSE duration END, \
              renditions = CASE WHEN $5 THEN $7 ELSE renditions END, updated_at = $8 \
-             WHERE id = $9 RETURNING *",
-        )
-        .bind(change.state.as_str())
-        .bind(change.progress)
-        .bind(error_code)
+             WHERE id = $9 AND state IN ({}) RETURNING *",
+            name_list(from.iter().map(|s| s.as_str()))
+        );
+        let query = sqlx::query(AssertSqlSafe(sql))
+            .bind(change.state.as_str())
+            .bind(change.progress.unwrap_or(0.0))
+            .bind(error_code)
         .bind(error_message)
         .bind(change.result.is_some())
         .bind(duration)
         .bind(renditions)
-        .bind(change.now)
-        .bind(id.to_owned());
+            .bind(change.now)
+            .bind(id.to_owned())
+            .bind(change.progress.is_some());
         self.optional(query, video_from).await
     }
 
@@ -317,13 +321,24 @@ impl MetaStore for SqlStore {
         self.optional(sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id.to_owned()), job_from).await
     }
 
-    async fn set_job_state(&self, id: &str, state: JobState, error_code: Option<&str>, now: Millis) -> Result<()> {
-        let query = sqlx::query("UPDATE jobs SET state = $1, error_code = $2, updated_at = $3 WHERE id = $4")
+    async fn set_job_state(
+        &self,
+        id: &str,
+        from: &[JobState],
+        state: JobState,
+        error_code: Option<&str>,
+        now: Millis,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE jobs SET state = $1, error_code = $2, updated_at = $3 WHERE id = $4 AND state IN ({})",
+            name_list(from.iter().map(|s| s.as_str()))
+        );
+        let query = sqlx::query(AssertSqlSafe(sql))
             .bind(state.as_str())
             .bind(error_code.map(str::to_owned))
             .bind(now)
             .bind(id.to_owned());
-        self.execute(query).await
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
     }
 
     async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
@@ -444,6 +459,13 @@ fn insert_job(j: &Job) -> AnyQuery {
 
 /// The `LIKE` operand matching `title` anywhere in a folded title, with the user's `%`, `_` and
 /// `\` taken literally (the queries declare `\` as the escape character).
+/// `'a', 'b'` for an `IN (...)` of state names: they come from enums, never from a request.
+/// An empty list matches nothing.
+pub(super) fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = names.map(|n| format!("'{n}'")).collect();
+    if quoted.is_empty() { "''".to_owned() } else { quoted.join(", ") }
+}
+
 fn like_fragment(title: &str) -> String {
     let mut out = String::with_capacity(title.len());
     for c in title.to_lowercase().chars() {

@@ -18,24 +18,17 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::meta::ondemand::SegmentKey;
 use crate::meta::{self, VideoState};
-use crate::queue::Message;
+use crate::queue::consume::Verdict;
 
-/// Runs one task from the on-demand topics and settles its message.
-pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usize) {
-    let task: SegmentTask = match serde_json::from_slice(&msg.payload) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "undecodable segment task dropped");
-            let _ = msg.lease.ack().await;
-            return;
-        }
-    };
+/// Runs one task from the on-demand topics. Failures are answered to whoever waits (the
+/// reply topic), so the message itself is always done, unless this worker should leave it to
+/// another one.
+pub async fn run(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores: usize) -> Verdict {
     if task.avoid.as_deref() == Some(worker.id.as_str())
         && workers::encoders_alive(app, Some(&worker.id)).await.unwrap_or(false)
     {
         // It failed here before: leave it to another worker.
-        let _ = msg.lease.nack(Duration::from_millis(200)).await;
-        return;
+        return Verdict::Pass(Duration::from_millis(200));
     }
     let span = tracing::info_span!("segments", video = %task.video, rung = %task.rung, first = task.first, count = task.count, reason = task.reason.as_str());
     let _busy = worker.busy();
@@ -43,12 +36,12 @@ pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usiz
         use tracing::Instrument;
         let work = async {
             if task.reason.claims_when_started() {
-                claim_and_encode(app, &task, worker, cores).await
+                claim_and_encode(app, task, worker, cores).await
             } else {
-                encode(app, &task, worker, cores).await
+                encode(app, task, worker, cores).await
             }
         };
-        crate::jobs::driver::with_renewal(app, msg.lease.as_ref(), work).instrument(span).await
+        work.instrument(span).await
     };
     let reply = match outcome {
         Ok(Settled::Done) => Some(Reply::Done),
@@ -57,7 +50,7 @@ pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usiz
             tracing::warn!(error = %e, code = e.code(), "segment encode failed");
             if !task.reason.claims_when_started() {
                 // Such a task released its own claims; the rest of its span is others'.
-                release_all(app, &task).await;
+                release_all(app, task).await;
             }
             let code = if e.status() == http::StatusCode::GONE { "deleted".to_owned() } else { e.code().to_owned() };
             Some(Reply::Failed { code, retryable: is_retryable(&e), message: e.to_string() })
@@ -66,9 +59,18 @@ pub async fn run(app: &Arc<App>, msg: Message, worker: &Arc<Worker>, cores: usiz
     if let (Some(reply), Some(topic)) = (reply, &task.reply) {
         let _ = app.queue.publish(topic, &reply.encode()).await;
     }
-    if let Err(e) = msg.lease.ack().await {
-        tracing::warn!(error = %e, "segment task not acknowledged");
+    Verdict::Ack
+}
+
+/// A task that kept failing (or killing its worker) is given up: its claims go, and whoever
+/// waits hears why.
+pub async fn abandon(app: &App, task: &SegmentTask, code: &str, reason: &str) -> Result<()> {
+    release_all(app, task).await;
+    if let Some(topic) = &task.reply {
+        let failed = Reply::Failed { code: code.to_owned(), retryable: false, message: reason.to_owned() };
+        app.queue.publish(topic, &failed.encode()).await?;
     }
+    Ok(())
 }
 
 enum Settled {

@@ -16,6 +16,13 @@
 //! delivery, so once a lease ran out and the message was redelivered, the stale holder's ack
 //! still removes it and its extension extends the new holder's lease; acking twice succeeds
 //! too. Work done under a lease must be idempotent anyway (delivery is at least once).
+//!
+//! The stream keeps `replicas` copies (`queue_replicas`), each on its own server of a cluster,
+//! and every topic's consumer as many, so losing one server of three loses neither messages nor
+//! acks. While the cluster elects a new leader for the stream or a consumer, calls fail with
+//! `Error::Queue` (or a receive finds nothing) and the same call succeeds once it is elected;
+//! the client reconnects by itself when the server it talks to is gone, to the other servers
+//! of the URL and those the cluster advertises.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -25,6 +32,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{self, ConsumerErrorKind, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, AckKind, ErrorCode};
+use async_nats::{ConnectOptions, Event, Request, ServerAddr};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
@@ -41,6 +49,10 @@ const SUBJECT_PREFIX: &str = "origin.";
 /// "never", and a few milliseconds would only race the network.
 const MIN_WAIT: Duration = Duration::from_millis(10);
 
+/// How long a settlement waits for the server's confirmation (JetStream's own default for
+/// acknowledgements).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The queue on a NATS server with JetStream enabled.
 pub struct NatsQueue {
     js: jetstream::Context,
@@ -56,21 +68,20 @@ impl std::fmt::Debug for NatsQueue {
 }
 
 impl NatsQueue {
-    /// Connects to the server at `url` and creates the stream if it does not exist yet. Each
+    /// Connects to the servers of `url` (one `nats://` URL, or several separated by commas:
+    /// the servers of a cluster) and creates the stream with `replicas` copies if it does not
+    /// exist yet. A stream that exists with another replica count is changed to `replicas`, so
+    /// changing `queue_replicas` and restarting is how a deployment scales its queue. Each
     /// topic's lease is the one of its first `receive` (see the module documentation).
-    pub async fn connect(url: &str) -> Result<Self> {
-        let client = async_nats::connect(url).await.map_err(nats_error("connecting"))?;
-        let js = jetstream::new(client);
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: STREAM.into(),
-                subjects: vec![format!("{SUBJECT_PREFIX}>")],
-                retention: RetentionPolicy::WorkQueue,
-                storage: StorageType::File,
-                ..Default::default()
-            })
+    pub async fn connect(url: &str, replicas: usize) -> Result<Self> {
+        let client = ConnectOptions::new()
+            .name("origin")
+            .event_callback(|event| async move { log_event(&event) })
+            .connect(servers(url)?)
             .await
-            .map_err(nats_error("creating the stream"))?;
+            .map_err(nats_error("connecting"))?;
+        let js = jetstream::new(client);
+        let stream = open_stream(&js, replicas).await?;
         Ok(Self { js, stream, consumers: Mutex::default() })
     }
 
@@ -102,6 +113,9 @@ impl NatsQueue {
             ack_wait: lease,
             // At least once, however many times a receiver dies holding the message.
             max_deliver: -1,
+            // Left at 0, the consumer keeps as many copies as the stream, which is what a
+            // work-queue stream requires and what keeps acks through the loss of a server.
+            num_replicas: 0,
             ..Default::default()
         };
         let consumer =
@@ -154,6 +168,58 @@ impl Queue for NatsQueue {
     }
 }
 
+/// The servers of a comma-separated list of URLs, in that order.
+fn servers(url: &str) -> Result<Vec<ServerAddr>> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .enumerate()
+        // The address itself stays out of the message: it may carry a password.
+        .map(|(i, part)| part.parse().map_err(|e| Error::Queue(format!("nats, server {} of the URL: {e}", i + 1))))
+        .collect::<Result<Vec<ServerAddr>>>()?;
+    if servers.is_empty() {
+        return Err(Error::Queue("nats: the URL names no server".into()));
+    }
+    Ok(servers)
+}
+
+/// The stream, created with `replicas` copies or changed to them.
+async fn open_stream(js: &jetstream::Context, replicas: usize) -> Result<stream::Stream> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{SUBJECT_PREFIX}>")],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats_error("creating the stream"))?;
+    let current = stream.cached_info().config.num_replicas;
+    if current == replicas {
+        return Ok(stream);
+    }
+    // Everything else stays as the server has it; only the number of copies changes, and
+    // the server moves the messages and consumers onto the new set of servers.
+    tracing::info!(from = current, to = replicas, "changing the queue stream's replica count");
+    let config = stream::Config { num_replicas: replicas, ..stream.cached_info().config.clone() };
+    js.update_stream(&config).await.map_err(nats_error("changing the stream's replica count"))?;
+    js.get_stream(STREAM).await.map_err(nats_error("reading the stream"))
+}
+
+/// The connection's own events: a lost server shows in the log, not only as failed calls.
+fn log_event(event: &Event) {
+    match event {
+        Event::Connected => tracing::info!("queue server connected"),
+        Event::Disconnected => tracing::warn!("queue server connection lost; reconnecting"),
+        Event::LameDuckMode => tracing::warn!("queue server shutting down; reconnecting elsewhere"),
+        Event::Draining | Event::Closed => tracing::debug!(event = %event, "queue connection"),
+        other => tracing::warn!(event = %other, "queue connection"),
+    }
+}
+
 async fn pull_one(consumer: &PullConsumer, wait: Duration) -> Result<Option<jetstream::Message>> {
     let batch = if wait < MIN_WAIT {
         consumer.fetch().max_messages(1).messages().await
@@ -171,8 +237,27 @@ struct NatsLease {
 
 impl NatsLease {
     /// Waits for the server to confirm, so a returned `Ok` means the settlement took effect.
+    /// Not `double_ack_with`, which takes any answer for a confirmation: while a consumer has
+    /// no leader (an election after a server was lost) the answer is the "no responders"
+    /// status, and the settlement was dropped.
     async fn settle(&self, kind: AckKind) -> Result<()> {
-        self.message.double_ack_with(kind).await.map_err(nats_error("settling a message"))
+        let reply =
+            self.message.reply.clone().ok_or_else(|| Error::Queue("nats: a message without a reply subject".into()))?;
+        let request = Request::new().payload(kind.into()).timeout(Some(SETTLE_TIMEOUT));
+        let answer = self
+            .message
+            .context
+            .client()
+            .send_request(reply, request)
+            .await
+            .map_err(nats_error("settling a message"))?;
+        match answer.status {
+            Some(status) if !status.is_success() => Err(Error::Queue(format!(
+                "nats, settling a message: {status} {}",
+                answer.description.as_deref().unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

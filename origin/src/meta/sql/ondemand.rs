@@ -9,10 +9,8 @@ use crate::error::{Error, Result};
 use crate::meta::Millis;
 use crate::meta::ondemand::{Claim, OnDemandStore, Pin, RungState, RungStatus, SegmentKey, WorkerInfo};
 
-/// `'a', 'b'` for an `IN (...)` of states: names come from the enum, never from a request.
 fn state_list(states: &[RungState]) -> String {
-    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    if names.is_empty() { "''".to_owned() } else { names.join(", ") }
+    super::name_list(states.iter().map(|s| s.as_str()))
 }
 
 /// Demand is counted per minute. (PostgreSQL sums `BIGINT` into `NUMERIC`, which the `Any` driver
