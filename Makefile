@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection bench-abuse
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection bench-abuse bench-origin-load
 
 setup:
 	@scripts/setup.sh
@@ -50,6 +50,11 @@ bench-jit: setup
 bench-protection: setup
 	@mkdir -p bench/results
 	$(CARGO) bench -p encoder --bench protection | tee bench/results/protection-$$(date +%F).json
+
+## bench-origin-load: uploads and playback tokens against two origin API nodes, one SIGKILLed and restarted every 20 s (needs PostgreSQL and NATS)
+bench-origin-load: setup
+	$(CARGO) build --release -p origin
+	bench/origin-load/run.py
 
 ## bench-abuse: slowloris, header floods, idle connections and cold ranges against a release PoP and origin on loopback, with viewers' latency meanwhile
 bench-abuse: setup

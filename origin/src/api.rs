@@ -16,7 +16,7 @@ use http::{Method, StatusCode, header};
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::logs::redact;
 use crate::web::limits::ClientAddr;
 use crate::web::{self, Request, Response};
@@ -77,7 +77,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             let _enter = span.enter();
-            if e.status().is_server_error() {
+            if e.kind().is_server_side() {
                 tracing::error!(error = %e, code = e.code(), "request failed");
             } else {
                 tracing::info!(code = e.code(), message = %e.public_message(), "request refused");
@@ -153,7 +153,7 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
 }
 
 fn no_route(method: &Method, path: &str) -> Error {
-    Error::api(StatusCode::NOT_FOUND, "no_route", format!("no route for {method} {}", redact(path)))
+    Error::refused(Kind::NotFound, "no_route", format!("no route for {method} {}", redact(path)))
 }
 
 /// The metrics listener's one page: `GET /metrics` (Prometheus text format).
@@ -207,11 +207,12 @@ pub fn bearer(req: &Request) -> Option<&str> {
 
 /// The creator behind `Authorization: Bearer TOKEN`.
 pub fn creator(app: &App, req: &Request) -> Result<String> {
-    let token = bearer(req)
-        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a creator bearer token is required"))?;
+    let token = bearer(req).ok_or_else(|| {
+        Error::refused(Kind::Unauthenticated, "unauthenticated", "a creator bearer token is required")
+    })?;
     app.creator_of(token)
         .map(str::to_owned)
-        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "bad_credentials", "the bearer token is not valid"))
+        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "bad_credentials", "the bearer token is not valid"))
 }
 
 /// The enrolled, enabled PoP whose credential the request carries.

@@ -124,11 +124,6 @@ impl App {
         }))
     }
 
-    /// Where tus upload bytes are kept until the upload completes.
-    pub fn upload_path(&self, upload_id: &str) -> PathBuf {
-        self.config.data_dir.join("uploads").join(upload_id)
-    }
-
     /// A worker's local folder for a job's temporary files.
     pub fn scratch(&self, job: &str) -> PathBuf {
         self.config.data_dir.join("scratch").join(job)

@@ -1,7 +1,8 @@
-//! The origin's one error type. Every error knows its HTTP status and machine-readable code;
-//! `http::response::error` is the one place that turns it into a response.
-
-use http::StatusCode;
+//! The origin's one error type. Every error says what kind of failure it is (`Kind`: the
+//! client's fault and how, or the server's), whether trying again may help, and its
+//! machine-readable code; infrastructure failures keep their source. HTTP statuses are not
+//! chosen here: `web::status_of` is the one table from kinds to statuses, and `web::error` the one
+//! place that turns an error into a response.
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,11 +11,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A client error with its own status and code.
+    /// A request refused: what kind of refusal, a machine-readable code and a message.
     #[error("{message}")]
-    Api {
-        /// HTTP status.
-        status: StatusCode,
+    Refused {
+        /// What kind of refusal.
+        kind: Kind,
         /// Machine-readable code.
         code: &'static str,
         /// Human message.
@@ -48,25 +49,68 @@ pub enum Error {
     Internal(String),
 }
 
+/// What kind of failure an error is, in the domain's words. `web::status_of` maps each to its
+/// HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The request is malformed or asks for something impossible.
+    Invalid,
+    /// No credential, or one that is not valid.
+    Unauthenticated,
+    /// A valid credential that does not allow this.
+    Forbidden,
+    /// No such thing.
+    NotFound,
+    /// The request body stopped arriving.
+    Timeout,
+    /// The resource is not in a state that allows it (an offset moved, a video completed).
+    Conflict,
+    /// It was there and is gone for good (taken down, expired).
+    Gone,
+    /// A protocol precondition failed (a tus version).
+    Precondition,
+    /// More bytes than allowed.
+    TooLarge,
+    /// A body of a type not accepted here.
+    UnsupportedMedia,
+    /// A byte range outside the object.
+    RangeNotSatisfiable,
+    /// Too many requests from this client or token: later.
+    RateLimited,
+    /// The body does not match its checksum (tus).
+    ChecksumMismatch,
+    /// Something this server depends on is not answering, or work is not done yet: later.
+    Unavailable,
+    /// A bug or an unexpected state of ours.
+    Internal,
+}
+
+impl Kind {
+    /// Whether the server, not the client, failed.
+    pub fn is_server_side(self) -> bool {
+        matches!(self, Self::Unavailable | Self::Internal)
+    }
+}
+
 impl Error {
-    /// A client error.
-    pub fn api(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Api { status, code, message: message.into() }
+    /// A refusal.
+    pub fn refused(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused { kind, code, message: message.into() }
     }
 
-    /// 404 for a missing resource.
+    /// A missing resource.
     pub fn not_found(what: &str) -> Self {
-        Self::api(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::refused(Kind::NotFound, "not_found", format!("{what} not found"))
     }
 
-    /// 400 with a code.
+    /// A malformed request, with a code.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::api(StatusCode::BAD_REQUEST, code, message)
+        Self::refused(Kind::Invalid, code, message)
     }
 
-    /// 403 with a code.
+    /// A credential that does not allow this, with a code.
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::api(StatusCode::FORBIDDEN, code, message)
+        Self::refused(Kind::Forbidden, code, message)
     }
 
     /// Wraps an IO error with what was being done.
@@ -75,19 +119,27 @@ impl Error {
         move |source| Self::Io { context, source }
     }
 
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> Kind {
         match self {
-            Self::Api { status, .. } => *status,
-            Self::Database(_) | Self::Queue(_) | Self::Cache(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Refused { kind, .. } => *kind,
+            Self::Database(_) | Self::Queue(_) | Self::Cache(_) => Kind::Unavailable,
+            _ => Kind::Internal,
         }
+    }
+
+    /// Whether the same request may succeed later without changing it: a service that is
+    /// down, a rate limit, work not done yet, a storage hiccup. Refusals of the request itself
+    /// are not, nor are bugs.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind(), Kind::Unavailable | Kind::RateLimited | Kind::Timeout)
+            || matches!(self, Self::Storage(_) | Self::Io { .. })
     }
 
     /// Machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Api { code, .. } => code,
+            Self::Refused { code, .. } => code,
             Self::Config(_) => "config",
             Self::Database(_) => "database_unavailable",
             Self::Storage(_) => "storage_error",
@@ -101,7 +153,7 @@ impl Error {
     /// The message a client may see (infrastructure details stay in the logs).
     pub fn public_message(&self) -> String {
         match self {
-            Self::Api { message, .. } => message.clone(),
+            Self::Refused { message, .. } => message.clone(),
             _ => "the server could not complete the request; it has been logged".into(),
         }
     }

@@ -11,6 +11,7 @@
 pub mod completion;
 pub mod driver;
 pub mod executor;
+pub mod original;
 pub(crate) mod staging;
 pub mod worker;
 
@@ -21,7 +22,6 @@ use encoder::task::{TaskFailure, TaskKind, TaskOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::meta::{self, Intake, Job, JobState, Rendition, VideoState};
 use crate::storage;
@@ -141,11 +141,12 @@ pub async fn claim(app: &App, video: &str, upload: &str) -> Result<Claim> {
     })
 }
 
-/// Completes a claimed upload: stores the original, then moves the video from uploading
-/// to queued together with creating its job (one transaction, so exactly one job), then
-/// queues the job. Until the transition commits, a failure gives the claim back, so the
-/// creator can try again; after it, the original is never replaced.
-pub async fn finalize(app: &Arc<App>, video: &str, upload: &str, file: &Path) -> Result<()> {
+/// Completes a claimed upload: moves the video from uploading to queued together with
+/// creating its job (one transaction, so exactly one job), then queues the job, which
+/// assembles the original from the upload's pieces (`original::assemble`). Until the
+/// transition commits, a failure gives the claim back, so the creator can try again; after
+/// it, the upload's bytes are the video's.
+pub async fn finalize(app: &Arc<App>, video: &str, upload: &str) -> Result<()> {
     let now = meta::now();
     let job = Job {
         id: crate::secrets::random_hex(12)?,
@@ -155,11 +156,7 @@ pub async fn finalize(app: &Arc<App>, video: &str, upload: &str, file: &Path) ->
         created_at: now,
         updated_at: now,
     };
-    let queued = async {
-        store_original(app, video, file).await?;
-        app.meta.queue_completed(video, upload, &job, now).await
-    };
-    let updated = match queued.await {
+    let updated = match app.meta.queue_completed(video, upload, &job, now).await {
         Ok(Some(updated)) => updated,
         // Taken down meanwhile, or a retry of this upload queued it already.
         Ok(None) => return Ok(()),
@@ -174,26 +171,6 @@ pub async fn finalize(app: &Arc<App>, video: &str, upload: &str, file: &Path) ->
     crate::lifecycle::apply::queued(app, &updated).await?;
     tracing::info!(video, job = %job.id, "upload complete, job queued");
     Ok(())
-}
-
-/// Moves the finished upload into blob storage (a rename on local disk, a streamed
-/// multipart upload to S3). A retry after the move finds the original already there.
-async fn store_original(app: &App, video: &str, file: &Path) -> Result<()> {
-    let key = storage::original(video);
-    if !tokio::fs::try_exists(file).await.unwrap_or(true) && app.blobs.exists(&key).await? {
-        return Ok(());
-    }
-    if let StorageConfig::Fs { root } = &app.config.storage {
-        let target = root.join(&key);
-        if let Some(dir) = target.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(Error::io("create originals folder"))?;
-        }
-        if tokio::fs::rename(file, &target).await.is_ok() {
-            return Ok(());
-        }
-    }
-    upload_file(app, file, &key).await?;
-    tokio::fs::remove_file(file).await.map_err(Error::io("remove uploaded file"))
 }
 
 /// Streams a local file into blob storage.

@@ -218,6 +218,17 @@ pub struct Upload {
     pub created_at: Millis,
 }
 
+/// One acknowledged run of an upload's bytes, stored as one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// Where it starts in the upload.
+    pub offset: u64,
+    /// Its bytes.
+    pub length: u64,
+    /// Its blob key.
+    pub object: String,
+}
+
 /// Whether a video still takes uploads, and which upload completed it (at most one ever does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intake {
@@ -375,9 +386,13 @@ pub trait MetaStore: Send + Sync {
     async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>>;
     /// An upload by id.
     async fn upload(&self, id: &str) -> Result<Option<Upload>>;
-    /// Moves an upload's offset from `from` to `to`; false when the offset was not `from`.
-    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool>;
-    /// Removes an upload record.
+    /// Records a stored piece of an upload and moves the upload's offset past it, in one
+    /// transaction, if the offset is still `piece.offset`; false when it is not (another
+    /// request, on any node, got there first) or the upload does not exist.
+    async fn append_piece(&self, upload: &str, piece: &Piece) -> Result<bool>;
+    /// An upload's pieces, in order.
+    async fn pieces(&self, upload: &str) -> Result<Vec<Piece>>;
+    /// Removes an upload record and its pieces' records.
     async fn delete_upload(&self, id: &str) -> Result<()>;
     /// Incomplete uploads whose expiry is before `now`.
     async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>>;

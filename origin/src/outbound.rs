@@ -12,12 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use ipnet::IpNet;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// Longest wait for a name to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,8 +110,8 @@ pub fn is_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn refused(ip: IpAddr, class: &'static str) -> Error {
-    Error::api(
-        StatusCode::BAD_REQUEST,
+    Error::refused(
+        Kind::Invalid,
         "target_refused",
         format!("{ip} is a {class} address; requests may only go to public addresses"),
     )

@@ -2,10 +2,9 @@
 //! which the registry keeps only a SHA-256; every PoP route authenticates with it, and a
 //! revoked PoP is refused at its next request (`403 pop_revoked`) while the others go on.
 
-use http::StatusCode;
 use ring::digest::{SHA256, digest};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::meta::pops::{PopRecord, PopStore};
 use crate::sign::{constant_eq, is_safe_name};
 use crate::web::Request;
@@ -44,7 +43,7 @@ pub async fn enrol(store: &dyn PopStore, e: &Enrolment, now: i64) -> Result<Stri
 /// The PoP behind `Authorization: Bearer {id}.{secret}`: `401` without a valid credential,
 /// `403 pop_revoked` once revoked.
 pub async fn authenticate(store: &dyn PopStore, req: &Request) -> Result<PopRecord> {
-    let unauthenticated = || Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "a PoP credential is required");
+    let unauthenticated = || Error::refused(Kind::Unauthenticated, "unauthenticated", "a PoP credential is required");
     let given = crate::api::bearer(req).ok_or_else(unauthenticated)?;
     let id = given.split_once('.').map(|(id, _)| id).filter(|id| is_safe_name(id)).ok_or_else(unauthenticated)?;
     let pop = store.pop(id).await?.ok_or_else(unauthenticated)?;

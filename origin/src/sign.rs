@@ -6,7 +6,7 @@ use pop_config::token::{self, PublicKey, SigningKey, TokenError};
 pub use pop_config::token::{PlaybackGrant, Scope, UploadGrant, query_param};
 use ring::hmac;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::secrets::Secrets;
 
 /// Signs with the active key and verifies with every key not yet retired (key ids travel in
@@ -18,8 +18,8 @@ pub struct Signer {
 }
 
 fn refused(e: TokenError) -> Error {
-    let status = if e == TokenError::UrlExpired { http::StatusCode::GONE } else { http::StatusCode::FORBIDDEN };
-    Error::api(status, e.code(), e.to_string())
+    let kind = if e == TokenError::UrlExpired { Kind::Gone } else { Kind::Forbidden };
+    Error::refused(kind, e.code(), e.to_string())
 }
 
 impl Signer {

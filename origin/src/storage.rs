@@ -3,6 +3,7 @@
 //!
 //! Object layout:
 //! ```text
+//! uploads/{upload}/{offset}-{n} one acknowledged piece of a tus upload (until the job assembles it)
 //! originals/{video}           the uploaded file, as received
 //! jobs/{job}/{artifact key}   temporary GOP chunks and encoded parts (removed with the job)
 //! videos/{video}/{layout}     the published tree (`encoder::layout`)
@@ -62,6 +63,26 @@ pub fn operator(config: &StorageConfig) -> Result<Operator> {
         )?,
     };
     Ok(op.layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60))).layer(RetryLayer::new().with_max_times(4)))
+}
+
+/// Removes every object under `prefix`. Safe to run twice at once (a takedown and a late
+/// completion both clean up): an object another remover took first is not an error.
+pub async fn delete_tree(blobs: &Operator, prefix: &str) -> Result<()> {
+    match blobs.delete_with(prefix).recursive(true).await {
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Prefix of a tus upload's pieces.
+pub fn upload_pieces(upload: &str) -> String {
+    format!("uploads/{upload}/")
+}
+
+/// Key of one piece of a tus upload: its offset (zero-padded, so pieces list in order) and a
+/// random tag, so two nodes writing at the same offset never share an object.
+pub fn upload_piece(upload: &str, offset: u64, tag: &str) -> String {
+    format!("uploads/{upload}/{offset:020}-{tag}")
 }
 
 /// Key of a video's original.

@@ -25,8 +25,16 @@ async fn jobs_of(dir: &std::path::Path, video: &str) -> i64 {
     n
 }
 
-fn original(dir: &std::path::Path, video: &str) -> Vec<u8> {
-    std::fs::read(dir.join(format!("data/blobs/originals/{video}"))).unwrap()
+/// The video's original, once its job has assembled it from the upload's pieces.
+async fn original(dir: &std::path::Path, video: &str) -> Vec<u8> {
+    let path = dir.join(format!("data/blobs/originals/{video}"));
+    for _ in 0..600 {
+        if let Ok(bytes) = std::fs::read(&path) {
+            return bytes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no original for {video} after a minute")
 }
 
 /// The same clip with its last byte changed: as long, and distinguishable.
@@ -86,7 +94,7 @@ async fn a_second_upload_cannot_complete_a_video_while_queued_or_after_ready() {
 
     assert_eq!(origin.video(&id).await["state"], "ready", "never queued again");
     assert_eq!(jobs_of(dir.path(), &id).await, 1);
-    assert!(original(dir.path(), &id) == data, "the original is the first upload's");
+    assert!(original(dir.path(), &id).await == data, "the original is the first upload's");
     origin.running.stop().await;
 }
 
@@ -119,7 +127,7 @@ async fn two_uploads_finishing_at_once_complete_the_video_once() {
         let state = origin.video(&id).await["state"].as_str().unwrap().to_owned();
         assert!(state == "queued" || state == "processing", "{state}");
         assert_eq!(jobs_of(dir.path(), &id).await, 1, "exactly one job");
-        assert!(original(dir.path(), &id) == bodies[winner], "the original is the winner's");
+        assert!(original(dir.path(), &id).await == bodies[winner], "the original is the winner's");
         // The loser can never be used again, so it is gone.
         let r = origin.client.head(&locations[1 - winner]).header("tus-resumable", "1.0.0").send().await.unwrap();
         assert_eq!(r.status(), 404);
@@ -167,6 +175,6 @@ async fn a_video_has_a_bounded_number_of_open_uploads() {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let id = created["video"]["id"].as_str().unwrap();
     assert_ne!(origin.video(id).await["state"], "uploading");
-    assert!(original(dir.path(), id) == data);
+    assert!(original(dir.path(), id).await == data);
     origin.running.stop().await;
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use common::services::{service_url, unique};
-use origin::queue::consume::{Backoff, Consumer, DEAD_LETTERS, DeadLetter, Delivery, Handler, Outcomes, Verdict, consume};
+use origin::queue::consume::{
+    Backoff, Consumer, DEAD_LETTERS, DeadLetter, Delivery, Handler, Outcomes, Verdict, consume,
+};
 use origin::queue::local::LocalQueue;
 use origin::queue::nats::NatsQueue;
 use origin::queue::{Namespaced, Queue};
@@ -116,7 +118,8 @@ async fn dead_letters(queue: &Arc<dyn Queue>, n: usize) -> Vec<DeadLetter> {
     let mut letters = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while letters.len() < n && Instant::now() < deadline {
-        if let Some(m) = queue.receive(DEAD_LETTERS, Duration::from_secs(30), Duration::from_millis(500)).await.unwrap() {
+        if let Some(m) = queue.receive(DEAD_LETTERS, Duration::from_secs(30), Duration::from_millis(500)).await.unwrap()
+        {
             letters.push(serde_json::from_slice(&m.payload).unwrap());
             m.lease.ack().await.unwrap();
         }
@@ -160,7 +163,8 @@ async fn a_message_that_always_fails_is_dead_lettered_and_the_rest_keep_flowing(
         assert_eq!(handler.deliveries_of("poison"), [1, 2, 3], "{backend}: tried exactly the allowed times");
         assert_eq!(*handler.buried.lock().unwrap(), [("poison".to_owned(), "retries_exhausted".to_owned())]);
         // Counted once settled, just after the dead letter is out.
-        until("the counts", || (running.count("ack"), running.count("retry"), running.count("dead")) == (5, 2, 2)).await;
+        until("the counts", || (running.count("ack"), running.count("retry"), running.count("dead")) == (5, 2, 2))
+            .await;
         running.stop().await;
         // Nothing is left to come back.
         let left = queue.receive(TOPIC, Duration::from_secs(30), Duration::from_millis(300)).await.unwrap();

@@ -144,10 +144,11 @@ async fn expired_incomplete_uploads_are_collected() {
     let location = tus.create(100, false).await;
     assert_eq!(tus.patch(&location, 0, vec![1; 40]).await.status(), 204);
     let id = location.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-    assert!(dir.path().join(format!("data/uploads/{id}")).exists());
+    let pieces = dir.path().join(format!("data/blobs/uploads/{id}"));
+    assert_eq!(std::fs::read_dir(&pieces).unwrap().count(), 1, "one piece in blob storage");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(origin::api::uploads::collect_expired(&origin.running.app).await.unwrap(), 1);
-    assert!(!dir.path().join(format!("data/uploads/{id}")).exists());
+    assert_eq!(std::fs::read_dir(&pieces).map(|d| d.count()).unwrap_or(0), 0, "its pieces went");
     let r = origin.client.head(&location).header("tus-resumable", "1.0.0").send().await.unwrap();
     assert_eq!(r.status(), 404);
     origin.running.stop().await;

@@ -72,7 +72,13 @@ fn ready(job: &str, id: &str) -> Completion {
 }
 
 fn takedown(id: &str) -> Audit {
-    Audit { at: meta::now(), actor: "racer".into(), action: "takedown".into(), video_id: id.into(), reason: "race".into() }
+    Audit {
+        at: meta::now(),
+        actor: "racer".into(),
+        action: "takedown".into(),
+        video_id: id.into(),
+        reason: "race".into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ mod common;
 use common::services::{FreshDatabase, service_url};
 use origin::meta::sql::SqlStore;
 use origin::meta::{
-    Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Rendition, StateChange, Upload, UploadKind, Video,
-    VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Piece, Rendition, StateChange, Upload, UploadKind,
+    Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use sqlx::Connection;
 
@@ -224,7 +224,11 @@ async fn state_changes(store: &dyn MetaStore) {
     let processing = StateChange { progress: Some(0.25), ..state(VideoState::Processing, 200) };
     let ready_only = [VideoState::Ready];
     assert_eq!(store.change_state("c1", &ready_only, &processing).await.unwrap(), None, "not from uploading");
-    assert_eq!(store.video("c1").await.unwrap().unwrap().state, VideoState::Uploading, "a refused change writes nothing");
+    assert_eq!(
+        store.video("c1").await.unwrap().unwrap().state,
+        VideoState::Uploading,
+        "a refused change writes nothing"
+    );
     let v = store.change_state("c1", &[VideoState::Uploading], &processing).await.unwrap().unwrap();
     assert_eq!((v.state, v.progress, v.updated_at), (VideoState::Processing, 0.25, 200));
 
@@ -304,14 +308,21 @@ async fn uploads(store: &dyn MetaStore) {
     assert_eq!(store.uploads_of("uv").await.unwrap(), [single.clone(), partial.clone(), last.clone()]);
     assert!(store.uploads_of("nothing").await.unwrap().is_empty());
 
-    assert!(store.advance_upload("u-single", 0, 1 << 20).await.unwrap());
-    assert!(!store.advance_upload("u-single", 0, 2 << 20).await.unwrap(), "a stale offset loses");
-    assert!(store.advance_upload("u-single", 1 << 20, 4 << 30).await.unwrap());
+    let piece = |offset: u64, length: u64, object: &str| Piece { offset, length, object: object.into() };
+    assert!(store.append_piece("u-single", &piece(0, 1 << 20, "a")).await.unwrap());
+    assert!(!store.append_piece("u-single", &piece(0, 2 << 20, "b")).await.unwrap(), "a stale offset loses");
+    assert!(store.append_piece("u-single", &piece(1 << 20, (4 << 30) - (1 << 20), "c")).await.unwrap());
     assert_eq!(store.upload("u-single").await.unwrap().unwrap().offset, 4 << 30);
-    assert!(!store.advance_upload("missing", 0, 1).await.unwrap());
+    assert_eq!(
+        store.pieces("u-single").await.unwrap(),
+        [piece(0, 1 << 20, "a"), piece(1 << 20, (4 << 30) - (1 << 20), "c")],
+        "the loser's piece is not recorded"
+    );
+    assert!(!store.append_piece("missing", &piece(0, 1, "d")).await.unwrap());
+    assert!(store.pieces("missing").await.unwrap().is_empty());
 
     // The partial one completes, so it never expires; the others are incomplete.
-    assert!(store.advance_upload("u-part", 0, 100).await.unwrap());
+    assert!(store.append_piece("u-part", &piece(0, 100, "p")).await.unwrap());
     assert!(store.expired_uploads(10_000).await.unwrap().is_empty(), "expiry is strict");
     let expired: Vec<_> = store.expired_uploads(20_000).await.unwrap().into_iter().map(|u| u.id).collect();
     assert_eq!(expired, ["u-single", "u-final"]);
@@ -322,6 +333,7 @@ async fn uploads(store: &dyn MetaStore) {
     assert_eq!(store.upload("u-single").await.unwrap(), None);
     store.delete_upload("u-single").await.unwrap();
     assert_eq!(store.uploads_of("uv").await.unwrap().len(), 2);
+    assert!(store.pieces("u-single").await.unwrap().is_empty(), "its pieces' records go with it");
 }
 
 async fn completions(store: &dyn MetaStore) {

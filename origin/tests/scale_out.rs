@@ -89,21 +89,3 @@ async fn upload_transcode_and_play_on_scale_out_services() {
     origin.running.stop().await;
     database.drop().await;
 }
-
-/// The states an SSE stream reports, until it ends after a final one.
-async fn event_states(mut events: reqwest::Response) -> Vec<String> {
-    let (mut text, mut states) = (String::new(), Vec::new());
-    while let Some(chunk) = events.chunk().await.unwrap() {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let frame: String = text.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: "))
-                && let Ok(e) = serde_json::from_str::<serde_json::Value>(data)
-                && let Some(state) = e["state"].as_str()
-            {
-                states.push(state.to_owned());
-            }
-        }
-    }
-    states
-}

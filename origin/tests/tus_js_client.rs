@@ -135,16 +135,23 @@ async fn tus_js_client_uploads_whole_resumed_and_parallel() {
             _ => unreachable!(),
         }
 
-        // The upload completes before the client hears so: the original is already stored.
-        let original = std::fs::read(data_dir.join("blobs/originals").join(&id)).unwrap();
-        assert!(original == data, "{mode}: the stored original differs from the file ({} bytes)", original.len());
+        // The upload completes before the client hears so.
         assert_ne!(origin.video(&id).await["state"], "uploading", "{mode}");
-        videos.push(id);
+        videos.push((mode, id));
     }
 
-    for id in &videos {
+    for (mode, id) in &videos {
         let video = origin.wait_state(id, "ready", 120).await;
         assert!((video["duration"].as_f64().unwrap() - 2.0).abs() < 0.1, "{video}");
+        // The job assembled the original from the upload's pieces, whichever way they came.
+        let original = std::fs::read(data_dir.join("blobs/originals").join(id)).unwrap();
+        assert!(original == data, "{mode}: the stored original differs from the file ({} bytes)", original.len());
     }
+    assert_eq!(files_under(&data_dir.join("blobs/uploads")), 0, "the pieces went once each original was whole");
     origin.running.stop().await;
+}
+
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()
 }

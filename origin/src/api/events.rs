@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::notify::VideoEvent;
 use crate::web::limits::{Pass, Refusal};
 use crate::web::{self, Response};
@@ -49,13 +49,13 @@ fn admit(app: &App, client: IpAddr) -> Result<Pass> {
     app.streams.enter(client).map_err(|refusal| {
         app.metrics.sse_refused.get_or_create(&vec![("reason", refusal.label().to_owned())]).inc();
         match refusal {
-            Refusal::PerAddress => Error::api(
-                StatusCode::TOO_MANY_REQUESTS,
+            Refusal::PerAddress => Error::refused(
+                Kind::RateLimited,
                 "too_many_streams",
                 format!("this address already has {} event streams open", app.config.limits.sse.per_address),
             ),
-            Refusal::Full => Error::api(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Full => Error::refused(
+                Kind::Unavailable,
                 "streams_exhausted",
                 "the server has as many event streams open as it allows; retry later",
             ),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{now_secs, query};
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::sign::{Scope, query_param};
 use crate::web::{self, Request, Response};
 
@@ -61,7 +61,7 @@ async fn clearkey(app: &App, req: Request, id: &str) -> Result<Response> {
     }
     let kid = URL_SAFE_NO_PAD.encode(encoder::package::cenc::CencKey::from_content_key(&key).kid);
     if !asked.kids.iter().any(|k| k.trim_end_matches('=') == kid) {
-        return Err(Error::api(StatusCode::NOT_FOUND, "unknown_kid", "none of the key ids asked for is this video's"));
+        return Err(Error::refused(Kind::NotFound, "unknown_kid", "none of the key ids asked for is this video's"));
     }
     let answer = serde_json::json!({
         "keys": [{ "kty": "oct", "kid": kid, "k": URL_SAFE_NO_PAD.encode(key) }],
@@ -95,7 +95,7 @@ fn counted(app: &App, kind: &'static str, answer: Result<Response>) -> Result<Re
 fn key_token(req: &Request) -> Result<&str> {
     super::bearer(req)
         .or_else(|| query_param(query(req), "token"))
-        .ok_or_else(|| Error::api(StatusCode::UNAUTHORIZED, "unauthenticated", "the playback's key token is required"))
+        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "unauthenticated", "the playback's key token is required"))
 }
 
 fn no_store(r: &mut Response) {
@@ -123,8 +123,8 @@ impl KeyRate {
         let n = counts.entry(signature.to_owned()).or_insert(0);
         *n += 1;
         if *n > PER_TOKEN_PER_MINUTE {
-            return Err(Error::api(
-                StatusCode::TOO_MANY_REQUESTS,
+            return Err(Error::refused(
+                Kind::RateLimited,
                 "key_rate_limited",
                 format!("at most {PER_TOKEN_PER_MINUTE} key answers per token per minute"),
             ));

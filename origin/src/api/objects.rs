@@ -11,7 +11,7 @@ use http::{Method, StatusCode, header};
 
 use super::{now_secs, query, require_pop};
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::meta::{Video, VideoState};
 use crate::sign::{Scope, query_param};
 use crate::web::{self, Request, Response};
@@ -54,8 +54,8 @@ pub async fn servable(app: &App, id: &str) -> Result<Video> {
 pub fn refusal(state: VideoState) -> Option<Error> {
     match state {
         state if state.is_servable() => None,
-        VideoState::Deleted => Some(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
-        state => Some(Error::api(StatusCode::NOT_FOUND, "not_ready", format!("the video is {}", state.as_str()))),
+        VideoState::Deleted => Some(Error::refused(Kind::Gone, "deleted", "the video was taken down")),
+        state => Some(Error::refused(Kind::NotFound, "not_ready", format!("the video is {}", state.as_str()))),
     }
 }
 
@@ -130,11 +130,7 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
         }
         Some(RangeRequest::Unsatisfiable) => {
             let mut r = web::error(
-                &Error::api(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
-                    "the range is outside the object",
-                ),
+                &Error::refused(Kind::RangeNotSatisfiable, "range_not_satisfiable", "the range is outside the object"),
                 "",
             );
             web::set(&mut r, header::CONTENT_RANGE.as_str(), &format!("bytes */{len}"));

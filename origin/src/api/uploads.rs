@@ -1,27 +1,29 @@
 //! tus 1.0.0 uploads (P5, P6): creation (with upload), HEAD for resuming, PATCH with optional
 //! SHA-256 checksums, termination, and concatenation so a client can send parts in parallel.
-//! Every request carries the pre-signed query of the video's upload URL. An offset is
-//! acknowledged only after its bytes are on disk (fsync); a partly received body is kept and
-//! acknowledged too, so a dropped or stalled connection resumes where it stopped.
+//! Every request carries the pre-signed query of the video's upload URL. A request's bytes go
+//! to blob storage as one piece (`uploads/{upload}/...`), and the offset is acknowledged only
+//! once the piece is durable and recorded with the offset's move in one transaction; a partly
+//! received body is kept and acknowledged too, so a dropped or stalled connection resumes where
+//! it stopped. Nothing of an upload lives on the API node: any node continues any upload, and
+//! the job assembles the original from the pieces (`jobs::original`).
 //!
 //! One video, one completed upload: a video takes at most `max_uploads_per_video` single or
 //! partial uploads at once, and the first upload to complete claims the video
 //! (`jobs::claim`); every other one is refused with `409 upload_completed` and removed.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{now_secs, query};
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::jobs::Claim;
-use crate::meta::{self, Admission, Intake, Upload, UploadKind, VideoState};
+use crate::meta::{self, Admission, Intake, Piece, Upload, UploadKind, VideoState};
 use crate::sign::UploadGrant;
+use crate::storage;
 use crate::tus::{self, Concat};
 use crate::web::limits::BodyError;
 use crate::web::{self, Request, Response};
@@ -45,7 +47,7 @@ fn require_tus(headers: &HeaderMap) -> Result<()> {
     if header_str(headers, "tus-resumable") == Some(tus::VERSION) {
         Ok(())
     } else {
-        Err(Error::api(StatusCode::PRECONDITION_FAILED, "tus_version", "Tus-Resumable: 1.0.0 is required"))
+        Err(Error::refused(Kind::Precondition, "tus_version", "Tus-Resumable: 1.0.0 is required"))
     }
 }
 
@@ -113,10 +115,6 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         created_at: now,
     };
     admit(app, &upload).await?;
-    if let Err(e) = create_file(&app.upload_path(&id)).await {
-        app.meta.delete_upload(&id).await?;
-        return Err(e);
-    }
     let mut response = created(&location, &upload);
     // creation-with-upload: the POST body is the first chunk.
     let has_body = header_str(&headers, "content-type") == Some(tus::OFFSET_CONTENT_TYPE)
@@ -138,8 +136,8 @@ async fn admit(app: &App, upload: &Upload) -> Result<()> {
     match app.meta.admit_upload(upload, app.config.max_uploads_per_video).await? {
         Admission::Admitted => Ok(()),
         Admission::Closed(intake) => Err(closed(intake)),
-        Admission::TooMany(held) => Err(Error::api(
-            StatusCode::CONFLICT,
+        Admission::TooMany(held) => Err(Error::refused(
+            Kind::Conflict,
             "too_many_uploads",
             format!("the video already has {held} uploads, the most it may have; finish or terminate one"),
         )),
@@ -150,15 +148,13 @@ async fn admit(app: &App, upload: &Upload) -> Result<()> {
 fn closed(intake: Option<Intake>) -> Error {
     match intake {
         None => Error::not_found("video"),
-        Some(i) if i.state == VideoState::Deleted => {
-            Error::api(StatusCode::GONE, "deleted", "the video was taken down")
-        }
-        Some(Intake { completed_by: Some(_), .. }) => Error::api(
-            StatusCode::CONFLICT,
+        Some(i) if i.state == VideoState::Deleted => Error::refused(Kind::Gone, "deleted", "the video was taken down"),
+        Some(Intake { completed_by: Some(_), .. }) => Error::refused(
+            Kind::Conflict,
             "upload_completed",
             "another upload already completed this video; it takes no more bytes",
         ),
-        Some(i) => Error::api(StatusCode::CONFLICT, "not_uploading", format!("the video is {}", i.state.as_str())),
+        Some(i) => Error::refused(Kind::Conflict, "not_uploading", format!("the video is {}", i.state.as_str())),
     }
 }
 
@@ -172,8 +168,8 @@ fn created(location: &str, upload: &Upload) -> Response {
 fn check_size(app: &App, grant: &UploadGrant, length: u64) -> Result<()> {
     let limit = grant.max_bytes.min(app.config.max_upload_bytes);
     if length > limit {
-        return Err(Error::api(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(Error::refused(
+            Kind::TooLarge,
             "size_exceeded",
             format!("{length} bytes is over the {limit} bytes this URL allows"),
         ));
@@ -209,8 +205,8 @@ pub async fn head(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
 pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     let (_, upload) = authorise(app, &req, id).await?;
     if header_str(req.headers(), "content-type") != Some(tus::OFFSET_CONTENT_TYPE) {
-        return Err(Error::api(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return Err(Error::refused(
+            Kind::UnsupportedMedia,
             "bad_content_type",
             "PATCH bodies are application/offset+octet-stream",
         ));
@@ -242,71 +238,118 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
 /// `DELETE /v1/uploads/{id}` (termination).
 pub async fn terminate(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     let (_, upload) = authorise(app, &req, id).await?;
+    if completes_its_video(app, &upload).await? {
+        return Err(Error::refused(
+            Kind::Conflict,
+            "upload_completed",
+            "this upload completed its video; its bytes go once the video is processed",
+        ));
+    }
     let lock = app.upload_lock(id);
     let _held = lock.lock().await;
     discard(app, &upload).await?;
     Ok(tus_response(StatusCode::NO_CONTENT))
 }
 
-/// Removes an upload's bytes and record (a removed file is fine).
-pub(crate) async fn discard(app: &App, upload: &Upload) -> Result<()> {
-    match tokio::fs::remove_file(app.upload_path(&upload.id)).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove upload")(e)),
-        _ => {}
+/// Whether the video's job needs this upload's pieces: it completed the video, or is a part
+/// of the concatenation that did.
+async fn completes_its_video(app: &App, upload: &Upload) -> Result<bool> {
+    let Some(by) = app.meta.intake(&upload.video_id).await?.and_then(|i| i.completed_by) else { return Ok(false) };
+    if by == upload.id {
+        return Ok(true);
     }
+    Ok(upload.kind == UploadKind::Partial && app.meta.upload(&by).await?.is_some_and(|f| f.parts.contains(&upload.id)))
+}
+
+/// Removes an upload's pieces and records (what is already gone is fine).
+pub(crate) async fn discard(app: &App, upload: &Upload) -> Result<()> {
+    storage::delete_tree(&app.blobs, &storage::upload_pieces(&upload.id)).await?;
     app.meta.delete_upload(&upload.id).await
 }
 
-async fn create_file(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(Error::io("create upload folder"))?;
-    }
-    tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await
-        .map_err(Error::io("create upload file"))?;
-    Ok(())
-}
-
-/// Streams the request body into the upload file at `offset`, makes it durable, then moves
-/// the acknowledged offset. Returns the new offset.
+/// Streams the request body into a new piece in blob storage, makes it durable, then records
+/// it and moves the acknowledged offset (one transaction, conditional on the offset, so two
+/// nodes writing at the same offset cannot both win). Returns the new offset.
 async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64) -> Result<u64> {
     let checksum = header_str(req.headers(), "upload-checksum").map(tus::parse_checksum).transpose()?;
+    // Spares this node's concurrent requests a wasted piece; across nodes the conditional
+    // offset move decides.
     let lock = app.upload_lock(&upload.id);
     let _held = lock.lock().await;
-    // Re-read under the lock: another request may have moved the offset meanwhile.
     let current = app.meta.upload(&upload.id).await?.ok_or_else(|| Error::not_found("upload"))?;
     if offset != current.offset {
-        return Err(Error::api(
-            StatusCode::CONFLICT,
-            "offset_mismatch",
-            format!("Upload-Offset {offset} does not match the acknowledged offset {}", current.offset),
-        ));
+        return Err(offset_mismatch(format!(
+            "Upload-Offset {offset} does not match the acknowledged offset {}",
+            current.offset
+        )));
     }
-    let path = app.upload_path(&upload.id);
     if current.offset == current.length {
-        // Already whole (its file may be the original by now): a retried last request.
+        // Already whole: a retried last request.
         if carries_bytes(req).await {
             return Err(too_long(&current));
         }
         if current.kind == UploadKind::Single {
-            complete(app, &current, &path).await?;
+            complete(app, &current).await?;
         }
         return Ok(current.length);
     }
-    let mut file =
-        tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(Error::io("open upload file"))?;
-    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Error::io("seek upload file"))?;
-    let room = current.length - current.offset;
+    let object = storage::upload_piece(&upload.id, offset, &crate::secrets::random_hex(6)?);
+    let received = receive(app, req, &current, &object, checksum).await;
+    let (written, stalled) = match received {
+        Ok(Received { written: 0, stalled }) => (0, stalled),
+        Ok(Received { written, stalled }) => {
+            let piece = Piece { offset, length: written, object: object.clone() };
+            if !app.meta.append_piece(&upload.id, &piece).await? {
+                let _ = app.blobs.delete(&object).await;
+                return Err(offset_mismatch("the upload moved while this chunk was written".into()));
+            }
+            (written, stalled)
+        }
+        Err(e) => {
+            // Nothing of a refused body is kept.
+            let _ = app.blobs.delete(&object).await;
+            return Err(e);
+        }
+    };
+    app.metrics.upload_bytes.inc_by(written);
+    if let Some(stalled) = stalled {
+        return Err(stalled);
+    }
+    let new_offset = offset + written;
+    if new_offset == current.length && current.kind == UploadKind::Single {
+        complete(app, &current).await?;
+    }
+    Ok(new_offset)
+}
+
+fn offset_mismatch(message: String) -> Error {
+    Error::refused(Kind::Conflict, "offset_mismatch", message)
+}
+
+/// What a body left in its piece.
+struct Received {
+    /// Bytes stored (the piece is durable when this is above zero).
+    written: u64,
+    /// The client stopped sending: what arrived is kept, then it is told so (408).
+    stalled: Option<Error>,
+}
+
+/// Streams a request body into the blob `object`. A body that ends early is kept (unless it
+/// must match a checksum); one too long or not matching its checksum is refused.
+async fn receive(
+    app: &App,
+    req: Request,
+    upload: &Upload,
+    object: &str,
+    checksum: Option<Vec<u8>>,
+) -> Result<Received> {
+    let room = upload.length - upload.offset;
     // Hashing every byte is only worth it when the client asked for a check.
     let mut hasher = checksum.as_ref().map(|_| ring::digest::Context::new(&ring::digest::SHA256));
-    let mut written = 0u64;
-    let mut body = req.into_body();
+    let mut writer = app.blobs.writer_with(object).chunk(PIECE_CHUNK).await?;
+    let (mut written, mut stalled) = (0u64, None);
     let mut outcome: Result<()> = Ok(());
-    // A client that stopped sending: what arrived is kept, then it is told so (408).
-    let mut stalled = None;
+    let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
         let chunk: Bytes = match frame {
             Ok(f) => match f.into_data() {
@@ -329,57 +372,46 @@ async fn write_chunk(app: &Arc<App>, req: Request, upload: &Upload, offset: u64)
             }
         };
         if written + chunk.len() as u64 > room {
-            outcome = Err(too_long(&current));
+            outcome = Err(too_long(upload));
             break;
         }
-        file.write_all(&chunk).await.map_err(Error::io("write upload"))?;
         if let Some(hasher) = hasher.as_mut() {
             hasher.update(&chunk);
         }
         written += chunk.len() as u64;
+        if let Err(e) = writer.write(chunk).await {
+            outcome = Err(e.into());
+            break;
+        }
     }
     if outcome.is_ok()
         && let (Some(expected), Some(hasher)) = (&checksum, hasher)
         && hasher.finish().as_ref() != expected.as_slice()
     {
-        outcome = Err(Error::api(
-            StatusCode::from_u16(460).expect("valid status"),
+        outcome = Err(Error::refused(
+            Kind::ChecksumMismatch,
             "checksum_mismatch",
             "the body does not match Upload-Checksum; it was discarded",
         ));
     }
     if let Err(e) = outcome {
-        // Nothing of a refused body is kept: the file goes back to the acknowledged offset.
-        file.set_len(offset).await.map_err(Error::io("truncate upload"))?;
-        file.sync_data().await.map_err(Error::io("sync upload"))?;
+        let _ = writer.abort().await;
         return Err(e);
     }
-    file.sync_data().await.map_err(Error::io("sync upload"))?;
-    drop(file);
-    let new_offset = offset + written;
-    if written > 0 && !app.meta.advance_upload(&upload.id, offset, new_offset).await? {
-        return Err(Error::api(
-            StatusCode::CONFLICT,
-            "offset_mismatch",
-            "the upload moved while this chunk was written",
-        ));
+    if written == 0 {
+        let _ = writer.abort().await;
+    } else {
+        // Durable once closed: fsync and rename on a file system, the completed upload on S3.
+        writer.close().await?;
     }
-    app.metrics.upload_bytes.inc_by(written);
-    if let Some(stalled) = stalled {
-        return Err(stalled);
-    }
-    if new_offset == current.length && current.kind == UploadKind::Single {
-        complete(app, &current, &path).await?;
-    }
-    Ok(new_offset)
+    Ok(Received { written, stalled })
 }
 
+/// How much of a piece is buffered before it goes to blob storage (an S3 multipart part).
+const PIECE_CHUNK: usize = 8 << 20;
+
 fn too_long(upload: &Upload) -> Error {
-    Error::api(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "size_exceeded",
-        format!("more than Upload-Length ({} bytes)", upload.length),
-    )
+    Error::refused(Kind::TooLarge, "size_exceeded", format!("more than Upload-Length ({} bytes)", upload.length))
 }
 
 /// Whether a request body holds at least one byte.
@@ -395,9 +427,9 @@ async fn carries_bytes(req: Request) -> bool {
 
 /// The last byte of a single upload is durable: it completes the video, unless another
 /// upload did; a refused upload is removed, since it can never be used.
-async fn complete(app: &Arc<App>, upload: &Upload, file: &Path) -> Result<()> {
+async fn complete(app: &Arc<App>, upload: &Upload) -> Result<()> {
     match crate::jobs::claim(app, &upload.video_id, &upload.id).await? {
-        Claim::Ours => crate::jobs::finalize(app, &upload.video_id, &upload.id, file).await,
+        Claim::Ours => crate::jobs::finalize(app, &upload.video_id, &upload.id).await,
         Claim::AlreadyDone => Ok(()),
         Claim::Refused(intake) => {
             discard(app, upload).await?;
@@ -427,8 +459,8 @@ async fn concatenate(
             return Err(Error::bad_request("not_partial", format!("upload {part} is not a partial upload")));
         }
         if p.offset < p.length {
-            return Err(Error::api(
-                StatusCode::CONFLICT,
+            return Err(Error::refused(
+                Kind::Conflict,
                 "partials_incomplete",
                 format!("partial upload {part} is not complete"),
             ));
@@ -437,8 +469,6 @@ async fn concatenate(
     }
     let length = partials.iter().map(|p| p.length).sum();
     check_size(app, grant, length)?;
-    let target = app.upload_path(id);
-    let sources: Vec<PathBuf> = partials.iter().map(|p| app.upload_path(&p.id)).collect();
     let upload = Upload {
         id: id.to_owned(),
         video_id: grant.video.clone(),
@@ -451,15 +481,9 @@ async fn concatenate(
         created_at: meta::now(),
     };
     admit(app, &upload).await?;
-    // Claimed before the copy, so a concatenation racing another completion costs nothing.
+    // Nothing is copied here: the job assembles the original from the partials' pieces.
     let finished = match crate::jobs::claim(app, &grant.video, id).await {
-        Ok(Claim::Ours) => match assemble(&sources, &target).await {
-            Ok(()) => crate::jobs::finalize(app, &grant.video, id, &target).await,
-            Err(e) => {
-                app.meta.release_completion(&grant.video, id).await?;
-                Err(e)
-            }
-        },
+        Ok(Claim::Ours) => crate::jobs::finalize(app, &grant.video, id).await,
         Ok(Claim::AlreadyDone) => Ok(()),
         Ok(Claim::Refused(intake)) => Err(closed(intake)),
         Err(e) => Err(e),
@@ -469,28 +493,7 @@ async fn concatenate(
         discard(app, &upload).await?;
         return Err(e);
     }
-    for p in &partials {
-        let _ = tokio::fs::remove_file(app.upload_path(&p.id)).await;
-    }
     Ok(upload)
-}
-
-async fn assemble(sources: &[PathBuf], target: &Path) -> Result<()> {
-    let (sources, target) = (sources.to_vec(), target.to_owned());
-    // std's file-to-file copy uses copy_file_range: the kernel moves the bytes (or shares
-    // extents on a copy-on-write file system) instead of a read/write loop.
-    tokio::task::spawn_blocking(move || {
-        let tmp = target.with_extension("assembling");
-        let mut out = std::fs::File::create(&tmp).map_err(Error::io("create assembled upload"))?;
-        for s in &sources {
-            let mut input = std::fs::File::open(s).map_err(Error::io("open partial upload"))?;
-            std::io::copy(&mut input, &mut out).map_err(Error::io("concatenate partial upload"))?;
-        }
-        out.sync_all().map_err(Error::io("sync assembled upload"))?;
-        std::fs::rename(&tmp, &target).map_err(Error::io("rename assembled upload"))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("assembly thread: {e}")))?
 }
 
 /// Removes incomplete uploads past their expiry (files and records).

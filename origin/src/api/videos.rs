@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::{creator, now_secs, query};
 use crate::app::App;
 use crate::cache;
-use crate::error::{Error, Result};
-use crate::meta::ondemand::Pin;
+use crate::error::{Error, Kind, Result};
 use crate::lifecycle::{self, apply::Applied};
+use crate::meta::ondemand::Pin;
 use crate::meta::{self, Audit, NewVideo, Video, VideoPatch, VideoQuery, VideoState, Webhook};
 use crate::sign::{PlaybackGrant, Scope, UploadGrant, is_safe_name, query_param};
 use crate::web::{self, Request, Response};
@@ -60,16 +60,16 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         return Err(Error::bad_request("empty_file", "size must be at least one byte"));
     }
     if body.size > app.config.max_upload_bytes {
-        return Err(Error::api(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(Error::refused(
+            Kind::TooLarge,
             "file_too_large",
             format!("{} bytes is over the {}-byte limit", body.size, app.config.max_upload_bytes),
         ));
     }
     let ct = body.content_type.to_ascii_lowercase();
     if !(ct.starts_with("video/") || ct == "application/octet-stream" || ct == "application/mp4") {
-        return Err(Error::api(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return Err(Error::refused(
+            Kind::UnsupportedMedia,
             "not_a_video_type",
             format!("content type `{ct}` is not a video"),
         ));
@@ -166,7 +166,7 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
         check_language(l)?;
     }
     if video.state == VideoState::Deleted {
-        return Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down"));
+        return Err(Error::refused(Kind::Gone, "deleted", "the video was taken down"));
     }
     let updated = app.meta.patch_video(id, &patch, meta::now()).await?.ok_or_else(|| Error::not_found("video"))?;
     cache::forget_video(app.cache.as_ref(), id).await;
@@ -191,14 +191,19 @@ pub async fn takedown(app: &Arc<App>, req: Request, id: &str) -> Result<Response
     } else {
         serde_json::from_slice(&body).map_err(|e| Error::bad_request("bad_json", e.to_string()))?
     };
-    let audit =
-        Audit { at: meta::now(), actor: who, action: "takedown".into(), video_id: id.to_owned(), reason: takedown.reason };
+    let audit = Audit {
+        at: meta::now(),
+        actor: who,
+        action: "takedown".into(),
+        video_id: id.to_owned(),
+        reason: takedown.reason,
+    };
     match lifecycle::apply::take_down(app, id, audit).await? {
         (Applied::Moved(updated), Some(purge)) => {
             Ok(web::json(StatusCode::OK, &serde_json::json!({ "video": updated, "purge_seq": purge })))
         }
         (Applied::Missing, _) => Err(Error::not_found("video")),
-        _ => Err(Error::api(StatusCode::GONE, "deleted", "the video was taken down")),
+        _ => Err(Error::refused(Kind::Gone, "deleted", "the video was taken down")),
     }
 }
 
@@ -223,7 +228,7 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
     }
     let video = find(app, id).await?;
     if !video.state.is_servable() {
-        return Err(Error::api(StatusCode::CONFLICT, "not_ready", format!("the video is {}", video.state.as_str())));
+        return Err(Error::refused(Kind::Conflict, "not_ready", format!("the video is {}", video.state.as_str())));
     }
     let grant = PlaybackGrant {
         video: id.to_owned(),

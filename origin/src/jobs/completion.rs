@@ -16,8 +16,8 @@ use crate::lifecycle::JobEvent;
 use crate::lifecycle::apply::{self, Applied};
 use crate::meta::VideoState;
 use crate::queue::COMPLETIONS;
-use crate::storage;
 use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
+use crate::storage;
 
 /// How completions are consumed: one at a time, in order of arrival; a completion that
 /// cannot be applied (the database is down) is retried for about a day before it is
@@ -57,7 +57,7 @@ pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
 /// Applies one completion.
 pub async fn apply(app: &App, c: &Completion) -> Result<()> {
     if !app.config.shared_scratch {
-        app.blobs.delete_with(&storage::job_prefix(&c.job)).recursive(true).await?;
+        storage::delete_tree(&app.blobs, &storage::job_prefix(&c.job)).await?;
     }
     let taken_down = app.meta.video(&c.video).await?.is_none_or(|v| v.state == VideoState::Deleted);
     if let (Outcome::Ready { renditions, segments, .. }, false) = (&c.outcome, taken_down) {

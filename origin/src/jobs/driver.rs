@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
+use async_trait::async_trait;
 use encoder::event::{Event, EventSink};
 use encoder::jit::Materialise;
 use encoder::job::{JobReport, JobRequest};
 use encoder::media::Limits;
-use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use super::executor::QueueExecutor;
@@ -96,7 +96,10 @@ async fn report(app: &App, job: &JobMessage, outcome: Outcome) -> Result<()> {
 /// Runs a job's DAG; `None` when there is nothing to run (its job already ended).
 async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Option<Outcome>> {
     let Some(video) = app.meta.video(&job.video).await? else {
-        return Ok(Some(Outcome::Failed { code: "video_missing".into(), message: "the video no longer exists".into() }));
+        return Ok(Some(Outcome::Failed {
+            code: "video_missing".into(),
+            message: "the video no longer exists".into(),
+        }));
     };
     if video.state == VideoState::Deleted {
         return Ok(Some(Outcome::Failed { code: "deleted".into(), message: "the video was taken down".into() }));
@@ -107,6 +110,7 @@ async fn drive(app: &Arc<App>, job: &JobMessage) -> Result<Option<Outcome>> {
         return Ok(None);
     }
     set_progress(app, &job.video, 0.0).await?;
+    super::original::assemble(app, &job.video).await?;
     if app.keys.content_key(app.meta.as_ref(), &job.video).await?.is_none() {
         app.keys.create(app.meta.as_ref(), &job.video).await?;
     }

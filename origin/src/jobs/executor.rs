@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use encoder::executor::{BoxFuture, Executor};
 use encoder::resource::WorkerSlot;
 use encoder::task::{FailureClass, TaskContext, TaskFailure, TaskKind, TaskOutput, TaskSpec};
-use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
 use super::{TaskResult, results_topic, task_topic};
@@ -135,4 +135,3 @@ impl Executor for QueueExecutor {
 fn failure(code: &str, message: &str, class: FailureClass) -> TaskFailure {
     TaskFailure { code: code.to_owned(), message: message.to_owned(), class }
 }
-

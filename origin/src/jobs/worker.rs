@@ -25,13 +25,7 @@ const MAX_DELIVERIES: u32 = 5;
 /// Runs one worker slot until `shutdown`. An encode slot takes, highest priority first, a
 /// viewer's waiting segment, look-ahead segments, new uploads' tasks, then promotions; the
 /// light slot takes the other task kinds.
-pub async fn run(
-    app: Arc<App>,
-    kind: TaskKind,
-    cores: usize,
-    worker: Arc<Worker>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(app: Arc<App>, kind: TaskKind, cores: usize, worker: Arc<Worker>, shutdown: watch::Receiver<bool>) {
     let topics: Vec<&str> = if kind == TaskKind::Encode {
         vec![Reason::Viewer.topic(), Reason::Lookahead.topic(), task_topic(kind), Reason::Promotion.topic()]
     } else {
@@ -91,7 +85,8 @@ impl Handler for Slot {
         let Ok(spec) = TaskSpec::deserialize(message) else { return Ok(()) };
         // The driver waits for this attempt's answer: it gets a failure that stops the job.
         let failure = TaskFailure { code: code.to_owned(), message: reason.to_owned(), class: FailureClass::Fatal };
-        reply(&self.app, &spec.job, TaskResult { task: spec.id.clone(), attempt: spec.attempt, result: Err(failure) }).await
+        reply(&self.app, &spec.job, TaskResult { task: spec.id.clone(), attempt: spec.attempt, result: Err(failure) })
+            .await
     }
 }
 

@@ -85,8 +85,8 @@ pub async fn job(app: &App, id: &str, event: JobEvent, code: Option<&str>) -> Re
 /// race with a takedown runs it for whatever its job published meanwhile).
 pub async fn remove_data(app: &App, id: &str) -> Result<()> {
     app.blobs.delete(&storage::original(id)).await?;
-    app.blobs.delete_with(&storage::published(id)).recursive(true).await?;
-    app.blobs.delete_with(&storage::sources(id)).recursive(true).await?;
+    storage::delete_tree(&app.blobs, &storage::published(id)).await?;
+    storage::delete_tree(&app.blobs, &storage::sources(id)).await?;
     app.ondemand.forget_video(id).await?;
     app.jit.forget(id);
     crate::jobs::staging::forget_source(app, id).await;

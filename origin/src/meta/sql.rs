@@ -8,16 +8,20 @@
 
 mod ondemand;
 mod pops;
+mod primary;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
+use self::primary::PrimaryPool;
 use super::{
-    Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, StateChange, Upload, UploadKind, Video,
-    VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, Piece, StateChange, Upload, UploadKind,
+    Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use crate::error::{Error, Result};
 
@@ -61,47 +65,83 @@ impl Backend {
 /// The metadata store on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    /// The pool, swapped when a listed PostgreSQL host takes over as primary.
+    primary: Arc<PrimaryPool>,
     backend: Backend,
 }
 
 impl SqlStore {
-    /// Opens `sqlite://PATH?mode=rwc` or `postgres://…` and brings its schema up to date.
+    /// Opens `sqlite://PATH?mode=rwc` or `postgres://…` and brings its schema up to date. A
+    /// PostgreSQL URL may list several hosts (`postgres://user@a:5432,b:5432/db`): the store
+    /// uses the one that is the primary and follows the primary when it moves.
     pub async fn connect(url: &str) -> Result<Self> {
         let backend = Backend::of(url)?;
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(SQLITE_PRAGMAS).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        backend.migrator().run(&pool).await?;
-        Ok(Self { pool, backend })
+        let primary = match backend {
+            Backend::Sqlite => PrimaryPool::fixed(sqlite_pool_options().connect(url).await?),
+            // Only the primary takes the migrations' writes.
+            Backend::Postgres => PrimaryPool::connect(url).await?,
+        };
+        backend.migrator().run(&primary.pool()).await?;
+        Ok(Self { primary, backend })
     }
 
     /// Closes every connection, waiting for queries in flight.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.primary.close().await;
+    }
+
+    /// The URL naming only the host that is the primary now, of those a PostgreSQL `url`
+    /// lists (a URL naming one host comes back as it is). For connections the store does not
+    /// make itself, such as a `LISTEN`ing one.
+    pub async fn primary_url(url: &str) -> Result<String> {
+        sqlx::any::install_default_drivers();
+        primary::primary_url(url).await
+    }
+
+    /// The pool of the current primary. Taken afresh for each operation so that operations
+    /// after a failover reach the new primary.
+    fn pool(&self) -> AnyPool {
+        self.primary.pool()
+    }
+
+    /// Starts a transaction on the current primary.
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        let begun = self.pool().begin().await;
+        self.watch(begun)
+    }
+
+    /// Converts a query's outcome, first letting a connection failure start the search for
+    /// the primary (the failed request still fails; the ones after it find the new primary).
+    fn watch<T>(&self, outcome: Result<T, sqlx::Error>) -> Result<T> {
+        outcome.map_err(|e| {
+            self.primary.observe(&e);
+            e.into()
+        })
     }
 
     async fn optional<T>(&self, query: AnyQuery, map: fn(&AnyRow) -> Result<T>) -> Result<Option<T>> {
-        query.fetch_optional(&self.pool).await?.as_ref().map(map).transpose()
+        self.watch(query.fetch_optional(&self.pool()).await)?.as_ref().map(map).transpose()
     }
 
     async fn all<T>(&self, query: AnyQuery, map: fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
-        query.fetch_all(&self.pool).await?.iter().map(map).collect()
+        self.watch(query.fetch_all(&self.pool()).await)?.iter().map(map).collect()
     }
 
     async fn execute(&self, query: AnyQuery) -> Result<()> {
-        query.execute(&self.pool).await?;
+        self.watch(query.execute(&self.pool()).await)?;
         Ok(())
     }
+}
+
+/// Every SQLite connection gets the pragmas above.
+fn sqlite_pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new().after_connect(|conn, _| {
+        Box::pin(async move {
+            conn.execute(SQLITE_PRAGMAS).await?;
+            Ok(())
+        })
+    })
 }
 
 #[async_trait]
@@ -123,7 +163,7 @@ impl MetaStore for SqlStore {
         .bind(v.content_type.clone())
         .bind(VideoState::Uploading.as_str())
         .bind(v.now);
-        let row = query.fetch_one(&self.pool).await?;
+        let row = self.watch(query.fetch_one(&self.pool()).await)?;
         video_from(&row)
     }
 
@@ -184,10 +224,10 @@ impl MetaStore for SqlStore {
             .bind(change.state.as_str())
             .bind(change.progress.unwrap_or(0.0))
             .bind(error_code)
-        .bind(error_message)
-        .bind(change.result.is_some())
-        .bind(duration)
-        .bind(renditions)
+            .bind(error_message)
+            .bind(change.result.is_some())
+            .bind(duration)
+            .bind(renditions)
             .bind(change.now)
             .bind(id.to_owned())
             .bind(change.progress.is_some());
@@ -199,7 +239,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn admit_upload(&self, u: &Upload, max_open: usize) -> Result<Admission> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // A write to the video row first: it locks the row (PostgreSQL) or the database
         // (SQLite), so admissions and completions of one video happen one after another and
         // the count below cannot be overtaken.
@@ -247,7 +287,7 @@ impl MetaStore for SqlStore {
         .bind(upload_id.to_owned())
         .bind(video_id.to_owned())
         .bind(VideoState::Uploading.as_str());
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+        Ok(self.watch(query.execute(&self.pool()).await)?.rows_affected() == 1)
     }
 
     async fn release_completion(&self, video_id: &str, upload_id: &str) -> Result<()> {
@@ -261,7 +301,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn queue_completed(&self, video_id: &str, upload_id: &str, job: &Job, now: Millis) -> Result<Option<Video>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE videos SET state = $1, progress = 0.0, error_code = NULL, error_message = NULL, updated_at = $2 \
              WHERE id = $3 AND state = $4 AND completed_upload = $5 RETURNING *",
@@ -287,16 +327,44 @@ impl MetaStore for SqlStore {
         self.optional(sqlx::query("SELECT * FROM uploads WHERE id = $1").bind(id.to_owned()), upload_from).await
     }
 
-    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool> {
-        let query = sqlx::query("UPDATE uploads SET upload_offset = $1 WHERE id = $2 AND upload_offset = $3")
-            .bind(to_db(to)?)
-            .bind(id.to_owned())
-            .bind(to_db(from)?);
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    async fn append_piece(&self, upload: &str, piece: &Piece) -> Result<bool> {
+        let end = piece.offset.checked_add(piece.length).ok_or_else(|| Error::Internal("piece past u64".into()))?;
+        let mut tx = self.begin().await?;
+        let moved = sqlx::query("UPDATE uploads SET upload_offset = $1 WHERE id = $2 AND upload_offset = $3")
+            .bind(to_db(end)?)
+            .bind(upload.to_owned())
+            .bind(to_db(piece.offset)?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !moved {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO upload_pieces (upload_id, upload_offset, length, object) VALUES ($1, $2, $3, $4)")
+            .bind(upload.to_owned())
+            .bind(to_db(piece.offset)?)
+            .bind(to_db(piece.length)?)
+            .bind(piece.object.clone())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn pieces(&self, upload: &str) -> Result<Vec<Piece>> {
+        let query = sqlx::query("SELECT * FROM upload_pieces WHERE upload_id = $1 ORDER BY upload_offset")
+            .bind(upload.to_owned());
+        self.all(query, piece_from).await
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
-        self.execute(sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.to_owned())).await
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM upload_pieces WHERE upload_id = $1").bind(id.to_owned()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id.to_owned()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>> {
@@ -338,7 +406,7 @@ impl MetaStore for SqlStore {
             .bind(error_code.map(str::to_owned))
             .bind(now)
             .bind(id.to_owned());
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+        Ok(self.watch(query.execute(&self.pool()).await)?.rows_affected() == 1)
     }
 
     async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
@@ -405,7 +473,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn add_purge(&self, video_id: &str, now: Millis) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // A BIGSERIAL value is drawn at insert but becomes visible at commit, so concurrent
             // inserts could commit out of order and an edge that already read seq N+1 would never
@@ -547,6 +615,14 @@ fn upload_from(row: &AnyRow) -> Result<Upload> {
         metadata: row.try_get("metadata")?,
         expires_at: row.try_get("expires_at")?,
         created_at: row.try_get("created_at")?,
+    })
+}
+
+fn piece_from(row: &AnyRow) -> Result<Piece> {
+    Ok(Piece {
+        offset: from_db(row, "upload_offset")?,
+        length: from_db(row, "length")?,
+        object: row.try_get("object")?,
     })
 }
 

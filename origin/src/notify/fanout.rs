@@ -4,13 +4,15 @@
 //! outside the state change's transaction: an event can be late but never precedes the state
 //! it describes, and a client that connects reads the current state first anyway.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 
 use super::VideoEvent;
 use crate::error::{Error, Result};
+use crate::meta::sql::SqlStore;
 
 /// The channel every node listens on.
 const CHANNEL: &str = "origin_video_events";
@@ -34,16 +36,17 @@ impl PgFanout {
     }
 
     /// Starts listening (before returning, so no event published afterwards is missed) and
-    /// forwarding to `local`.
+    /// forwarding to `local`. With several hosts in `database_url`, on the primary: a standby
+    /// can neither `LISTEN` nor `NOTIFY`.
     pub(super) async fn start(database_url: &str, local: broadcast::Sender<VideoEvent>) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy(database_url)
+            .connect_lazy(&SqlStore::primary_url(database_url).await?)
             .map_err(fanout_error("connecting"))?;
         let mut listener = PgListener::connect_with(&pool).await.map_err(fanout_error("connecting the listener"))?;
         listener.listen(CHANNEL).await.map_err(fanout_error("listening"))?;
-        let listener = tokio::spawn(forward(listener, local));
+        let listener = tokio::spawn(forward(listener, local, pool.clone(), database_url.to_owned()));
         Ok(Self { pool, listener })
     }
 
@@ -61,8 +64,9 @@ impl PgFanout {
 }
 
 /// Hands every notification to the local subscribers. `try_recv` reconnects by itself after a
-/// lost connection (say, a database failover); what was sent meanwhile is lost, and said so.
-async fn forward(mut listener: PgListener, local: broadcast::Sender<VideoEvent>) {
+/// lost connection (say, a database failover), through `pool`, which a failed reconnection
+/// points at the current primary; what was sent meanwhile is lost, and said so.
+async fn forward(mut listener: PgListener, local: broadcast::Sender<VideoEvent>, pool: PgPool, database_url: String) {
     loop {
         match listener.try_recv().await {
             Ok(Some(n)) => match serde_json::from_str::<VideoEvent>(n.payload()) {
@@ -74,9 +78,20 @@ async fn forward(mut listener: PgListener, local: broadcast::Sender<VideoEvent>)
             Ok(None) => tracing::warn!("event listener reconnected; events sent meanwhile were missed"),
             Err(e) => {
                 tracing::warn!(error = %e, "event listener failed; retrying");
+                follow_primary(&pool, &database_url).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// Points `pool` (and so the listener and `publish`) at the host that is the primary now, when
+/// `database_url` lists several.
+async fn follow_primary(pool: &PgPool, database_url: &str) {
+    let primary = SqlStore::primary_url(database_url).await;
+    match primary.and_then(|url| PgConnectOptions::from_str(&url).map_err(fanout_error("reading the primary's URL"))) {
+        Ok(options) => pool.set_connect_options(options),
+        Err(e) => tracing::debug!(error = %e, "no primary for the event listener yet"),
     }
 }
 

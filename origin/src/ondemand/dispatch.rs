@@ -11,14 +11,14 @@ use bytes::Bytes;
 use encoder::jit::OnDemandPlan;
 use encoder::layout::Tree;
 use futures_util::StreamExt;
-use http::{StatusCode, header};
+use http::header;
 use http_body_util::{BodyExt, StreamBody};
 
 use super::flight::{Ending, Flight};
 use super::task::{Reason, Reply, SegmentTask};
 use super::{segment_key, workers};
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::meta;
 use crate::meta::ondemand::SegmentKey;
 use crate::web::{self, Request, Response};
@@ -36,7 +36,7 @@ pub async fn serve(
     let plan = app.jit.plan(app, video).await?.ok_or_else(|| Error::not_found("object"))?;
     let planned = plan.rung(rung).ok_or_else(|| Error::not_found("object"))?;
     if segment >= plan.segment_count() as u64 {
-        return Err(Error::api(StatusCode::NOT_FOUND, "segment_out_of_range", "the rung has no such segment"));
+        return Err(Error::refused(Kind::NotFound, "segment_out_of_range", "the rung has no such segment"));
     }
     if planned.floor {
         // A floor segment is always stored; one that is missing is not ours to invent.
@@ -56,24 +56,18 @@ pub async fn serve(
     match tokio::time::timeout(deadline, flight.first()).await {
         Err(_) => {
             app.metrics.on_demand.request("failed");
-            return Ok(Some(retry_later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "encode_timeout",
-                "the segment is still being encoded",
-                2,
-            )));
+            return Ok(Some(retry_later(Kind::Unavailable, "encode_timeout", "the segment is still being encoded", 2)));
         }
         Ok(Some(Ending::Complete)) => {
             app.metrics.on_demand.request("recent");
             return Ok(None);
         }
-        Ok(Some(Ending::Failed(status, code, message))) => {
+        Ok(Some(Ending::Failed(kind, code, message))) => {
             app.metrics.on_demand.request("failed");
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            if status == StatusCode::GONE {
-                return Err(Error::api(status, code, message));
+            if kind == Kind::Gone {
+                return Err(Error::refused(kind, code, message));
             }
-            return Ok(Some(retry_later(status, code, &message, 2)));
+            return Ok(Some(retry_later(kind, code, &message, 2)));
         }
         Ok(None) => {}
     }
@@ -110,8 +104,8 @@ fn ranged_past_start(req: &Request) -> bool {
 }
 
 /// A refusal a client should retry after `seconds`.
-fn retry_later(status: StatusCode, code: &'static str, message: &str, seconds: u32) -> Response {
-    let mut r = web::error(&Error::api(status, code, message.to_owned()), "");
+fn retry_later(kind: Kind, code: &'static str, message: &str, seconds: u32) -> Response {
+    let mut r = web::error(&Error::refused(kind, code, message.to_owned()), "");
     web::set(&mut r, header::RETRY_AFTER.as_str(), &seconds.to_string());
     r
 }
@@ -121,10 +115,10 @@ async fn lead_flight(app: Arc<App>, key: SegmentKey, tree: Tree, flight: Arc<Fli
     let ending = match lead(&app, &key, tree, &flight).await {
         Ok(()) => Ending::Complete,
         Err(e) => {
-            if e.status().is_server_error() {
+            if e.kind().is_server_side() {
                 tracing::warn!(video = %key.video, rung = %key.rung, segment = key.segment, error = %e, "just-in-time segment failed");
             }
-            Ending::Failed(e.status().as_u16(), e.code(), e.public_message())
+            Ending::Failed(e.kind(), e.code(), e.public_message())
         }
     };
     flight.finish(ending);
@@ -150,15 +144,15 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, tree: Tree, flight: &Arc<Flight>
     }
     if app.ondemand.claims_of(&key.video, stale).await? > u64::from(od.max_pending_per_video) {
         app.ondemand.release_segment(key).await?;
-        return Err(Error::api(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(Error::refused(
+            Kind::Unavailable,
             "encode_queue_full",
             "too many segments of this video are being encoded",
         ));
     }
     if !workers::encoders_alive(app, None).await? {
         app.ondemand.release_segment(key).await?;
-        return Err(Error::api(StatusCode::SERVICE_UNAVAILABLE, "no_workers", "no encoder is running"));
+        return Err(Error::refused(Kind::Unavailable, "no_workers", "no encoder is running"));
     }
     let mut avoid = None;
     let mut attempt = 1;
@@ -185,11 +179,7 @@ async fn lead(app: &Arc<App>, key: &SegmentKey, tree: Tree, flight: &Arc<Flight>
                 app.ondemand.claim_redispatched(key, meta::now()).await?;
             }
             Err(Miss::Retry(_)) => {
-                return Err(Error::api(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "encode_failed",
-                    "the segment could not be encoded",
-                ));
+                return Err(Error::refused(Kind::Unavailable, "encode_failed", "the segment could not be encoded"));
             }
             Err(Miss::Stop(e)) => return Err(e),
         }
@@ -212,8 +202,8 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, tree: Tree, flight: &F
             app.queue.receive(topic, Duration::from_secs(30), Duration::from_millis(250)).await.map_err(Miss::Stop)?;
         let Some(msg) = msg else {
             if worker.is_none() && started.elapsed() > deadline {
-                return Err(Miss::Stop(Error::api(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                return Err(Miss::Stop(Error::refused(
+                    Kind::Unavailable,
                     "encode_timeout",
                     "no encoder took the segment in time",
                 )));
@@ -246,8 +236,8 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, tree: Tree, flight: &F
                 }
                 let piece = Bytes::from(bytes);
                 let fresh = flight.resume(position, &piece).ok_or_else(|| {
-                    Miss::Stop(Error::api(
-                        StatusCode::SERVICE_UNAVAILABLE,
+                    Miss::Stop(Error::refused(
+                        Kind::Unavailable,
                         "encode_interrupted",
                         "the encoder stopped midway and its replacement made other bytes",
                     ))
@@ -261,13 +251,13 @@ async fn follow(app: &App, topic: &str, key: &SegmentKey, tree: Tree, flight: &F
             Reply::Failed { code, retryable, message } => {
                 tracing::warn!(%code, %message, segment = key.segment, "just-in-time encode failed");
                 if code == "deleted" {
-                    return Err(Miss::Stop(Error::api(StatusCode::GONE, "deleted", "the video was taken down")));
+                    return Err(Miss::Stop(Error::refused(Kind::Gone, "deleted", "the video was taken down")));
                 }
                 if retryable {
                     return Err(Miss::Retry(worker));
                 }
-                return Err(Miss::Stop(Error::api(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                return Err(Miss::Stop(Error::refused(
+                    Kind::Unavailable,
                     "encode_failed",
                     "the segment could not be encoded",
                 )));
@@ -286,7 +276,7 @@ async fn wait_stored(app: &App, key: &SegmentKey, tree: Tree, limit: Duration) -
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(Error::api(StatusCode::SERVICE_UNAVAILABLE, "encode_timeout", "the segment is still being encoded elsewhere"))
+    Err(Error::refused(Kind::Unavailable, "encode_timeout", "the segment is still being encoded elsewhere"))
 }
 
 /// Encodes the segments after `from` that a viewer playing the rung will ask for next, in

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use encoder::layout::Tree;
 
+use crate::error::Kind;
 use crate::meta::ondemand::SegmentKey;
 
 /// How a flight ended.
@@ -19,8 +20,8 @@ use crate::meta::ondemand::SegmentKey;
 pub enum Ending {
     /// Every piece arrived.
     Complete,
-    /// It stopped: `(status, code, message)` for requests that have sent nothing yet.
-    Failed(u16, &'static str, String),
+    /// It stopped: `(kind, code, message)` for requests that have sent nothing yet.
+    Failed(Kind, &'static str, String),
 }
 
 /// A segment being encoded for viewers.
@@ -88,7 +89,11 @@ impl Flight {
     pub async fn ended(&self) -> Ending {
         let mut rx = self.state.subscribe();
         let got = rx.wait_for(|(_, end)| end.is_some()).await;
-        got.ok().and_then(|s| s.1.clone()).unwrap_or(Ending::Failed(503, "encode_failed", "the encode stopped".into()))
+        got.ok().and_then(|s| s.1.clone()).unwrap_or(Ending::Failed(
+            Kind::Unavailable,
+            "encode_failed",
+            "the encode stopped".into(),
+        ))
     }
 
     /// Every piece from the first, as they arrive; an error if the flight fails midway.
@@ -192,11 +197,11 @@ mod tests {
     #[tokio::test]
     async fn a_failure_before_any_piece_is_reported_and_midway_breaks_the_stream() {
         let f = Arc::new(Flight::new());
-        f.finish(Ending::Failed(503, "encode_failed", "x".into()));
-        assert!(matches!(f.first().await, Some(Ending::Failed(503, ..))));
+        f.finish(Ending::Failed(Kind::Unavailable, "encode_failed", "x".into()));
+        assert!(matches!(f.first().await, Some(Ending::Failed(Kind::Unavailable, ..))));
         let g = Arc::new(Flight::new());
         g.push(Bytes::from_static(b"a"));
-        g.finish(Ending::Failed(503, "encode_failed", "x".into()));
+        g.finish(Ending::Failed(Kind::Unavailable, "encode_failed", "x".into()));
         let items: Vec<_> = g.stream().collect().await;
         assert!(items[0].is_ok() && items[1].is_err() && items.len() == 2);
     }

@@ -15,7 +15,7 @@ use super::segment_key;
 use super::task::{Reply, SegmentTask};
 use super::workers::{self, Worker};
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::meta::ondemand::SegmentKey;
 use crate::meta::{self, VideoState};
 use crate::queue::consume::Verdict;
@@ -52,7 +52,7 @@ pub async fn run(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores
                 // Such a task released its own claims; the rest of its span is others'.
                 release_all(app, task).await;
             }
-            let code = if e.status() == http::StatusCode::GONE { "deleted".to_owned() } else { e.code().to_owned() };
+            let code = if e.kind() == Kind::Gone { "deleted".to_owned() } else { e.code().to_owned() };
             Some(Reply::Failed { code, retryable: is_retryable(&e), message: e.to_string() })
         }
     };
@@ -80,7 +80,7 @@ enum Settled {
 }
 
 fn is_retryable(e: &Error) -> bool {
-    !matches!(e, Error::Api { .. })
+    !matches!(e, Error::Refused { .. })
 }
 
 fn keys(task: &SegmentTask) -> impl Iterator<Item = SegmentKey> + '_ {
@@ -195,7 +195,7 @@ async fn encode(app: &Arc<App>, task: &SegmentTask, worker: &Arc<Worker>, cores:
     let cpu = (workers::process_cpu_seconds() - cpu_before) / f64::from(worker.running().max(1));
     app.metrics.on_demand.cpu(task.reason.as_str(), cpu);
     report.map_err(|e| match e {
-        encoder::Error::Invalid(m) => Error::api(http::StatusCode::NOT_FOUND, "segment_out_of_range", m),
+        encoder::Error::Invalid(m) => Error::refused(Kind::NotFound, "segment_out_of_range", m),
         other => Error::Internal(format!("encode: {other}")),
     })?;
     Ok(Settled::Done)
@@ -220,7 +220,7 @@ async fn write_copy(app: &App, task: &SegmentTask, tree: Tree, segment: u64, byt
     // A takedown that ran while this segment was encoded must not leave it behind.
     if app.meta.video(&task.video).await?.is_none_or(|v| v.state == VideoState::Deleted) {
         app.blobs.delete(&blob).await?;
-        return Err(Error::api(http::StatusCode::GONE, "deleted", "the video was taken down"));
+        return Err(Error::refused(Kind::Gone, "deleted", "the video was taken down"));
     }
     Ok(())
 }

@@ -259,7 +259,13 @@ impl Run {
         code: &str,
         message: &str,
     ) -> Result<()> {
-        tracing::error!(consumer = self.consumer.name, deliveries = delivery.deliveries, code, message, "message dead-lettered");
+        tracing::error!(
+            consumer = self.consumer.name,
+            deliveries = delivery.deliveries,
+            code,
+            message,
+            "message dead-lettered"
+        );
         if let Some((handler, decoded)) = decoded {
             handler.dead(decoded, delivery, code, message).await?;
         }
@@ -277,7 +283,9 @@ impl Run {
     }
 
     fn count(&self, verdict: &str) {
-        self.outcomes.get_or_create(&vec![("consumer", self.consumer.name.to_owned()), ("verdict", verdict.to_owned())]).inc();
+        self.outcomes
+            .get_or_create(&vec![("consumer", self.consumer.name.to_owned()), ("verdict", verdict.to_owned())])
+            .inc();
     }
 }
 

@@ -186,7 +186,7 @@ fn servers(url: &str) -> Result<Vec<ServerAddr>> {
 
 /// The stream, created with `replicas` copies or changed to them.
 async fn open_stream(js: &jetstream::Context, replicas: usize) -> Result<stream::Stream> {
-    let stream = js
+    let mut stream = js
         .get_or_create_stream(stream::Config {
             name: STREAM.into(),
             subjects: vec![format!("{SUBJECT_PREFIX}>")],
@@ -197,16 +197,28 @@ async fn open_stream(js: &jetstream::Context, replicas: usize) -> Result<stream:
         })
         .await
         .map_err(nats_error("creating the stream"))?;
-    let current = stream.cached_info().config.num_replicas;
-    if current == replicas {
-        return Ok(stream);
+    // A lone server takes a request for more copies, says it has them, and keeps one; only a
+    // server in a cluster tells where the copies are.
+    if replicas > 1 && stream.cached_info().cluster.is_none() {
+        return Err(Error::Queue(format!(
+            "nats: {replicas} copies of the stream asked for, but the server is not in a cluster and keeps one"
+        )));
     }
-    // Everything else stays as the server has it; only the number of copies changes, and
-    // the server moves the messages and consumers onto the new set of servers.
-    tracing::info!(from = current, to = replicas, "changing the queue stream's replica count");
-    let config = stream::Config { num_replicas: replicas, ..stream.cached_info().config.clone() };
-    js.update_stream(&config).await.map_err(nats_error("changing the stream's replica count"))?;
-    js.get_stream(STREAM).await.map_err(nats_error("reading the stream"))
+    let current = copies(&stream);
+    if current != replicas {
+        // Everything else stays as the server has it; only the number of copies changes, and
+        // the server moves the messages and consumers onto the new set of servers.
+        tracing::info!(from = current, to = replicas, "changing the queue stream's replica count");
+        let config = stream::Config { num_replicas: replicas, ..stream.cached_info().config.clone() };
+        js.update_stream(&config).await.map_err(nats_error("changing the stream's replica count"))?;
+        stream = js.get_stream(STREAM).await.map_err(nats_error("reading the stream"))?;
+    }
+    Ok(stream)
+}
+
+/// Copies of the stream the server was asked for (it may say 0 for 1).
+fn copies(stream: &stream::Stream) -> usize {
+    stream.cached_info().config.num_replicas.max(1)
 }
 
 /// The connection's own events: a lost server shows in the log, not only as failed calls.

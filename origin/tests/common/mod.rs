@@ -145,8 +145,13 @@ impl Tus<'_> {
     }
 
     pub async fn send_all(&self, location: &str, data: &[u8], chunk: usize) {
-        let mut offset = 0;
-        for piece in data.chunks(chunk) {
+        self.send_all_from(location, data, 0, chunk).await;
+    }
+
+    /// Sends `data[from..]`, `from` being the acknowledged offset, in chunks.
+    pub async fn send_all_from(&self, location: &str, data: &[u8], from: usize, chunk: usize) {
+        let mut offset = from;
+        for piece in data[from..].chunks(chunk) {
             let r = self.patch(location, offset as u64, piece.to_vec()).await;
             assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
             offset += piece.len();
@@ -172,4 +177,22 @@ impl Tus<'_> {
             .await
             .unwrap()
     }
+}
+
+/// The states an SSE stream reports, until it ends after a final one.
+pub async fn event_states(mut events: reqwest::Response) -> Vec<String> {
+    let (mut text, mut states) = (String::new(), Vec::new());
+    while let Some(chunk) = events.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: "))
+                && let Ok(e) = serde_json::from_str::<Value>(data)
+                && let Some(state) = e["state"].as_str()
+            {
+                states.push(state.to_owned());
+            }
+        }
+    }
+    states
 }

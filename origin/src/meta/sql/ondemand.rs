@@ -20,7 +20,7 @@ const MINUTE: Millis = 60_000;
 #[async_trait]
 impl OnDemandStore for SqlStore {
     async fn set_rungs(&self, video: &str, rungs: &[RungStatus]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM rungs WHERE video_id = $1").bind(video.to_owned()).execute(&mut *tx).await?;
         for r in rungs {
             sqlx::query(
@@ -54,7 +54,7 @@ impl OnDemandStore for SqlStore {
             .bind(now)
             .bind(video.to_owned())
             .bind(rung.to_owned())
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -95,7 +95,7 @@ impl OnDemandStore for SqlStore {
     }
 
     async fn forget_video(&self, video: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for statement in [
             "DELETE FROM rungs WHERE video_id = $1",
             "DELETE FROM pins WHERE video_id = $1",
@@ -156,7 +156,7 @@ impl OnDemandStore for SqlStore {
         )
         .bind(video.to_owned())
         .bind(since - since.rem_euclid(MINUTE))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.pool())
         .await?;
         from_db(&row, "n")
     }
@@ -175,7 +175,7 @@ impl OnDemandStore for SqlStore {
     async fn last_demand(&self, video: &str) -> Result<Option<Millis>> {
         let row = sqlx::query("SELECT MAX(minute) AS m FROM demand WHERE video_id = $1")
             .bind(video.to_owned())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?;
         Ok(row.try_get::<Option<i64>, _>("m")?)
     }
@@ -197,7 +197,7 @@ impl OnDemandStore for SqlStore {
         .bind(owner.to_owned())
         .bind(now)
         .bind(stale_before)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -258,7 +258,7 @@ impl OnDemandStore for SqlStore {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM segment_claims WHERE video_id = $1 AND claimed_at >= $2")
             .bind(video.to_owned())
             .bind(since)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?;
         from_db(&row, "n")
     }

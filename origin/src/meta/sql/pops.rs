@@ -41,7 +41,7 @@ impl PopStore for SqlStore {
             .bind(i64::from(enabled))
             .bind(now)
             .bind(id.to_owned())
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -63,7 +63,7 @@ impl PopStore for SqlStore {
         .bind(k.sealed.clone())
         .bind(k.video_id.clone())
         .bind(i64::from(from_version))
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
     }
