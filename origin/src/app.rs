@@ -51,8 +51,6 @@ pub struct App {
     pub hub: EventHub,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// What PoPs report their viewers ask for, by region.
-    pub popularity: crate::api::pops::RegionalPopularity,
     /// The pipeline every job runs.
     pub pipeline: Pipeline,
     /// Where requests to user-chosen addresses (webhooks) may go.
@@ -113,7 +111,6 @@ impl App {
             keys: KeyService::versioned(&secrets.masters),
             hub: EventHub::open(&config.database_url).await?,
             metrics: Metrics::default(),
-            popularity: Default::default(),
             outbound: Outbound::new(config.webhook_allow.clone()),
             streams: config.limits.stream_gate(),
             page_origins: config.page_origins(),

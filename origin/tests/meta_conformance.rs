@@ -4,6 +4,7 @@
 mod common;
 
 use common::services::{FreshDatabase, service_url};
+use origin::meta::pops::PopStore;
 use origin::meta::sql::SqlStore;
 use origin::meta::{
     Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Piece, Rendition, StateChange, Upload, UploadKind,
@@ -17,6 +18,7 @@ async fn sqlite_conformance() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
     let store = SqlStore::connect(&url).await.unwrap();
     conformance(&store).await;
+    popularity(&store).await;
     survives_reopening(store, &url).await;
 }
 
@@ -44,9 +46,27 @@ async fn postgres_conformance() {
     FreshDatabase::run(&admin_url, "meta_test", async |url| {
         let store = SqlStore::connect(&url).await.unwrap();
         conformance(&store).await;
+        popularity(&store).await;
         store.close().await;
     })
     .await;
+}
+
+/// Regional counts add up (two nodes reporting the same minute), read back by region and
+/// minute, and go when forgotten.
+async fn popularity(store: &dyn PopStore) {
+    let counts = |pairs: &[(&str, u64)]| pairs.iter().map(|(v, n)| ((*v).to_owned(), *n)).collect::<Vec<_>>();
+    store.add_popularity("eu", 100, &counts(&[("a", 5), ("b", 1)])).await.unwrap();
+    store.add_popularity("eu", 100, &counts(&[("a", 7)])).await.unwrap();
+    store.add_popularity("eu", 101, &counts(&[("b", 2)])).await.unwrap();
+    store.add_popularity("us", 100, &counts(&[("a", 50)])).await.unwrap();
+    let mut eu = store.popularity("eu", 0).await.unwrap();
+    eu.sort();
+    assert_eq!(eu, [("a".to_owned(), 100, 12), ("b".to_owned(), 100, 1), ("b".to_owned(), 101, 2)]);
+    assert_eq!(store.popularity("eu", 101).await.unwrap(), [("b".to_owned(), 101, 2)]);
+    store.forget_popularity("eu", 101).await.unwrap();
+    assert_eq!(store.popularity("eu", 0).await.unwrap(), [("b".to_owned(), 101, 2)]);
+    assert_eq!(store.popularity("us", 0).await.unwrap(), [("a".to_owned(), 100, 50)], "other regions untouched");
 }
 
 async fn conformance(store: &dyn MetaStore) {

@@ -3,7 +3,7 @@
 //! the PoP can fetch them before its viewers do.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -31,45 +31,44 @@ struct Popular {
     requests: u64,
 }
 
-/// Per video: a score and when it was last updated (Unix ms).
-type Scores = HashMap<String, (f64, i64)>;
-
-/// Popularity by region: a decaying score per video.
-#[derive(Debug, Default)]
-pub struct RegionalPopularity {
-    regions: Mutex<HashMap<String, Scores>>,
-}
-
-/// A score halves over this many milliseconds without new requests.
-const HALF_LIFE_MS: f64 = 15.0 * 60.0 * 1000.0;
+/// A count halves in this many minutes.
+const HALF_LIFE_MINUTES: f64 = 15.0;
+/// Counts older than this (eight half-lives: under 0.4% of their weight) are dropped.
+const HORIZON_MINUTES: i64 = 120;
+/// Titles of one report that are counted.
+const REPORTED_VIDEOS: usize = 100;
 /// Videos a PoP is told to warm per heartbeat.
 const PREFETCH_VIDEOS: usize = 10;
 /// Leading segments warmed per rendition: enough to start playback and survive the first switch.
 const PREFETCH_SEGMENTS: usize = 2;
 
-impl RegionalPopularity {
-    fn add(&self, region: &str, top: &[Popular], now: i64) {
-        let mut regions = self.regions.lock().expect("popularity lock");
-        let scores = regions.entry(region.to_owned()).or_default();
-        for p in top {
-            let (score, at) = scores.entry(p.video.clone()).or_insert((0.0, now));
-            *score = *score * decay(now - *at) + p.requests as f64;
-            *at = now;
-        }
+/// A region's most popular videos at `minute`, best first: each minute's counts weigh by
+/// their age (halving every `HALF_LIFE_MINUTES`). Pure, over the database's rows, so every
+/// API node ranks the same.
+fn rank(counts: &[(String, i64, u64)], minute: i64, n: usize) -> Vec<String> {
+    let mut scores: HashMap<&str, f64> = HashMap::new();
+    for (video, at, requests) in counts {
+        let age = (minute - at).max(0) as f64;
+        *scores.entry(video).or_default() += *requests as f64 * 0.5f64.powf(age / HALF_LIFE_MINUTES);
     }
-
-    /// The region's most popular videos now, best first.
-    pub fn top(&self, region: &str, n: usize, now: i64) -> Vec<String> {
-        let regions = self.regions.lock().expect("popularity lock");
-        let Some(scores) = regions.get(region) else { return Vec::new() };
-        let mut ranked: Vec<(&String, f64)> = scores.iter().map(|(v, (s, at))| (v, s * decay(now - at))).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        ranked.into_iter().take(n).map(|(v, _)| v.clone()).collect()
-    }
+    let mut ranked: Vec<(&str, f64)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    ranked.into_iter().take(n).map(|(v, _)| v.to_owned()).collect()
 }
 
-fn decay(elapsed_ms: i64) -> f64 {
-    0.5f64.powf(elapsed_ms.max(0) as f64 / HALF_LIFE_MS)
+/// Records a region's report and answers its ranking, in the database every node shares.
+async fn popular(app: &App, region: &str, top: &[Popular], now: i64) -> Result<Vec<String>> {
+    let minute = now / 60_000;
+    let counts: Vec<(String, u64)> = top
+        .iter()
+        .filter(|p| crate::sign::is_safe_name(&p.video))
+        .take(REPORTED_VIDEOS)
+        .map(|p| (p.video.clone(), p.requests))
+        .collect();
+    app.pops.add_popularity(region, minute, &counts).await?;
+    app.pops.forget_popularity(region, minute - HORIZON_MINUTES).await?;
+    let rows = app.pops.popularity(region, minute - HORIZON_MINUTES).await?;
+    Ok(rank(&rows, minute, PREFETCH_VIDEOS))
 }
 
 /// `POST /v1/pops/heartbeat`
@@ -82,12 +81,11 @@ pub async fn heartbeat(app: &Arc<App>, req: Request) -> Result<Response> {
     let now = crate::meta::now();
     // The registry's region, not the report's: a PoP cannot steer another region's prefetch.
     let region = pop.region.clone();
-    app.popularity.add(&region, &report.top, now);
     for p in report.delta.iter().filter(|p| crate::sign::is_safe_name(&p.video)).take(10_000) {
         app.jit.demand.count(&p.video, p.requests);
     }
     let mut prefetch = Vec::new();
-    for video in app.popularity.top(&region, PREFETCH_VIDEOS, now) {
+    for video in popular(app, &region, &report.top, now).await? {
         prefetch.extend(first_segments(app, &video).await?);
     }
     let purges = app.meta.purges_after(report.purges_after).await?;
@@ -129,4 +127,28 @@ async fn first_segments(app: &App, video: &str) -> Result<Vec<String>> {
         }
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(video: &str, minute: i64, requests: u64) -> (String, i64, u64) {
+        (video.to_owned(), minute, requests)
+    }
+
+    #[test]
+    fn recent_requests_outweigh_old_ones_and_ties_go_by_id() {
+        // 100 requests 30 minutes ago weigh 25; 30 now weigh 30.
+        let counts = [count("old", 70, 100), count("new", 100, 30), count("b", 100, 5), count("a", 100, 5)];
+        assert_eq!(rank(&counts, 100, 4), ["new", "old", "a", "b"]);
+        assert_eq!(rank(&counts, 100, 1), ["new"]);
+    }
+
+    #[test]
+    fn counts_of_one_video_add_up_across_minutes_and_pops() {
+        let counts = [count("x", 100, 10), count("x", 100, 10), count("y", 100, 15)];
+        assert_eq!(rank(&counts, 100, 2), ["x", "y"]);
+        assert!(rank(&[], 100, 3).is_empty());
+    }
 }

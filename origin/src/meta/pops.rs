@@ -43,4 +43,11 @@ pub trait PopStore: Send + Sync {
     /// Replaces a wrapped key only if it is still wrapped by `from_version` (so two rotations
     /// running at once cannot undo each other); whether it was replaced.
     async fn rewrap_key(&self, from_version: u32, key: &WrappedKey) -> Result<bool>;
+
+    /// Adds what a PoP of `region` reported, `(video, requests)`, to `minute`'s counts.
+    async fn add_popularity(&self, region: &str, minute: i64, counts: &[(String, u64)]) -> Result<()>;
+    /// A region's counts from `since` (a minute) on: `(video, minute, requests)`.
+    async fn popularity(&self, region: &str, since: i64) -> Result<Vec<(String, i64, u64)>>;
+    /// Removes a region's counts before `before` (a minute).
+    async fn forget_popularity(&self, region: &str, before: i64) -> Result<()>;
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, key_from};
+use super::{SqlStore, from_db, key_from, to_db};
 use crate::error::Result;
 use crate::meta::pops::{PopRecord, PopStore};
 use crate::meta::{Millis, WrappedKey};
@@ -66,6 +66,45 @@ impl PopStore for SqlStore {
         .execute(&self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_popularity(&self, region: &str, minute: i64, counts: &[(String, u64)]) -> Result<()> {
+        // One statement per video: heartbeats report a bounded top list, and an upsert keeps
+        // two nodes' heartbeats of one region from overwriting each other.
+        for (video, requests) in counts {
+            self.add_count(region, minute, video, *requests).await?;
+        }
+        Ok(())
+    }
+
+    async fn popularity(&self, region: &str, since: i64) -> Result<Vec<(String, i64, u64)>> {
+        let query = sqlx::query(
+            "SELECT video_id, minute, requests FROM popularity WHERE region = $1 AND minute >= $2 ORDER BY minute",
+        )
+        .bind(region.to_owned())
+        .bind(since);
+        self.all(query, |row| Ok((row.try_get("video_id")?, row.try_get("minute")?, from_db(row, "requests")?))).await
+    }
+
+    async fn forget_popularity(&self, region: &str, before: i64) -> Result<()> {
+        let query = sqlx::query("DELETE FROM popularity WHERE region = $1 AND minute < $2")
+            .bind(region.to_owned())
+            .bind(before);
+        self.execute(query).await
+    }
+}
+
+impl SqlStore {
+    async fn add_count(&self, region: &str, minute: i64, video: &str, requests: u64) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO popularity (region, video_id, minute, requests) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (region, minute, video_id) DO UPDATE SET requests = popularity.requests + excluded.requests",
+        )
+        .bind(region.to_owned())
+        .bind(video.to_owned())
+        .bind(minute)
+        .bind(to_db(requests)?);
+        self.execute(query).await
     }
 }
 
