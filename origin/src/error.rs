@@ -26,16 +26,16 @@ pub enum Error {
     Config(String),
     /// The metadata database failed.
     #[error("database: {0}")]
-    Database(String),
+    Database(#[source] Cause),
     /// Blob storage failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] Cause),
     /// The queue failed.
     #[error("queue: {0}")]
-    Queue(String),
+    Queue(#[source] Cause),
     /// The metadata cache failed.
     #[error("cache: {0}")]
-    Cache(String),
+    Cache(#[source] Cause),
     /// A local file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -44,9 +44,32 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A value that did not encode or decode as JSON.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
     /// A bug or impossible state.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// An infrastructure failure's cause, kept whole for the logs (never shown to clients): the
+/// library's own error, or a message.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A cause with what was being done when it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}: {source}")]
+pub struct While {
+    doing: String,
+    #[source]
+    source: Cause,
+}
+
+impl While {
+    /// `source`, which happened while `doing`.
+    pub fn cause(doing: impl Into<String>, source: impl Into<Cause>) -> Cause {
+        Box::new(Self { doing: doing.into(), source: source.into() })
+    }
 }
 
 /// What kind of failure an error is, in the domain's words. `web::status_of` maps each to its
@@ -146,7 +169,7 @@ impl Error {
             Self::Queue(_) => "queue_unavailable",
             Self::Cache(_) => "cache_unavailable",
             Self::Io { .. } => "io_error",
-            Self::Internal(_) => "internal",
+            Self::Json(_) | Self::Internal(_) => "internal",
         }
     }
 
@@ -161,30 +184,24 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Self::Database(e.to_string())
+        Self::Database(Box::new(e))
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Self::Database(e.to_string())
+        Self::Database(Box::new(e))
     }
 }
 
 impl From<opendal::Error> for Error {
     fn from(e: opendal::Error) -> Self {
-        if e.kind() == opendal::ErrorKind::NotFound { Self::not_found("object") } else { Self::Storage(e.to_string()) }
+        if e.kind() == opendal::ErrorKind::NotFound { Self::not_found("object") } else { Self::Storage(Box::new(e)) }
     }
 }
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        Self::Cache(e.to_string())
-    }
-}
-
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Self::Internal(format!("json: {e}"))
+        Self::Cache(Box::new(e))
     }
 }

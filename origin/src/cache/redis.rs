@@ -75,7 +75,7 @@ impl RedisCache {
         let failure = match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => Error::from(e),
-            Err(_) => Error::Cache(format!("no answer within {COMMAND_TIMEOUT:?}")),
+            Err(_) => Error::Cache(format!("no answer within {COMMAND_TIMEOUT:?}").into()),
         };
         self.paused_until.store(crate::meta::now() + PAUSE.as_millis() as i64, Ordering::Relaxed);
         Err(failure)

@@ -6,7 +6,7 @@
 use futures_util::TryStreamExt;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, While};
 use crate::meta::{Piece, UploadKind};
 use crate::storage;
 
@@ -68,7 +68,9 @@ async fn write(app: &App, pieces: &[Piece], key: &str) -> Result<()> {
     let mut writer = app.blobs.writer_with(key).chunk(8 << 20).await?;
     for piece in pieces {
         let mut bytes = app.blobs.reader(&piece.object).await?.into_bytes_stream(..).await?;
-        while let Some(chunk) = bytes.try_next().await.map_err(|e| Error::Storage(e.to_string()))? {
+        while let Some(chunk) =
+            bytes.try_next().await.map_err(|e| Error::Storage(While::cause("reading an upload piece", e)))?
+        {
             writer.write(chunk).await?;
         }
     }

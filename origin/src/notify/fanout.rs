@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 
 use super::VideoEvent;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, While};
 use crate::meta::sql::SqlStore;
 
 /// The channel every node listens on.
@@ -96,5 +96,5 @@ async fn follow_primary(pool: &PgPool, database_url: &str) {
 }
 
 fn fanout_error(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| Error::Database(format!("event fan-out, {doing}: {e}"))
+    move |e| Error::Database(While::cause(format!("event fan-out, {doing}"), e))
 }

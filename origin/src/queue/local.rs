@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use tokio::sync::Notify;
 
 use super::{Lease, Message, Queue};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, While};
 
 /// How often a waiting receiver looks for messages published by other processes; publishes
 /// from this process wake it at once.
@@ -168,7 +168,9 @@ struct LocalLease {
 
 impl LocalLease {
     fn lost(&self) -> Error {
-        Error::Queue(format!("lease on message {} was lost: it was settled or leased to another receiver", self.id))
+        Error::Queue(
+            format!("lease on message {} was lost: it was settled or leased to another receiver", self.id).into(),
+        )
     }
 
     /// Hides the row until `visible_at`. A nack drops the token so the former holder cannot
@@ -215,7 +217,7 @@ impl Lease for LocalLease {
 }
 
 fn queue_error(e: sqlx::Error) -> Error {
-    Error::Queue(format!("local queue: {e}"))
+    Error::Queue(While::cause("local queue", e))
 }
 
 /// Wall-clock milliseconds, the one clock every process on the machine shares.

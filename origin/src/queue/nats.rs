@@ -25,7 +25,6 @@
 //! of the URL and those the cluster advertises.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 
 use super::{Lease, Message, Queue};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result, While};
 
 /// The stream holding every topic.
 const STREAM: &str = "ORIGIN";
@@ -176,7 +175,9 @@ fn servers(url: &str) -> Result<Vec<ServerAddr>> {
         .filter(|part| !part.is_empty())
         .enumerate()
         // The address itself stays out of the message: it may carry a password.
-        .map(|(i, part)| part.parse().map_err(|e| Error::Queue(format!("nats, server {} of the URL: {e}", i + 1))))
+        .map(|(i, part)| {
+            part.parse().map_err(|e| Error::Queue(While::cause(format!("nats, server {} of the URL", i + 1), e)))
+        })
         .collect::<Result<Vec<ServerAddr>>>()?;
     if servers.is_empty() {
         return Err(Error::Queue("nats: the URL names no server".into()));
@@ -200,9 +201,12 @@ async fn open_stream(js: &jetstream::Context, replicas: usize) -> Result<stream:
     // A lone server takes a request for more copies, says it has them, and keeps one; only a
     // server in a cluster tells where the copies are.
     if replicas > 1 && stream.cached_info().cluster.is_none() {
-        return Err(Error::Queue(format!(
-            "nats: {replicas} copies of the stream asked for, but the server is not in a cluster and keeps one"
-        )));
+        return Err(Error::Queue(
+            format!(
+                "nats: {replicas} copies of the stream asked for, but the server is not in a cluster and keeps one"
+            )
+            .into(),
+        ));
     }
     let current = copies(&stream);
     if current != replicas {
@@ -264,10 +268,10 @@ impl NatsLease {
             .await
             .map_err(nats_error("settling a message"))?;
         match answer.status {
-            Some(status) if !status.is_success() => Err(Error::Queue(format!(
-                "nats, settling a message: {status} {}",
-                answer.description.as_deref().unwrap_or_default()
-            ))),
+            Some(status) if !status.is_success() => Err(Error::Queue(
+                format!("nats, settling a message: {status} {}", answer.description.as_deref().unwrap_or_default())
+                    .into(),
+            )),
             _ => Ok(()),
         }
     }
@@ -295,7 +299,7 @@ fn check_topic(topic: &str) -> Result<()> {
     if topic.split('.').all(|token| !token.is_empty()) && topic.chars().all(allowed) {
         Ok(())
     } else {
-        Err(Error::Queue(format!("invalid topic {topic:?}: use [A-Za-z0-9_-] tokens separated by single dots")))
+        Err(Error::Queue(format!("invalid topic {topic:?}: use [A-Za-z0-9_-] tokens separated by single dots").into()))
     }
 }
 
@@ -320,6 +324,6 @@ fn is_consumer_not_found(kind: &ConsumerErrorKind) -> bool {
     matches!(kind, ConsumerErrorKind::JetStream(e) if e.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
 }
 
-fn nats_error<E: Display>(doing: &'static str) -> impl FnOnce(E) -> Error {
-    move |e| Error::Queue(format!("nats, {doing}: {e}"))
+fn nats_error<E: Into<Cause>>(doing: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Queue(While::cause(format!("nats, {doing}"), e))
 }

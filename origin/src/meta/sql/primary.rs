@@ -267,7 +267,7 @@ struct NoPrimary {
 }
 
 fn no_primary(none: NoPrimary) -> Error {
-    Error::Database(format!("no PostgreSQL primary among {}", none.report))
+    Error::Database(format!("no PostgreSQL primary among {}", none.report).into())
 }
 
 /// The index of the first host (in the order written) that is a primary, or what each host
