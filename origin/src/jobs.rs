@@ -167,10 +167,37 @@ pub async fn finalize(app: &Arc<App>, video: &str, upload: &str) -> Result<()> {
             return Err(e);
         }
     };
-    app.queue.publish(JOBS, &serde_json::to_vec(&JobMessage { job: job.id.clone(), video: video.to_owned() })?).await?;
+    // From here the upload is the video's: a failed publish is not the client's problem, and
+    // `publish_stranded` publishes the job later.
+    if let Err(e) = publish(app, &job).await {
+        tracing::warn!(video, job = %job.id, error = %e, "job not queued yet; it will be");
+    }
     crate::lifecycle::apply::queued(app, &updated).await?;
     tracing::info!(video, job = %job.id, "upload complete, job queued");
     Ok(())
+}
+
+/// Puts a recorded job's message on the queue, then records that it is there.
+async fn publish(app: &App, job: &Job) -> Result<()> {
+    let message = JobMessage { job: job.id.clone(), video: job.video_id.clone() };
+    app.queue.publish(JOBS, &serde_json::to_vec(&message)?).await?;
+    app.meta.job_published(&job.id).await
+}
+
+/// How long a recorded job may wait for its message before a sweeper publishes it.
+const STRANDED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Publishes jobs recorded but never queued (the publish failed, or the node died between
+/// the two). A job whose publish went through but was not recorded is published twice; its
+/// driver drops the second copy (`driver`: a first delivery of a job already running or ended).
+pub async fn publish_stranded(app: &App) -> Result<usize> {
+    let before = meta::now() - STRANDED_AFTER.as_millis() as i64;
+    let stranded = app.meta.unpublished_jobs(before).await?;
+    for job in &stranded {
+        tracing::warn!(job = %job.id, video = %job.video_id, "stranded job published");
+        publish(app, job).await?;
+    }
+    Ok(stranded.len())
 }
 
 /// Streams a local file into blob storage.

@@ -99,7 +99,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
     let webhooks = notify::Webhooks::new(app.meta.clone(), app.outbound.clone(), app.metrics.webhooks.clone());
     let outcomes = app.metrics.queue_messages.clone();
     tasks.spawn(consume(app.queue.clone(), notify::consumer(), Arc::new(webhooks), outcomes, watch.clone()));
-    tasks.spawn(collect_uploads(app.clone(), watch.clone()));
+    tasks.spawn(housekeeping(app.clone(), watch.clone()));
     tasks.spawn(ondemand::policy::run(app.clone(), watch.clone()));
     spawn_workers(&app, &mut tasks, &watch);
     tracing::info!(%addr, metrics = ?metrics_addr, public = %app.config.public_url, "origin listening");
@@ -139,13 +139,17 @@ fn spawn_workers(app: &Arc<App>, tasks: &mut JoinSet<()>, watch: &watch::Receive
     }
 }
 
-async fn collect_uploads(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// Every minute: expired uploads collected, stranded jobs published.
+async fn housekeeping(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(e) = api::uploads::collect_expired(&app).await {
                     tracing::warn!(error = %e, "expired upload collection failed");
+                }
+                if let Err(e) = jobs::publish_stranded(&app).await {
+                    tracing::warn!(error = %e, "stranded jobs not published");
                 }
             }
             _ = shutdown.changed() => return,
@@ -155,7 +159,7 @@ async fn collect_uploads(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, stops every loop. Leased work that
-    /// did not finish is redelivered after its lease runs out.
+    /// did not finish is given back to the queue at once (`queue::consume`).
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}

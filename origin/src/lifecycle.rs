@@ -117,14 +117,6 @@ pub fn job_transition(state: JobState, event: JobEvent) -> Result<JobState, Refu
 mod tests {
     use super::*;
 
-    const STATES: [VideoState; 6] = [
-        VideoState::Uploading,
-        VideoState::Queued,
-        VideoState::Processing,
-        VideoState::Ready,
-        VideoState::Failed,
-        VideoState::Deleted,
-    ];
     const JOB_STATES: [JobState; 4] = [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed];
 
     /// The whole table, written out: (state, event) → next state, `None` where refused.
@@ -143,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_video_state_and_event_matches_the_table() {
-        for state in STATES {
+        for state in VideoState::ALL {
             for event in Event::ALL {
                 let got = transition(state, event).ok();
                 assert_eq!(got, expected(state, event), "{state:?} + {event:?}");

@@ -34,6 +34,10 @@ pub enum VideoState {
 }
 
 impl VideoState {
+    /// Every state, in the order of a video's life.
+    pub const ALL: [Self; 6] =
+        [Self::Uploading, Self::Queued, Self::Processing, Self::Ready, Self::Failed, Self::Deleted];
+
     /// Stored and API name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,9 +58,7 @@ impl VideoState {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Uploading, Self::Queued, Self::Processing, Self::Ready, Self::Failed, Self::Deleted]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -413,6 +415,10 @@ pub trait MetaStore: Send + Sync {
         error_code: Option<&str>,
         now: Millis,
     ) -> Result<bool>;
+    /// Records that a job's message is on the queue.
+    async fn job_published(&self, id: &str) -> Result<()>;
+    /// Queued jobs created before `before` whose message is not known to be on the queue.
+    async fn unpublished_jobs(&self, before: Millis) -> Result<Vec<Job>>;
     /// Jobs not yet done or failed, oldest first.
     async fn unfinished_jobs(&self) -> Result<Vec<Job>>;
 

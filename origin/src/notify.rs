@@ -1,5 +1,5 @@
 //! Telling people what happened to their video: server-sent events for anyone watching the
-//! video's `/events` stream (in this process), and HMAC-signed webhooks to the creator's URL,
+//! video's `/events` stream (on any API node: `fanout`), and HMAC-signed webhooks to the creator's URL,
 //! delivered from a durable queue with retries so a restart loses none. Deliveries go only
 //! where `outbound` allows, checked on the address actually connected to.
 

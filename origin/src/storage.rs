@@ -74,6 +74,32 @@ pub async fn delete_tree(blobs: &Operator, prefix: &str) -> Result<()> {
     }
 }
 
+/// Makes a just-written object's name durable on a file system: opendal syncs the file's bytes
+/// and renames it into place, but the folders that name it must be synced too, or a power loss
+/// can forget a piece the database records (S3 needs nothing). Syncs each folder from the
+/// object's up to the root.
+pub async fn sync_name(config: &StorageConfig, key: &str) -> Result<()> {
+    let StorageConfig::Fs { root } = config else { return Ok(()) };
+    let root = root.clone();
+    let key = key.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut dir = std::path::Path::new(&key).parent();
+        while let Some(d) = dir {
+            let path = root.join(d);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io(format!("sync {}", path.display())))?;
+            if d.as_os_str().is_empty() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("sync thread: {e}")))?
+}
+
 /// Prefix of a tus upload's pieces.
 pub fn upload_pieces(upload: &str) -> String {
     format!("uploads/{upload}/")

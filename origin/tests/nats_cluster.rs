@@ -2,7 +2,8 @@
 //! own (`nats-server` from `NATS_SERVER` or `PATH`; skipped loudly when missing, except in CI),
 //! the queue replicated three times, and the stream's leader killed while a receiver holds
 //! leased messages. Every message published before or during the outage is received and its
-//! work finished, none acknowledged before the kill comes back, and the topic ends empty.
+//! work finished, none acknowledged before the kill comes back, and the topic ends empty. And a
+//! whole transcode on such a cluster finishes, once, when the leader dies mid-job.
 
 mod common;
 
@@ -98,6 +99,49 @@ async fn work_survives_killing_the_stream_leader() {
         BEFORE + DURING,
         log.errors
     );
+}
+
+/// A whole upload and transcode on a three-server cluster: the stream's leader is SIGKILLed
+/// while the job is processing (jobs, tasks and results all live in that stream), and the
+/// video still becomes ready, once, with every frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcode_finishes_when_the_stream_leader_dies() {
+    let Some(exe) = nats_server() else { return };
+    let mut cluster = Cluster::start(&exe, REPLICAS);
+    cluster.queue(REPLICAS).await;
+    let js = jetstream::new(async_nats::connect(cluster.addresses().as_slice()).await.expect("connect to the cluster"));
+    wait_for_stream_copies(&js).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = origin::Config::for_dir(&dir.path().join("data"));
+    config.queue_url = cluster.urls();
+    config.queue_replicas = REPLICAS;
+    config.task_lease = LEASE;
+    let origin = common::TestOrigin::start_with(config).await;
+    let data = std::fs::read(common::clip(dir.path(), "src.mp4", "640x360", 6)).unwrap();
+    let created = origin.create_video("leader dies", data.len() as u64).await;
+    let id = created["video"]["id"].as_str().unwrap().to_owned();
+    let events = origin.client.get(origin.url(&format!("/v1/videos/{id}/events"))).send().await.unwrap();
+    let states = tokio::spawn(common::event_states(events));
+    origin.tus(&created).upload(&data, 1 << 20).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while origin.video(&id).await["state"] != "processing" {
+        assert!(Instant::now() < deadline, "never processing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leader = stream_info(&js).await.cluster.and_then(|c| c.leader).expect("a stream leader");
+    cluster.kill(&leader);
+    let killed = Instant::now();
+    let ready = origin.wait_state(&id, "ready", 240).await;
+    eprintln!("killed {leader} while processing; ready {:?} later", killed.elapsed());
+    assert!((ready["duration"].as_f64().unwrap() - 6.0).abs() < 0.1, "{ready}");
+    let states = tokio::time::timeout(Duration::from_secs(30), states).await.expect("the stream ends").unwrap();
+    assert_eq!(states.iter().filter(|s| *s == "ready").count(), 1, "ready once: {states:?}");
+    let playback = origin.playback(&id).await;
+    let master = playback["master_url"].as_str().unwrap().to_owned();
+    let key_token = playback["key_token"].as_str().unwrap().to_owned();
+    let (codec, frames) = tokio::task::spawn_blocking(move || common::probe_frames(&master, &key_token)).await.unwrap();
+    assert_eq!((codec.as_str(), frames), ("h264", 180), "the output plays whole");
+    origin.running.stop().await;
 }
 
 /// A lone server cannot keep more than one copy: connecting asking for three says so rather

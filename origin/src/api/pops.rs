@@ -35,6 +35,8 @@ struct Popular {
 const HALF_LIFE_MINUTES: f64 = 15.0;
 /// Counts older than this (eight half-lives: under 0.4% of their weight) are dropped.
 const HORIZON_MINUTES: i64 = 120;
+/// The most requests one report counts for one title.
+const MAX_REPORTED_REQUESTS: u64 = 1 << 32;
 /// Titles of one report that are counted.
 const REPORTED_VIDEOS: usize = 100;
 /// Videos a PoP is told to warm per heartbeat.
@@ -63,7 +65,8 @@ async fn popular(app: &App, region: &str, top: &[Popular], now: i64) -> Result<V
         .iter()
         .filter(|p| crate::sign::is_safe_name(&p.video))
         .take(REPORTED_VIDEOS)
-        .map(|p| (p.video.clone(), p.requests))
+        // A PoP's report cannot overflow a region's count.
+        .map(|p| (p.video.clone(), p.requests.min(MAX_REPORTED_REQUESTS)))
         .collect();
     app.pops.add_popularity(region, minute, &counts).await?;
     app.pops.forget_popularity(region, minute - HORIZON_MINUTES).await?;
@@ -85,7 +88,12 @@ pub async fn heartbeat(app: &Arc<App>, req: Request) -> Result<Response> {
         app.jit.demand.count(&p.video, p.requests);
     }
     let mut prefetch = Vec::new();
-    for video in popular(app, &region, &report.top, now).await? {
+    // Popularity is an optimisation: without it the PoP still gets its purges.
+    let popular = popular(app, &region, &report.top, now).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, %region, "regional popularity unavailable");
+        Vec::new()
+    });
+    for video in popular {
         prefetch.extend(first_segments(app, &video).await?);
     }
     let purges = app.meta.purges_after(report.purges_after).await?;

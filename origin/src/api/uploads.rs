@@ -218,7 +218,9 @@ pub async fn patch(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     // can never be used and goes.
     let intake = app.meta.intake(&upload.video_id).await?;
     if !intake.as_ref().is_some_and(|i| i.takes(&upload.id)) {
-        if intake.as_ref().is_some_and(|i| i.completed_by.is_some()) {
+        // A partial upload of the concatenation that completed the video keeps its pieces:
+        // the job assembles the original from them.
+        if intake.as_ref().is_some_and(|i| i.completed_by.is_some()) && !completes_its_video(app, &upload).await? {
             let lock = app.upload_lock(&upload.id);
             let _held = lock.lock().await;
             discard(app, &upload).await?;
@@ -401,8 +403,10 @@ async fn receive(
     if written == 0 {
         let _ = writer.abort().await;
     } else {
-        // Durable once closed: fsync and rename on a file system, the completed upload on S3.
+        // Durable once closed and named: fsync, rename and the folders synced on a file system,
+        // the completed upload on S3.
         writer.close().await?;
+        storage::sync_name(&app.config.storage, object).await?;
     }
     Ok(Received { written, stalled })
 }

@@ -6,9 +6,12 @@
 //! Without that, every request waited for Redis's connection timeout while it was down (5 s
 //! at p50 in `bench/origin-load`).
 //!
-//! Invalidations are never skipped: one that fails is remembered, its key is read as a miss
-//! meanwhile, and it is sent again once Redis answers, so a Redis that was only cut off (and
-//! kept its data) cannot serve what a writer invalidated.
+//! Invalidations are never skipped: one that fails is remembered, this node reads its key as a
+//! miss meanwhile, and it is sent again once Redis answers this node. Other nodes may still read
+//! the stale entry from a Redis that was only cut off (and kept its data) until it is sent or
+//! its TTL (five minutes for a video) runs out; a crash of the writing node forgets what it had
+//! not sent. A stale entry cannot hand out a taken-down video's bytes or key: a takedown
+//! removes both from storage and the database, which no cache stands in front of.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};

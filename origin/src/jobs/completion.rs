@@ -46,6 +46,13 @@ impl Handler for Completions {
             Err(e) => Verdict::Retry(format!("completion of job {} not applied: {e}", c.job)),
         }
     }
+
+    /// A completion that could not be applied for a day: the video and its job end `failed`
+    /// with the code, where people look, rather than `processing` for ever.
+    async fn dead(&self, c: &Completion, _: Delivery, code: &str, reason: &str) -> Result<()> {
+        apply::fail(&self.0, &c.video, code, reason).await?;
+        apply::job(&self.0, &c.job, JobEvent::Fail, Some(code)).await.map(drop)
+    }
 }
 
 /// Handles completions until `shutdown`.

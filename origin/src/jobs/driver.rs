@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::lifecycle::JobEvent;
 use crate::lifecycle::apply;
 use crate::meta::ondemand::Pin;
-use crate::meta::{Rendition, VideoState};
+use crate::meta::{JobState, Rendition, VideoState};
 use crate::queue::COMPLETIONS;
 use crate::queue::consume::{Backoff, Consumer, Delivery, Handler, Verdict, consume};
 
@@ -62,7 +62,7 @@ impl Handler for Drivers {
 
     async fn handle(&self, job: &JobMessage, delivery: Delivery) -> Verdict {
         let span = tracing::info_span!("job", job = %job.job, video = %job.video, delivery = delivery.deliveries);
-        self.drive_and_report(job).instrument(span).await
+        self.drive_and_report(job, delivery.deliveries).instrument(span).await
     }
 
     async fn dead(&self, job: &JobMessage, _: Delivery, code: &str, reason: &str) -> Result<()> {
@@ -71,11 +71,18 @@ impl Handler for Drivers {
 }
 
 impl Drivers {
-    async fn drive_and_report(&self, job: &JobMessage) -> Verdict {
+    async fn drive_and_report(&self, job: &JobMessage, deliveries: u32) -> Verdict {
         let app = &self.0;
-        app.metrics.jobs_running.inc();
+        if deliveries == 1 && app.meta.job(&job.job).await.is_ok_and(|j| j.is_some_and(|j| j.state != JobState::Queued))
+        {
+            // A second copy of a job message (`jobs::publish_stranded`), not a redelivery: the
+            // job runs, or ran, from the first.
+            tracing::info!("second copy of a job dropped");
+            return Verdict::Ack;
+        }
+        let running = Running::start(&app.metrics.jobs_running);
         let outcome = drive(app, job).await;
-        app.metrics.jobs_running.dec();
+        drop(running);
         match outcome {
             Ok(Some(outcome)) => match report(app, job, outcome).await {
                 Ok(()) => Verdict::Ack,
@@ -84,6 +91,22 @@ impl Drivers {
             Ok(None) => Verdict::Ack,
             Err(e) => Verdict::Retry(format!("job interrupted by an infrastructure error: {e}")),
         }
+    }
+}
+
+/// Counts a job as running until dropped, however its driving ends (a shutdown included).
+struct Running(prometheus_client::metrics::gauge::Gauge);
+
+impl Running {
+    fn start(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

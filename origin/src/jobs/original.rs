@@ -63,7 +63,8 @@ async fn write(app: &App, pieces: &[Piece], key: &str) -> Result<()> {
     if let [only] = pieces
         && app.blobs.info().capability().rename
     {
-        return Ok(app.blobs.rename(&only.object, key).await?);
+        app.blobs.rename(&only.object, key).await?;
+        return storage::sync_name(&app.config.storage, key).await;
     }
     let mut writer = app.blobs.writer_with(key).chunk(8 << 20).await?;
     for piece in pieces {
@@ -75,7 +76,7 @@ async fn write(app: &App, pieces: &[Piece], key: &str) -> Result<()> {
         }
     }
     writer.close().await?;
-    Ok(())
+    storage::sync_name(&app.config.storage, key).await
 }
 
 #[cfg(test)]

@@ -53,11 +53,13 @@ pub async fn fail(app: &App, id: &str, code: &str, message: &str) -> Result<Appl
 
 /// Takes a video down: the state first (so a completion racing it is refused from then on),
 /// then its key, every stored byte and a purge for the edges, with an audit row saying who and
-/// why. Returns the purge's sequence number when the video moved.
+/// why. A video found already `deleted` is cleaned up again: a takedown that failed after its
+/// state change (storage down, the node killed) is finished by the next one. Returns the
+/// purge's sequence number when the cleanup ran.
 pub async fn take_down(app: &App, id: &str, audit: Audit) -> Result<(Applied, Option<i64>)> {
     app.meta.add_audit(&audit).await?;
     let applied = apply(app, id, Event::TakeDown, change(Event::TakeDown, None)).await?;
-    if !matches!(applied, Applied::Moved(_)) {
+    if !matches!(applied, Applied::Moved(_) | Applied::Already(_)) {
         return Ok((applied, None));
     }
     app.meta.delete_key(id).await?;

@@ -409,6 +409,19 @@ impl MetaStore for SqlStore {
         Ok(self.watch(query.execute(&self.pool()).await)?.rows_affected() == 1)
     }
 
+    async fn job_published(&self, id: &str) -> Result<()> {
+        self.execute(sqlx::query("UPDATE jobs SET published = 1 WHERE id = $1").bind(id.to_owned())).await
+    }
+
+    async fn unpublished_jobs(&self, before: Millis) -> Result<Vec<Job>> {
+        let query = sqlx::query(
+            "SELECT * FROM jobs WHERE published = 0 AND state = $1 AND created_at < $2 ORDER BY created_at, id",
+        )
+        .bind(JobState::Queued.as_str())
+        .bind(before);
+        self.all(query, job_from).await
+    }
+
     async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
         let query = sqlx::query("SELECT * FROM jobs WHERE state IN ($1, $2) ORDER BY created_at, id")
             .bind(JobState::Queued.as_str())
@@ -515,7 +528,8 @@ fn insert_upload(u: &Upload) -> Result<AnyQuery> {
 
 fn insert_job(j: &Job) -> AnyQuery {
     sqlx::query(
-        "INSERT INTO jobs (id, video_id, state, error_code, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO jobs (id, video_id, state, error_code, created_at, updated_at, published) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0)",
     )
     .bind(j.id.clone())
     .bind(j.video_id.clone())
@@ -525,8 +539,6 @@ fn insert_job(j: &Job) -> AnyQuery {
     .bind(j.updated_at)
 }
 
-/// The `LIKE` operand matching `title` anywhere in a folded title, with the user's `%`, `_` and
-/// `\` taken literally (the queries declare `\` as the escape character).
 /// `'a', 'b'` for an `IN (...)` of state names: they come from enums, never from a request.
 /// An empty list matches nothing.
 pub(super) fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -534,6 +546,8 @@ pub(super) fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     if quoted.is_empty() { "''".to_owned() } else { quoted.join(", ") }
 }
 
+/// The `LIKE` operand matching `title` anywhere in a folded title, with the user's `%`, `_` and
+/// `\` taken literally (the queries declare `\` as the escape character).
 fn like_fragment(title: &str) -> String {
     let mut out = String::with_capacity(title.len());
     for c in title.to_lowercase().chars() {

@@ -195,8 +195,8 @@ impl Run {
             Verdict::Dead { code: "too_many_deliveries".into(), message }
         } else {
             let work = renewing(msg.lease.as_ref(), self.consumer.lease, handler.handle(&decoded, delivery));
-            tokio::select! {
-                verdict = work => verdict,
+            let outcome = tokio::select! {
+                outcome = work => outcome,
                 _ = shutdown.changed() => {
                     self.count("given_back");
                     if let Err(e) = msg.lease.nack(Duration::ZERO).await {
@@ -204,7 +204,15 @@ impl Run {
                     }
                     return;
                 }
-            }
+            };
+            let Some(verdict) = outcome else {
+                // Not renewed for a whole lease: another receiver may hold it by now, so this
+                // one stops rather than run the same work twice, and settles nothing.
+                self.count("lease_lost");
+                tracing::warn!(consumer = self.consumer.name, "lease lost; work abandoned to its next holder");
+                return;
+            };
+            verdict
         };
         self.settle(Some((handler, &decoded)), &msg, delivery, verdict).await;
     }
@@ -289,20 +297,25 @@ impl Run {
     }
 }
 
-/// Runs `work` while renewing `lease` every third of its period, so the lease only runs out
-/// when this process stops.
-pub async fn renewing<F: Future>(lease: &dyn Lease, period: Duration, work: F) -> F::Output {
+/// Runs `work` while renewing `lease` every third of its `period`, so the lease only runs out
+/// when this process stops; `None` (and `work` dropped) once no renewal succeeded for a whole
+/// period, since the message may be another receiver's by then.
+pub async fn renewing<F: Future>(lease: &dyn Lease, period: Duration, work: F) -> Option<F::Output> {
     tokio::pin!(work);
     let mut tick = tokio::time::interval(period / 3);
     tick.tick().await;
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = lease.extend().await {
-                    tracing::warn!(error = %e, "lease not renewed");
+            out = &mut work => return Some(out),
+            _ = tick.tick() => match lease.extend().await {
+                Ok(()) => renewed = tokio::time::Instant::now(),
+                Err(e) if renewed.elapsed() >= period => {
+                    tracing::warn!(error = %e, "lease not renewed for a whole lease period");
+                    return None;
                 }
-            }
+                Err(e) => tracing::warn!(error = %e, "lease not renewed"),
+            },
         }
     }
 }
@@ -310,6 +323,35 @@ pub async fn renewing<F: Future>(lease: &dyn Lease, period: Duration, work: F) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lease whose renewals fail, or succeed.
+    struct Renewals(bool);
+
+    #[async_trait]
+    impl Lease for Renewals {
+        async fn ack(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn nack(&self, _: Duration) -> Result<()> {
+            Ok(())
+        }
+        async fn extend(&self) -> Result<()> {
+            if self.0 { Ok(()) } else { Err(crate::Error::Queue("no leader".into())) }
+        }
+    }
+
+    #[tokio::test]
+    async fn work_stops_once_its_lease_could_not_be_renewed_for_a_whole_period() {
+        let period = Duration::from_millis(60);
+        let forever = std::future::pending::<()>();
+        let lost = tokio::time::timeout(Duration::from_secs(5), renewing(&Renewals(false), period, forever)).await;
+        assert_eq!(lost.expect("renewing gives up"), None);
+        let slow = async {
+            tokio::time::sleep(period * 4).await;
+            7
+        };
+        assert_eq!(renewing(&Renewals(true), period, slow).await, Some(7), "renewed work runs to its end");
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_ceiling() {

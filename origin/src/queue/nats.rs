@@ -44,6 +44,9 @@ const STREAM: &str = "ORIGIN";
 /// Subjects of the stream; a topic is the rest of its subject.
 const SUBJECT_PREFIX: &str = "origin.";
 
+/// How long past its own expiry a pull may go unanswered before it is given up.
+const PULL_GRACE: Duration = Duration::from_secs(2);
+
 /// Below this a pull request does not wait at all: the server reads an expiry of zero as
 /// "never", and a few milliseconds would only race the network.
 const MIN_WAIT: Duration = Duration::from_millis(10);
@@ -149,7 +152,12 @@ impl Queue for NatsQueue {
     async fn receive(&self, topic: &str, lease: Duration, wait: Duration) -> Result<Option<Message>> {
         check_topic(topic)?;
         let consumer = self.consumer(topic, lease).await?;
-        let message = match pull_one(&consumer, wait).await {
+        // The server answers a pull at its expiry; if the server that took the request dies,
+        // no answer ever comes, and without a bound of our own the receiver would wait for
+        // ever (seen when a stream's leader was killed mid-transcode).
+        let pulled = tokio::time::timeout(wait + PULL_GRACE, pull_one(&consumer, wait)).await;
+        let pulled = pulled.unwrap_or_else(|_| Err(Error::Queue("nats: a pull went unanswered".into())));
+        let message = match pulled {
             Ok(message) => message,
             Err(e) => {
                 // The consumer may have been deleted by another process; look it up afresh next time.
