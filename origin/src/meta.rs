@@ -396,7 +396,8 @@ pub trait MetaStore: Send + Sync {
     async fn pieces(&self, upload: &str) -> Result<Vec<Piece>>;
     /// Removes an upload record and its pieces' records.
     async fn delete_upload(&self, id: &str) -> Result<()>;
-    /// Incomplete uploads whose expiry is before `now`.
+    /// Uploads whose expiry is before `now` and that are incomplete or partial (a partial
+    /// upload, complete or not, only ever serves a concatenation).
     async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>>;
     /// Every upload of a video.
     async fn uploads_of(&self, video_id: &str) -> Result<Vec<Upload>>;

@@ -146,10 +146,15 @@ async fn expired_incomplete_uploads_are_collected() {
     let id = location.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     let pieces = dir.path().join(format!("data/blobs/uploads/{id}"));
     assert_eq!(std::fs::read_dir(&pieces).unwrap().count(), 1, "one piece in blob storage");
+    // A partial upload sent whole but never concatenated serves nothing either.
+    let partial = tus.create(30, true).await;
+    tus.send_all(&partial, &[2; 30], 30).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(origin::api::uploads::collect_expired(&origin.running.app).await.unwrap(), 1);
+    assert_eq!(origin::api::uploads::collect_expired(&origin.running.app).await.unwrap(), 2);
     assert_eq!(std::fs::read_dir(&pieces).map(|d| d.count()).unwrap_or(0), 0, "its pieces went");
-    let r = origin.client.head(&location).header("tus-resumable", "1.0.0").send().await.unwrap();
-    assert_eq!(r.status(), 404);
+    for gone in [&location, &partial] {
+        let r = origin.client.head(gone).header("tus-resumable", "1.0.0").send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    }
     origin.running.stop().await;
 }

@@ -334,13 +334,14 @@ async fn uploads(store: &dyn MetaStore) {
     assert!(!store.append_piece("missing", &piece(0, 1, "d")).await.unwrap());
     assert!(store.pieces("missing").await.unwrap().is_empty());
 
-    // The partial one completes, so it never expires; the others are incomplete.
+    // The partial one is complete but still expires (it only serves a concatenation); the
+    // others are incomplete.
     assert!(store.append_piece("u-part", &piece(0, 100, "p")).await.unwrap());
     assert!(store.expired_uploads(10_000).await.unwrap().is_empty(), "expiry is strict");
     let expired: Vec<_> = store.expired_uploads(20_000).await.unwrap().into_iter().map(|u| u.id).collect();
-    assert_eq!(expired, ["u-single", "u-final"]);
+    assert_eq!(expired, ["u-single", "u-part", "u-final"]);
     let expired: Vec<_> = store.expired_uploads(10_002).await.unwrap().into_iter().map(|u| u.id).collect();
-    assert_eq!(expired, ["u-single"]);
+    assert_eq!(expired, ["u-single", "u-part"]);
 
     store.delete_upload("u-single").await.unwrap();
     assert_eq!(store.upload("u-single").await.unwrap(), None);

@@ -502,12 +502,18 @@ async fn concatenate(
 
 /// Removes incomplete uploads past their expiry (files and records).
 pub async fn collect_expired(app: &App) -> Result<usize> {
-    let expired = app.meta.expired_uploads(meta::now()).await?;
-    for u in &expired {
+    let mut removed = 0;
+    for u in app.meta.expired_uploads(meta::now()).await? {
+        // A part of the concatenation that completed its video stays until its job took the
+        // bytes (the job removes the pieces; the record answers HEAD until then).
+        if completes_its_video(app, &u).await? {
+            continue;
+        }
         let lock = app.upload_lock(&u.id);
         let _held = lock.lock().await;
-        discard(app, u).await?;
+        discard(app, &u).await?;
         tracing::info!(upload = %u.id, video = %u.video_id, "expired upload removed");
+        removed += 1;
     }
-    Ok(expired.len())
+    Ok(removed)
 }

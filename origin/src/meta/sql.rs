@@ -369,9 +369,11 @@ impl MetaStore for SqlStore {
 
     async fn expired_uploads(&self, now: Millis) -> Result<Vec<Upload>> {
         let query = sqlx::query(
-            "SELECT * FROM uploads WHERE upload_offset < length AND expires_at < $1 ORDER BY expires_at, id",
+            "SELECT * FROM uploads WHERE (upload_offset < length OR kind = $2) AND expires_at < $1 \
+             ORDER BY expires_at, id",
         )
-        .bind(now);
+        .bind(now)
+        .bind(kind_name(UploadKind::Partial));
         self.all(query, upload_from).await
     }
 
