@@ -80,30 +80,27 @@ pub async fn apply(app: &App, c: &Completion) -> Result<()> {
             (apply::fail(app, &c.video, code, message).await?, JobEvent::Fail, Some(code.as_str()))
         }
     };
-    match &applied {
+    // The job ends as its video did; a redelivered completion may find only the job missing.
+    let (job_event, code) = match &applied {
         Applied::Moved(v) => {
-            apply::job(app, &c.job, job_event, code).await?;
             let outcome = if v.state == VideoState::Ready { "ready" } else { "failed" };
             app.metrics.jobs.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
             tracing::info!(video = %v.id, job = %c.job, state = v.state.as_str(), code = ?v.error_code, "job complete");
+            (job_event, code)
         }
-        Applied::Already(_) => {
-            // A redelivered completion: the job's state may be all that is missing.
-            apply::job(app, &c.job, job_event, code).await?;
-        }
+        Applied::Already(_) => (job_event, code),
         Applied::Refused(v) if v.state == VideoState::Deleted => {
             // Taken down while processing (or just now, racing this completion): whatever
             // the job published since goes too, and so does the rungs' state recorded above.
             apply::remove_data(app, &c.video).await?;
-            apply::job(app, &c.job, JobEvent::Fail, Some("deleted")).await?;
+            (JobEvent::Fail, Some("deleted"))
         }
         Applied::Refused(v) => {
             tracing::warn!(video = %v.id, job = %c.job, state = v.state.as_str(), "completion of a video that moved on");
-            apply::job(app, &c.job, JobEvent::Fail, Some("superseded")).await?;
+            (JobEvent::Fail, Some("superseded"))
         }
-        Applied::Missing => {
-            apply::job(app, &c.job, JobEvent::Fail, Some("video_missing")).await?;
-        }
-    }
+        Applied::Missing => (JobEvent::Fail, Some("video_missing")),
+    };
+    apply::job(app, &c.job, job_event, code).await?;
     Ok(())
 }

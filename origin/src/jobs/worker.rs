@@ -55,38 +55,51 @@ struct Slot {
     upload_topic: usize,
 }
 
+/// What a slot's message is, by the topic it came from.
+enum Work {
+    /// A task of an upload's DAG.
+    Upload(Box<TaskSpec>),
+    /// Segments encoded on demand.
+    Segments(SegmentTask),
+}
+
+impl Slot {
+    fn work(&self, message: &serde_json::Value, delivery: Delivery) -> serde_json::Result<Work> {
+        if delivery.topic == self.upload_topic {
+            TaskSpec::deserialize(message).map(|spec| Work::Upload(Box::new(spec)))
+        } else {
+            SegmentTask::deserialize(message).map(Work::Segments)
+        }
+    }
+}
+
 #[async_trait]
 impl Handler for Slot {
     type Message = serde_json::Value;
 
     async fn handle(&self, message: &serde_json::Value, delivery: Delivery) -> Verdict {
-        if delivery.topic != self.upload_topic {
-            return match SegmentTask::deserialize(message) {
-                Ok(task) => crate::ondemand::work::run(&self.app, &task, &self.worker, self.cores).await,
-                Err(e) => Verdict::Dead { code: "undecodable".into(), message: e.to_string() },
-            };
-        }
-        match TaskSpec::deserialize(message) {
-            Ok(spec) => {
+        match self.work(message, delivery) {
+            Ok(Work::Segments(task)) => crate::ondemand::work::run(&self.app, &task, &self.worker, self.cores).await,
+            Ok(Work::Upload(spec)) => {
                 let span = tracing::info_span!("task", job = %spec.job, task = %spec.id, attempt = spec.attempt, delivery = delivery.deliveries);
-                run_and_reply(&self.app, spec, self.cores, &self.worker).instrument(span).await
+                run_and_reply(&self.app, *spec, self.cores, &self.worker).instrument(span).await
             }
             Err(e) => Verdict::Dead { code: "undecodable".into(), message: e.to_string() },
         }
     }
 
     async fn dead(&self, message: &serde_json::Value, delivery: Delivery, code: &str, reason: &str) -> Result<()> {
-        if delivery.topic != self.upload_topic {
-            return match SegmentTask::deserialize(message) {
-                Ok(task) => crate::ondemand::work::abandon(&self.app, &task, code, reason).await,
-                Err(_) => Ok(()),
-            };
+        match self.work(message, delivery) {
+            Ok(Work::Segments(task)) => crate::ondemand::work::abandon(&self.app, &task, code, reason).await,
+            Ok(Work::Upload(spec)) => {
+                // The driver waits for this attempt's answer: it gets a failure that stops the job.
+                let failure =
+                    TaskFailure { code: code.to_owned(), message: reason.to_owned(), class: FailureClass::Fatal };
+                let result = TaskResult { task: spec.id.clone(), attempt: spec.attempt, result: Err(failure) };
+                reply(&self.app, &spec.job, result).await
+            }
+            Err(_) => Ok(()),
         }
-        let Ok(spec) = TaskSpec::deserialize(message) else { return Ok(()) };
-        // The driver waits for this attempt's answer: it gets a failure that stops the job.
-        let failure = TaskFailure { code: code.to_owned(), message: reason.to_owned(), class: FailureClass::Fatal };
-        reply(&self.app, &spec.job, TaskResult { task: spec.id.clone(), attempt: spec.attempt, result: Err(failure) })
-            .await
     }
 }
 

@@ -69,11 +69,22 @@ impl PopStore for SqlStore {
     }
 
     async fn add_popularity(&self, region: &str, minute: i64, counts: &[(String, u64)]) -> Result<()> {
-        // One statement per video: heartbeats report a bounded top list, and an upsert keeps
-        // two nodes' heartbeats of one region from overwriting each other.
+        // One upsert per video (heartbeats report a bounded top list), so two nodes'
+        // heartbeats of one region add up; one transaction, so one commit per heartbeat.
+        let mut tx = self.begin().await?;
         for (video, requests) in counts {
-            self.add_count(region, minute, video, *requests).await?;
+            sqlx::query(
+                "INSERT INTO popularity (region, video_id, minute, requests) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (region, minute, video_id) DO UPDATE SET requests = popularity.requests + excluded.requests",
+            )
+            .bind(region.to_owned())
+            .bind(video.clone())
+            .bind(minute)
+            .bind(to_db(*requests)?)
+            .execute(&mut *tx)
+            .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -90,20 +101,6 @@ impl PopStore for SqlStore {
         let query = sqlx::query("DELETE FROM popularity WHERE region = $1 AND minute < $2")
             .bind(region.to_owned())
             .bind(before);
-        self.execute(query).await
-    }
-}
-
-impl SqlStore {
-    async fn add_count(&self, region: &str, minute: i64, video: &str, requests: u64) -> Result<()> {
-        let query = sqlx::query(
-            "INSERT INTO popularity (region, video_id, minute, requests) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (region, minute, video_id) DO UPDATE SET requests = popularity.requests + excluded.requests",
-        )
-        .bind(region.to_owned())
-        .bind(video.to_owned())
-        .bind(minute)
-        .bind(to_db(requests)?);
         self.execute(query).await
     }
 }
