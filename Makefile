@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection bench-abuse bench-origin-load
+.PHONY: run test setup lint bench-encoder bench-edge bench-upload bench-jit bench-protection bench-abuse bench-origin-load bench-network bench-hit-ratio
 
 setup:
 	@scripts/setup.sh
@@ -14,6 +14,8 @@ run: setup
 	@scripts/run.sh
 
 ## test: formatting, lints and every test of the workspace
+# One clean build, not a session of edits: incremental state would only take disk space (GiBs).
+test lint: export CARGO_INCREMENTAL ?= 0
 test: setup lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -60,3 +62,13 @@ bench-origin-load: setup
 bench-abuse: setup
 	$(CARGO) build --release -p origin -p edge
 	ulimit -n 65536 && bench/abuse/run.py
+
+## bench-network: shields and content steering on the network test bed (origin, two regions of two PoPs and a shield, loadtest viewers; r1-pop-a killed in the last run; needs root)
+bench-network: setup
+	$(CARGO) build --release -p origin -p edge -p loadtest
+	bench/network/run.py
+
+## bench-hit-ratio: the PoP's byte hit ratio against LRU, S3-FIFO and Belady on each run's own trace (cache = 5% of the catalogue; Zipf 0.9 and 0.7; read-ahead off and on)
+bench-hit-ratio: setup
+	$(CARGO) build --release -p origin -p encoder -p edge -p loadtest
+	bench/hit-ratio/run.py

@@ -24,12 +24,22 @@ to CPU1), from the edge and from Varnish (also pinned to CPU0), both pulling fro
 origin nginx, and from that origin directly; then the same URLs a second and a third time as
 hits. TTFB is curl's time_starttransfer on a new connection.
 
+HTTP/3: the edge listens for QUIC on its HTTPS port, and each loadtest HTTPS cell of the edge is
+run a second time with `--protocol h3`, next to the edge's h1 run of the same cell (order
+alternating). nginx-light has no HTTP/3, so this row compares the edge with itself: GB/s and
+CPU-s/GB over h3, and their ratios to the edge's own HTTPS h1.
+
 Prints markdown tables and writes bench/results/edge-vs-nginx-<date>.json.
 
 Environment: BENCH_SECONDS (per wrk or loadtest run, default 5), BENCH_RUNS (repeats, default 1;
 medians are reported), BENCH_DIR (scratch, default a temp dir), EDGE and LOADTEST (binaries;
 default: build target/release/edge and target/release/loadtest), BENCH_LOADTEST=0 skips the
-loadtest leg.
+loadtest leg, BENCH_H3=0 skips the h3 cells (and leaves h3 off on the edge), BENCH_ONLY=hot or
+BENCH_ONLY=coldmiss runs only that part, BENCH_COLD_URLS (default 40) names per size in the cold
+part, EDGE_BASELINE (another edge binary, e.g. a build of the previous commit) is measured in the
+cold part next to EDGE, on every name, so a change to the miss path is compared in one run,
+BENCH_ORIGIN_CPU pins the origin nginx (default: unpinned), BENCH_OUT writes the JSON there
+instead of bench/results/ (where a partial run is named edge-vs-nginx-<date>-<part>.json).
 """
 import base64
 import datetime
@@ -56,6 +66,12 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "1"))
 LOADTEST = os.environ.get("LOADTEST", os.path.join(ROOT, "target", "release", "loadtest"))
 WITH_LOADTEST = os.environ.get("BENCH_LOADTEST", "1") != "0"
+WITH_H3 = WITH_LOADTEST and os.environ.get("BENCH_H3", "1") != "0"
+ONLY = os.environ.get("BENCH_ONLY", "")
+if ONLY not in ("", "hot", "coldmiss"):
+    sys.exit(f"BENCH_ONLY={ONLY!r}: expected hot or coldmiss")
+WITH_HOT, WITH_COLD = ONLY != "coldmiss", ONLY != "hot"
+BASELINE = os.environ.get("EDGE_BASELINE")
 SCRATCH = os.path.abspath(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-edge-"))
 
 HOT_SIZES = [("1m", 1 << 20), ("4m", 4 << 20)]
@@ -67,8 +83,10 @@ LT_CONNS = [16, 64]  # loadtest viewers (one connection each)
 # 500 req/s per connection), small enough that fetching and parsing it does not weigh on the run.
 PLAYLIST_SEGMENTS = max(1024, 512 * SECONDS)
 COLD_SIZES = [("64k", 64 << 10), ("1m", 1 << 20), ("4m", 4 << 20)]
-COLD_URLS = 40
+COLD_URLS = int(os.environ.get("BENCH_COLD_URLS", "40"))
 SERVER_CPU, CLIENT_CPU = "0", "1"
+# Where the origin nginx runs: unpinned unless BENCH_ORIGIN_CPU names a CPU.
+ORIGIN_CPU = os.environ.get("BENCH_ORIGIN_CPU") or None
 CIPHER = "TLS_AES_128_GCM_SHA256"
 # The origin's Ed25519 signing seed (bench only); the edge is given its public key.
 KID, SEED = "b1", b"bench-only-ed25519-seed-32-bytes"
@@ -92,9 +110,10 @@ def sh(cmd, **kw):
 # Setup: packages, binary, certificate, objects
 
 
-def ensure_packages():
-    """Installs Debian's nginx, wrk and varnish when their commands are missing."""
-    wanted = {"nginx": ["nginx-light", "nginx"], "wrk": ["wrk"], "varnishd": ["varnish"]}
+def ensure_packages(extra=None):
+    """Installs Debian's nginx, wrk and varnish (and `extra`: {command: [packages]}) when their
+    commands are missing."""
+    wanted = {"nginx": ["nginx-light", "nginx"], "wrk": ["wrk"], "varnishd": ["varnish"], **(extra or {})}
     missing = [pkgs for cmd, pkgs in wanted.items() if shutil.which(cmd) is None]
     if not missing:
         return
@@ -127,12 +146,12 @@ def ensure_packages():
 
 def ensure_binaries():
     packages = [] if "EDGE" in os.environ else ["-p", "edge"]
-    if WITH_LOADTEST and "LOADTEST" not in os.environ:
+    if WITH_LOADTEST and WITH_HOT and "LOADTEST" not in os.environ:
         packages += ["-p", "loadtest"]
     if packages:
         cargo = shutil.which("cargo") or os.path.expanduser("~/.cargo/bin/cargo")
         sh([cargo, "build", "--release", *packages], cwd=ROOT)
-    for binary in [EDGE] + ([LOADTEST] if WITH_LOADTEST else []):
+    for binary in [EDGE] + ([LOADTEST] if WITH_LOADTEST and WITH_HOT else []) + ([BASELINE] if BASELINE else []):
         if not os.path.exists(binary):
             sys.exit(f"{binary} not found")
 
@@ -365,7 +384,8 @@ def start_nginx(name, servers, ports, pin):
     return proc
 
 
-def start_origin(objects):
+def start_origin(objects, pin=None):
+    """The origin both caches pull from: nginx, unpinned unless `pin` names a CPU."""
     port = free_port()
     servers = f"""    server {{
         listen 127.0.0.1:{port};
@@ -373,9 +393,15 @@ def start_origin(objects):
             alias {objects}/;
             add_header Cache-Control "{IMMUTABLE}";
         }}
+        # The PoP's heartbeat, answered as the origin would with no takedowns: a PoP whose
+        # beats fail retries every second and, past origin.max_purge_lag, serves nothing.
+        location = /v1/pops/heartbeat {{
+            default_type application/json;
+            return 200 '{{"next":0}}';
+        }}
     }}
 """
-    start_nginx("origin", servers, [port], pin=None)
+    start_nginx("origin", servers, [port], pin=pin)
     return port
 
 
@@ -401,17 +427,22 @@ def start_static(objects, cert, key):
     return {"name": "nginx", "proc": proc, "pids": [proc.pid] + workers, "https": https, "http": http_, "prefix": "/static/hot/"}
 
 
-def start_edge(origin_port, cert, key):
-    https, http_ = free_port(), free_port()
-    cache = os.path.join(SCRATCH, "edge-cache")
-    config = os.path.join(SCRATCH, "pop.toml")
+def start_edge(origin_port, cert, key, binary=EDGE, name="edge"):
+    """`binary` as a PoP pulling from the origin, one worker thread pinned to the server CPU; its
+    config, cache and log under `name` in the scratch dir."""
+    https, http_, metrics = free_port(), free_port(), free_port()
+    cache = os.path.join(SCRATCH, f"{name}-cache")
+    config = os.path.join(SCRATCH, f"{name}.toml")
     with open(config, "w") as f:
         f.write(f"""[pop]
 id = "bench"
 [listen]
 https = "127.0.0.1:{https}"
-h3 = false
+# QUIC on the HTTPS port (UDP), for the h3 cells.
+h3 = {"true" if WITH_H3 else "false"}
 http = "127.0.0.1:{http_}"
+# Its own port: the default one would clash with another PoP on the box.
+metrics = "127.0.0.1:{metrics}"
 [tls]
 cert = "{cert}"
 key = "{key}"
@@ -427,21 +458,21 @@ disk = "0"
 path = "{cache}"
 [prefetch]
 enabled = false
-heartbeat = "1h"
+heartbeat = "60s"
 [uploads]
 enabled = false
 """)
-    cmd = ["taskset", "-c", SERVER_CPU, EDGE, "serve", "--config", config, "--threads", "1"]
+    cmd = ["taskset", "-c", SERVER_CPU, binary, "serve", "--config", config, "--threads", "1"]
     # rustls warns on every handshake from wrk (it sends the IP address as SNI): keep that
     # logging cost out of the measurement.
     env = dict(os.environ, EDGE_LOG="info,rustls=error")
-    proc = spawn(cmd, "edge", stdout=subprocess.PIPE, text=True, env=env)
+    proc = spawn(cmd, name, stdout=subprocess.PIPE, text=True, env=env)
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("edge listening"):
-        sys.exit(f"the edge did not start: {line!r} (log in {SCRATCH}/edge.log)")
+        sys.exit(f"the edge did not start: {line!r} (log in {SCRATCH}/{name}.log)")
     wait_port(https, proc)
-    return {"name": "edge", "proc": proc, "pids": [proc.pid], "https": https, "http": http_,
+    return {"name": "edge", "proc": proc, "pids": [proc.pid], "https": https, "http": http_, "metrics": metrics,
             "prefix": f"/p/{playback_token('hot')}/hot/"}
 
 
@@ -563,9 +594,10 @@ def wrk_run(server, proto, label, conns, env, tag):
     }
 
 
-def loadtest_run(server, proto, label, conns, pin, tag):
+def loadtest_run(server, proto, label, conns, pin, tag, protocol="h1"):
     """`loadtest run --pace fast`: `conns` viewers, each on its own HTTP/1.1 keep-alive
-    connection, each playing the size's master playlist from the start."""
+    connection (or, with `protocol` h3, its own QUIC connection to the HTTPS port), each playing
+    the size's master playlist from the start."""
     folder = os.path.join(SCRATCH, "loadtest")
     catalogue = os.path.join(folder, f"catalogue-{server['name']}-{label}.txt")
     with open(catalogue, "w") as f:
@@ -573,7 +605,7 @@ def loadtest_run(server, proto, label, conns, pin, tag):
     report = os.path.join(folder, tag)
     cmd = ["taskset", "-c", CLIENT_CPU, LOADTEST, "run", "--target", f"{proto}://127.0.0.1:{server[proto]}",
            "--scenario", os.path.join(HERE, "hot.toml"), "--pace", "fast", "--catalogue", catalogue,
-           "--viewers", str(conns), "--duration", f"{SECONDS}s", "--protocol", "h1", "--seed", "1",
+           "--viewers", str(conns), "--duration", f"{SECONDS}s", "--protocol", protocol, "--seed", "1",
            "--quiet", "--report", report]
     if proto == "https":
         cmd += ["--spki-pin", pin]
@@ -603,6 +635,8 @@ def loadtest_run(server, proto, label, conns, pin, tag):
         # CPU is counted over the client's whole life (start-up and drain too): per its wall time.
         "server_busy": m["cpu"] / m["wall"],
         "client_busy": m["client"] / m["wall"],
+        # The client's own cost per byte: which side runs out of its core first (h3 cells).
+        "client_cpu_s_per_gb": m["client"] / gb if gb else float("nan"),
         "other_busy": m["other"] / m["wall"],
         "steal": m["steal"] / m["wall"],
         "errors": errors,
@@ -638,13 +672,21 @@ def hot(servers, env, pin):
                         # Alternate which side goes first, so neither always runs on a warmer box.
                         order = ("edge", "nginx") if n % 2 == 0 else ("nginx", "edge")
                         n += 1
-                        for side in order:
-                            tag = f"r{rep}-{side}-{label}-{proto}-c{conns}"
+                        # The edge's h3 run sits next to its own HTTPS h1 run, before it when the
+                        # edge goes first and after it otherwise, so neither protocol always
+                        # follows nginx.
+                        h3 = WITH_H3 and tool == "loadtest" and proto == "https"
+                        steps = [(side, proto) for side in order]
+                        if h3:
+                            steps.insert(0 if order[0] == "edge" else len(steps), ("edge", "h3"))
+                        for side, spoken in steps:
+                            tag = f"r{rep}-{side}-{label}-{spoken}-c{conns}"
                             if tool == "wrk":
                                 r = wrk_run(servers[side], proto, label, conns, env, tag)
                             else:
-                                r = loadtest_run(servers[side], proto, label, conns, pin, tag)
-                            r.update(tool=tool, rep=rep, side=side, size=label, proto=proto, conns=conns)
+                                protocol = "h3" if spoken == "h3" else "h1"
+                                r = loadtest_run(servers[side], proto, label, conns, pin, tag, protocol)
+                            r.update(tool=tool, rep=rep, side=side, size=label, proto=spoken, conns=conns)
                             runs.append(r)
                             log_run(tool, tag, r)
     return runs
@@ -661,14 +703,51 @@ def summarize_hot(runs, tool):
                           (tool, label, proto, conns, side)]
                     if not rs:
                         break
-                    cell[side] = {k: statistics.median(r[k] for r in rs)
-                                  for k in ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "server_busy", "client_busy", "other_busy", "steal")}
-                    cell[side]["errors"] = sum(sum(r["errors"].values()) for r in rs)
+                    cell[side] = medians(rs, ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "server_busy",
+                                              "client_busy", "other_busy", "steal"))
                 else:
                     cell["ratio_gb_s"] = cell["edge"]["gb_s"] / cell["nginx"]["gb_s"]
                     cell["ratio_cpu_s_per_gb"] = cell["edge"]["cpu_s_per_gb"] / cell["nginx"]["cpu_s_per_gb"]
                     cells.append(cell)
     return cells
+
+
+def medians(rs, keys):
+    """The median of each of `keys` over the runs `rs` of one cell and side, and their errors."""
+    out = {k: statistics.median(r[k] for r in rs) for k in keys}
+    out["errors"] = sum(sum(r["errors"].values()) for r in rs)
+    return out
+
+
+def summarize_h3(runs):
+    """The edge over h3 against the edge over HTTPS h1, per loadtest cell (medians of runs)."""
+    cells = []
+    keys = ("req_s", "gb_s", "p50_ms", "p99_ms", "cpu_s_per_gb", "client_cpu_s_per_gb", "server_busy", "client_busy",
+            "other_busy", "steal")
+    for label, _ in HOT_SIZES:
+        for conns in LT_CONNS:
+            cell = {"tool": "loadtest", "size": label, "conns": conns}
+            for proto, name in (("h3", "h3"), ("https", "h1")):
+                rs = [r for r in runs if (r["tool"], r["size"], r["proto"], r["conns"], r["side"]) ==
+                      ("loadtest", label, proto, conns, "edge")]
+                if not rs:
+                    break
+                cell[name] = medians(rs, keys)
+            else:
+                cell["ratio_gb_s"] = cell["h3"]["gb_s"] / cell["h1"]["gb_s"]
+                cell["ratio_cpu_s_per_gb"] = cell["h3"]["cpu_s_per_gb"] / cell["h1"]["cpu_s_per_gb"]
+                cells.append(cell)
+    return cells
+
+
+def verdict_h3(cells):
+    if not cells:
+        return {}
+    gb = [c["ratio_gb_s"] for c in cells]
+    cpu = [c["ratio_cpu_s_per_gb"] for c in cells]
+    return {"gb_s_ratio_geomean": geomean(gb), "gb_s_ratio_min": min(gb), "cpu_ratio_geomean": geomean(cpu),
+            "cpu_ratio_max": max(cpu), "target": "h3 GB/s >= 0.7x the edge's own HTTPS h1",
+            "met": geomean(gb) >= 0.7, "met_in_every_cell": min(gb) >= 0.7}
 
 
 def geomean(xs):
@@ -717,14 +796,17 @@ def percentiles(xs):
     return {"p50": statistics.median(xs), "p90": xs[int(0.9 * (len(xs) - 1))], "max": xs[-1]}
 
 
-def cold(edge_port, varnish_port, origin_port):
+def cold(edge_port, varnish_port, origin_port, baseline_port=None):
     """One request at a time on never-seen names, the edge, Varnish and the origin itself in turn
-    on each name. The second request of a URL is its first hit; the edge also copies the object
-    then (disk admission), so a third request shows the steady-state hit."""
+    on each name (and the baseline edge, when there is one, next to the edge: which of the two
+    goes first alternates by name). The second request of a URL is its first hit; the edge also
+    copies the object then (disk admission), so a third request shows the steady-state hit."""
     token = playback_token("cold")
     bases = {"edge": f"http://127.0.0.1:{edge_port}/p/{token}/cold/",
              "varnish": f"http://127.0.0.1:{varnish_port}/v1/objects/cold/",
              "origin": f"http://127.0.0.1:{origin_port}/v1/objects/cold/"}
+    if baseline_port:
+        bases["baseline"] = f"http://127.0.0.1:{baseline_port}/p/{token}/cold/"
     samples = []
     problems = []
     for rep in range(RUNS):
@@ -732,30 +814,35 @@ def cold(edge_port, varnish_port, origin_port):
             for phase in PHASES:
                 for i in range(COLD_URLS):
                     name = f"r{rep}-{label}-{i}.bin"
-                    for side in ("edge", "varnish", "origin"):
+                    edges = ["edge", "baseline"] if i % 2 == 0 else ["baseline", "edge"]
+                    for side in [e for e in edges if e in bases] + ["varnish", "origin"]:
                         code, ttfb, total, got, xcache, xvarnish = curl(bases[side] + name)
                         # A miss must really go to the origin, a hit must really be cached.
                         hit = phase != "miss"
-                        cached = {"edge": xcache.startswith("hit"), "varnish": len(xvarnish.split()) == 2,
-                                  "origin": hit}[side]
+                        cached = {"edge": xcache.startswith("hit"), "baseline": xcache.startswith("hit"),
+                                  "varnish": len(xvarnish.split()) == 2, "origin": hit}[side]
                         if code != 200 or got != size or cached != hit:
                             problems.append(f"{side} {phase} {name}: {code}, {got} bytes, "
                                             f"x-cache {xcache!r}, x-varnish {xvarnish!r}")
                         samples.append({"side": side, "size": label, "phase": phase, "rep": rep,
                                         "ttfb_ms": ttfb, "total_ms": total})
+    sides = [s for s in ("edge", "baseline", "varnish", "origin") if s in bases]
     rows = []
     for label, _ in COLD_SIZES:
         row = {"size": label}
-        for side in ("edge", "varnish", "origin"):
+        for side in sides:
             for phase in PHASES:
                 ss = [s for s in samples if (s["side"], s["size"], s["phase"]) == (side, label, phase)]
                 t, tt = percentiles(s["ttfb_ms"] for s in ss), percentiles(s["total_ms"] for s in ss)
                 row[f"{side}_{phase}"] = {"ttfb_p50_ms": t["p50"], "ttfb_p90_ms": t["p90"], "ttfb_max_ms": t["max"],
                                           "total_p50_ms": tt["p50"], "total_p90_ms": tt["p90"]}
         row["ratio_miss_ttfb"] = row["edge_miss"]["ttfb_p50_ms"] / row["varnish_miss"]["ttfb_p50_ms"]
+        if baseline_port:
+            row["ratio_miss_ttfb_baseline"] = row["baseline_miss"]["ttfb_p50_ms"] / row["varnish_miss"]["ttfb_p50_ms"]
+            row["ratio_miss_ttfb_edge_over_baseline"] = row["edge_miss"]["ttfb_p50_ms"] / row["baseline_miss"]["ttfb_p50_ms"]
         rows.append(row)
     growth = {f"{side}_miss_ttfb_4m_over_64k": rows[-1][f"{side}_miss"]["ttfb_p50_ms"] / rows[0][f"{side}_miss"]["ttfb_p50_ms"]
-              for side in ("edge", "varnish", "origin")}
+              for side in sides}
     return rows, growth, problems
 
 
@@ -812,24 +899,54 @@ def print_hot(tool, cells, verdict):
               f"target {v['target']}: {'met' if v['met'] else 'NOT met'}")
 
 
-def print_tables(hot_cells, verdict, rows, growth):
+def print_h3(cells, verdict):
+    print("\nloadtest, the edge over HTTP/3 against its own HTTPS h1 (nginx-light has no h3):\n")
+    print("| size | viewers | GB/s h3 / h1 | ratio | CPU-s/GB h3 / h1 | ratio | segment p50/p99 ms h3 "
+          "| segment p50/p99 ms h1 | edge cores h3 / h1 | loadtest cores h3 / h1 | loadtest CPU-s/GB h3 / h1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        q, h = c["h3"], c["h1"]
+        print(f"| {c['size']} | {c['conns']} | {q['gb_s']:.2f} / {h['gb_s']:.2f} | **{c['ratio_gb_s']:.2f}** "
+              f"| {q['cpu_s_per_gb']:.3f} / {h['cpu_s_per_gb']:.3f} | **{c['ratio_cpu_s_per_gb']:.2f}** "
+              f"| {q['p50_ms']:.1f} / {q['p99_ms']:.1f} | {h['p50_ms']:.1f} / {h['p99_ms']:.1f} "
+              f"| {q['server_busy']:.2f} / {h['server_busy']:.2f} | {q['client_busy']:.2f} / {h['client_busy']:.2f} "
+              f"| {q['client_cpu_s_per_gb']:.3f} / {h['client_cpu_s_per_gb']:.3f} |")
+    print(f"\nh3: GB/s h3/h1 geomean {verdict['gb_s_ratio_geomean']:.2f} (worst {verdict['gb_s_ratio_min']:.2f}), "
+          f"CPU-s/GB geomean {verdict['cpu_ratio_geomean']:.2f} (worst {verdict['cpu_ratio_max']:.2f}); "
+          f"target {verdict['target']}: {'met' if verdict['met'] else 'NOT met'}"
+          f"{'' if verdict['met_in_every_cell'] else ' (not in every cell)'}")
+
+
+def print_tables(hot_cells, verdict, h3_cells, rows, growth):
     for tool, cells in hot_cells.items():
         if cells:
             print_hot(tool, cells, verdict[tool])
+    if h3_cells:
+        print_h3(h3_cells, verdict_h3(h3_cells))
+    if rows:
+        print_cold(rows, growth)
+
+
+def print_cold(rows, growth):
     print()
     print("p50 ms, TTFB / total (edge miss: p90 TTFB in brackets)")
     print()
+    baseline = "baseline_miss" in rows[0]
+    extra = " baseline miss | baseline / Varnish | edge / baseline |" if baseline else ""
     print("| size | edge miss | Varnish miss | ratio TTFB | edge hit (2nd) | edge hit (3rd) | Varnish hit (2nd) "
-          "| origin direct |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| origin direct |" + extra)
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|---|" if baseline else ""))
     for r in rows:
         cell = lambda k: f"{r[k]['ttfb_p50_ms']:.2f} / {r[k]['total_p50_ms']:.2f}"
+        more = (f" {cell('baseline_miss')} [{r['baseline_miss']['ttfb_p90_ms']:.2f}] "
+                f"| **{r['ratio_miss_ttfb_baseline']:.2f}** | **{r['ratio_miss_ttfb_edge_over_baseline']:.2f}** |"
+                if baseline else "")
         print(f"| {r['size']} | {cell('edge_miss')} [{r['edge_miss']['ttfb_p90_ms']:.2f}] | {cell('varnish_miss')} "
               f"| **{r['ratio_miss_ttfb']:.2f}** | {cell('edge_hit')} | {cell('edge_hit3')} | {cell('varnish_hit')} "
-              f"| {cell('origin_miss')} |")
-    print(f"\nmiss TTFB p50, 4 MiB / 64 KiB: edge {growth['edge_miss_ttfb_4m_over_64k']:.2f}, "
-          f"Varnish {growth['varnish_miss_ttfb_4m_over_64k']:.2f}, origin {growth['origin_miss_ttfb_4m_over_64k']:.2f} "
-          "(1.0 = does not grow with size)")
+              f"| {cell('origin_miss')} |" + more)
+    print(f"\nmiss TTFB p50, 4 MiB / 64 KiB: " + ", ".join(
+        f"{side} {g:.2f}" for side, g in ((k.split("_")[0], v) for k, v in growth.items()))
+          + " (1.0 = does not grow with size)")
 
 
 def main():
@@ -844,27 +961,34 @@ def main():
     objects = make_objects()
     env = dict(os.environ, OPENSSL_CONF=openssl_client_conf())
     lt_env = dict(os.environ, OPENSSL_CONF=openssl_client_conf(RUSTLS_SUITES, "openssl-rustls-order.cnf"))
+    runs, ciphers, lt_ciphers, rows, growth, problems = [], {}, {}, [], {}, []
     try:
-        origin = start_origin(objects)
-        servers = {"nginx": start_static(objects, cert, key), "edge": start_edge(origin, cert, key)}
-        varnish = start_varnish(origin)
-        warm(servers)
-        ciphers = {side: negotiated_cipher(s["https"], env) for side, s in servers.items()}
-        if set(ciphers.values()) != {CIPHER}:
-            sys.exit(f"negotiated cipher suites {ciphers}, expected {CIPHER} on both")
-        # What a client offering rustls' order gets: the same suite on both sides is what matters.
-        lt_ciphers = {side: negotiated_cipher(s["https"], lt_env) for side, s in servers.items()}
-        if len(set(lt_ciphers.values())) != 1:
-            sys.exit(f"with loadtest's suite order the servers negotiate different suites: {lt_ciphers}")
-        runs = hot(servers, env, pin)
-        rows, growth, problems = cold(servers["edge"]["http"], varnish, origin)
+        origin = start_origin(objects, ORIGIN_CPU)
+        servers = {"edge": start_edge(origin, cert, key)}
+        if WITH_HOT:
+            servers["nginx"] = start_static(objects, cert, key)
+            warm(servers)
+            ciphers = {side: negotiated_cipher(s["https"], env) for side, s in servers.items()}
+            if set(ciphers.values()) != {CIPHER}:
+                sys.exit(f"negotiated cipher suites {ciphers}, expected {CIPHER} on both")
+            # What a client offering rustls' order gets: the same suite on both sides is what matters.
+            lt_ciphers = {side: negotiated_cipher(s["https"], lt_env) for side, s in servers.items()}
+            if len(set(lt_ciphers.values())) != 1:
+                sys.exit(f"with loadtest's suite order the servers negotiate different suites: {lt_ciphers}")
+            runs = hot(servers, env, pin)
+        if WITH_COLD:
+            varnish = start_varnish(origin)
+            baseline = start_edge(origin, cert, key, BASELINE, "baseline")["http"] if BASELINE else None
+            rows, growth, problems = cold(servers["edge"]["http"], varnish, origin, baseline)
     finally:
         stop_all()
-    tools = ["wrk"] + (["loadtest"] if WITH_LOADTEST else [])
+    tools = (["wrk"] + (["loadtest"] if WITH_LOADTEST else [])) if WITH_HOT else []
     hot_cells = {tool: summarize_hot(runs, tool) for tool in tools}
     verdict = {tool: verdicts(cells) for tool, cells in hot_cells.items()}
-    print_tables(hot_cells, verdict, rows, growth)
+    h3_cells = summarize_h3(runs) if WITH_H3 else []
+    print_tables(hot_cells, verdict, h3_cells, rows, growth)
     errors = {tool: sum(c["edge"]["errors"] + c["nginx"]["errors"] for c in cells) for tool, cells in hot_cells.items()}
+    errors["loadtest-h3"] = sum(c["h3"]["errors"] for c in h3_cells)
     if any(errors.values()) or problems:
         print(f"\nWARNING: errors in the hot runs {errors} (see hot_runs), {len(problems)} cold-test problems:")
         for p in problems[:20]:
@@ -878,7 +1002,8 @@ def main():
             "loadtest_connections": LT_CONNS if WITH_LOADTEST else [],
             "hot_sizes": dict(HOT_SIZES), "cold_sizes": dict(COLD_SIZES), "cold_urls_per_size": COLD_URLS,
             "layout": f"1w-pin: server (nginx 1 worker / edge --threads 1 / Varnish) on CPU{SERVER_CPU}, "
-                      f"wrk -t1, loadtest and curl on CPU{CLIENT_CPU}; origin nginx unpinned",
+                      f"wrk -t1, loadtest and curl on CPU{CLIENT_CPU}; origin nginx "
+                      + (f"on CPU{ORIGIN_CPU}" if ORIGIN_CPU else "unpinned"),
             "tls": f"TLS 1.3, ECDSA P-256 self-signed, HTTP/1.1 keep-alive; wrk offers only {CIPHER} "
                    "(client-side OpenSSL config); loadtest (rustls, ring) offers its default order "
                    f"{RUSTLS_SUITES}",
@@ -886,7 +1011,10 @@ def main():
             "negotiated_with_loadtest_order": lt_ciphers,
             "nginx": "worker_processes 1, sendfile on, tcp_nopush off, tcp_nodelay on, access_log off, "
                      "keepalive_requests 1000000, ssl_protocols TLSv1.3, default output_buffers",
-            "edge": "memory 1GiB, disk 0, prefetch off, h3 off, warmed (each object twice, hit-memory)",
+            "edge": f"memory 1GiB, disk 0, prefetch off, h3 {'on (UDP, the HTTPS port)' if WITH_H3 else 'off'}, "
+                    "warmed (each object twice, hit-memory)",
+            "only": ONLY or "all",
+            "edge_baseline": BASELINE,
             "varnish": "varnishd -s malloc,512M, built-in VCL, -b origin",
             "loadtest": "loadtest run --scenario bench/edge-vs-nginx/hot.toml --pace fast --protocol h1 "
                         "--viewers N (one connection each) --catalogue <master of the size> --seed 1; "
@@ -895,16 +1023,20 @@ def main():
                      "totals.bytes / run.seconds); CPU-s = utime+stime from /proc",
         },
         "hot_runs": runs,
-        "hot": hot_cells["wrk"],
-        "targets": verdict["wrk"],
+        "hot": hot_cells.get("wrk", []),
+        "targets": verdict.get("wrk", {}),
         "hot_loadtest": hot_cells.get("loadtest", []),
         "targets_loadtest": verdict.get("loadtest", {}),
+        "hot_h3": h3_cells,
+        "targets_h3": verdict_h3(h3_cells),
         "cold": rows,
         "cold_growth": growth,
         "cold_problems": problems,
     }
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", f"edge-vs-nginx-{result['date'][:10]}.json")
+    # A partial run is not the day's result: it gets its own name.
+    name = f"edge-vs-nginx-{result['date'][:10]}{'-' + ONLY if ONLY else ''}.json"
+    path = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "bench", "results", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {os.path.relpath(path, ROOT)}")

@@ -50,6 +50,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def generated_clip(folder, width, height, seconds, preset="medium", audio="128k"):
+    """A testsrc2 + sine clip in `folder`, made once per size and length (no media is committed)."""
+    path = os.path.join(folder, f"clip-{height}p30-{seconds}s.mp4")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        sh(["ffmpeg", "-y", "-hide_banner", "-loglevel", "error",
+            "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v", "libx264", "-preset", preset, "-g", "60", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", audio, path + ".partial.mp4"])
+        os.rename(path + ".partial.mp4", path)
+    return path
+
+
 def source(name):
     os.makedirs(SCRATCH, exist_ok=True)
     path = os.path.join(SCRATCH, f"{name}-1080p30-{SECONDS}s.mp4")

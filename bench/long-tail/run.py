@@ -40,16 +40,7 @@ SCENARIO = os.path.join(ROOT, "bench", "long-tail", "scenario.toml")
 
 
 def clip():
-    path = os.path.join(SCRATCH, f"clip-720p30-{CLIP_SECONDS}s.mp4")
-    if not os.path.exists(path):
-        os.makedirs(SCRATCH, exist_ok=True)
-        jit.sh(["ffmpeg", "-y", "-hide_banner", "-loglevel", "error",
-                "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={CLIP_SECONDS}",
-                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={CLIP_SECONDS}",
-                "-c:v", "libx264", "-preset", "medium", "-g", "60", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", "-b:a", "128k", path + ".partial.mp4"])
-        os.rename(path + ".partial.mp4", path)
-    return path
+    return jit.generated_clip(SCRATCH, 1280, 720, CLIP_SECONDS)
 
 
 def metrics(platform):

@@ -15,6 +15,7 @@ use crate::Edge;
 use crate::cache::Tier;
 use crate::fetch::{self, Want};
 use crate::inflight::Flight;
+use crate::metrics::Lookup;
 use crate::object::{Form, Head};
 
 /// The cache key of chunk `index` of the object at `object`.
@@ -128,11 +129,11 @@ async fn part(
         if source.admitted && tier == Tier::Memory {
             edge.cache.promote(&key(&source.object, chunk.index));
         }
-        edge.metrics.lookup("hit", tier.as_str());
-        edge.metrics.served(tier.as_str(), to - from);
+        edge.metrics.lookup(Lookup::Hit(tier));
+        edge.metrics.served(tier.into(), to - from);
         return stream::once(async move { Ok(bytes.slice(from as usize..to as usize)) }).boxed();
     }
-    edge.metrics.lookup("miss", "origin");
+    edge.metrics.lookup(Lookup::Miss);
     let flight = match source.first.as_ref().filter(|_| chunk.index == 0) {
         Some(first) => first.clone(),
         None => fetch::start(&edge, Want { object: source.object.clone(), chunk: Some(chunk) }, source.admitted),
@@ -143,7 +144,7 @@ async fn part(
             crate::flow::slice_stream(flight.stream(), from, Some(to - from))
                 .inspect(move |c| {
                     if let Ok(c) = c {
-                        counted.metrics.served("origin", c.len() as u64);
+                        counted.metrics.served(crate::metrics::Source::Origin, c.len() as u64);
                     }
                 })
                 .boxed()

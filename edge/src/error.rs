@@ -46,6 +46,14 @@ pub enum EdgeError {
     /// A takedown is held in memory only: the PoP would serve it again after a restart.
     #[error("purges are not durable: {0}")]
     PurgesNotDurable(String),
+    /// No heartbeat has been answered for longer than `origin.max_purge_lag`: takedowns may
+    /// have been missed, so cached objects are not served until one is.
+    #[error("this PoP has not heard about takedowns for too long; ask another PoP")]
+    PurgesBehind,
+    /// A request that needs a PoP's tier credential (a child asking its parent) without a
+    /// valid one.
+    #[error("a PoP tier credential is required")]
+    Unauthenticated,
     /// A bug; the detail is for the logs.
     #[error("internal error")]
     Internal(String),
@@ -66,7 +74,8 @@ impl EdgeError {
             Self::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::OriginBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::PurgesNotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PurgesNotDurable(_) | Self::PurgesBehind => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,6 +96,7 @@ impl EdgeError {
                 | Self::OriginTimeout
                 | Self::OriginBusy
                 | Self::PurgesNotDurable(_)
+                | Self::PurgesBehind
                 | Self::Internal(_)
         )
     }
@@ -104,6 +114,8 @@ impl EdgeError {
             Self::OriginBusy => "origin_busy",
             Self::BodyTimeout(_) => "body_timeout",
             Self::PurgesNotDurable(_) => "purges_not_durable",
+            Self::PurgesBehind => "purges_behind",
+            Self::Unauthenticated => "unauthenticated",
             Self::Internal(_) => "internal",
         }
     }

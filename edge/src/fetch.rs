@@ -18,6 +18,7 @@ use crate::Edge;
 use crate::chunks::{self, Chunk};
 use crate::error::EdgeError;
 use crate::inflight::{Flight, FlightHead};
+use crate::metrics::Fetched;
 use crate::object::{Form, Head, Object};
 
 /// What one flight fetches.
@@ -91,9 +92,15 @@ async fn run(edge: Arc<Edge>, want: Want, flight: Arc<Flight>, admitted: bool) {
         Ok(ok) => ok,
         Err(e) => return fail(&edge, &key, &flight, e),
     };
+    let mut reading = reading;
+    if reading.head.status == 200 && edge.cache.purges().purged(&want.object, reading.head.head.fetched_at) {
+        // A parent's copy from before a takedown this PoP has heard of and the parent has not
+        // yet: refused like the origin would, and not kept.
+        tracing::info!(key = ?key, "an upstream copy predates a takedown; refused");
+        reading.head.status = 410;
+    }
     let status = reading.head.status;
-    let outcome = if status == 200 { "ok" } else { "refused" };
-    edge.metrics.origin_fetches.get_or_create(&vec![("outcome", outcome)]).inc();
+    edge.metrics.fetched(if status == 200 { Fetched::Ok } else { Fetched::Refused });
     flight.set_head(Ok(reading.head.clone()));
     if status != 200 || reading.head.length == Some(0) {
         // Nothing to stream: a refusal's body is not the object (nor is a 416's for an empty one).
@@ -101,6 +108,11 @@ async fn run(edge: Arc<Edge>, want: Want, flight: Arc<Flight>, admitted: bool) {
         flight.finish(Ok(()));
         return;
     }
+    // The viewers waiting on the head send it now, before the body is polled: polling it
+    // wakes the origin connection's task, which would run ahead of them and read the next
+    // piece (up to hyper's read buffer, 408 KiB once a connection has carried large bodies);
+    // the head would then go out only with those bytes, later the larger the object.
+    tokio::task::yield_now().await;
     stream(edge, want, reading, response, flight, admitted).await;
 }
 
@@ -149,7 +161,7 @@ async fn stream(
 }
 
 fn fail(edge: &Edge, key: &str, flight: &Flight, e: EdgeError) {
-    edge.metrics.origin_fetches.get_or_create(&vec![("outcome", "error")]).inc();
+    edge.metrics.fetched(Fetched::Error);
     flight.set_head(Err(e.clone()));
     edge.flights.land(key);
     flight.finish(Err(e));
@@ -184,41 +196,58 @@ fn settle(edge: &Edge, want: &Want, reading: &Reading, flight: &Flight, tail: &[
 /// Reads the origin's answer to `want` (asked with a range), refusing what does not fit it.
 fn read(r: &reqwest::Response, want: &Want) -> Result<Reading, EdgeError> {
     let text = |name: header::HeaderName| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // Behind a parent PoP, the object is as old as the parent's copy: takedowns and freshness
+    // go by when the origin answered, not by when the parent did.
+    let fetched_at =
+        crate::status::fetched_at(crate::now_ms(), r.headers().get(header::AGE).and_then(|v| v.to_str().ok()));
     let mut head = Head::new(
         text(header::CONTENT_TYPE).to_owned(),
         Some(text(header::ETAG).to_owned()).filter(|e| !e.is_empty()),
         text(header::CACHE_CONTROL).to_owned(),
-        crate::now_ms(),
+        fetched_at,
     );
     let status = r.status().as_u16();
     let content_range = chunks::content_range(text(header::CONTENT_RANGE));
     let changed = |why: &str| EdgeError::OriginUnavailable(format!("{}: {why}", want.key()));
-    match (&want.chunk, status, content_range) {
+    let chain = crate::status::upstream_chain(r.headers().get("cache-status").and_then(|v| v.to_str().ok()));
+    let reading = match (&want.chunk, status, content_range) {
         (None, 200, _) => {
             let length = r.content_length();
-            Ok(Reading { head: FlightHead { status, head, length }, keep: Keep::Entry })
+            Ok(Reading { head: FlightHead { status, head, length, chain: None }, keep: Keep::Entry })
         }
         (None, 206, Some((0, end, length))) if end + 1 == length => {
-            Ok(Reading { head: FlightHead { status: 200, head, length: Some(length) }, keep: Keep::Entry })
+            Ok(Reading { head: FlightHead { status: 200, head, length: Some(length), chain: None }, keep: Keep::Entry })
         }
         (None, 206, Some((0, end, length))) if end + 1 < length => {
             head.form = Form::Chunked { length };
-            Ok(Reading { head: FlightHead { status: 200, head, length: Some(end + 1) }, keep: Keep::FirstChunk })
+            Ok(Reading {
+                head: FlightHead { status: 200, head, length: Some(end + 1), chain: None },
+                keep: Keep::FirstChunk,
+            })
         }
         // The first bytes of an empty object cannot be had: it is the empty object.
         (None, 416, _) if text(header::CONTENT_RANGE) == "bytes */0" => {
-            Ok(Reading { head: FlightHead { status: 200, head, length: Some(0) }, keep: Keep::Entry })
+            Ok(Reading { head: FlightHead { status: 200, head, length: Some(0), chain: None }, keep: Keep::Entry })
         }
         (None, 206, _) => Err(changed("unexpected Content-Range")),
         (Some(c), 206, Some((start, end, length))) if (start, end, length) == (c.start, c.end, c.length) => {
             if head.etag != c.etag {
                 return Err(changed("the object changed at the origin"));
             }
-            Ok(Reading { head: FlightHead { status: 200, head, length: Some(end - start + 1) }, keep: Keep::Entry })
+            Ok(Reading {
+                head: FlightHead { status: 200, head, length: Some(end - start + 1), chain: None },
+                keep: Keep::Entry,
+            })
         }
         (Some(_), 200 | 206, _) => Err(changed("the origin did not answer the chunk's range")),
-        (_, status, _) => Ok(Reading { head: FlightHead { status, head, length: None }, keep: Keep::Entry }),
-    }
+        (_, status, _) => {
+            Ok(Reading { head: FlightHead { status, head, length: None, chain: None }, keep: Keep::Entry })
+        }
+    };
+    reading.map(|mut reading| {
+        reading.head.chain = chain;
+        reading
+    })
 }
 
 /// What the cache already holds for `want`, as a flight would have brought it.
@@ -227,16 +256,18 @@ async fn cached(edge: &Edge, want: &Want) -> Option<(FlightHead, Bytes)> {
     let (object, _) = edge.cache.lookup(&want.key()).await.filter(|(o, _)| o.head.is_fresh(now))?;
     let length = Some(object.body.len() as u64);
     match (object.head.form, &want.chunk) {
-        (Form::Whole, None) => Some((FlightHead { status: 200, head: object.head, length }, object.body)),
-        (Form::NotFound, None) => Some((FlightHead { status: 404, head: object.head, length: None }, Bytes::new())),
+        (Form::Whole, None) => Some((FlightHead { status: 200, head: object.head, length, chain: None }, object.body)),
+        (Form::NotFound, None) => {
+            Some((FlightHead { status: 404, head: object.head, length: None, chain: None }, Bytes::new()))
+        }
         (Form::Chunked { length: total }, None) => {
             let first = Chunk::of(edge.cache.chunk_size(), total, 0, object.head.etag.clone());
             let body = chunks::cached(edge, &want.object, &first).await?.0;
             let length = Some(body.len() as u64);
-            Some((FlightHead { status: 200, head: object.head, length }, body))
+            Some((FlightHead { status: 200, head: object.head, length, chain: None }, body))
         }
         (Form::Whole, Some(c)) if chunks::matches(&object.head, c, now) => {
-            Some((FlightHead { status: 200, head: object.head, length }, object.body))
+            Some((FlightHead { status: 200, head: object.head, length, chain: None }, object.body))
         }
         _ => None,
     }

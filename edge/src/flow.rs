@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{Method, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tracing::Instrument;
@@ -23,16 +23,23 @@ use pop_config::token::Scope;
 
 use crate::Edge;
 use crate::cache::Tier;
+use crate::context::Exchange;
 use crate::error::EdgeError;
 use crate::fetch::{self, Want};
 use crate::inflight::{Flight, FlightHead};
+use crate::metrics::{Lookup, Source, Version};
 use crate::object::{Form, Head, Object};
 use crate::range::{self, RangeRequest};
 use crate::respond::{self, Body, Response};
+use crate::status::Served;
 use crate::{chunks, conditional};
 
 /// An incoming request with its body boxed, whatever the protocol.
 pub type Request = http::Request<Body>;
+
+/// The client's address, set by the listener on every request it hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub std::net::IpAddr);
 
 /// How the request reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +53,12 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The metrics label: the HTTP version actually spoken, since h1 and h2 share a listener.
-    fn label(self, version: http::Version) -> &'static str {
+    /// The HTTP version actually spoken, since h1 and h2 share a listener.
+    fn version(self, version: http::Version) -> Version {
         match (self, version) {
-            (Self::H3, _) => "h3",
-            (_, http::Version::HTTP_2) => "h2",
-            _ => "h1",
+            (Self::H3, _) => Version::H3,
+            (_, http::Version::HTTP_2) => Version::H2,
+            _ => Version::H1,
         }
     }
 
@@ -63,15 +70,11 @@ impl Protocol {
 
 /// Handles one request on any protocol.
 pub async fn handle(edge: Arc<Edge>, req: Request, protocol: Protocol) -> Response {
-    let version = req.version();
-    let span = request_span(&req, protocol.label(version));
-    let mut response = answer(route(&edge, req, protocol).instrument(span.clone()).await, &span);
-    if let Some(alt) = &edge.alt_svc {
-        respond::set(&mut response, header::ALT_SVC, alt);
-    }
-    respond::set(&mut response, "x-pop", &edge.pop_id);
-    respond::set(&mut response, "access-control-allow-origin", "*");
-    edge.metrics.request(protocol.label(version), response.status().as_u16());
+    let mut exchange = Exchange::new(protocol.version(req.version()));
+    let span = request_span(&req, exchange.version().as_str());
+    let routed = route(&edge, req, protocol, &mut exchange).instrument(span.clone()).await;
+    let mut response = answer(routed, &span);
+    span.in_scope(|| exchange.finish(&edge, &mut response));
     response
 }
 
@@ -118,9 +121,13 @@ fn answer(result: Result<Response, EdgeError>, span: &tracing::Span) -> Response
     })
 }
 
-/// `ok`, unless a takedown is held in memory only: the PoP must be fixed before it restarts.
+/// `ok`, unless a takedown is held in memory only (the PoP must be fixed before it restarts)
+/// or takedowns have not been heard of for too long.
 fn health(edge: &Edge) -> Result<Response, EdgeError> {
     edge.cache.purges().durable().map_err(EdgeError::PurgesNotDurable)?;
+    if edge.cache.purges().behind(crate::now_ms(), edge.started_at, edge.max_purge_lag) {
+        return Err(EdgeError::PurgesBehind);
+    }
     Ok(respond::with(StatusCode::OK, respond::full("ok")))
 }
 
@@ -134,7 +141,7 @@ fn segments(path: &str) -> Result<Vec<&str>, EdgeError> {
     Ok(segs)
 }
 
-async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Response, EdgeError> {
+async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol, ex: &mut Exchange) -> Result<Response, EdgeError> {
     let path = req.uri().path().to_owned();
     let segs = segments(&path)?;
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -145,13 +152,27 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Res
                 // Keys never pass through a PoP: players fetch them from the key service.
                 return Err(EdgeError::NotFound);
             }
-            pop_config::token::verify_playback(&edge.keys, token, video, Scope::Delivery, crate::now_secs())?;
+            edge.grants.verify(&edge.keys, token, video, Scope::Delivery, crate::now_secs())?;
             let key = format!("{video}/{}", rest.join("/"));
-            serve_object(edge, &req, &key, video).await
+            serve_object(edge, &req, &key, video, Asker::Viewer, ex).await
+        }
+        // A child PoP asking its parent (this PoP) for an object, as it would ask the origin.
+        ["v1", "objects", video, rest @ ..] if get && !rest.is_empty() && rest != ["key"] => {
+            let partner = authorize_child(edge, &req)?;
+            let key = format!("{video}/{}", rest.join("/"));
+            if partner && pop_config::tier::is_clear(&key) {
+                // As the origin refuses them to a partner's PoP: pictures are clear frames.
+                let why = "pictures are clear content: not served to a partner's PoP";
+                return Err(EdgeError::Forbidden("clear_to_partner", why.into()));
+            }
+            serve_object(edge, &req, &key, video, Asker::Child, ex).await
         }
         ["v1", "uploads", ..] => crate::proxy::upload(edge, req, protocol).await,
-        // A partner's PoP would see creators' bearer tokens: it forwards no API call.
-        ["v1", "videos", ..] if !edge.partner => crate::proxy::forward(edge, req, protocol).await,
+        // A partner's PoP would see creators' bearer tokens and session cookies: it forwards
+        // no API call.
+        ["v1", "videos" | "accounts" | "sessions" | "me" | "channels" | "reports" | "users", ..] if !edge.partner => {
+            crate::proxy::forward(edge, req, protocol).await
+        }
         _ if get => match &edge.pages {
             Some(pages) => {
                 pages.serve(&segs, header_value(&req, header::IF_NONE_MATCH)).await.unwrap_or(Err(EdgeError::NotFound))
@@ -162,39 +183,81 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Result<Res
     }
 }
 
-async fn serve_object(edge: &Arc<Edge>, req: &Request, key: &str, video: &str) -> Result<Response, EdgeError> {
-    edge.popularity.count(video);
-    let admitted = edge.cache.record(key);
+/// Who asks for an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    /// A viewer, with a playback token.
+    Viewer,
+    /// A child PoP, with its tier credential: its own viewers were counted there.
+    Child,
+}
+
+/// A child PoP's tier credential (`pop_config::tier`), checked against the verifier the origin
+/// sent for its id; nothing else opens a parent's `/v1/objects/`. Whether the child is a
+/// partner's.
+fn authorize_child(edge: &Edge, req: &Request) -> Result<bool, EdgeError> {
+    let presented = header_value(req, header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(EdgeError::Unauthenticated)?;
+    let id = presented.split_once('.').map(|(id, _)| id).ok_or(EdgeError::Unauthenticated)?;
+    let children = edge.children.read().expect("children lock");
+    let child = children.get(id).ok_or(EdgeError::Unauthenticated)?;
+    if pop_config::tier::verify(presented, &child.verifier) {
+        Ok(child.partner)
+    } else {
+        Err(EdgeError::Unauthenticated)
+    }
+}
+
+async fn serve_object(
+    edge: &Arc<Edge>,
+    req: &Request,
+    key: &str,
+    video: &str,
+    asker: Asker,
+    ex: &mut Exchange,
+) -> Result<Response, EdgeError> {
     let now = crate::now_ms();
+    if edge.cache.purges().behind(now, edge.started_at, edge.max_purge_lag) {
+        return Err(EdgeError::PurgesBehind);
+    }
+    if asker == Asker::Viewer {
+        edge.popularity.count(video);
+        crate::readahead::after_request(edge, key);
+    }
+    let admitted = edge.cache.record(key);
     match edge.cache.lookup(key).await {
         Some((object, tier)) if object.head.is_fresh(now) => {
             if admitted && tier == Tier::Memory {
                 edge.cache.promote(key);
             }
-            let result = if object.head.form == Form::NotFound { "negative" } else { "hit" };
-            edge.metrics.lookup(result, tier.as_str());
-            serve_cached(edge, req, key, object, &format!("hit-{}", tier.as_str()), tier, admitted)
+            ex.looked_up(if object.head.form == Form::NotFound { Lookup::Negative(tier) } else { Lookup::Hit(tier) });
+            serve_cached(edge, req, key, object, Served::Hit(tier), tier, admitted, ex)
         }
         Some((stale, tier)) => {
             let flight = fetch::start(edge, Want::object(key), admitted);
             match wait_head(edge, &flight).await {
                 Ok(head) if head.status == 200 => {
-                    edge.metrics.lookup("revalidated", tier.as_str());
-                    serve_flight(edge, req, key, &flight, head, admitted)
+                    ex.looked_up(Lookup::Revalidated(tier));
+                    serve_flight(edge, req, key, &flight, head, true, admitted, ex)
+                }
+                // Gone upstream (taken down, and heard of there first): never stood in for.
+                Ok(head) if matches!(head.status, 404 | 410) => {
+                    serve_flight(edge, req, key, &flight, head, true, admitted, ex)
                 }
                 _ if stale.head.form != Form::NotFound && stale.head.stale_within(now, edge.playlist_stale) => {
-                    edge.metrics.lookup("stale", tier.as_str());
-                    serve_cached(edge, req, key, stale, "stale", tier, admitted)
+                    ex.looked_up(Lookup::Stale(tier));
+                    serve_cached(edge, req, key, stale, Served::Stale, tier, admitted, ex)
                 }
-                Ok(head) => serve_flight(edge, req, key, &flight, head, admitted),
+                Ok(head) => serve_flight(edge, req, key, &flight, head, true, admitted, ex),
                 Err(e) => Err(e),
             }
         }
         None => {
-            edge.metrics.lookup("miss", "origin");
+            ex.looked_up(Lookup::Miss);
             let flight = fetch::start(edge, Want::object(key), admitted);
             let head = wait_head(edge, &flight).await?;
-            serve_flight(edge, req, key, &flight, head, admitted)
+            serve_flight(edge, req, key, &flight, head, false, admitted, ex)
         }
     }
 }
@@ -213,59 +276,66 @@ fn origin_refusal(status: u16) -> EdgeError {
 }
 
 /// Serves a cached entry: the object, the origin's remembered 404, or a chunked object.
+#[allow(clippy::too_many_arguments)] // the request's facts, each needed once
 fn serve_cached(
     edge: &Arc<Edge>,
     req: &Request,
     key: &str,
     object: Object,
-    x_cache: &str,
+    served: Served,
     tier: Tier,
     admitted: bool,
+    ex: &mut Exchange,
 ) -> Result<Response, EdgeError> {
     match object.head.form {
         Form::NotFound => Err(EdgeError::NotFound),
-        _ if not_modified(req, &object.head) => Ok(not_modified_response(&object.head, x_cache)),
+        _ if not_modified(req, &object.head) => Ok(not_modified_response(&object.head, served, ex)),
         Form::Chunked { length } => {
             let source = chunks::Source { object: key.to_owned(), head: object.head, length, first: None, admitted };
-            serve_chunked(edge, req, source, x_cache)
+            serve_chunked(edge, req, source, served, ex)
         }
         Form::Whole => {
             let window = wanted(req, Some(object.body.len() as u64))?;
             let (from, len) = (window.start as usize, window.len.unwrap_or(0) as usize);
             let body = object.body.slice(from..from + len);
             if req.method() != Method::HEAD {
-                edge.metrics.served(tier.as_str(), body.len() as u64);
+                edge.metrics.served(tier.into(), body.len() as u64);
             }
-            Ok(respond_window(req, &object.head, x_cache, &window, respond::full(body)))
+            Ok(respond_window(req, &object.head, served, &window, respond::full(body), ex))
         }
     }
 }
 
-/// Streams a flight's body to one viewer (a byte range of it when asked).
+/// Streams a flight's body to one viewer (a byte range of it when asked); `revalidated` when
+/// it replaces a stale copy.
+#[allow(clippy::too_many_arguments)] // the request's facts, each needed once
 fn serve_flight(
     edge: &Arc<Edge>,
     req: &Request,
     key: &str,
     flight: &Arc<Flight>,
     head: FlightHead,
+    revalidated: bool,
     admitted: bool,
+    ex: &mut Exchange,
 ) -> Result<Response, EdgeError> {
     if head.status != 200 {
         return Err(origin_refusal(head.status));
     }
+    let served = Served::Forwarded { revalidated, chain: head.chain };
     if not_modified(req, &head.head) {
-        return Ok(not_modified_response(&head.head, "miss"));
+        return Ok(not_modified_response(&head.head, served, ex));
     }
     if let Form::Chunked { length } = head.head.form {
         let first = Some(flight.clone());
         let source = chunks::Source { object: key.to_owned(), head: head.head, length, first, admitted };
-        return serve_chunked(edge, req, source, "miss");
+        return serve_chunked(edge, req, source, served, ex);
     }
     let window = wanted(req, head.length)?;
     let counted = edge.clone();
     let stream = slice_stream(flight.stream(), window.start, window.len)
-        .map(move |chunk| chunk.inspect(|c| counted.metrics.served("origin", c.len() as u64)).map(Frame::data));
-    Ok(respond_window(req, &head.head, "miss", &window, BodyExt::boxed(StreamBody::new(stream))))
+        .map(move |chunk| chunk.inspect(|c| counted.metrics.served(Source::Origin, c.len() as u64)).map(Frame::data));
+    Ok(respond_window(req, &head.head, served, &window, BodyExt::boxed(StreamBody::new(stream)), ex))
 }
 
 /// Serves an object kept in chunks, from whichever chunks the request's range covers.
@@ -273,7 +343,8 @@ fn serve_chunked(
     edge: &Arc<Edge>,
     req: &Request,
     source: chunks::Source,
-    x_cache: &str,
+    served: Served,
+    ex: &mut Exchange,
 ) -> Result<Response, EdgeError> {
     let window = wanted(req, Some(source.length))?;
     let head = source.head.clone();
@@ -284,7 +355,7 @@ fn serve_chunked(
         let stream = chunks::body(edge.clone(), source, window.start, window.len.unwrap_or(0));
         BodyExt::boxed(StreamBody::new(stream.map(|c| c.map(Frame::data))))
     };
-    Ok(respond_window(req, &head, x_cache, &window, body))
+    Ok(respond_window(req, &head, served, &window, body, ex))
 }
 
 /// The bytes of an object a request asks for.
@@ -312,12 +383,20 @@ fn wanted(req: &Request, length: Option<u64>) -> Result<Window, EdgeError> {
 }
 
 /// The response for `window` of an object, with `body` (dropped for HEAD).
-fn respond_window(req: &Request, head: &Head, x_cache: &str, window: &Window, body: Body) -> Response {
+fn respond_window(
+    req: &Request,
+    head: &Head,
+    served: Served,
+    window: &Window,
+    body: Body,
+    ex: &mut Exchange,
+) -> Response {
     let body = if req.method() == Method::HEAD { respond::full(Bytes::new()) } else { body };
     let mut r = respond::with(window.status, body);
-    headers(&mut r, head, x_cache);
+    object_headers(&mut r, head);
+    ex.served(served, head);
     if let Some(len) = window.len {
-        respond::set(&mut r, header::CONTENT_LENGTH, &len.to_string());
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     if let (StatusCode::PARTIAL_CONTENT, Some(len), Some(total)) = (window.status, window.len, window.total) {
         let (a, b) = (window.start, window.start + len - 1);
@@ -330,9 +409,10 @@ fn not_modified(req: &Request, head: &Head) -> bool {
     conditional::not_modified(header_value(req, header::IF_NONE_MATCH), head.etag.as_deref())
 }
 
-fn not_modified_response(head: &Head, x_cache: &str) -> Response {
+fn not_modified_response(head: &Head, served: Served, ex: &mut Exchange) -> Response {
     let mut r = respond::with(StatusCode::NOT_MODIFIED, respond::full(Bytes::new()));
-    headers(&mut r, head, x_cache);
+    object_headers(&mut r, head);
+    ex.served(served, head);
     r
 }
 
@@ -357,11 +437,11 @@ pub(crate) fn slice_stream(
         .filter(|c| std::future::ready(c.as_ref().map_or(true, |b| !b.is_empty())))
 }
 
-fn headers(r: &mut Response, head: &Head, x_cache: &str) {
+/// The object's own headers; the cache's are the request context's (`context.rs`).
+fn object_headers(r: &mut Response, head: &Head) {
     respond::set(r, header::CONTENT_TYPE, &head.content_type);
     respond::set(r, header::CACHE_CONTROL, &head.cache_control);
-    respond::set(r, header::ACCEPT_RANGES, "bytes");
-    respond::set(r, "x-cache", x_cache);
+    r.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(e) = &head.etag {
         respond::set(r, header::ETAG, e);
     }

@@ -21,6 +21,8 @@ pub struct FlightHead {
     pub head: Head,
     /// Body length, if announced.
     pub length: Option<u64>,
+    /// The upstream's `Cache-Status`, when it is a cache too (a parent PoP).
+    pub chain: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +169,7 @@ mod tests {
             status: 200,
             head: Head::new(String::new(), None, String::new(), 0),
             length: Some(6),
+            chain: None,
         }));
         leader.push(Bytes::from_static(b"abc"));
         tokio::task::yield_now().await;

@@ -12,9 +12,11 @@ pub mod admission;
 pub mod cache;
 pub mod chunks;
 pub mod conditional;
+pub mod context;
 pub mod error;
 pub mod fetch;
 pub mod flow;
+pub mod grants;
 pub mod inflight;
 pub mod listen;
 pub mod metrics;
@@ -24,7 +26,9 @@ pub mod popularity;
 pub mod proxy;
 pub mod purge;
 pub mod range;
+pub mod readahead;
 pub mod respond;
+pub mod status;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -68,8 +72,8 @@ pub struct Edge {
     pub metrics: EdgeMetrics,
     /// Requests per video.
     pub popularity: Popularity,
-    /// `Alt-Svc` advertising HTTP/3, when it listens.
-    pub alt_svc: Option<String>,
+    /// The headers every response carries (`x-pop`, `Alt-Svc` when HTTP/3 listens).
+    pub stamp: context::Stamp,
     /// Stale-if-error window for playlists.
     pub playlist_stale: Duration,
     /// How long a viewer waits for the origin's headers.
@@ -82,6 +86,23 @@ pub struct Edge {
     pub uploads: Option<u64>,
     /// The catalogue, watch and upload pages, when configured.
     pub pages: Option<pages::Pages>,
+    /// Where viewers reach this PoP, reported so that the origin steers to it.
+    pub public_url: Option<String>,
+    /// The heartbeat's interval (reported: the origin judges a PoP silent by it).
+    pub heartbeat_every: Duration,
+    /// Cached objects are refused once takedowns have not been heard of for this long.
+    pub max_purge_lag: Duration,
+    /// When this run started, Unix ms.
+    pub started_at: i64,
+    /// Child PoPs allowed to fetch objects here, by id: the verifiers of their tier
+    /// credentials, from the origin's heartbeat answer.
+    pub children: std::sync::RwLock<popularity::Children>,
+    /// Requests and failed (5xx) requests since the last heartbeat, reported for steering.
+    pub beat_counts: popularity::BeatCounts,
+    /// Segments fetched ahead of viewers, and the statistics that decide for which videos.
+    pub readahead: readahead::Readahead,
+    /// Playback tokens verified before (the signature check is the costliest step of a hit).
+    pub grants: grants::Grants,
 }
 
 /// A running PoP.
@@ -166,11 +187,12 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
             config.origin.request_timeout,
             config.origin.retries,
             metrics.origin_failovers.clone(),
-        ),
+        )
+        .with_parents(config.origin.parents.clone()),
         connections: Connections::new(config.limits, &metrics),
         metrics,
         popularity: Popularity::new(Duration::from_secs(300)),
-        alt_svc: h3_addr.map(|a| format!("h3=\":{}\"; ma=86400", a.port())),
+        stamp: context::Stamp::new(&config.pop.id, h3_addr.map(|a| a.port())),
         playlist_stale: config.cache.playlist_stale,
         origin_timeout: config.origin.request_timeout,
         not_found_ttl: config.cache.not_found_ttl,
@@ -179,6 +201,14 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
             let key_service = w.key_service.as_deref().or(config.origin.urls.first().map(String::as_str));
             pages::Pages::new(w.dir.clone(), key_service.unwrap_or_default())
         }),
+        public_url: config.pop.public_url.clone(),
+        heartbeat_every: config.prefetch.heartbeat,
+        max_purge_lag: config.origin.max_purge_lag,
+        started_at: now_ms(),
+        children: Default::default(),
+        beat_counts: Default::default(),
+        readahead: readahead::Readahead::new(config.prefetch.readahead, config.prefetch.readahead_continue_percent),
+        grants: Default::default(),
     });
     let (shutdown, watch) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -11,6 +11,159 @@ use prometheus_client::registry::Registry;
 /// A metric's label pairs.
 pub type Labels = Vec<(&'static str, &'static str)>;
 
+/// Where a response's bytes came from: a tier of this PoP's cache, or upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The memory tier.
+    Memory = 0,
+    /// The disk tier.
+    Disk = 1,
+    /// The origin (or a parent PoP), streamed through.
+    Origin = 2,
+}
+
+impl Source {
+    const ALL: [Self; 3] = [Self::Memory, Self::Disk, Self::Origin];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Disk => "disk",
+            Self::Origin => "origin",
+        }
+    }
+}
+
+impl From<crate::cache::Tier> for Source {
+    fn from(t: crate::cache::Tier) -> Self {
+        match t {
+            crate::cache::Tier::Memory => Self::Memory,
+            crate::cache::Tier::Disk => Self::Disk,
+        }
+    }
+}
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A fresh object.
+    Hit(crate::cache::Tier),
+    /// The origin's remembered 404.
+    Negative(crate::cache::Tier),
+    /// A stale copy, asked for again and renewed.
+    Revalidated(crate::cache::Tier),
+    /// A stale copy served because the upstream failed.
+    Stale(crate::cache::Tier),
+    /// Nothing: fetched upstream.
+    Miss,
+}
+
+impl Lookup {
+    const ALL: [Self; 9] = {
+        use crate::cache::Tier::{Disk, Memory};
+        [
+            Self::Hit(Memory),
+            Self::Hit(Disk),
+            Self::Negative(Memory),
+            Self::Negative(Disk),
+            Self::Revalidated(Memory),
+            Self::Revalidated(Disk),
+            Self::Stale(Memory),
+            Self::Stale(Disk),
+            Self::Miss,
+        ]
+    };
+
+    fn index(self) -> usize {
+        let tier = |t: crate::cache::Tier| t as usize;
+        match self {
+            Self::Hit(t) => tier(t),
+            Self::Negative(t) => 2 + tier(t),
+            Self::Revalidated(t) => 4 + tier(t),
+            Self::Stale(t) => 6 + tier(t),
+            Self::Miss => 8,
+        }
+    }
+
+    fn labels(self) -> Labels {
+        let (result, tier) = match self {
+            Self::Hit(t) => ("hit", t.as_str()),
+            Self::Negative(t) => ("negative", t.as_str()),
+            Self::Revalidated(t) => ("revalidated", t.as_str()),
+            Self::Stale(t) => ("stale", t.as_str()),
+            Self::Miss => ("miss", "origin"),
+        };
+        vec![("result", result), ("tier", tier)]
+    }
+}
+
+/// The HTTP version a request was spoken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.1 (or 1.0).
+    H1 = 0,
+    /// HTTP/2.
+    H2 = 1,
+    /// HTTP/3.
+    H3 = 2,
+}
+
+impl Version {
+    const ALL: [Self; 3] = [Self::H1, Self::H2, Self::H3];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::H1 => "h1",
+            Self::H2 => "h2",
+            Self::H3 => "h3",
+        }
+    }
+}
+
+const CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// How an origin fetch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// `200`: the object came.
+    Ok = 0,
+    /// An answer that is not the object (404, 410, 5xx ...).
+    Refused = 1,
+    /// No answer, or a broken one.
+    Error = 2,
+}
+
+/// The counters every request touches, resolved once at start: a request costs an atomic add
+/// each, not a label vector, a hash and a lock.
+#[derive(Debug)]
+struct Resolved {
+    lookups: [Counter; 9],
+    served: [Counter; 3],
+    requests: [[Counter; 4]; 3],
+    fetches: [Counter; 3],
+}
+
+impl Resolved {
+    fn new(
+        lookups: &Family<Labels, Counter>,
+        served: &Family<Labels, Counter>,
+        requests: &Family<Labels, Counter>,
+        fetches: &Family<Labels, Counter>,
+    ) -> Self {
+        Self {
+            lookups: Lookup::ALL.map(|l| lookups.get_or_create(&l.labels()).clone()),
+            served: Source::ALL.map(|f| served.get_or_create(&vec![("tier", f.as_str())]).clone()),
+            requests: Version::ALL.map(|v| {
+                CLASSES.map(|class| requests.get_or_create(&vec![("protocol", v.as_str()), ("class", class)]).clone())
+            }),
+            fetches: ["ok", "refused", "error"]
+                .map(|outcome| fetches.get_or_create(&vec![("outcome", outcome)]).clone()),
+        }
+    }
+}
+
 /// Every metric the edge exports.
 #[derive(Debug)]
 pub struct EdgeMetrics {
@@ -39,6 +192,10 @@ pub struct EdgeMetrics {
     pub connections_refused: Family<Labels, Counter>,
     /// Connections and requests cut off by a limit, by kind (handshake, header, idle, body).
     pub timeouts: Family<Labels, Counter>,
+    /// Segments asked for ahead of a viewer, not cached (`readahead.rs`; one already on its
+    /// way is joined, not fetched twice).
+    pub read_ahead: Counter,
+    resolved: Resolved,
 }
 
 impl Default for EdgeMetrics {
@@ -80,7 +237,12 @@ impl Default for EdgeMetrics {
             connections_refused.clone(),
         );
         registry.register("timeouts", "Connections and requests cut off by a limit, by kind", timeouts.clone());
+        let read_ahead = Counter::default();
+        registry.register("read_ahead", "Segments fetched ahead of a viewer", read_ahead.clone());
+        let resolved = Resolved::new(&lookups, &bytes, &requests, &origin_fetches);
         Self {
+            read_ahead,
+            resolved,
             registry,
             lookups,
             bytes,
@@ -100,13 +262,18 @@ impl Default for EdgeMetrics {
 
 impl EdgeMetrics {
     /// Counts a lookup.
-    pub fn lookup(&self, result: &'static str, tier: &'static str) {
-        self.lookups.get_or_create(&vec![("result", result), ("tier", tier)]).inc();
+    pub fn lookup(&self, lookup: Lookup) {
+        self.resolved.lookups[lookup.index()].inc();
     }
 
-    /// Counts bytes sent from a tier.
-    pub fn served(&self, tier: &'static str, n: u64) {
-        self.bytes.get_or_create(&vec![("tier", tier)]).inc_by(n);
+    /// Counts bytes sent to viewers.
+    pub fn served(&self, from: Source, n: u64) {
+        self.resolved.served[from as usize].inc_by(n);
+    }
+
+    /// Counts an origin fetch's end.
+    pub fn fetched(&self, outcome: Fetched) {
+        self.resolved.fetches[outcome as usize].inc();
     }
 
     /// Counts a connection or request cut off by a limit.
@@ -115,14 +282,14 @@ impl EdgeMetrics {
     }
 
     /// Counts a request.
-    pub fn request(&self, protocol: &'static str, status: u16) {
+    pub fn request(&self, version: Version, status: u16) {
         let class = match status {
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
         };
-        self.requests.get_or_create(&vec![("protocol", protocol), ("class", class)]).inc();
+        self.resolved.requests[version as usize][class].inc();
     }
 
     /// Text exposition format.
@@ -130,5 +297,35 @@ impl EdgeMetrics {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Tier;
+
+    #[test]
+    fn resolved_counters_are_the_exported_series() {
+        let m = EdgeMetrics::default();
+        m.lookup(Lookup::Hit(Tier::Disk));
+        m.lookup(Lookup::Miss);
+        m.lookup(Lookup::Miss);
+        m.served(Source::Origin, 7);
+        m.request(Version::H3, 404);
+        m.fetched(Fetched::Refused);
+        let text = m.render();
+        for line in [
+            "edge_cache_lookups_total{result=\"hit\",tier=\"disk\"} 1",
+            "edge_cache_lookups_total{result=\"miss\",tier=\"origin\"} 2",
+            "edge_cache_lookups_total{result=\"stale\",tier=\"memory\"} 0",
+            "edge_served_bytes_total{tier=\"origin\"} 7",
+            "edge_requests_total{protocol=\"h3\",class=\"4xx\"} 1",
+            "edge_origin_fetches_total{outcome=\"refused\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let distinct: std::collections::HashSet<usize> = Lookup::ALL.iter().map(|l| l.index()).collect();
+        assert_eq!(distinct.len(), Lookup::ALL.len());
     }
 }

@@ -4,6 +4,7 @@
 //! is popular in its region before viewers ask.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,33 @@ impl Popularity {
     }
 }
 
+/// Requests answered since the last heartbeat the origin acknowledged, and how many failed
+/// (5xx): the origin's steering moves viewers off a PoP that fails.
+#[derive(Debug, Default)]
+pub struct BeatCounts {
+    requests: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl BeatCounts {
+    /// One answered request, `failed` or not.
+    pub fn count(&self, failed: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self) -> (u64, u64) {
+        (self.requests.swap(0, Ordering::Relaxed), self.failed.swap(0, Ordering::Relaxed))
+    }
+
+    fn restore(&self, (requests, failed): (u64, u64)) {
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.failed.fetch_add(failed, Ordering::Relaxed);
+    }
+}
+
 /// What a PoP tells the origin.
 #[derive(Debug, Serialize)]
 struct Report<'a> {
@@ -101,6 +129,23 @@ struct Report<'a> {
     /// Requests per video since the previous heartbeat.
     delta: Vec<Popular>,
     purges_after: i64,
+    /// Where viewers reach this PoP (steering sends them there), if it is steered to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    /// This heartbeat's interval: a PoP silent for two of them is taken out of steering.
+    every_ms: u64,
+    /// Viewer connections held over the cap, 0 to 1.
+    load: f64,
+    /// Requests answered and failed (5xx) since the previous acknowledged heartbeat.
+    requests: u64,
+    failed: u64,
+    /// Whether it takes tus uploads (creators are steered to it).
+    uploads: bool,
+    /// Whether it prefetches: if not, the answer need not list what to prefetch.
+    prefetch: bool,
+    /// The version of the children's verifiers it holds: the list comes again only when changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tiers_version: Option<String>,
 }
 
 /// One popular video.
@@ -118,6 +163,46 @@ struct Answer {
     #[serde(default)]
     purges: Vec<Purge>,
     next: i64,
+    /// Verifiers of the PoPs that may fetch objects here as children; absent when unchanged
+    /// (or not available this beat): the ones held stay.
+    #[serde(default)]
+    tiers: Option<Vec<Tier>>,
+    #[serde(default)]
+    tiers_version: Option<String>,
+    /// The PoPs steering may move this PoP's viewers to (for the pages' policy); absent: kept.
+    #[serde(default)]
+    pops: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tier {
+    pop: String,
+    verifier: String,
+    #[serde(default)]
+    partner: bool,
+}
+
+/// A child PoP this PoP may serve as a parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// `pop_config::tier::verifier` of its tier credential.
+    pub verifier: String,
+    /// Run by a partner: given nothing clear.
+    pub partner: bool,
+}
+
+/// The children's verifiers, and the version of the list they came in.
+#[derive(Debug, Default)]
+pub struct Children {
+    by_id: HashMap<String, Child>,
+    version: Option<String>,
+}
+
+impl Children {
+    /// The child `id`, if the origin vouches for it.
+    pub fn get(&self, id: &str) -> Option<&Child> {
+        self.by_id.get(id)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,16 +220,20 @@ pub async fn heartbeat(
     prefetch: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
+    let mut wait = every;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
-        once(&edge, top_n, prefetch).await;
+        // A failed beat is tried again within a second: a PoP cut off from its control plane
+        // hears of takedowns as soon as it is back, not a whole interval later.
+        wait = if once(&edge, top_n, prefetch).await { every } else { every.min(RETRY_BEAT) };
     }
 }
+
+/// The longest wait before a failed heartbeat is tried again.
+const RETRY_BEAT: Duration = Duration::from_secs(1);
 
 /// The first beat after a start, waited for (no longer than `limit`) before viewers are
 /// served: until its takedowns are applied, the disk tier is not served.
@@ -154,14 +243,20 @@ pub async fn catch_up(edge: &Arc<Edge>, top_n: usize, prefetch: bool, limit: Dur
     }
 }
 
-/// One beat: report, apply and persist takedowns, start prefetches.
-async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) {
+/// One beat: report, apply and persist takedowns, start prefetches; whether the origin
+/// answered.
+async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) -> bool {
     let purges = edge.cache.purges();
-    let answer = match beat(edge, purges.cursor(), top_n).await {
+    // The answer says which takedowns there were when the origin got the beat, not when the
+    // answer arrived: one held up by a partition (TCP resends it once the link heals) is that
+    // old. Caught up as of the asking, so a PoP cut off meanwhile stays behind and refuses
+    // objects until a beat sent after the takedown says so.
+    let asked_at = crate::now_ms();
+    let answer = match beat(edge, purges.cursor(), top_n, prefetch).await {
         Ok(answer) => answer,
         Err(e) => {
-            tracing::info!(error = %e, detail = ?e.detail(), "heartbeat failed; retrying next beat");
-            return;
+            tracing::info!(error = %e, detail = ?e.detail(), "heartbeat failed; retrying");
+            return false;
         }
     };
     let taken_down: Vec<(i64, String)> = answer.purges.into_iter().map(|p| (p.seq, p.video)).collect();
@@ -181,7 +276,14 @@ async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) {
     }
     edge.metrics.purges_not_durable.set(i64::from(purges.durable().is_err()));
     // In memory they hold from now on, whatever the disk said.
-    purges.set_caught_up();
+    purges.set_caught_up(asked_at);
+    if let Some(tiers) = answer.tiers {
+        let by_id = tiers.into_iter().map(|t| (t.pop, Child { verifier: t.verifier, partner: t.partner })).collect();
+        *edge.children.write().expect("children lock") = Children { by_id, version: answer.tiers_version };
+    }
+    if let (Some(pages), Some(pops)) = (&edge.pages, &answer.pops) {
+        pages.set_peers(pops);
+    }
     if prefetch {
         for key in &answer.prefetch {
             if !edge.cache.contains(key) {
@@ -189,13 +291,16 @@ async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) {
             }
         }
     }
+    true
 }
 
-async fn beat(edge: &Edge, cursor: i64, top_n: usize) -> Result<Answer, crate::error::EdgeError> {
+async fn beat(edge: &Edge, cursor: i64, top_n: usize, prefetch: bool) -> Result<Answer, crate::error::EdgeError> {
     let delta = edge.popularity.take_since_beat();
-    let answer = send_beat(edge, cursor, top_n, &delta).await;
+    let counts = edge.beat_counts.take();
+    let answer = send_beat(edge, cursor, top_n, &delta, counts, prefetch).await;
     if answer.is_err() {
         edge.popularity.restore_since_beat(delta);
+        edge.beat_counts.restore(counts);
     }
     answer
 }
@@ -205,13 +310,24 @@ async fn send_beat(
     cursor: i64,
     top_n: usize,
     delta: &HashMap<String, u64>,
+    (requests, failed): (u64, u64),
+    prefetch: bool,
 ) -> Result<Answer, crate::error::EdgeError> {
+    let cap = edge.connections.limits().max_connections.max(1) as f64;
     let report = Report {
         pop: &edge.pop_id,
         region: &edge.region,
         top: edge.popularity.top(top_n).into_iter().map(|(video, requests)| Popular { video, requests }).collect(),
         delta: delta.iter().map(|(video, &requests)| Popular { video: video.clone(), requests }).collect(),
         purges_after: cursor,
+        url: edge.public_url.as_deref(),
+        every_ms: edge.heartbeat_every.as_millis() as u64,
+        load: (edge.metrics.connections_open.get() as f64 / cap).clamp(0.0, 1.0),
+        requests,
+        failed,
+        uploads: edge.uploads.is_some(),
+        prefetch,
+        tiers_version: edge.children.read().expect("children lock").version.clone(),
     };
     let body = serde_json::to_vec(&report).unwrap_or_default();
     let response = edge

@@ -1,5 +1,5 @@
-//! What the PoP passes through to the origin without caching: the video API (not on a
-//! partner's PoP) and regional tus uploads. Never keys: players reach the key service
+//! What the PoP passes through to the origin without caching: the video and account API (not
+//! on a partner's PoP) and regional tus uploads. Never keys: players reach the key service
 //! directly. Bodies stream both ways; nothing is buffered whole. Upload URLs are checked here
 //! first, so a forged one never costs the origin a byte. When an origin URL fails, the next is
 //! tried only if the request cannot have done anything at the failed one, or is safe to repeat.
@@ -22,8 +22,13 @@ use crate::upstream::{Attempt, Route};
 
 /// Request headers worth passing on. Nothing hop-by-hop is among them; the body's framing
 /// (`content-length`) is set from what the request carries.
-const FORWARDED: [&str; 13] = [
+const FORWARDED: [&str; 16] = [
     "authorization",
+    // A signed-in page's session and its anti-forgery token (our own PoPs only: `flow` sends
+    // a partner's PoP no API call), and where the browser says the request came from.
+    "cookie",
+    "x-csrf-token",
+    "sec-fetch-site",
     "content-type",
     "range",
     "if-none-match",
@@ -81,10 +86,15 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
     );
     let method = Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| EdgeError::NotFound)?;
     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-    let headers: Vec<(&'static str, String)> = FORWARDED
+    let mut headers: Vec<(&'static str, String)> = FORWARDED
         .iter()
         .filter_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v.to_owned())))
         .collect();
+    // The client this PoP saw, in place of whatever the client claimed: the origin steers a
+    // creator to their nearest PoP by it.
+    if let Some(crate::flow::Client(ip)) = req.extensions().get::<crate::flow::Client>() {
+        headers.push(("x-forwarded-for", ip.to_string()));
+    }
     let body = body_of(req).await?;
     let answer = edge
         .upstream

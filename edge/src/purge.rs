@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +61,8 @@ pub struct Purges {
     file: PathBuf,
     state: Mutex<State>,
     caught_up: AtomicBool,
+    /// When a heartbeat last brought the takedowns up to date, Unix ms (0: never).
+    synced_at: AtomicI64,
 }
 
 impl Purges {
@@ -87,7 +89,7 @@ impl Purges {
             Err(e) => state.unreadable(&file, &e),
         }
         let _ = std::fs::remove_file(dir.join(LEGACY_CURSOR));
-        Self { file, state: Mutex::new(state), caught_up: AtomicBool::new(!disk_tier) }
+        Self { file, state: Mutex::new(state), caught_up: AtomicBool::new(!disk_tier), synced_at: AtomicI64::new(0) }
     }
 
     /// The cursor the heartbeat reports: the last takedown that is durable here.
@@ -141,6 +143,11 @@ impl Purges {
         self.lock().saved.tombstones.get(video).is_some_and(|&at| fetched_at <= at)
     }
 
+    /// Whether `video` has been taken down (whatever was fetched of it, when).
+    pub fn taken_down(&self, video: &str) -> bool {
+        self.lock().saved.tombstones.contains_key(video)
+    }
+
     /// `Ok` when everything applied is on disk; otherwise why not.
     pub fn durable(&self) -> Result<(), String> {
         let s = self.lock();
@@ -151,9 +158,18 @@ impl Purges {
         }
     }
 
-    /// A heartbeat's takedowns are in place: the disk tier may be served.
-    pub fn set_caught_up(&self) {
+    /// A heartbeat's takedowns are in place at `now` (Unix ms): the disk tier may be served.
+    pub fn set_caught_up(&self, now: i64) {
         self.caught_up.store(true, Ordering::Release);
+        self.synced_at.fetch_max(now, Ordering::AcqRel);
+    }
+
+    /// Whether the takedowns were last brought up to date longer than `max_lag` before `now`
+    /// (Unix ms), counting from `started` (Unix ms) when they never were. A zero `max_lag` is
+    /// no limit.
+    pub fn behind(&self, now: i64, started: i64, max_lag: std::time::Duration) -> bool {
+        let since = self.synced_at.load(Ordering::Acquire).max(started);
+        !max_lag.is_zero() && now - since > max_lag.as_millis() as i64
     }
 
     /// Whether the disk tier may be served (see the module's documentation).

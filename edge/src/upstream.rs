@@ -2,6 +2,10 @@
 //! passed through, uploads forwarded. Bounded connect and read timeouts. [`Upstream::failover`]
 //! is the one owner of which origin URL a request tries next, for every route; each route says
 //! which failures the next origin may fix and are safe to try again.
+//!
+//! Objects may come from parent PoPs (regional shields) instead: they are asked first, in
+//! order, with this PoP's tier credential (`pop_config::tier`), and the origin only when no
+//! parent answers, so a shield that dies costs its children a detour, not an outage.
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +23,10 @@ pub struct Upstream {
     passthrough: reqwest::Client,
     origins: Vec<String>,
     credential: String,
+    parents: Vec<String>,
+    tier_credential: String,
+    /// Until when (Unix ms) the parents are passed over after none could be reached.
+    parents_down_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
     retries: u32,
     failovers: Family<Labels, Counter>,
 }
@@ -32,6 +40,8 @@ pub enum Route {
     Passthrough,
     /// The PoP's heartbeat (popularity, purges, prefetch).
     Heartbeat,
+    /// A cacheable object asked of a parent PoP.
+    Parent,
 }
 
 impl Route {
@@ -40,6 +50,7 @@ impl Route {
             Self::Object => "object",
             Self::Passthrough => "passthrough",
             Self::Heartbeat => "heartbeat",
+            Self::Parent => "parent",
         }
     }
 }
@@ -72,14 +83,25 @@ impl Upstream {
         // an upload that takes longer than `read` to arrive; the pass-through bounds the wait
         // for the origin's answer itself, from the end of the body (`proxy.rs`).
         let passthrough = builder().build().expect("http client");
+        let tier_credential = pop_config::tier::credential(&credential);
+        let trim = |urls: Vec<String>| urls.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect();
         Self {
             client,
             passthrough,
-            origins: origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
+            origins: trim(origins),
             credential,
+            parents: Vec::new(),
+            tier_credential,
+            parents_down_until: Default::default(),
             retries,
             failovers,
         }
+    }
+
+    /// The same, asking `parents` (parent PoPs) for objects before the origins.
+    pub fn with_parents(mut self, parents: Vec<String>) -> Self {
+        self.parents = parents.into_iter().map(|p| p.trim_end_matches('/').to_owned()).collect();
+        self
     }
 
     /// The credential this PoP presents as a bearer token.
@@ -104,12 +126,38 @@ impl Upstream {
 
     /// `GET /v1/objects/{key}` with `Range: bytes={first}-{last}`: a cacheable object, or the
     /// part of one a PoP keeps as one entry.
+    /// Parents first, with the tier credential; then the origins.
     pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<reqwest::Response, EdgeError> {
         let range = format!("bytes={first}-{last}");
-        self.send(Route::Object, |base| {
-            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(&self.credential).header("range", &range)
-        })
-        .await
+        let ask = |base: &str, bearer: &str| {
+            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(bearer).header("range", &range)
+        };
+        let down = self.parents_down_until.load(std::sync::atomic::Ordering::Relaxed) > crate::now_ms();
+        if !self.parents.is_empty() && !down {
+            let from_parent = self.failover_over(&self.parents, 0, Route::Parent, |base| {
+                let request = ask(base, &self.tier_credential);
+                let base = base.to_owned();
+                async move { parent_answered(&base, request.send().await) }
+            });
+            match from_parent.await {
+                // A parent that does not know this PoP yet (its heartbeat brings the verifiers):
+                // the origin still answers.
+                Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
+                    tracing::warn!(status = %r.status(), "a parent refused this PoP's tier credential; asking the origin");
+                    self.failovers.get_or_create(&vec![("route", Route::Parent.label())]).inc();
+                }
+                // None could be reached (or one is behind on takedowns): the origin answers, and
+                // the parents are passed over for a while rather than waited on at every miss.
+                Err(e) if e.is_retryable() && !matches!(e, EdgeError::OriginBusy) => {
+                    tracing::info!(error = %e, detail = ?e.detail(), "no parent answered; asking the origin");
+                    self.failovers.get_or_create(&vec![("route", Route::Parent.label())]).inc();
+                    let until = crate::now_ms() + PARENTS_DOWN.as_millis() as i64;
+                    self.parents_down_until.store(until, std::sync::atomic::Ordering::Relaxed);
+                }
+                answered => return answered,
+            }
+        }
+        self.send(Route::Object, |base| ask(base, &self.credential)).await
     }
 
     /// Sends a request built for each origin in turn; 5xx and connection errors move on, but a
@@ -131,13 +179,27 @@ impl Upstream {
     /// Runs `attempt` with each origin base URL in turn until one is [`Attempt::Done`]: the
     /// configured order, around again while `retries` asks for more attempts than there are
     /// URLs, with a short growing pause before each next one. The last failure is the error.
-    pub async fn failover<T, F, A>(&self, route: Route, mut attempt: F) -> Result<T, EdgeError>
+    pub async fn failover<T, F, A>(&self, route: Route, attempt: F) -> Result<T, EdgeError>
+    where
+        F: FnMut(&str) -> A,
+        A: Future<Output = Attempt<T>>,
+    {
+        self.failover_over(&self.origins, self.retries, route, attempt).await
+    }
+
+    async fn failover_over<T, F, A>(
+        &self,
+        bases: &[String],
+        retries: u32,
+        route: Route,
+        mut attempt: F,
+    ) -> Result<T, EdgeError>
     where
         F: FnMut(&str) -> A,
         A: Future<Output = Attempt<T>>,
     {
         let mut last = EdgeError::OriginUnavailable("no origin configured".into());
-        let mut order = self.order().peekable();
+        let mut order = order(bases, retries).peekable();
         while let Some((n, base)) = order.next() {
             match attempt(base).await {
                 Attempt::Done(result) => return result,
@@ -151,11 +213,24 @@ impl Upstream {
         }
         Err(last)
     }
+}
 
-    /// The origin base URLs one request tries, numbered.
-    fn order(&self) -> impl Iterator<Item = (usize, &str)> {
-        let attempts = if self.origins.is_empty() { 0 } else { (self.retries as usize + 1).max(self.origins.len()) };
-        self.origins.iter().cycle().take(attempts).map(String::as_str).enumerate()
+/// The base URLs one request tries, numbered: each once, around again while `retries` asks for
+/// more attempts than there are URLs.
+fn order(bases: &[String], retries: u32) -> impl Iterator<Item = (usize, &str)> {
+    let attempts = if bases.is_empty() { 0 } else { (retries as usize + 1).max(bases.len()) };
+    bases.iter().cycle().take(attempts).map(String::as_str).enumerate()
+}
+
+/// How long the parents are passed over after none could be reached.
+const PARENTS_DOWN: Duration = Duration::from_secs(10);
+
+/// A parent's answer: its `502` or `504` says the origin failed it, and is final: asking the
+/// origin directly from every child would multiply the origin's load just when it is failing.
+fn parent_answered(base: &str, sent: reqwest::Result<reqwest::Response>) -> Attempt<reqwest::Response> {
+    match sent {
+        Ok(r) if matches!(r.status().as_u16(), 502 | 504) => Attempt::Done(Ok(r)),
+        other => answered(base, other),
     }
 }
 
@@ -189,7 +264,7 @@ mod tests {
 
     #[test]
     fn every_origin_is_tried_and_retries_go_around_again() {
-        let order = |u: &Upstream| u.order().map(|(_, base)| base.to_owned()).collect::<Vec<_>>();
+        let order = |u: &Upstream| order(&u.origins, u.retries).map(|(_, base)| base.to_owned()).collect::<Vec<_>>();
         assert_eq!(order(&upstream(&["http://a", "http://b/"], 0)), ["http://a", "http://b"]);
         assert_eq!(order(&upstream(&["http://a", "http://b"], 2)), ["http://a", "http://b", "http://a"]);
         assert!(order(&upstream(&[], 3)).is_empty());

@@ -259,3 +259,86 @@ async fn a_takedown_that_cannot_be_written_is_never_served_from_disk_again() {
         origin.beats().reports.iter().rev().take(1).map(|r| r["purges_after"].as_i64().unwrap()).collect();
     assert_eq!(cursors, [1], "resumed from the cursor on disk");
 }
+
+/// A complete media playlist of `n` segments at `{video}/720p/index.m3u8`, and its segments.
+fn vod(origin: &TestOrigin, video: &str, n: u32) {
+    let mut playlist = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n");
+    for i in 0..n {
+        playlist.push_str(&format!("#EXTINF:2.000,\nseg_{i:05}.m4s\n"));
+        origin.segment(&format!("{video}/720p/seg_{i:05}.m4s"), 20_000);
+    }
+    playlist.push_str("#EXT-X-ENDLIST\n");
+    origin.put(&format!("{video}/720p/index.m3u8"), playlist.into(), "public, max-age=2");
+}
+
+fn readahead_pop_config(dir: &std::path::Path, origin: &TestOrigin) -> pop_config::PopConfig {
+    let mut cfg = config(dir, &origin.url());
+    cfg.prefetch.readahead = 1;
+    cfg.prefetch.readahead_continue_percent = 50;
+    cfg.prefetch.heartbeat = Duration::from_millis(200);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_are_read_ahead_for_videos_watched_on_and_never_past_the_last() {
+    init();
+    let origin = TestOrigin::start().await;
+    vod(&origin, "ra", 12);
+    let dir = tempfile::tempdir().unwrap();
+    let pop = Pop::start(readahead_pop_config(dir.path(), &origin)).await;
+    let edge = pop.running.edge.clone();
+    assert_eq!(pop.get(&viewer_path("ra", "720p/index.m3u8")).await.0, 200);
+    let seg = |i: u32| format!("ra/720p/seg_{i:05}.m4s");
+    // Ten requests teach the PoP that this video's viewers go on; until then each is a miss.
+    for i in 0..10 {
+        let (status, x_cache, _) = pop.get(&viewer_path("ra", &format!("720p/seg_{i:05}.m4s"))).await;
+        assert_eq!((status, x_cache.as_str()), (200, "miss"), "segment {i}");
+    }
+    // The tenth request read the eleventh ahead.
+    wait_for("segment 10 read ahead", Duration::from_secs(3), async || edge.cache.contains(&seg(10))).await;
+    for i in 10..12 {
+        if i == 11 {
+            wait_for("segment 11 read ahead", Duration::from_secs(3), async || edge.cache.contains(&seg(11))).await;
+        }
+        let (status, x_cache, _) = pop.get(&viewer_path("ra", &format!("720p/seg_{i:05}.m4s"))).await;
+        assert_eq!((status, x_cache.as_str()), (200, "hit-memory"), "segment {i}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(origin.fetches("ra/720p/seg_00012.m4s"), 0, "nothing past the playlist's last segment");
+    assert!((0..12).all(|i| origin.fetches(&seg(i)) == 1), "each segment fetched once");
+    let metrics = pop.metrics().await;
+    assert_eq!(metric(&metrics, "edge_read_ahead_total", &[]), 2.0);
+    pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_and_taken_down_videos_are_not_read_ahead() {
+    init();
+    let origin = TestOrigin::start().await;
+    vod(&origin, "tail", 4);
+    vod(&origin, "gone", 30);
+    let dir = tempfile::tempdir().unwrap();
+    let pop = Pop::start(readahead_pop_config(dir.path(), &origin)).await;
+    // Thirty viewers of "tail" each leave after the first segment.
+    pop.get(&viewer_path("tail", "720p/index.m3u8")).await;
+    for _ in 0..30 {
+        pop.get(&viewer_path("tail", "720p/seg_00000.m4s")).await;
+    }
+    // "gone" is watched on, until it is taken down.
+    pop.get(&viewer_path("gone", "720p/index.m3u8")).await;
+    for i in 0..12 {
+        pop.get(&viewer_path("gone", &format!("720p/seg_{i:05}.m4s"))).await;
+    }
+    let edge = pop.running.edge.clone();
+    wait_for("read ahead", Duration::from_secs(3), async || edge.cache.contains("gone/720p/seg_00012.m4s")).await;
+    origin.take_down("gone");
+    wait_for("the takedown", Duration::from_secs(3), async || edge.cache.purges().taken_down("gone")).await;
+    // The segment read ahead before the takedown is purged with the rest; the viewer who asks
+    // for it is refused, and nothing further is read ahead.
+    let (status, ..) = pop.get(&viewer_path("gone", "720p/seg_00012.m4s")).await;
+    assert_eq!(status, 410);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(origin.fetches("tail/720p/seg_00001.m4s"), 0, "abandoners are not read ahead");
+    assert_eq!(origin.fetches("gone/720p/seg_00013.m4s"), 0, "a taken-down video is not read ahead");
+    pop.stop().await;
+}

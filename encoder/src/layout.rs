@@ -28,8 +28,15 @@ pub const DASH_MANIFEST: &str = "manifest.mpd";
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 /// Per-rendition CMAF header.
 pub const INIT_SEGMENT: &str = "init.mp4";
-/// Poster picture.
+/// Poster picture (the encoder's pick, also the first choice).
 pub const POSTER: &str = "poster.jpg";
+/// Poster choices a creator may pick from: frames of high detail, spread over the video.
+pub const POSTER_CHOICES: usize = 3;
+
+/// File name of poster choice `n` (1-based; 1 is the encoder's own pick).
+pub fn poster_choice(n: usize) -> String {
+    format!("poster-{n}.jpg")
+}
 /// Storyboard sprite.
 pub const STORYBOARD: &str = "storyboard.jpg";
 /// Storyboard WebVTT track.

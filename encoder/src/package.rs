@@ -299,6 +299,11 @@ fn publish_pictures(store: &Store, t: &Thumbnails, out_dir: &Path, files: &mut V
         fs::copy(&from, out_dir.join(name)).map_err(Error::io("copy", &from))?;
         files.push(name.to_owned());
     }
+    for (n, key) in t.choices.iter().enumerate() {
+        let (from, name) = (store.path(key)?, layout::poster_choice(n + 1));
+        fs::copy(&from, out_dir.join(&name)).map_err(Error::io("copy", &from))?;
+        files.push(name);
+    }
     Ok(())
 }
 

@@ -212,7 +212,7 @@ impl Work {
                 .chain(audio.iter())
                 .flat_map(|p| p.keys.iter().cloned())
                 .chain(ladders.iter().flat_map(|l| l.deferred.iter().map(|d| d.template.clone())))
-                .chain(thumbnails.iter().flat_map(|t| [t.poster.clone(), t.sprite.clone(), t.vtt.clone()]))
+                .chain(thumbnails.iter().flat_map(Thumbnails::keys))
                 .chain(on_demand.iter().filter_map(|o| o.overlay.as_ref()).map(|o| o.key.clone()))
                 .collect(),
             _ => Vec::new(),
@@ -332,6 +332,17 @@ pub struct Thumbnails {
     pub sprite: String,
     /// Storyboard WebVTT, referencing `storyboard.jpg`.
     pub vtt: String,
+    /// Poster choices, best first (published as `poster-1.jpg`...); absent from tasks made
+    /// before creators could choose.
+    #[serde(default)]
+    pub choices: Vec<String>,
+}
+
+impl Thumbnails {
+    /// Every artifact key.
+    pub fn keys(&self) -> Vec<String> {
+        [&self.poster, &self.sprite, &self.vtt].into_iter().chain(&self.choices).cloned().collect()
+    }
 }
 
 /// Protection inputs of the package task and of just-in-time encodes.
@@ -450,7 +461,7 @@ impl TaskOutput {
             Self::Watermark(overlay) => overlay.iter().map(|o| o.key.clone()).collect(),
             Self::Encoded(keys) => keys.clone(),
             Self::Audio(key) => key.iter().cloned().collect(),
-            Self::Thumbnails(t) => vec![t.poster.clone(), t.sprite.clone(), t.vtt.clone()],
+            Self::Thumbnails(t) => t.keys(),
             Self::Inspected(_) | Self::Packaged(_) => Vec::new(),
         }
     }

@@ -42,6 +42,15 @@ fn poster_skips_a_black_opening_and_storyboard_maps_every_interval() {
         (Some(640), Some(360))
     );
     assert!(mean(&first_frame_gray(&out.join("poster.jpg"))) > 40.0, "the poster is a black frame");
+    // The creator's choices: the encoder's pick first, then other frames, none of them black.
+    let choices: Vec<Vec<u8>> = (1..=encoder::layout::POSTER_CHOICES)
+        .map(|n| std::fs::read(out.join(encoder::layout::poster_choice(n))).expect("every choice is published"))
+        .collect();
+    assert_eq!(choices[0], std::fs::read(out.join("poster.jpg")).unwrap());
+    assert!(choices[1] != choices[0] && choices[2] != choices[1] && choices[2] != choices[0], "three different frames");
+    for n in 1..=encoder::layout::POSTER_CHOICES {
+        assert!(mean(&first_frame_gray(&out.join(encoder::layout::poster_choice(n)))) > 40.0, "choice {n} is black");
+    }
 
     let sprite = probe(&out.join("storyboard.jpg"), &["-show_entries", "stream=width,height"]);
     let (sw, sh) = (sprite["streams"][0]["width"].as_u64().unwrap(), sprite["streams"][0]["height"].as_u64().unwrap());

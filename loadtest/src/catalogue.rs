@@ -1,7 +1,9 @@
 //! The titles viewers choose from: a list of master playlist URLs (or paths), or the
 //! origin's own catalogue (`GET /v1/videos`, paged) with a playback token requested per
 //! title when a viewer first needs it, and renewed before it expires. Every master URL is
-//! moved onto the target PoP, so one list measures nginx and the edge alike.
+//! moved onto the target PoP, so one list measures nginx and the edge alike; only a title
+//! whose playlist failed there is asked for again and played where the origin sends it
+//! ([`Catalogue::regrant`], with content steering).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +30,18 @@ pub struct Catalogue {
 #[derive(Debug)]
 enum Title {
     Url(Url),
-    Video { id: String, master: Mutex<Option<(Url, u64)>> },
+    Video { id: String, master: Mutex<Option<Grant>> },
+}
+
+/// A title's playback grant as viewers use it.
+#[derive(Debug)]
+struct Grant {
+    /// The master playlist URL.
+    url: Url,
+    /// When its token expires, seconds since the Unix epoch.
+    expires: u64,
+    /// Where the origin issued it (after a [`Catalogue::regrant`]), not moved onto the target.
+    as_issued: bool,
 }
 
 #[derive(Debug)]
@@ -122,6 +135,11 @@ impl Catalogue {
         self.titles.is_empty()
     }
 
+    /// Whether titles come from the origin's API (so a new grant can be asked for).
+    pub fn has_api(&self) -> bool {
+        self.api.is_some()
+    }
+
     /// Title `i`'s master playlist URL on the target; may ask the origin for a token.
     pub async fn master_url(&self, i: usize) -> Result<Url, String> {
         match &self.titles[i] {
@@ -129,22 +147,54 @@ impl Catalogue {
             Title::Video { id, master } => {
                 // Held across the request, so viewers arriving together make one token request.
                 let mut cached = master.lock().await;
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                if let Some((url, expires)) = cached.as_ref()
-                    && now + RENEW_BEFORE.as_secs() < *expires
+                let now = unix_now();
+                if let Some(g) = cached.as_ref()
+                    && now + RENEW_BEFORE.as_secs() < g.expires
                 {
-                    return Ok(url.clone());
+                    return Ok(g.url.clone());
                 }
-                let api = self.api.as_ref().ok_or("no origin API")?;
-                let url = api.origin.join(&format!("/v1/videos/{id}/playback")).map_err(|e| e.to_string())?;
-                let p: Playback = json(api.client.post(url)).await?;
-                let master_url = api.origin.join(&p.master_url).map_err(|e| format!("master_url: {e}"))?;
-                let master_url = rebase(&master_url, &self.target);
-                *cached = Some((master_url.clone(), p.expires_at.unwrap_or(now + 3600)));
-                Ok(master_url)
+                // A renewal keeps the title where its last grant was played.
+                let as_issued = cached.as_ref().is_some_and(|g| g.as_issued);
+                let grant = self.grant(id, as_issued, now).await?;
+                let url = grant.url.clone();
+                *cached = Some(grant);
+                Ok(url)
             }
         }
     }
+
+    /// A new grant for title `i`, whose playlist at `failed` could not be loaded (its PoP is
+    /// down), played where the origin issues it: the origin's steering names a live PoP of
+    /// the caller's region, as a page asking the API again would be told. Viewers of the
+    /// title that failed at the same URL share one new grant; a title from a list has none.
+    pub async fn regrant(&self, i: usize, failed: &Url) -> Result<Url, String> {
+        let Title::Video { id, master } = &self.titles[i] else { return Err("a listed title has no grant".into()) };
+        let mut cached = master.lock().await;
+        let now = unix_now();
+        if let Some(g) = cached.as_ref()
+            && g.url != *failed
+            && now + RENEW_BEFORE.as_secs() < g.expires
+        {
+            return Ok(g.url.clone());
+        }
+        let grant = self.grant(id, true, now).await?;
+        let url = grant.url.clone();
+        *cached = Some(grant);
+        Ok(url)
+    }
+
+    async fn grant(&self, id: &str, as_issued: bool, now: u64) -> Result<Grant, String> {
+        let api = self.api.as_ref().ok_or("no origin API")?;
+        let url = api.origin.join(&format!("/v1/videos/{id}/playback")).map_err(|e| e.to_string())?;
+        let p: Playback = json(api.client.post(url)).await?;
+        let issued = api.origin.join(&p.master_url).map_err(|e| format!("master_url: {e}"))?;
+        let url = if as_issued { issued } else { rebase(&issued, &self.target) };
+        Ok(Grant { url, expires: p.expires_at.unwrap_or(now + 3600), as_issued })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 async fn json<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, String> {

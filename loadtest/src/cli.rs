@@ -1,4 +1,5 @@
-//! The command line: `loadtest run`, `loadtest cost`, `loadtest scenarios`.
+//! The command line: `loadtest run`, `loadtest cost`, `loadtest scenarios`, `loadtest replay`,
+//! `loadtest synth-trace`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use crate::client::Protocol;
 use crate::error::{Error, Result};
 use crate::run::RunOptions;
 use crate::scenario::{Pace, Scenario};
+use crate::synth::SynthSpec;
 use crate::tls::Trust;
-use crate::units::parse_duration;
+use crate::units::{parse_duration, parse_size};
 
 /// Load-test a PoP with HLS viewers (and uploads), report, and project the cost.
 #[derive(Debug, Parser)]
@@ -31,6 +33,11 @@ pub enum Command {
     Cost(CostArgs),
     /// List the built-in scenarios.
     Scenarios,
+    /// Replay a request trace through LRU, S3-FIFO and Belady at one cache size, beside what
+    /// the PoP answered.
+    Replay(ReplayArgs),
+    /// Write a synthetic request trace of video viewing (Zipf titles, early leavers).
+    SynthTrace(SynthArgs),
 }
 
 /// `loadtest run`.
@@ -66,6 +73,10 @@ pub struct RunArgs {
     /// Connections shared by all viewers (default 0: one per viewer).
     #[arg(long)]
     pub connections: Option<usize>,
+    /// Do not follow HLS content steering (`EXT-X-CONTENT-STEERING`), overriding the
+    /// scenario's `[steering] enabled`: every request goes where the playlists say.
+    #[arg(long)]
+    pub no_steering: bool,
     /// A file of master playlist URLs or paths, one a line.
     #[arg(long)]
     pub catalogue: Option<PathBuf>,
@@ -97,6 +108,18 @@ pub struct RunArgs {
     /// Write `report.json` and `report.html` here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Write every viewing to this file, one JSON line each (startup, played and stalled
+    /// seconds, ...), so runs from several hosts can be merged exactly.
+    #[arg(long)]
+    pub sessions: Option<PathBuf>,
+    /// Write the request trace here: one line per successful object request (when sent,
+    /// the PoP, the path, body bytes, `x-cache`), for `loadtest replay`.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// With `--trace`: replay it at the end through LRU, S3-FIFO and Belady with a cache of
+    /// this size (e.g. 2GiB), for the report's "cache vs optimum".
+    #[arg(long, requires = "trace", value_parser = parse_size)]
+    pub replay_cache: Option<u64>,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -137,6 +160,9 @@ impl RunArgs {
         if let Some(c) = self.connections {
             run.connections = c;
         }
+        if self.no_steering {
+            scenario.steering.enabled = false;
+        }
         scenario.check().map_err(|message| Error::Usage(format!("after the command-line overrides, {message}")))?;
         let protocol =
             self.protocol.unwrap_or(if self.target.scheme() == "https" { Protocol::H2 } else { Protocol::H1 });
@@ -152,6 +178,9 @@ impl RunArgs {
             creator_token: self.creator_token,
             upload_file: self.upload_file,
             progress: !self.quiet,
+            sessions: self.sessions,
+            trace: self.trace,
+            replay_cache: self.replay_cache,
         })
     }
 }
@@ -177,6 +206,81 @@ pub struct CostArgs {
     /// upload.
     #[arg(long, requires = "policy_metrics")]
     pub full_metrics: Option<PathBuf>,
+}
+
+/// `loadtest replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A trace written by `loadtest run --trace` or `loadtest synth-trace`.
+    pub trace: PathBuf,
+    /// The cache size every policy gets (e.g. 64MiB, 2GiB).
+    #[arg(long, value_parser = parse_size)]
+    pub cache: u64,
+    /// Only the requests sent to this PoP (`host:port`, as in the trace); by default each
+    /// PoP in the trace is replayed on its own.
+    #[arg(long)]
+    pub pop: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `loadtest synth-trace`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The trace file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Zipf exponent of title popularity.
+    #[arg(long, default_value_t = 0.9)]
+    pub alpha: f64,
+    /// Titles in the catalogue.
+    #[arg(long, default_value_t = 2000)]
+    pub videos: usize,
+    /// Segments per title.
+    #[arg(long, default_value_t = 30)]
+    pub segments: u32,
+    /// Bytes per segment (e.g. 1MiB).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub segment_bytes: u64,
+    /// Mean number of segments a viewer watches before leaving (exponential).
+    #[arg(long, default_value_t = 10.0)]
+    pub abandon_mean: f64,
+    /// Requests to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub requests: u64,
+    /// Viewings at once, taking turns segment by segment.
+    #[arg(long, default_value_t = 100)]
+    pub viewers: usize,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl SynthArgs {
+    /// The generator's settings, checked.
+    pub fn spec(&self) -> Result<SynthSpec> {
+        let bad = |m: &str| Err(Error::Usage(format!("synth-trace: {m}")));
+        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+            return bad("--alpha must be a number of at least 0");
+        }
+        if !(self.abandon_mean > 0.0 && self.abandon_mean.is_finite()) {
+            return bad("--abandon-mean must be more than 0");
+        }
+        if self.videos == 0 || self.segments == 0 || self.viewers == 0 || self.segment_bytes == 0 {
+            return bad("--videos, --segments, --viewers and --segment-bytes must be at least 1");
+        }
+        Ok(SynthSpec {
+            alpha: self.alpha,
+            videos: self.videos,
+            segments: self.segments,
+            segment_bytes: self.segment_bytes,
+            abandon_mean: self.abandon_mean,
+            requests: self.requests,
+            viewers: self.viewers,
+            seed: self.seed,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +320,41 @@ mod tests {
         assert_eq!(o.scenario.run.pace, Pace::Fast);
         assert_eq!(o.scenario.run.max_requests, Some(100));
         assert_eq!(o.protocol, Protocol::H1, "http defaults to HTTP/1.1");
+        assert!(o.scenario.steering.enabled, "steering is followed unless switched off");
+        let Command::Run(args) = parse(&["run", "--target", "http://pop", "--no-steering"]).unwrap().command else {
+            panic!("not run")
+        };
+        assert!(!args.options().unwrap().scenario.steering.enabled);
+    }
+
+    #[test]
+    fn trace_replay_and_synth_options() {
+        assert!(parse(&["run", "--target", "http://pop", "--replay-cache", "2GiB"]).is_err(), "needs --trace");
+        let Command::Run(args) =
+            parse(&["run", "--target", "http://pop", "--trace", "t.tsv", "--replay-cache", "2GiB"]).unwrap().command
+        else {
+            panic!("not run")
+        };
+        let o = args.options().unwrap();
+        assert_eq!((o.trace, o.replay_cache), (Some(PathBuf::from("t.tsv")), Some(2 << 30)));
+        let Command::Replay(r) =
+            parse(&["replay", "t.tsv", "--cache", "64MiB", "--pop", "pop-a:8443"]).unwrap().command
+        else {
+            panic!("not replay")
+        };
+        assert_eq!((r.cache, r.pop.as_deref(), r.json), (64 << 20, Some("pop-a:8443"), false));
+        assert!(parse(&["replay", "t.tsv"]).is_err(), "--cache is required");
+        let Command::SynthTrace(s) = parse(&["synth-trace", "--out", "s.tsv"]).unwrap().command else {
+            panic!("not synth-trace")
+        };
+        let spec = s.spec().unwrap();
+        assert_eq!((spec.alpha, spec.videos, spec.segments, spec.segment_bytes), (0.9, 2000, 30, 1 << 20));
+        assert_eq!(spec.catalogue_bytes(), 60_000 << 20, "2000 x 30 x 1 MiB");
+        let Command::SynthTrace(s) = parse(&["synth-trace", "--out", "s.tsv", "--abandon-mean", "0"]).unwrap().command
+        else {
+            panic!("not synth-trace")
+        };
+        assert!(s.spec().unwrap_err().to_string().contains("--abandon-mean"));
     }
 
     #[test]

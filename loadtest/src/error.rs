@@ -51,6 +51,14 @@ pub enum Error {
     /// The upload storm could not start (its individual uploads failing are measured instead).
     #[error("uploads: {0}")]
     Upload(String),
+    /// A request trace that cannot be read or written (`--trace`, `replay`).
+    #[error("trace {}: {message}", path.display())]
+    Trace {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The ffmpeg CLI, used to make an upload source.
     #[error("ffmpeg: {0}")]
     Ffmpeg(String),

@@ -1,5 +1,6 @@
 //! HLS playlists (RFC 8216) as far as a player needs them to generate the right requests:
-//! variants with BANDWIDTH and RESOLUTION, audio renditions, and media playlists with their
+//! variants with BANDWIDTH and RESOLUTION, audio renditions, content steering
+//! (`EXT-X-CONTENT-STEERING` and each variant's `PATHWAY-ID`), and media playlists with their
 //! segments, EXT-X-MAP init sections, EXT-X-KEY key URIs and byte ranges. Relative URIs are
 //! resolved against the playlist's own URL, as a player does.
 
@@ -14,13 +15,30 @@ pub enum Playlist {
     Media(Media),
 }
 
+/// The pathway of a variant without `PATHWAY-ID` (RFC 8216bis: ".").
+pub const DEFAULT_PATHWAY: &str = ".";
+
 /// A multivariant playlist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Master {
-    /// Video variants, sorted by ascending BANDWIDTH.
+    /// Video variants of the ladder's pathway, sorted by ascending BANDWIDTH.
     pub variants: Vec<Variant>,
     /// `EXT-X-MEDIA:TYPE=AUDIO` renditions.
     pub audio: Vec<AudioRendition>,
+    /// `EXT-X-CONTENT-STEERING`, when the playlist asks players to follow a steering server.
+    pub steering: Option<SteeringTag>,
+    /// The pathway `variants` are on: the tag's PATHWAY-ID when some variant has it, else
+    /// the first variant's (as hls.js starts), `.` without pathways.
+    pub pathway: String,
+}
+
+/// `EXT-X-CONTENT-STEERING`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SteeringTag {
+    /// SERVER-URI, resolved against the playlist's URL.
+    pub server_uri: Url,
+    /// PATHWAY-ID: the pathway to start on.
+    pub pathway: Option<String>,
 }
 
 /// One `EXT-X-STREAM-INF`.
@@ -34,6 +52,8 @@ pub struct Variant {
     pub resolution: Option<(u32, u32)>,
     /// Audio group id.
     pub audio: Option<String>,
+    /// PATHWAY-ID (`.` when absent).
+    pub pathway: String,
 }
 
 impl Variant {
@@ -165,9 +185,17 @@ pub fn parse(text: &str, base: &Url) -> Result<Playlist, String> {
 fn master<'a>(lines: impl Iterator<Item = &'a str>, base: &Url) -> Result<Master, String> {
     let mut variants: Vec<(Variant, bool)> = Vec::new();
     let mut audio = Vec::new();
+    let mut steering = None;
     let mut pending: Option<Vec<(String, String)>> = None;
     for line in lines {
-        if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+        if let Some(attrs) = line.strip_prefix("#EXT-X-CONTENT-STEERING:") {
+            let attrs = attributes(attrs);
+            let uri = get(&attrs, "SERVER-URI").ok_or("EXT-X-CONTENT-STEERING without SERVER-URI")?;
+            steering = Some(SteeringTag {
+                server_uri: resolve(base, uri)?,
+                pathway: get(&attrs, "PATHWAY-ID").map(str::to_owned),
+            });
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
             pending = Some(attributes(attrs));
         } else if let Some(attrs) = line.strip_prefix("#EXT-X-MEDIA:") {
             let attrs = attributes(attrs);
@@ -188,8 +216,9 @@ fn master<'a>(lines: impl Iterator<Item = &'a str>, base: &Url) -> Result<Master
                 Some((w.parse().ok()?, h.parse().ok()?))
             });
             let audio = get(&attrs, "AUDIO").map(str::to_owned);
+            let pathway = get(&attrs, "PATHWAY-ID").unwrap_or(DEFAULT_PATHWAY).to_owned();
             let audio_only = resolution.is_none() && get(&attrs, "CODECS").is_some_and(only_audio_codecs);
-            variants.push((Variant { uri: resolve(base, line)?, bandwidth, resolution, audio }, audio_only));
+            variants.push((Variant { uri: resolve(base, line)?, bandwidth, resolution, audio, pathway }, audio_only));
         }
     }
     if pending.is_some() {
@@ -203,8 +232,15 @@ fn master<'a>(lines: impl Iterator<Item = &'a str>, base: &Url) -> Result<Master
     if variants.is_empty() {
         return Err("a multivariant playlist without variants".into());
     }
+    // One ladder: the variants of the pathway a player starts on (hls.js: the tag's
+    // PATHWAY-ID, or the first variant's when no variant is on it). Other pathways are
+    // reached through the steering manifest's clones of this one.
+    let wanted = steering.as_ref().and_then(|s| s.pathway.as_deref()).unwrap_or(DEFAULT_PATHWAY);
+    let pathway =
+        if variants.iter().any(|v| v.pathway == wanted) { wanted.to_owned() } else { variants[0].pathway.clone() };
+    variants.retain(|v| v.pathway == pathway);
     variants.sort_by_key(|v| v.bandwidth);
-    Ok(Master { variants, audio })
+    Ok(Master { variants, audio, steering, pathway })
 }
 
 fn media<'a>(lines: impl Iterator<Item = &'a str>, base: &Url) -> Result<Media, String> {
@@ -437,7 +473,55 @@ audio/index.m3u8\n";
 
     #[test]
     fn a_variant_without_resolution_is_labelled_by_bandwidth() {
-        let v = Variant { uri: url("http://h/a"), bandwidth: 640_000, resolution: None, audio: None };
+        let v = Variant {
+            uri: url("http://h/a"),
+            bandwidth: 640_000,
+            resolution: None,
+            audio: None,
+            pathway: DEFAULT_PATHWAY.into(),
+        };
         assert_eq!(v.label(), "640k");
+    }
+
+    #[test]
+    fn content_steering_tag_and_pathways() {
+        // What the origin serves: the tag after the header, every variant on `home`.
+        let text = "#EXTM3U\n#EXT-X-VERSION:7\n\
+#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://10.77.0.1:8080/v1/steering/vid\",PATHWAY-ID=\"home\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,PATHWAY-ID=\"home\"\n360p/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=426x240,PATHWAY-ID=\"home\"\n240p/index.m3u8\n";
+        let base = url("http://10.77.0.3:8081/p/tok/vid/master.m3u8");
+        let Playlist::Master(m) = parse(text, &base).unwrap() else { panic!("not a master") };
+        let tag = m.steering.as_ref().unwrap();
+        assert_eq!(tag.server_uri.as_str(), "http://10.77.0.1:8080/v1/steering/vid");
+        assert_eq!(tag.pathway.as_deref(), Some("home"));
+        assert_eq!(m.pathway, "home");
+        assert_eq!(m.variants.len(), 2);
+        assert!(m.variants.iter().all(|v| v.pathway == "home"));
+
+        // A relative SERVER-URI resolves against the playlist; variants listed for two
+        // pathways make one ladder, the tag's.
+        let text = "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steer.json\",PATHWAY-ID=\"cdn-b\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"cdn-a\"\nhttp://a.example/v1.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=2,PATHWAY-ID=\"cdn-a\"\nhttp://a.example/v2.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"cdn-b\"\nhttp://b.example/v1.m3u8\n";
+        let Playlist::Master(m) = parse(text, &base).unwrap() else { panic!() };
+        assert_eq!(m.steering.as_ref().unwrap().server_uri.as_str(), "http://10.77.0.3:8081/steer.json");
+        assert_eq!(m.pathway, "cdn-b");
+        assert_eq!(m.variants.iter().map(|v| v.uri.as_str()).collect::<Vec<_>>(), ["http://b.example/v1.m3u8"]);
+
+        // A PATHWAY-ID no variant is on: the first variant's pathway, as hls.js falls back.
+        let text = "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"s\",PATHWAY-ID=\"gone\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2,PATHWAY-ID=\"y\"\nw.m3u8\n";
+        let Playlist::Master(m) = parse(text, &base).unwrap() else { panic!() };
+        assert_eq!((m.pathway.as_str(), m.variants.len()), ("x", 1));
+
+        // No tag, no pathways: one ladder on `.`, as before.
+        let Playlist::Master(m) = parse(MASTER, &base).unwrap() else { panic!() };
+        assert!(m.steering.is_none());
+        assert_eq!((m.pathway.as_str(), m.variants.len()), (DEFAULT_PATHWAY, 2));
+
+        let e = parse("#EXTM3U\n#EXT-X-CONTENT-STEERING:PATHWAY-ID=\"a\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n", &base);
+        assert!(e.unwrap_err().contains("SERVER-URI"));
     }
 }

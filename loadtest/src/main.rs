@@ -8,6 +8,9 @@ use loadtest::cli::{Cli, Command};
 use loadtest::cost::{self, Prices};
 use loadtest::report::{self, json, table};
 use loadtest::scenario::{BUILT_IN, Scenario};
+use loadtest::synth::Synth;
+use loadtest::units::human_bytes;
+use loadtest::{replay, trace};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -64,6 +67,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     print!("{}", cost::media::render(d, &prices));
                 }
             }
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let records = trace::read_file(&args.trace)?;
+            let replayed = replay::replay(&records, args.cache, args.pop.as_deref()).map_err(anyhow::Error::msg)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&replayed)?);
+            } else {
+                print!("{}", table::cache_vs_optimum(&replayed));
+            }
+            Ok(())
+        }
+        Command::SynthTrace(args) => {
+            let spec = args.spec()?;
+            let lines = trace::write_file(&args.out, Synth::new(spec))?;
+            let catalogue = spec.catalogue_bytes();
+            println!(
+                "{lines} requests written to {}; the catalogue is {} ({catalogue} bytes), 5 % of it {} bytes",
+                args.out.display(),
+                human_bytes(catalogue as f64),
+                catalogue / 20
+            );
             Ok(())
         }
         Command::Run(args) => {

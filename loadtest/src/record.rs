@@ -7,9 +7,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{FetchError, Fetched};
+use crate::error::Result as HarnessResult;
+use crate::trace::{TraceRecord, TraceWriter};
 
 /// What a request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,6 +83,52 @@ impl CacheOutcome {
     }
 }
 
+/// What content steering did, as a viewer's player saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SteeringEvent {
+    /// A viewing's multivariant playlist asked for steering, and the player followed it.
+    Viewing,
+    /// A steering manifest was loaded.
+    Manifest,
+    /// A steering manifest could not be loaded (or was not one).
+    ManifestError,
+    /// The player moved to another pathway (a manifest or a failure moved it).
+    Switch,
+    /// A request that failed (network or 5xx) was sent again at once on another pathway.
+    Failover,
+    /// A multivariant playlist that failed was asked for again from a new playback grant,
+    /// where the origin sent it.
+    Regrant,
+}
+
+/// Content steering counts (see [`SteeringEvent`]), kept by the record and reported as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SteeringCounts {
+    /// Viewings whose multivariant playlist asked for steering and that followed it.
+    pub viewings: u64,
+    /// Steering manifests loaded.
+    pub manifests: u64,
+    /// Steering manifest loads that failed.
+    pub manifest_errors: u64,
+    /// Pathway changes (by a manifest or by a failure).
+    pub switches: u64,
+    /// Requests that failed (network or 5xx) and were sent again at once on another pathway.
+    pub failovers: u64,
+    /// Multivariant playlists that failed and were asked for again from a new grant.
+    pub regrants: u64,
+}
+
+/// Requests one server (`host[:port]`) answered, or failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCounts {
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Body bytes received from it.
+    pub bytes: u64,
+    /// Of the requests, those that failed.
+    pub errors: u64,
+}
+
 /// One request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSample {
@@ -99,8 +148,8 @@ pub struct RequestSample {
     pub ok: bool,
 }
 
-/// One viewing.
-#[derive(Debug, Clone, Default)]
+/// One viewing (`loadtest run --sessions` writes one JSON line each).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SessionSample {
     /// Seconds since the run started.
     pub started: f32,
@@ -152,6 +201,10 @@ pub struct Samples {
     pub cache_values: BTreeMap<String, u64>,
     /// Video segments and bytes by rung label.
     pub rungs: BTreeMap<String, (u64, u64)>,
+    /// Requests by the server they were sent to (`host[:port]`).
+    pub servers: BTreeMap<String, ServerCounts>,
+    /// Content steering.
+    pub steering: SteeringCounts,
     /// Per viewing.
     pub sessions: Vec<SessionSample>,
     /// Per upload.
@@ -198,6 +251,8 @@ pub struct Recorder {
     plans: AtomicU64,
     plan_micros: AtomicU64,
     samples: Mutex<Samples>,
+    /// The request trace, when the run keeps one.
+    trace: Option<TraceWriter>,
 }
 
 impl Recorder {
@@ -215,7 +270,13 @@ impl Recorder {
             plans: AtomicU64::new(0),
             plan_micros: AtomicU64::new(0),
             samples: Mutex::new(Samples::default()),
+            trace: None,
         }
+    }
+
+    /// Starts the clock, and writes the request trace to `trace`.
+    pub fn with_trace(trace: TraceWriter) -> Self {
+        Self { trace: Some(trace), ..Self::new() }
     }
 
     /// Seconds since the start.
@@ -228,8 +289,9 @@ impl Recorder {
         self.samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records one request's outcome; `rung` labels video segments.
-    pub fn request(&self, kind: Kind, result: &Result<Fetched, FetchError>, rung: Option<&str>) {
+    /// Records one request's outcome; `server` is the `host[:port]` it was sent to, `rung`
+    /// labels video segments.
+    pub fn request(&self, kind: Kind, server: &str, result: &Result<Fetched, FetchError>, rung: Option<&str>) {
         let at = self.elapsed() as f32;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let sample = match result {
@@ -268,6 +330,10 @@ impl Recorder {
         }
         let mut s = self.lock();
         s.requests.push(sample);
+        let counts = s.servers.entry(server.to_owned()).or_default();
+        counts.requests += 1;
+        counts.bytes += sample.bytes;
+        counts.errors += u64::from(!sample.ok);
         match result {
             Ok(f) if !sample.ok => *s.errors.entry(format!("http_{}", f.status)).or_default() += 1,
             Ok(_) => {}
@@ -282,6 +348,43 @@ impl Recorder {
                 entry.0 += 1;
                 entry.1 += f.bytes;
             }
+        }
+    }
+
+    /// Adds a request to the run's trace when it keeps one: only a successful fetch with a
+    /// body, dated when it was sent (see `trace`).
+    pub fn trace(&self, server: &str, url: &Url, result: &Result<Fetched, FetchError>) {
+        let (Some(trace), Ok(f)) = (&self.trace, result) else { return };
+        if !(200..300).contains(&f.status) || f.bytes == 0 {
+            return;
+        }
+        let sent = self.start.elapsed().saturating_sub(f.total);
+        trace.record(TraceRecord {
+            at_ms: sent.as_millis() as u64,
+            server: server.to_owned(),
+            key: crate::trace::object_key(url.path()).to_owned(),
+            bytes: f.bytes,
+            x_cache: f.x_cache.clone(),
+        });
+    }
+
+    /// Writes out and closes the trace (the run is over): the lines written, `None` without
+    /// a trace.
+    pub fn finish_trace(&self) -> HarnessResult<Option<u64>> {
+        self.trace.as_ref().map(TraceWriter::finish).transpose()
+    }
+
+    /// Something content steering did.
+    pub fn steering(&self, event: SteeringEvent) {
+        let mut s = self.lock();
+        let c = &mut s.steering;
+        match event {
+            SteeringEvent::Viewing => c.viewings += 1,
+            SteeringEvent::Manifest => c.manifests += 1,
+            SteeringEvent::ManifestError => c.manifest_errors += 1,
+            SteeringEvent::Switch => c.switches += 1,
+            SteeringEvent::Failover => c.failovers += 1,
+            SteeringEvent::Regrant => c.regrants += 1,
         }
     }
 
@@ -388,6 +491,34 @@ mod tests {
     }
 
     #[test]
+    fn only_successful_fetches_with_a_body_are_traced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.tsv");
+        let r = Recorder::with_trace(TraceWriter::create(&path).unwrap());
+        let url = Url::parse("http://pop-a:8081/p/tok/vid/hi/seg_001.m4s?token=secret").unwrap();
+        let fetched = |status, bytes| Fetched {
+            status,
+            x_cache: Some("hit-disk".into()),
+            ttfb: Duration::ZERO,
+            total: Duration::ZERO,
+            bytes,
+            body: None,
+        };
+        r.trace("pop-a:8081", &url, &Ok(fetched(200, 1000)));
+        r.trace("pop-a:8081", &url, &Ok(fetched(404, 10)));
+        r.trace("pop-a:8081", &url, &Ok(fetched(204, 0)));
+        let failure = FetchError { kind: "timeout", message: String::new(), elapsed: Duration::from_secs(1) };
+        r.trace("pop-a:8081", &url, &Err(failure));
+        assert_eq!(r.finish_trace().unwrap(), Some(1));
+        let lines = crate::trace::read_file(&path).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].key, "/vid/hi/seg_001.m4s", "neither the path's token nor the query");
+        assert_eq!((lines[0].server.as_str(), lines[0].bytes), ("pop-a:8081", 1000));
+        assert_eq!(lines[0].x_cache.as_deref(), Some("hit-disk"));
+        assert_eq!(Recorder::new().finish_trace().unwrap(), None);
+    }
+
+    #[test]
     fn requests_feed_counters_errors_and_rungs() {
         let r = Recorder::new();
         let ok = |x: &str, status| Fetched {
@@ -398,11 +529,14 @@ mod tests {
             bytes: 1000,
             body: None,
         };
-        r.request(Kind::Segment, &Ok(ok("hit-memory", 200)), Some("720p"));
-        r.request(Kind::Segment, &Ok(ok("miss", 200)), Some("720p"));
-        r.request(Kind::Segment, &Ok(ok("miss", 404)), Some("720p"));
+        r.request(Kind::Segment, "pop-a:8081", &Ok(ok("hit-memory", 200)), Some("720p"));
+        r.request(Kind::Segment, "pop-a:8081", &Ok(ok("miss", 200)), Some("720p"));
+        r.request(Kind::Segment, "pop-b:8081", &Ok(ok("miss", 404)), Some("720p"));
         let failure = FetchError { kind: "timeout", message: String::new(), elapsed: Duration::from_secs(1) };
-        r.request(Kind::Key, &Err(failure), None);
+        r.request(Kind::Key, "pop-b:8081", &Err(failure), None);
+        r.steering(SteeringEvent::Failover);
+        r.steering(SteeringEvent::Failover);
+        r.steering(SteeringEvent::Manifest);
         let c = r.counters();
         assert_eq!((c.requests, c.errors, c.hits, c.judged, c.bytes), (4, 2, 1, 3, 3000));
         let s = r.take();
@@ -410,5 +544,8 @@ mod tests {
         assert_eq!(s.errors.get("timeout"), Some(&1));
         assert_eq!(s.rungs.get("720p"), Some(&(2, 2000)), "only successful segments count");
         assert_eq!(s.cache_values.get("miss"), Some(&2));
+        assert_eq!(s.servers["pop-a:8081"], ServerCounts { requests: 2, bytes: 2000, errors: 0 });
+        assert_eq!(s.servers["pop-b:8081"], ServerCounts { requests: 2, bytes: 1000, errors: 2 });
+        assert_eq!((s.steering.failovers, s.steering.manifests, s.steering.switches), (2, 1, 0));
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::Protocol;
 use crate::egress::OriginEgress;
 use crate::error::{Error, Result};
+use crate::replay::CacheVsOptimum;
 use crate::scenario::Pace;
 use crate::stop::StopReason;
 
@@ -35,12 +36,23 @@ pub struct Report {
     pub rungs: Vec<RungShare>,
     /// Requests by what they were for.
     pub by_kind: BTreeMap<String, KindStats>,
+    /// Requests by the server (`host[:port]`) they were sent to: with steering, which PoP
+    /// served how much.
+    #[serde(default)]
+    pub servers: BTreeMap<String, KindStats>,
+    /// Content steering: `None` when it was on and no playlist asked for it.
+    #[serde(default)]
+    pub steering: Option<SteeringStats>,
     /// Per time bucket.
     pub timeline: Timeline,
     /// Origin egress over the run, when `--origin-metrics` was given.
     pub origin: Option<OriginEgress>,
     /// The upload storm, when there was one.
     pub uploads: Option<UploadStats>,
+    /// The PoP's cache against LRU, S3-FIFO and Belady replaying the run's own trace, when
+    /// the run had `--trace` and `--replay-cache`.
+    #[serde(default)]
+    pub cache_vs_optimum: Option<CacheVsOptimum>,
 }
 
 /// What was run.
@@ -172,6 +184,17 @@ pub struct CacheStats {
     pub hit_ratio: Option<f64>,
     /// The same, weighted by bytes: the share of bytes the origin did not have to send.
     pub byte_hit_ratio: Option<f64>,
+}
+
+/// What content steering did over the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SteeringStats {
+    /// Whether viewers followed it (off: `--no-steering`, `[steering] enabled = false`, or
+    /// HTTP/3).
+    pub enabled: bool,
+    /// The run's counts, as the record keeps them.
+    #[serde(flatten)]
+    pub counts: crate::record::SteeringCounts,
 }
 
 /// One rung's share of video segments.

@@ -1,7 +1,8 @@
 //! One run: read the catalogue, note the origin's egress counter, release viewers as a
 //! Poisson process (after a warm population that stands for viewers already watching),
 //! optionally storm the origin with uploads, stop on time, budget or interrupt, let
-//! requests in flight finish, and summarise.
+//! requests in flight finish, and summarise; with `--trace`, write the request trace and
+//! (with `--replay-cache`) replay it for the report's "cache vs optimum".
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,10 +24,12 @@ use crate::error::{Error, Result};
 use crate::popularity::{Flash, Picker, shuffled_ranks};
 use crate::progress::Progress;
 use crate::record::Recorder;
+use crate::replay::{self, CacheVsOptimum};
 use crate::report::{Report, RunInfo};
 use crate::scenario::{Order, Pace, Scenario};
 use crate::stop::{Stop, StopReason};
 use crate::tls::Trust;
+use crate::trace::{self, TraceWriter};
 use crate::upload::{self, Storm};
 use crate::viewer::{Audience, Viewer};
 use crate::{summary, tls};
@@ -59,6 +62,12 @@ pub struct RunOptions {
     pub upload_file: Option<PathBuf>,
     /// Draw the live progress line (on a terminal).
     pub progress: bool,
+    /// Write every viewing here, one JSON line each (runs from several hosts merge exactly).
+    pub sessions: Option<PathBuf>,
+    /// Write the request trace here (`trace`).
+    pub trace: Option<PathBuf>,
+    /// Replay the trace at the end with a cache of this many bytes (`replay`).
+    pub replay_cache: Option<u64>,
 }
 
 impl RunOptions {
@@ -76,6 +85,9 @@ impl RunOptions {
             creator_token: None,
             upload_file: None,
             progress: false,
+            sessions: None,
+            trace: None,
+            replay_cache: None,
         }
     }
 }
@@ -116,7 +128,16 @@ pub async fn run(options: RunOptions, interrupt: CancellationToken) -> Result<Re
     )
     .await?;
 
-    let recorder = Arc::new(Recorder::new());
+    // One QUIC connection per viewer, to the target: an HTTP/3 viewer cannot move to another
+    // PoP, so it does not follow steering.
+    let steering = scenario.steering.enabled && options.protocol != Protocol::H3;
+    if scenario.steering.enabled && !steering {
+        tracing::warn!("content steering is not followed over HTTP/3: every request goes to the target");
+    }
+    let recorder = Arc::new(match &options.trace {
+        Some(path) => Recorder::with_trace(TraceWriter::create(path)?),
+        None => Recorder::new(),
+    });
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let stop = Arc::new(Stop::new(scenario.run.max_requests));
     let audience = Arc::new(Audience {
@@ -124,6 +145,8 @@ pub async fn run(options: RunOptions, interrupt: CancellationToken) -> Result<Re
         catalogue: catalogue.clone(),
         recorder: recorder.clone(),
         stop: stop.clone(),
+        steering,
+        control: control.clone(),
     });
     let progress = if options.progress { Progress::start(recorder.clone(), scenario.run.duration) } else { None };
     {
@@ -149,6 +172,9 @@ pub async fn run(options: RunOptions, interrupt: CancellationToken) -> Result<Re
     let seconds = recorder.elapsed();
     if let Some(p) = progress {
         p.finish();
+    }
+    if let Some(lines) = recorder.finish_trace()? {
+        tracing::info!(lines, "request trace written");
     }
 
     let origin = match (&options.origin_metrics, egress_before) {
@@ -180,7 +206,34 @@ pub async fn run(options: RunOptions, interrupt: CancellationToken) -> Result<Re
         stopped_by: stop.reason().unwrap_or(StopReason::Duration),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    Ok(summary::build(recorder.take(), info, origin, storm.is_some()))
+    let samples = recorder.take();
+    if let Some(path) = &options.sessions {
+        write_sessions(path, &samples.sessions)?;
+    }
+    let mut report = summary::build(samples, info, origin, storm.is_some(), steering);
+    if let (Some(path), Some(capacity)) = (&options.trace, options.replay_cache) {
+        // Replaying a long trace takes seconds of CPU: off the runtime's threads.
+        let path = path.clone();
+        let replayed = tokio::task::spawn_blocking(move || replay_trace(&path, capacity)).await;
+        report.cache_vs_optimum = Some(replayed.map_err(|e| Error::Usage(format!("trace replay: {e}")))??);
+    }
+    Ok(report)
+}
+
+/// The run's own trace replayed at `capacity` bytes, each PoP on its own.
+fn replay_trace(path: &std::path::Path, capacity: u64) -> Result<CacheVsOptimum> {
+    let records = trace::read_file(path)?;
+    replay::replay(&records, capacity, None).map_err(|message| Error::Trace { path: path.to_owned(), message })
+}
+
+/// One JSON line per viewing.
+fn write_sessions(path: &std::path::Path, sessions: &[crate::record::SessionSample]) -> Result<()> {
+    let mut text = String::new();
+    for s in sessions {
+        text.push_str(&serde_json::to_string(s).expect("a session always serialises"));
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(Error::io(path))
 }
 
 async fn catalogue(options: &RunOptions, scenario: &Scenario, control: reqwest::Client) -> Result<Catalogue> {

@@ -46,6 +46,9 @@ pub struct Scenario {
     /// Rung selection and buffering.
     #[serde(default)]
     pub abr: Abr,
+    /// HLS content steering.
+    #[serde(default)]
+    pub steering: Steering,
     /// tus uploads while viewers watch.
     #[serde(default)]
     pub uploads: Option<Uploads>,
@@ -284,6 +287,26 @@ impl Default for Abr {
     }
 }
 
+/// `[steering]`: HLS content steering, followed as hls.js follows it when a multivariant
+/// playlist has `EXT-X-CONTENT-STEERING` (over HTTP/1.1 and HTTP/2; an HTTP/3 viewer's one
+/// QUIC connection goes to the target only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Steering {
+    /// Follow steering: load the manifest, move between pathways, fail over. Off: every
+    /// request goes where the playlists say, as without the tag.
+    pub enabled: bool,
+    /// How long a pathway that failed a request is avoided.
+    #[serde(deserialize_with = "units::duration")]
+    pub penalty: Duration,
+}
+
+impl Default for Steering {
+    fn default() -> Self {
+        Self { enabled: true, penalty: crate::steering::PENALTY }
+    }
+}
+
 /// Where uploads are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -417,6 +440,7 @@ impl Scenario {
         }
         positive("abr.half_life", a.half_life)?;
         positive("abr.max_buffer", a.max_buffer)?;
+        positive("steering.penalty", self.steering.penalty)?;
         if a.initial_bandwidth == 0 {
             return Err("abr.initial_bandwidth: must be at least 1 bit/s".into());
         }
@@ -534,6 +558,20 @@ mod tests {
         assert!(e.contains("big"), "{e}");
         let e = error_of("[session.length]\ndistribution = \"pareto\"\n");
         assert!(e.contains("pareto"), "{e}");
+        let e = error_of("[steering]\npenalty = \"0s\"\n");
+        assert!(e.contains("steering.penalty"), "{e}");
+        let e = error_of("[steering]\nenable = false\n");
+        assert!(e.contains("enable"), "{e}");
+    }
+
+    #[test]
+    fn steering_is_on_by_default_and_can_be_switched_off() {
+        let s = Scenario::parse("", "t", "t").unwrap();
+        assert!(s.steering.enabled);
+        assert_eq!(s.steering.penalty, Duration::from_secs(300));
+        let s = Scenario::parse("[steering]\nenabled = false\npenalty = \"30s\"\n", "t", "t").unwrap();
+        assert!(!s.steering.enabled);
+        assert_eq!(s.steering.penalty, Duration::from_secs(30));
     }
 
     #[test]

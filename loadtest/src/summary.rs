@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::egress::OriginEgress;
-use crate::record::{CacheOutcome, Kind, RequestSample, Samples};
+use crate::record::{CacheOutcome, Kind, RequestSample, Samples, SteeringCounts};
 use crate::report::{
-    CacheStats, KindStats, Latency, Percentiles, Playback, Point, Report, RunInfo, RungShare, Timeline, Totals,
-    UploadStats,
+    CacheStats, KindStats, Latency, Percentiles, Playback, Point, Report, RunInfo, RungShare, SteeringStats, Timeline,
+    Totals, UploadStats,
 };
 
 /// Most buckets a timeline gets; longer runs get wider buckets.
@@ -27,8 +27,15 @@ pub fn percentiles(values: impl IntoIterator<Item = f32>) -> Percentiles {
     Percentiles { count: v.len() as u64, p50: rank(0.50), p90: rank(0.90), p99: rank(0.99), max: rank(1.0) }
 }
 
-/// The report for `samples` of a run described by `run` (whose `seconds` is the wall time).
-pub fn build(samples: Samples, run: RunInfo, origin: Option<OriginEgress>, with_uploads: bool) -> Report {
+/// The report for `samples` of a run described by `run` (whose `seconds` is the wall time);
+/// `steering`: whether viewers followed content steering.
+pub fn build(
+    samples: Samples,
+    run: RunInfo,
+    origin: Option<OriginEgress>,
+    with_uploads: bool,
+    steering: bool,
+) -> Report {
     let seconds = run.seconds.max(1e-9);
     let requests = &samples.requests;
     let bytes: u64 = requests.iter().map(|r| r.bytes).sum();
@@ -48,17 +55,28 @@ pub fn build(samples: Samples, run: RunInfo, origin: Option<OriginEgress>, with_
         seek_ms: percentiles(samples.sessions.iter().flat_map(|s| s.seek_waits.iter().copied())),
     };
     let uploads = with_uploads.then(|| uploads(&samples, seconds));
+    let c = samples.steering;
+    let steering =
+        (!steering || c != SteeringCounts::default()).then_some(SteeringStats { enabled: steering, counts: c });
+    let servers = samples
+        .servers
+        .iter()
+        .map(|(host, c)| (host.clone(), KindStats { requests: c.requests, bytes: c.bytes, errors: c.errors }))
+        .collect();
     Report {
         playback: playback(&samples),
         cache: cache(requests, samples.cache_values.clone()),
         rungs: rungs(&samples.rungs),
         by_kind: by_kind(requests),
+        servers,
+        steering,
         timeline: timeline(requests, run.seconds),
         run,
         totals,
         latency,
         origin,
         uploads,
+        cache_vs_optimum: None,
     }
 }
 
@@ -176,7 +194,7 @@ fn uploads(s: &Samples, seconds: f64) -> UploadStats {
 mod tests {
     use super::*;
     use crate::client::Protocol;
-    use crate::record::SessionSample;
+    use crate::record::{ServerCounts, SessionSample};
     use crate::scenario::Pace;
     use crate::stop::StopReason;
 
@@ -248,7 +266,9 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let r = build(s, info(4.0), None, false);
+        s.servers.insert("pop-a".into(), ServerCounts { requests: 4, bytes: 10_100, errors: 1 });
+        s.steering = SteeringCounts { viewings: 2, failovers: 3, ..SteeringCounts::default() };
+        let r = build(s, info(4.0), None, false, true);
         assert_eq!(r.totals.requests, 5);
         assert_eq!(r.totals.bytes, 10_100);
         assert!((r.totals.requests_per_second - 1.25).abs() < 1e-9);
@@ -270,5 +290,21 @@ mod tests {
         assert_eq!(r.timeline.points[3].errors, 1);
         assert_eq!(r.by_kind["segment"].requests, 3);
         assert!(r.uploads.is_none());
+        assert_eq!(r.servers["pop-a"].bytes, 10_100);
+        let steering = r.steering.unwrap();
+        assert!(steering.enabled);
+        assert_eq!((steering.counts.viewings, steering.counts.failovers), (2, 3));
+    }
+
+    #[test]
+    fn steering_is_reported_when_used_or_switched_off() {
+        let steered = |viewings| Samples {
+            steering: SteeringCounts { viewings, ..SteeringCounts::default() },
+            ..Samples::default()
+        };
+        assert_eq!(build(steered(0), info(1.0), None, false, true).steering, None, "on, but no tag seen");
+        let off = build(steered(0), info(1.0), None, false, false).steering.unwrap();
+        assert!(!off.enabled);
+        assert_eq!(build(steered(3), info(1.0), None, false, true).steering.unwrap().counts.viewings, 3);
     }
 }

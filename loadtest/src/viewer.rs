@@ -5,7 +5,15 @@
 //! changes, seeking now and then, leaving when its planned watch time is used up. In
 //! playback pace it keeps a bounded buffer ahead of a real-time playhead and its stalls
 //! are measured; in fast pace it fetches as fast as the PoP answers.
+//!
+//! When the multivariant playlist carries `EXT-X-CONTENT-STEERING` and steering is on, the
+//! viewer follows it as hls.js does (`steering`): every request goes to the current pathway,
+//! a media playlist is loaded again when the pathway changes, and a request that fails at
+//! the network level or with a 5xx is sent again at once on the next pathway. A title from
+//! the origin's API whose multivariant playlist cannot be loaded is asked for again, once,
+//! from a new grant, as a page would.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +28,17 @@ use crate::buffer::Buffer;
 use crate::catalogue::Catalogue;
 use crate::client::{Connection, Fetched, Get};
 use crate::hls::{self, Master, Media, Playlist, Resource, Variant};
-use crate::record::{Kind, Recorder, SessionSample};
+use crate::record::{Kind, Recorder, SessionSample, SteeringEvent};
 use crate::scenario::{Pace, Scenario};
 use crate::session::Plan;
+use crate::steering::{self, Steerer};
 use crate::stop::Stop;
+
+/// How long a page waits before asking for a new grant when the multivariant playlist
+/// failed (hls.js's first manifest retry comes after a second).
+const REGRANT_DELAY: Duration = Duration::from_secs(1);
+/// Most times one request is sent to another pathway after failing.
+const MAX_FAILOVERS: usize = 8;
 
 /// What every viewer of a run shares.
 #[derive(Debug)]
@@ -36,6 +51,11 @@ pub struct Audience {
     pub recorder: Arc<Recorder>,
     /// The stop signal and request budget.
     pub stop: Arc<Stop>,
+    /// Follow content steering (the scenario's switch; never over HTTP/3).
+    pub steering: bool,
+    /// The client steering manifests and new grants are asked with (the steering server is
+    /// not the PoP under test).
+    pub control: reqwest::Client,
 }
 
 /// The simulated player's clock and buffer; the clock starts at the master request.
@@ -47,7 +67,17 @@ struct Playhead {
 /// Why a viewing ended before its plan did.
 enum Halt {
     Stopped,
-    Failed(String),
+    /// An error of this kind; `outage`: the server could not be reached or answered 5xx.
+    Failed {
+        kind: String,
+        outage: bool,
+    },
+}
+
+impl Halt {
+    fn failed(kind: impl Into<String>) -> Self {
+        Self::Failed { kind: kind.into(), outage: false }
+    }
 }
 
 /// One viewer.
@@ -58,7 +88,10 @@ pub struct Viewer {
     /// Keys and init sections already fetched: a player asks for each once.
     keys: HashSet<Url>,
     maps: HashSet<Resource>,
-    playlists: HashMap<Url, Arc<Media>>,
+    /// Media playlists by URL, with the pathway each was loaded on.
+    playlists: HashMap<Url, (Option<String>, Arc<Media>)>,
+    /// Content steering, when the multivariant playlist asked for it and it is on.
+    steerer: Option<Steerer>,
 }
 
 impl Viewer {
@@ -71,6 +104,7 @@ impl Viewer {
             keys: HashSet::new(),
             maps: HashSet::new(),
             playlists: HashMap::new(),
+            steerer: None,
         }
     }
 
@@ -86,8 +120,10 @@ impl Viewer {
         match self.play(title, warm, &plan, &mut sample, &mut playhead).await {
             Ok(()) => sample.completed = true,
             Err(Halt::Stopped) => {}
-            Err(Halt::Failed(kind)) => sample.failed = Some(kind),
+            Err(Halt::Failed { kind, .. }) => sample.failed = Some(kind),
         }
+        // The manifest reloads end with the viewing.
+        self.steerer = None;
         // However the viewing ended, what played and what stalled until now counts.
         if let Some(t0) = playhead.t0 {
             let b = &mut playhead.buffer;
@@ -111,21 +147,33 @@ impl Viewer {
         let master_url = self.audience.catalogue.master_url(title).await.map_err(|e| {
             tracing::debug!(title, error = %e, "no master URL");
             self.audience.recorder.error("catalogue");
-            Halt::Failed("catalogue".into())
+            Halt::failed("catalogue")
         })?;
 
         let t0 = Instant::now();
         playhead.t0 = Some(t0);
         let buffer = &mut playhead.buffer;
-        let master = self.master(&master_url).await?;
-        let bandwidths: Vec<u64> = master.variants.iter().map(|v| v.bandwidth).collect();
+        let (master, master_url) = self.open(title, master_url).await?;
         let mut abr = Abr::new(&scenario.abr);
+        if let Some(tag) = master.steering.as_ref().filter(|_| self.audience.steering) {
+            let context = steering::Context {
+                client: self.audience.control.clone(),
+                recorder: self.audience.recorder.clone(),
+                penalty: scenario.steering.penalty,
+                timeout: scenario.run.request_timeout,
+            };
+            self.steerer = Some(Steerer::start(tag, &master, &master_url, abr.estimate(), context));
+            self.audience.recorder.steering(SteeringEvent::Viewing);
+        }
+        let bandwidths: Vec<u64> = master.variants.iter().map(|v| v.bandwidth).collect();
         let mut rung = abr.choose(&bandwidths);
         let mut media = self.media(&master.variants[rung].uri).await?;
-        let audio = match master.audio_for(&master.variants[rung]).and_then(|a| a.uri.clone()) {
-            Some(uri) => Some(self.media(&uri).await?),
+        let audio_uri = master.audio_for(&master.variants[rung]).and_then(|a| a.uri.clone());
+        let mut audio = match &audio_uri {
+            Some(uri) => Some(self.media(uri).await?),
             None => None,
         };
+        let mut pathway = self.pathway();
         let mut last_audio = None;
 
         let duration = media.duration();
@@ -140,10 +188,19 @@ impl Viewer {
 
         while watched < to_watch && position < duration {
             let want = abr.choose(&bandwidths);
-            if want != rung {
+            let moved = self.pathway() != pathway;
+            if want != rung || moved {
+                // A new pathway's playlists are loaded from it, as hls.js reloads the levels
+                // it moves to.
                 media = self.media(&master.variants[want].uri).await?;
-                rung = want;
-                sample.switches += 1;
+                if moved && let Some(uri) = &audio_uri {
+                    audio = Some(self.media(uri).await?);
+                }
+                pathway = self.pathway();
+                if want != rung {
+                    rung = want;
+                    sample.switches += 1;
+                }
             }
             let i = media.index_at(position);
             let segment = media.segments[i].clone();
@@ -175,7 +232,7 @@ impl Viewer {
                     let j = a.index_at(position);
                     last_audio = Some(j);
                     let init = a.segments[j].map.map(|m| a.maps[m].clone()).filter(|m| !self.maps.contains(m));
-                    let audio = audio_segment(self.connection.clone(), self.audience.clone(), a.clone(), j, init);
+                    let audio = audio_segment(&self.connection, &self.audience, self.steerer.as_ref(), a, j, init);
                     let (video, audio) = tokio::join!(video, audio);
                     if let Some(init) = audio? {
                         self.maps.insert(init);
@@ -185,6 +242,9 @@ impl Viewer {
                 _ => video.await?,
             };
             abr.observe(got.bytes, got.total);
+            if let Some(s) = &self.steerer {
+                s.set_throughput(abr.estimate());
+            }
             let now = t0.elapsed().as_secs_f64();
             if let Some(since) = waiting_since.take() {
                 let waited = since.elapsed().as_secs_f32();
@@ -210,29 +270,71 @@ impl Viewer {
         self.sleep(Duration::from_secs_f64(rest)).await
     }
 
+    /// The multivariant playlist at `url`. With steering on and the catalogue from the
+    /// origin, one that cannot be reached (its PoP is down) is asked for again from a new
+    /// grant after [`REGRANT_DELAY`], where the origin's steering sends the viewer now.
+    async fn open(&mut self, title: usize, url: Url) -> Result<(Master, Url), Halt> {
+        match self.master(&url).await {
+            Err(Halt::Failed { outage: true, .. }) if self.audience.steering && self.audience.catalogue.has_api() => {
+                self.sleep(REGRANT_DELAY).await?;
+                let fresh = self.audience.catalogue.regrant(title, &url).await.map_err(|e| {
+                    tracing::debug!(title, error = %e, "no new grant");
+                    self.audience.recorder.error("catalogue");
+                    Halt::failed("catalogue")
+                })?;
+                self.audience.recorder.steering(SteeringEvent::Regrant);
+                let master = self.master(&fresh).await?;
+                Ok((master, fresh))
+            }
+            other => other.map(|m| (m, url)),
+        }
+    }
+
     async fn master(&mut self, url: &Url) -> Result<Master, Halt> {
         let body = self.fetch(Kind::Master, url, None, true, None).await?.body.unwrap_or_default();
         match hls::parse(&String::from_utf8_lossy(&body), url) {
             Ok(Playlist::Master(m)) => Ok(m),
             // A media playlist given as the title: one rung, already parsed.
             Ok(Playlist::Media(media)) => {
-                self.playlists.insert(url.clone(), Arc::new(media));
-                let only = Variant { uri: url.clone(), bandwidth: 0, resolution: None, audio: None };
-                Ok(Master { variants: vec![only], audio: Vec::new() })
+                self.playlists.insert(url.clone(), (None, Arc::new(media)));
+                let only = Variant {
+                    uri: url.clone(),
+                    bandwidth: 0,
+                    resolution: None,
+                    audio: None,
+                    pathway: hls::DEFAULT_PATHWAY.into(),
+                };
+                Ok(Master {
+                    variants: vec![only],
+                    audio: Vec::new(),
+                    steering: None,
+                    pathway: hls::DEFAULT_PATHWAY.into(),
+                })
             }
             Err(e) => Err(self.bad_playlist(url, &e)),
         }
     }
 
+    /// The pathway requests go to now (`None` without steering).
+    fn pathway(&self) -> Option<String> {
+        self.steerer.as_ref().map(Steerer::current)
+    }
+
+    /// The media playlist `url` (as the ladder names it), loaded once per pathway. Parsed
+    /// against `url` wherever it came from, so its segments are named as the ladder would
+    /// and moved to the pathway when fetched.
     async fn media(&mut self, url: &Url) -> Result<Arc<Media>, Halt> {
-        if let Some(m) = self.playlists.get(url) {
+        let pathway = self.pathway();
+        if let Some((on, m)) = self.playlists.get(url)
+            && *on == pathway
+        {
             return Ok(m.clone());
         }
         let body = self.fetch(Kind::Playlist, url, None, true, None).await?.body.unwrap_or_default();
         match hls::parse(&String::from_utf8_lossy(&body), url) {
             Ok(Playlist::Media(m)) => {
                 let m = Arc::new(m);
-                self.playlists.insert(url.clone(), m.clone());
+                self.playlists.insert(url.clone(), (self.pathway(), m.clone()));
                 Ok(m)
             }
             Ok(Playlist::Master(_)) => Err(self.bad_playlist(url, "a multivariant playlist where a media one belongs")),
@@ -243,14 +345,14 @@ impl Viewer {
     fn bad_playlist(&self, url: &Url, error: &str) -> Halt {
         tracing::warn!(%url, error, "unusable playlist");
         self.audience.recorder.error("playlist");
-        Halt::Failed("playlist".into())
+        Halt::failed("playlist")
     }
 
     /// A segment, tried twice: players retry a failed segment before giving up.
     async fn fetch_retrying(&self, kind: Kind, resource: &Resource, rung: &str) -> Result<Fetched, Halt> {
         let range = resource.range_header();
         match self.fetch(kind, &resource.uri, range.as_deref(), false, Some(rung)).await {
-            Err(Halt::Failed(_)) => self.fetch(kind, &resource.uri, range.as_deref(), false, Some(rung)).await,
+            Err(Halt::Failed { .. }) => self.fetch(kind, &resource.uri, range.as_deref(), false, Some(rung)).await,
             other => other,
         }
     }
@@ -263,7 +365,7 @@ impl Viewer {
         keep_body: bool,
         rung: Option<&str>,
     ) -> Result<Fetched, Halt> {
-        fetch_on(&self.connection, &self.audience, kind, url, range, keep_body, rung).await
+        fetch_on(&self.connection, &self.audience, self.steerer.as_ref(), kind, url, range, keep_body, rung).await
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), Halt> {
@@ -277,49 +379,78 @@ impl Viewer {
     }
 }
 
-/// One request against the budget, recorded whatever happens.
+/// One request against the budget, recorded whatever happens. With `steering`, it goes to
+/// the current pathway, and one that fails at the network level or with a 5xx penalises that
+/// pathway and is sent again at once on the next (each attempt is a request of its own).
+#[allow(clippy::too_many_arguments)]
 async fn fetch_on(
     connection: &Connection,
     audience: &Audience,
+    steering: Option<&Steerer>,
     kind: Kind,
     url: &Url,
     range: Option<&str>,
     keep_body: bool,
     rung: Option<&str>,
 ) -> Result<Fetched, Halt> {
-    if !audience.stop.take_request() {
-        return Err(Halt::Stopped);
-    }
     let limit = audience.scenario.run.request_timeout;
-    let result = connection.get(Get { url, range, keep_body }, limit).await;
-    audience.recorder.request(kind, &result, rung);
-    match result {
-        Ok(f) if (200..300).contains(&f.status) => Ok(f),
-        Ok(f) => {
-            tracing::debug!(%url, status = f.status, "error status");
-            Err(Halt::Failed(format!("http_{}", f.status)))
+    let mut pathway = steering.map(Steerer::current);
+    let mut failovers = 0;
+    loop {
+        if !audience.stop.take_request() {
+            return Err(Halt::Stopped);
         }
-        Err(e) => {
-            tracing::debug!(%url, kind = e.kind, error = %e.message, "request failed");
-            Err(Halt::Failed(e.kind.to_owned()))
+        let target = match (steering, &pathway) {
+            (Some(s), Some(p)) => Cow::Owned(s.locate(p, url, kind == Kind::Playlist)),
+            _ => Cow::Borrowed(url),
+        };
+        let result = connection.get(Get { url: &target, range, keep_body }, limit).await;
+        let server = steering::authority(&target);
+        audience.recorder.request(kind, &server, &result, rung);
+        audience.recorder.trace(&server, &target, &result);
+        let outage = result.as_ref().map_or(true, |f| f.status >= 500);
+        if outage
+            && failovers < MAX_FAILOVERS
+            && let (Some(s), Some(p)) = (steering, &pathway)
+            && let Some(next) = s.failed(p)
+        {
+            tracing::debug!(url = %target, from = p, to = next, "request failed; sent again on another pathway");
+            audience.recorder.steering(SteeringEvent::Failover);
+            pathway = Some(next);
+            failovers += 1;
+            continue;
         }
+        return match result {
+            Ok(f) if (200..300).contains(&f.status) => Ok(f),
+            Ok(f) => {
+                tracing::debug!(url = %target, status = f.status, "error status");
+                Err(Halt::Failed { kind: format!("http_{}", f.status), outage })
+            }
+            Err(e) => {
+                tracing::debug!(url = %target, kind = e.kind, error = %e.message, "request failed");
+                Err(Halt::Failed { kind: e.kind.to_owned(), outage })
+            }
+        };
     }
 }
 
 /// The audio segment `j` of `audio` (and its init section if new), fetched beside the
 /// video segment for the same time as players do; returns the init section fetched.
 async fn audio_segment(
-    connection: Connection,
-    audience: Arc<Audience>,
-    audio: Arc<Media>,
+    connection: &Connection,
+    audience: &Audience,
+    steering: Option<&Steerer>,
+    audio: &Media,
     j: usize,
     init: Option<Resource>,
 ) -> Result<Option<Resource>, Halt> {
     if let Some(init) = &init {
-        fetch_on(&connection, &audience, Kind::Init, &init.uri, init.range_header().as_deref(), false, None).await?;
+        let range = init.range_header();
+        fetch_on(connection, audience, steering, Kind::Init, &init.uri, range.as_deref(), false, None).await?;
     }
     let segment = &audio.segments[j].resource;
-    fetch_on(&connection, &audience, Kind::Audio, &segment.uri, segment.range_header().as_deref(), false, None).await?;
+    let range = segment.range_header();
+    fetch_on(connection, audience, steering, Kind::Audio, &segment.uri, range.as_deref(), false, None).await?;
     Ok(init)
 }
 

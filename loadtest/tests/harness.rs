@@ -129,6 +129,52 @@ async fn http1_fast_pace_counts_exactly_what_the_server_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_run_replays_its_own_requests_beside_the_pops_answers() {
+    let f = fixture().await;
+    let seen = f.server.seen();
+    let mut o = RunOptions::new(scenario(FAST), url(&format!("http://{}", f.server.plain)));
+    o.protocol = Protocol::H1;
+    o.catalogue = Some(list(&f.dir));
+    let trace = f.dir.join("trace.tsv");
+    o.trace = Some(trace.clone());
+    o.replay_cache = Some(1 << 30);
+    let r = run(o).await;
+
+    // Every request succeeded with a body, so every one is a line, as the server saw it.
+    let lines = loadtest::trace::read_file(&trace).unwrap();
+    assert_eq!(lines.len() as u64, r.totals.requests);
+    assert_eq!(lines.iter().map(|l| l.bytes).sum::<u64>(), seen.bytes.load(Ordering::SeqCst));
+    let misses = lines.iter().filter(|l| l.x_cache.as_deref() == Some("miss")).count() as u64;
+    assert_eq!(misses, seen.misses.load(Ordering::SeqCst));
+    let server = f.server.plain.to_string();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.server == server && !l.key.contains("/p/") && !l.key.contains("tok") && !l.key.contains('?'))
+    );
+    assert!(lines.windows(2).filter(|w| w[0].at_ms > w[1].at_ms).count() < lines.len() / 4, "nearly in order");
+
+    // The stand-in keeps everything: with room for the whole trace, LRU and Belady hit
+    // exactly where it did, and its row is the report's own hit ratio.
+    let c = r.cache_vs_optimum.as_ref().expect("--trace with --replay-cache");
+    assert_eq!((c.capacity, c.pops.len()), (1 << 30, 1));
+    let rows = &c.pops[0].policies;
+    assert_eq!(rows[0].policy, "PoP (x-cache)");
+    assert_eq!(rows[0].object_hit_ratio, r.cache.hit_ratio);
+    assert_eq!(rows[0].byte_hit_ratio, r.cache.byte_hit_ratio);
+    for row in &rows[1..] {
+        assert!((row.object_hit_ratio.unwrap() - r.cache.hit_ratio.unwrap()).abs() < 1e-12, "{row:?}");
+    }
+
+    let out = f.dir.join("report");
+    report::write(&out, &r).unwrap();
+    assert_eq!(report::json::read(&out).unwrap().cache_vs_optimum.as_ref(), Some(c));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Cache vs optimum") && html.contains("Belady") && html.contains("S3-FIFO"));
+    assert!(report::table::render(&r).contains("cache vs optimum"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_over_tls_with_a_pin_plays_the_origin_catalogue_while_uploading() {
     let f = fixture().await;
     let seen = f.server.seen();
@@ -258,6 +304,8 @@ async fn the_command_runs_and_prices_a_report() {
         .arg(list(&f.dir))
         .arg("--report")
         .arg(&out)
+        .arg("--sessions")
+        .arg(f.dir.join("sessions.jsonl"))
         .output()
         .await
         .unwrap();
@@ -265,6 +313,11 @@ async fn the_command_runs_and_prices_a_report() {
     assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("requests") && stdout.contains("40 ("), "{stdout}");
     assert!(out.join("report.json").is_file() && out.join("report.html").is_file());
+    // One JSON line per viewing, as the report counted them.
+    let sessions = std::fs::read_to_string(f.dir.join("sessions.jsonl")).unwrap();
+    let viewings: Vec<serde_json::Value> = sessions.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(viewings.len() as u64, report::json::read(&out).unwrap().playback.sessions);
+    assert!(viewings.iter().all(|v| v.get("startup").is_some() && v["stalled"].is_number()), "{sessions}");
 
     let cost = tokio::process::Command::new(bin).arg("cost").arg("--report").arg(&out).output().await.unwrap();
     let text = String::from_utf8_lossy(&cost.stdout);

@@ -2,10 +2,14 @@
 //! tracing spans (with capabilities redacted from paths), metrics, CORS, and error responses
 //! for every handler. `/metrics` is served on its own listener ([`metrics_page`]).
 
+pub mod accounts;
+pub mod channels;
 pub mod events;
 pub mod keys;
+pub mod moderation;
 pub mod objects;
 pub mod pops;
+pub mod steering;
 pub mod uploads;
 pub mod videos;
 
@@ -34,6 +38,26 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/videos/{id}/playback"),
     ("PUT", "/v1/videos/{id}/pin"),
     ("PUT", "/v1/webhook"),
+    ("POST", "/v1/videos/{id}/restore"),
+    ("GET", "/v1/videos/{id}/shares"),
+    ("PUT", "/v1/videos/{id}/shares/{handle}"),
+    ("DELETE", "/v1/videos/{id}/shares/{handle}"),
+    ("POST", "/v1/videos/{id}/views"),
+    ("POST", "/v1/videos/{id}/reports"),
+    ("GET", "/v1/reports"),
+    ("POST", "/v1/reports/{report}/decision"),
+    ("POST", "/v1/accounts"),
+    ("POST", "/v1/sessions"),
+    ("DELETE", "/v1/sessions"),
+    ("GET", "/v1/me"),
+    ("GET", "/v1/me/videos"),
+    ("DELETE", "/v1/me/sessions"),
+    ("POST", "/v1/me/channels"),
+    ("GET", "/v1/me/tokens"),
+    ("POST", "/v1/me/tokens"),
+    ("DELETE", "/v1/me/tokens/{token}"),
+    ("PUT", "/v1/users/{handle}/role"),
+    ("GET", "/v1/channels/{handle}"),
     ("OPTIONS", "/v1/uploads"),
     ("POST", "/v1/uploads"),
     ("HEAD", "/v1/uploads/{upload}"),
@@ -45,6 +69,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/objects/{id}/{path}"),
     ("GET", "/v1/purges"),
     ("POST", "/v1/pops/heartbeat"),
+    ("GET", "/v1/steering/{id}"),
+    ("GET", "/v1/steering/{id}/dash"),
 ];
 
 /// The OpenAPI 3 document.
@@ -62,9 +88,13 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let page = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let page = match page {
+        Some(p) if objects::is_key_path(&path) && !may_read_keys(&app, &p).await => None,
+        other => other,
+    };
     if method == Method::OPTIONS && req.headers().contains_key("access-control-request-method") {
         let mut r = web::status(StatusCode::NO_CONTENT);
-        cors(&app, &path, page.as_deref(), &mut r);
+        cors(&path, page.as_deref(), &mut r);
         web::set(&mut r, "access-control-allow-methods", "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS");
         web::set(&mut r, "access-control-allow-headers", CORS_REQUEST_HEADERS);
         web::set(&mut r, "access-control-max-age", "86400");
@@ -86,7 +116,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         }
     };
     web::set(&mut response, "x-request-id", &request_id);
-    cors(&app, &path, page.as_deref(), &mut response);
+    cors(&path, page.as_deref(), &mut response);
     let status = response.status().as_u16();
     app.metrics.request(route, status, started.elapsed().as_secs_f64());
     tracing::debug!(parent: &span, status, ms = started.elapsed().as_millis() as u64, "done");
@@ -122,17 +152,51 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(text(OPENAPI.to_owned(), "application/json"))),
         (&Method::POST, ["v1", "videos"]) => go!("/v1/videos", videos::create(app, req)),
         (&Method::GET, ["v1", "videos"]) => go!("/v1/videos", videos::list(app, req)),
-        (&Method::GET, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::get(app, id)),
+        (&Method::GET, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::get(app, req, id)),
         (&Method::PATCH, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::patch(app, req, id)),
         (&Method::DELETE, ["v1", "videos", id]) => go!("/v1/videos/{id}", videos::takedown(app, req, id)),
         (&Method::GET, ["v1", "videos", id, "events"]) => {
-            go!("/v1/videos/{id}/events", events::stream(app, client_addr(&req), id))
+            go!("/v1/videos/{id}/events", events::stream(app, &req, id))
         }
         (&Method::POST, ["v1", "videos", id, "playback"]) => {
             go!("/v1/videos/{id}/playback", videos::playback(app, req, id))
         }
         (&Method::PUT, ["v1", "videos", id, "pin"]) => go!("/v1/videos/{id}/pin", videos::set_pin(app, req, id)),
         (&Method::PUT, ["v1", "webhook"]) => go!("/v1/webhook", videos::set_webhook(app, req)),
+        (&Method::POST, ["v1", "videos", id, "restore"]) => {
+            go!("/v1/videos/{id}/restore", videos::restore(app, req, id))
+        }
+        (&Method::GET, ["v1", "videos", id, "shares"]) => go!("/v1/videos/{id}/shares", channels::shares(app, req, id)),
+        (&Method::PUT, ["v1", "videos", id, "shares", who]) => {
+            go!("/v1/videos/{id}/shares/{handle}", channels::share(app, req, id, who))
+        }
+        (&Method::DELETE, ["v1", "videos", id, "shares", who]) => {
+            go!("/v1/videos/{id}/shares/{handle}", channels::unshare(app, req, id, who))
+        }
+        (&Method::POST, ["v1", "videos", id, "views"]) => go!("/v1/videos/{id}/views", channels::view(app, req, id)),
+        (&Method::POST, ["v1", "videos", id, "reports"]) => {
+            go!("/v1/videos/{id}/reports", moderation::report(app, req, id))
+        }
+        (&Method::GET, ["v1", "reports"]) => go!("/v1/reports", moderation::queue(app, req)),
+        (&Method::POST, ["v1", "reports", id, "decision"]) => {
+            go!("/v1/reports/{report}/decision", moderation::decide(app, req, id))
+        }
+        (&Method::POST, ["v1", "accounts"]) => go!("/v1/accounts", accounts::sign_up(app, req)),
+        (&Method::POST, ["v1", "sessions"]) => go!("/v1/sessions", accounts::sign_in(app, req)),
+        (&Method::DELETE, ["v1", "sessions"]) => go!("/v1/sessions", accounts::sign_out(app, req)),
+        (&Method::GET, ["v1", "me"]) => go!("/v1/me", accounts::me(app, req)),
+        (&Method::GET, ["v1", "me", "videos"]) => go!("/v1/me/videos", accounts::my_videos(app, req)),
+        (&Method::DELETE, ["v1", "me", "sessions"]) => go!("/v1/me/sessions", accounts::sign_out_everywhere(app, req)),
+        (&Method::POST, ["v1", "me", "channels"]) => go!("/v1/me/channels", accounts::create_channel(app, req)),
+        (&Method::GET, ["v1", "me", "tokens"]) => go!("/v1/me/tokens", accounts::list_tokens(app, req)),
+        (&Method::POST, ["v1", "me", "tokens"]) => go!("/v1/me/tokens", accounts::create_token(app, req)),
+        (&Method::DELETE, ["v1", "me", "tokens", id]) => {
+            go!("/v1/me/tokens/{token}", accounts::revoke_token(app, req, id))
+        }
+        (&Method::PUT, ["v1", "users", handle, "role"]) => {
+            go!("/v1/users/{handle}/role", accounts::set_role(app, req, handle))
+        }
+        (&Method::GET, ["v1", "channels", handle]) => go!("/v1/channels/{handle}", channels::channel(app, handle)),
         (&Method::OPTIONS, ["v1", "uploads", ..]) => ("/v1/uploads", Ok(uploads::options(app))),
         (&Method::POST, ["v1", "uploads"]) => go!("/v1/uploads", uploads::create(app, req)),
         (&Method::HEAD, ["v1", "uploads", id]) => go!("/v1/uploads/{upload}", uploads::head(app, req, id)),
@@ -148,6 +212,12 @@ async fn route(app: &Arc<App>, req: Request) -> (&'static str, Result<Response>)
         }
         (&Method::GET, ["v1", "purges"]) => go!("/v1/purges", objects::purges(app, req)),
         (&Method::POST, ["v1", "pops", "heartbeat"]) => go!("/v1/pops/heartbeat", pops::heartbeat(app, req)),
+        (&Method::GET, ["v1", "steering", id]) => {
+            go!("/v1/steering/{id}", steering::manifest(app, &req, id, crate::steering::Format::Hls))
+        }
+        (&Method::GET, ["v1", "steering", id, "dash"]) => {
+            go!("/v1/steering/{id}/dash", steering::manifest(app, &req, id, crate::steering::Format::Dash))
+        }
         _ => ("unmatched", Err(no_route(&m, &path))),
     }
 }
@@ -171,15 +241,25 @@ pub fn client_addr(req: &Request) -> std::net::IpAddr {
 
 /// Headers browsers may send: tus uploads and pages of another origin (the edge) use them.
 const CORS_REQUEST_HEADERS: &str = "authorization, content-type, tus-resumable, upload-length, upload-offset, \
-upload-metadata, upload-concat, upload-checksum, upload-defer-length, x-request-id, x-http-method-override";
+upload-metadata, upload-concat, upload-checksum, upload-defer-length, x-request-id, x-http-method-override, x-csrf-token";
 
-/// Lets pages served elsewhere (the edge) call the API and upload with tus. Credentials are
-/// bearer tokens and signed URLs, never cookies, so any origin may read responses, except
-/// content keys: only pages of the configured page origins may read those.
-fn cors(app: &App, path: &str, page: Option<&str>, r: &mut Response) {
+/// Whether pages of `page` (an `Origin`) may read key responses: the configured page origins,
+/// and the pages of the PoPs of our own (not partners') that steering sends viewers to, since a
+/// viewer steered there plays from the page that PoP served.
+async fn may_read_keys(app: &App, page: &str) -> bool {
+    app.page_origins.iter().any(|o| o == page) || steering::serves_pages_at(app, page).await
+}
+
+/// Lets pages served elsewhere (the edge) call the API and upload with tus. Cross-origin
+/// credentials are bearer tokens and signed URLs: the session cookie is `SameSite=Lax` and
+/// `Access-Control-Allow-Credentials` is never sent, so no other origin's page can read a
+/// response made with it (signed-in pages call the API same-origin, through their PoP). Any
+/// origin may read responses, except content keys: only pages `handle` found allowed
+/// ([`may_read_keys`]) may read those.
+fn cors(path: &str, page: Option<&str>, r: &mut Response) {
     if objects::is_key_path(path) {
         web::set(r, header::VARY.as_str(), "origin");
-        if let Some(page) = page.filter(|p| app.page_origins.iter().any(|o| o == p)) {
+        if let Some(page) = page {
             web::set(r, "access-control-allow-origin", page);
         }
     } else {
@@ -203,16 +283,6 @@ fn text(body: String, content_type: &'static str) -> Response {
 pub fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(str::trim)
-}
-
-/// The creator behind `Authorization: Bearer TOKEN`.
-pub fn creator(app: &App, req: &Request) -> Result<String> {
-    let token = bearer(req).ok_or_else(|| {
-        Error::refused(Kind::Unauthenticated, "unauthenticated", "a creator bearer token is required")
-    })?;
-    app.creator_of(token)
-        .map(str::to_owned)
-        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "bad_credentials", "the bearer token is not valid"))
 }
 
 /// The enrolled, enabled PoP whose credential the request carries.

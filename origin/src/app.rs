@@ -35,6 +35,10 @@ pub struct App {
     pub ondemand: Arc<dyn OnDemandStore>,
     /// The PoP registry (the same database).
     pub pops: Arc<dyn crate::meta::pops::PopStore>,
+    /// Accounts, sessions, tokens, channels, shares, views and reports (the same database).
+    pub people: Arc<dyn crate::meta::people::PeopleStore>,
+    /// Sign-in throttling and bootstrap state of this node.
+    pub accounts: crate::accounts::State,
     /// Just-in-time encoding's state in this process.
     pub jit: crate::ondemand::Runtime,
     /// Metadata cache.
@@ -61,6 +65,8 @@ pub struct App {
     pub page_origins: Vec<String>,
     /// Key service answers per key token per minute.
     pub key_rate: crate::api::keys::KeyRate,
+    /// The registry and PoP statuses content steering reads, kept for a second.
+    pub steering: crate::api::steering::Snapshot,
     /// One lock per upload id, so two PATCHes never write the same file at once.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -80,7 +86,8 @@ impl App {
         let sql = Arc::new(SqlStore::connect(&config.database_url).await?);
         let meta: Arc<dyn MetaStore> = sql.clone();
         let ondemand: Arc<dyn OnDemandStore> = sql.clone();
-        let pops: Arc<dyn crate::meta::pops::PopStore> = sql;
+        let pops: Arc<dyn crate::meta::pops::PopStore> = sql.clone();
+        let people: Arc<dyn crate::meta::people::PeopleStore> = sql;
         let pipeline = match &config.pipeline {
             Some(path) => Pipeline::load(path).map_err(|e| Error::Config(format!("pipeline: {e}")))?,
             None => Pipeline::builtin(),
@@ -103,6 +110,8 @@ impl App {
             meta,
             ondemand,
             pops,
+            people,
+            accounts: crate::accounts::State::default(),
             jit: crate::ondemand::Runtime::default(),
             cache,
             queue,
@@ -115,6 +124,7 @@ impl App {
             streams: config.limits.stream_gate(),
             page_origins: config.page_origins(),
             key_rate: Default::default(),
+            steering: Default::default(),
             pipeline,
             upload_locks: Mutex::new(HashMap::new()),
             config,

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod app;
@@ -22,10 +23,12 @@ pub mod metrics;
 pub mod notify;
 pub mod ondemand;
 pub mod outbound;
+pub mod placement;
 pub mod pops;
 pub mod queue;
 pub mod secrets;
 pub mod sign;
+pub mod steering;
 pub mod storage;
 pub mod tus;
 pub mod web;
@@ -139,7 +142,8 @@ fn spawn_workers(app: &Arc<App>, tasks: &mut JoinSet<()>, watch: &watch::Receive
     }
 }
 
-/// Every minute: expired uploads collected, stranded jobs published.
+/// Every minute: expired uploads collected, stranded jobs published, videos whose retention
+/// after a moderator's takedown ended removed.
 async fn housekeeping(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -150,6 +154,9 @@ async fn housekeeping(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 }
                 if let Err(e) = jobs::publish_stranded(&app).await {
                     tracing::warn!(error = %e, "stranded jobs not published");
+                }
+                if let Err(e) = lifecycle::apply::expire_retained(&app, meta::now()).await {
+                    tracing::warn!(error = %e, "expired retentions not removed");
                 }
             }
             _ = shutdown.changed() => return,

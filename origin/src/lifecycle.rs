@@ -26,11 +26,14 @@ pub enum Event {
     Fail,
     /// Its creator (or an operator) took it down.
     TakeDown,
+    /// A moderator undid a takedown while the video was retained (`MetaStore::restore_video`
+    /// checks the retention in the same conditional update): only a suspended ready video.
+    Restore,
 }
 
 impl Event {
     /// Every event, for exhaustive checks.
-    pub const ALL: [Self; 5] = [Self::Queue, Self::Progress, Self::Finish, Self::Fail, Self::TakeDown];
+    pub const ALL: [Self; 6] = [Self::Queue, Self::Progress, Self::Finish, Self::Fail, Self::TakeDown, Self::Restore];
 
     /// The states this event may move a video out of.
     pub fn from(self) -> &'static [VideoState] {
@@ -41,6 +44,7 @@ impl Event {
             Self::Progress => &[Queued, Processing],
             Self::Finish | Self::Fail => &[Queued, Processing],
             Self::TakeDown => &[Uploading, Queued, Processing, Ready, Failed],
+            Self::Restore => &[Deleted],
         }
     }
 
@@ -52,6 +56,7 @@ impl Event {
             Self::Finish => VideoState::Ready,
             Self::Fail => VideoState::Failed,
             Self::TakeDown => VideoState::Deleted,
+            Self::Restore => VideoState::Ready,
         }
     }
 
@@ -61,6 +66,7 @@ impl Event {
             Self::Finish => Some("video.ready"),
             Self::Fail => Some("video.failed"),
             Self::TakeDown => Some("video.deleted"),
+            Self::Restore => Some("video.restored"),
             Self::Queue | Self::Progress => None,
         }
     }
@@ -129,6 +135,7 @@ mod tests {
             (Queued | Processing, Finish) => Some(Ready),
             (Queued | Processing, Fail) => Some(Failed),
             (Uploading | Queued | Processing | Ready | Failed, TakeDown) => Some(Deleted),
+            (Deleted, Restore) => Some(Ready),
             _ => None,
         }
     }
@@ -144,9 +151,11 @@ mod tests {
     }
 
     #[test]
-    fn deleted_is_final_and_nothing_leaves_ready_but_a_takedown() {
+    fn deleted_is_left_only_by_a_restore_and_nothing_leaves_ready_but_a_takedown() {
         for event in Event::ALL {
-            assert_eq!(transition(VideoState::Deleted, event), Err(Refused { state: VideoState::Deleted }));
+            if event != Event::Restore {
+                assert_eq!(transition(VideoState::Deleted, event), Err(Refused { state: VideoState::Deleted }));
+            }
             if event != Event::TakeDown {
                 assert!(transition(VideoState::Ready, event).is_err(), "{event:?} must not leave ready");
             }
@@ -176,6 +185,6 @@ mod tests {
     #[test]
     fn only_ending_events_send_webhooks() {
         let hooks: Vec<_> = Event::ALL.into_iter().filter_map(Event::webhook).collect();
-        assert_eq!(hooks, ["video.ready", "video.failed", "video.deleted"]);
+        assert_eq!(hooks, ["video.ready", "video.failed", "video.deleted", "video.restored"]);
     }
 }

@@ -33,7 +33,7 @@ enum Command {
         /// The origin's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// Creator bearer token.
+        /// A personal API token with the `upload` scope (`vt_...`, made on the account page or with `POST /v1/me/tokens`), or a bootstrap creator token.
         #[arg(long, default_value = origin::config::DEV_CREATOR_TOKEN)]
         token: String,
         /// Title (defaults to the file name).

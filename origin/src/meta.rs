@@ -4,6 +4,7 @@
 //! (`origin/tests/meta_conformance.rs`) run against every implementation.
 
 pub mod ondemand;
+pub mod people;
 pub mod pops;
 pub mod sql;
 
@@ -54,6 +55,38 @@ impl VideoState {
     /// one place that decides it (on-demand encoding will widen it to servable states).
     pub fn is_servable(self) -> bool {
         self == Self::Ready
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Who may find and play a video.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privacy {
+    /// Listed in the catalogue, search and its channel; anyone may play it.
+    #[default]
+    Public,
+    /// Anyone with the link may play it; never listed or searched.
+    Unlisted,
+    /// Only its owner, moderators and the accounts it is shared with.
+    Private,
+}
+
+impl Privacy {
+    /// Every level.
+    pub const ALL: [Self; 3] = [Self::Public, Self::Unlisted, Self::Private];
+
+    /// Stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Unlisted => "unlisted",
+            Self::Private => "private",
+        }
     }
 
     /// Parses a stored name.
@@ -118,6 +151,25 @@ pub struct Video {
     pub created_at: Millis,
     /// Last change.
     pub updated_at: Millis,
+    /// Who may find and play it.
+    #[serde(default)]
+    pub privacy: Privacy,
+    /// The channel it is listed in (`None`: a bootstrap creator's video, in no channel).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Views counted (once per viewing session, after some seconds of playback).
+    #[serde(default)]
+    pub views: u64,
+    /// Shown only after the viewer confirms (a moderator gated it as sensitive).
+    #[serde(default)]
+    pub gated: bool,
+    /// Taken down by a moderator but kept until then (Unix ms), so that it can be restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_until: Option<Millis>,
+    /// The poster choice its creator picked (`encoder::layout::poster_choice`); 0: the
+    /// encoder's own pick.
+    #[serde(default)]
+    pub poster: u8,
 }
 
 /// What a new video starts with.
@@ -139,6 +191,10 @@ pub struct NewVideo {
     pub size: u64,
     /// Declared content type.
     pub content_type: String,
+    /// Who may find and play it.
+    pub privacy: Privacy,
+    /// Its channel.
+    pub channel: Option<String>,
     /// Now.
     pub now: Millis,
 }
@@ -153,6 +209,13 @@ pub struct VideoPatch {
     pub description: Option<String>,
     /// New language.
     pub language: Option<String>,
+    /// New privacy level.
+    pub privacy: Option<Privacy>,
+    /// New poster choice (0: the encoder's pick); checked by the API.
+    pub poster: Option<u8>,
+    /// Gate (true) or ungate it as sensitive: moderators only, checked by the API.
+    #[serde(skip)]
+    pub gated: Option<bool>,
 }
 
 /// A listing request.
@@ -162,6 +225,10 @@ pub struct VideoQuery {
     pub title: Option<String>,
     /// Only this creator's videos.
     pub creator: Option<String>,
+    /// Only this channel's videos.
+    pub channel: Option<String>,
+    /// Only public videos (the catalogue, search and channel pages).
+    pub public_only: bool,
     /// Include taken-down videos.
     pub include_deleted: bool,
     /// Page size.
@@ -429,6 +496,18 @@ pub trait MetaStore: Send + Sync {
     async fn key(&self, video_id: &str) -> Result<Option<WrappedKey>>;
     /// Removes a video's key (takedown).
     async fn delete_key(&self, video_id: &str) -> Result<()>;
+
+    /// Takes a ready video down but keeps its bytes and key until `until`: `None` when it
+    /// does not exist or is not ready. Only `lifecycle::apply` calls it.
+    async fn suspend_video(&self, id: &str, until: Millis, now: Millis) -> Result<Option<Video>>;
+    /// Makes a suspended video ready again while it is retained (`retained_until > now`);
+    /// `None` otherwise. Only `lifecycle::apply` calls it.
+    async fn restore_video(&self, id: &str, now: Millis) -> Result<Option<Video>>;
+    /// Taken-down videos whose retention ended at or before `now`, at most `limit`.
+    async fn expired_retentions(&self, now: Millis, limit: u32) -> Result<Vec<String>>;
+    /// Ends an expired retention (its bytes may go): false when it is not expired, or a restore
+    /// or another node got there first.
+    async fn end_retention(&self, id: &str, now: Millis) -> Result<bool>;
 
     /// Appends an audit row.
     async fn add_audit(&self, a: &Audit) -> Result<()>;

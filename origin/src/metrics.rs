@@ -56,6 +56,8 @@ pub struct Metrics {
     pub keys: Family<Labels, Counter>,
     /// Queue messages settled, by consumer and verdict (`queue::consume`).
     pub queue_messages: crate::queue::consume::Outcomes,
+    /// Content steering manifests served, by kind (`hls`, `dash`).
+    pub steering_manifests: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +77,12 @@ impl Default for Metrics {
         let webhooks = Family::<Labels, Counter>::default();
         let keys = Family::<Labels, Counter>::default();
         let queue_messages = crate::queue::consume::Outcomes::default();
+        let steering_manifests = Family::<Labels, Counter>::default();
+        registry.register(
+            "steering_manifests",
+            "Content steering manifests served, by kind (hls, dash)",
+            steering_manifests.clone(),
+        );
         registry.register(
             "queue_messages",
             "Queue messages settled, by consumer and verdict (ack, retry, pass, dead, given_back)",
@@ -125,6 +133,7 @@ impl Default for Metrics {
             webhooks,
             keys,
             queue_messages,
+            steering_manifests,
         }
     }
 }

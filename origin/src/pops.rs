@@ -2,7 +2,9 @@
 //! which the registry keeps only a SHA-256; every PoP route authenticates with it, and a
 //! revoked PoP is refused at its next request (`403 pop_revoked`) while the others go on.
 
-use ring::digest::{SHA256, digest};
+// What the registry keeps of a credential is the digest a PoP's tier credential derives
+// from (`pop_config::tier`): one definition, so the origin's tier verifiers match the PoPs'.
+use pop_config::tier::fingerprint;
 
 use crate::error::{Error, Kind, Result};
 use crate::meta::pops::{PopRecord, PopStore};
@@ -24,6 +26,12 @@ pub struct Enrolment {
 pub async fn enrol(store: &dyn PopStore, e: &Enrolment, now: i64) -> Result<String> {
     if !is_safe_name(&e.id) || !is_safe_name(&e.region) {
         return Err(Error::Config("PoP id and region: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`".into()));
+    }
+    if e.id == crate::steering::HOME {
+        return Err(Error::Config(format!(
+            "`{}` names the pathway a playlist came from in steering: pick another id",
+            e.id
+        )));
     }
     let credential = format!("{}.{}", e.id, crate::secrets::random_hex(32)?);
     let enrolled_at = store.pop(&e.id).await?.map_or(now, |p| p.enrolled_at);
@@ -54,8 +62,4 @@ pub async fn authenticate(store: &dyn PopStore, req: &Request) -> Result<PopReco
         return Err(Error::forbidden("pop_revoked", format!("PoP {id} is revoked")));
     }
     Ok(pop)
-}
-
-fn fingerprint(credential: &str) -> String {
-    pop_config::token::hex(digest(&SHA256, credential.as_bytes()).as_ref())
 }

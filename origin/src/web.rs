@@ -94,6 +94,13 @@ pub fn error(e: &Error, request_id: &str) -> Response {
     r
 }
 
+/// A refusal a client should retry after `seconds` (`Retry-After`).
+pub fn retry_later(kind: Kind, code: &'static str, message: &str, seconds: u32) -> Response {
+    let mut r = error(&Error::refused(kind, code, message.to_owned()), "");
+    set(&mut r, header::RETRY_AFTER.as_str(), &seconds.to_string());
+    r
+}
+
 /// Sets a header from a string known to be a valid header value.
 pub fn set(r: &mut Response, name: impl header::IntoHeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
@@ -124,7 +131,19 @@ pub fn body_stalled(after: std::time::Duration) -> Error {
     )
 }
 
-/// Parses a JSON request body.
+/// Reads an optional JSON body of at most `limit` bytes: `T::default()` when there is none.
+pub async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
+    req: Request,
+    limit: usize,
+) -> crate::Result<T> {
+    let bytes = read_body(req, limit).await?;
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Error::bad_request("bad_json", format!("invalid JSON body: {e}")))
+}
+
+/// Reads a JSON body (at most 64 KiB) into `T`: `400 bad_json` when it is not one.
 pub async fn read_json<T: serde::de::DeserializeOwned>(req: Request) -> crate::Result<T> {
     let bytes = read_body(req, 64 * 1024).await?;
     serde_json::from_slice(&bytes).map_err(|e| Error::bad_request("bad_json", format!("invalid JSON body: {e}")))

@@ -16,7 +16,7 @@ use origin::cache::memory::MemoryCache;
 use origin::cache::redis::RedisCache;
 use origin::cache::{self, MetaCache};
 use origin::meta::sql::SqlStore;
-use origin::meta::{MetaStore, NewVideo, VideoPatch};
+use origin::meta::{MetaStore, NewVideo, Privacy, VideoPatch};
 use redis::AsyncCommands;
 
 /// Long enough never to run out during a case that does not want it to.
@@ -303,6 +303,8 @@ fn new_video(id: &str) -> NewVideo {
         filename: format!("{id}.mp4"),
         size: 1 << 20,
         content_type: "video/mp4".into(),
+        privacy: Privacy::Public,
+        channel: None,
         now: 1_700_000_000_000,
     }
 }

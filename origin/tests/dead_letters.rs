@@ -33,6 +33,8 @@ async fn a_job_that_kept_killing_its_driver_ends_failed_with_a_code() {
         filename: "doomed.mp4".into(),
         size: 10,
         content_type: "video/mp4".into(),
+        privacy: meta::Privacy::Public,
+        channel: None,
         now,
     };
     app.meta.create_video(&video).await.unwrap();

@@ -27,6 +27,8 @@ async fn processing(app: &App, id: &str) -> String {
         filename: "race.mp4".into(),
         size: 10,
         content_type: "video/mp4".into(),
+        privacy: meta::Privacy::Public,
+        channel: None,
         now,
     };
     app.meta.create_video(&video).await.unwrap();

@@ -4,11 +4,11 @@
 mod common;
 
 use common::services::{FreshDatabase, service_url};
-use origin::meta::pops::PopStore;
+use origin::meta::pops::{PopStatus, PopStore};
 use origin::meta::sql::SqlStore;
 use origin::meta::{
-    Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Piece, Rendition, StateChange, Upload, UploadKind,
-    Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, NewVideo, Piece, Privacy, Rendition, StateChange, Upload,
+    UploadKind, Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use sqlx::Connection;
 
@@ -19,6 +19,7 @@ async fn sqlite_conformance() {
     let store = SqlStore::connect(&url).await.unwrap();
     conformance(&store).await;
     popularity(&store).await;
+    pop_statuses(&store).await;
     survives_reopening(store, &url).await;
 }
 
@@ -47,6 +48,7 @@ async fn postgres_conformance() {
         let store = SqlStore::connect(&url).await.unwrap();
         conformance(&store).await;
         popularity(&store).await;
+        pop_statuses(&store).await;
         store.close().await;
     })
     .await;
@@ -69,6 +71,33 @@ async fn popularity(store: &dyn PopStore) {
     assert_eq!(store.popularity("us", 0).await.unwrap(), [("a".to_owned(), 100, 50)], "other regions untouched");
 }
 
+/// A PoP's heartbeat status replaces its previous one but for the request counts, which
+/// decay (half the stored counts plus the beat's); statuses come back by PoP.
+async fn pop_statuses(store: &dyn PopStore) {
+    let beat = |pop: &str, requests: u64, failed: u64, at: i64| PopStatus {
+        pop: pop.into(),
+        url: Some(format!("https://{pop}.example:8443")),
+        every_ms: 300,
+        load: 0.25,
+        requests,
+        failed,
+        uploads: true,
+        beat_at: at,
+    };
+    assert!(store.statuses().await.unwrap().is_empty());
+    store.record_status(&beat("pop-b", 100, 50, 1_000)).await.unwrap();
+    store.record_status(&beat("pop-a", 7, 0, 1_000)).await.unwrap();
+    let second = PopStatus { url: None, every_ms: 0, load: 0.75, uploads: false, ..beat("pop-b", 10, 1, 2_000) };
+    store.record_status(&second).await.unwrap();
+    let statuses = store.statuses().await.unwrap();
+    assert_eq!(statuses, [beat("pop-a", 7, 0, 1_000), PopStatus { requests: 60, failed: 26, ..second }]);
+    // Values at the edges of what a report may carry survive the round trip.
+    let extreme =
+        PopStatus { load: 1.0, requests: 1 << 32, failed: 1 << 32, every_ms: 60_000, ..beat("pop-c", 0, 0, i64::MAX) };
+    store.record_status(&extreme).await.unwrap();
+    assert_eq!(store.statuses().await.unwrap()[2], extreme);
+}
+
 async fn conformance(store: &dyn MetaStore) {
     videos(store).await;
     listing(store).await;
@@ -82,6 +111,7 @@ async fn conformance(store: &dyn MetaStore) {
     audits(store).await;
     webhooks(store).await;
     purges(store).await;
+    retention(store).await;
 }
 
 fn new_video(id: &str, creator: &str, title: &str, now: i64) -> NewVideo {
@@ -94,6 +124,8 @@ fn new_video(id: &str, creator: &str, title: &str, now: i64) -> NewVideo {
         filename: format!("{id}.mp4"),
         size: 5 << 30,
         content_type: "video/mp4".into(),
+        privacy: Privacy::Public,
+        channel: None,
         now,
     }
 }
@@ -129,10 +161,21 @@ async fn videos(store: &dyn MetaStore) {
     assert_eq!(created.duration, None);
     assert!(created.renditions.is_empty());
     assert_eq!((created.created_at, created.updated_at), (1000, 1000));
+    assert_eq!((created.privacy, created.channel.as_deref()), (Privacy::Public, None));
+    assert_eq!((created.views, created.gated), (0, false));
 
     assert_eq!(store.video("v1").await.unwrap(), Some(created));
     assert_eq!(store.video("missing").await.unwrap(), None);
     assert!(store.create_video(&new_video("v1", "alice", "Again", 1001)).await.is_err(), "ids are unique");
+
+    // A new video has the privacy and channel it was given.
+    for privacy in Privacy::ALL {
+        let id = format!("v-{}", privacy.as_str());
+        let new = NewVideo { privacy, channel: Some("ch-1".into()), ..new_video(&id, "alice", "Given", 1002) };
+        let created = store.create_video(&new).await.unwrap();
+        assert_eq!((created.privacy, created.channel.as_deref()), (privacy, Some("ch-1")));
+        assert_eq!(store.video(&id).await.unwrap(), Some(created));
+    }
 }
 
 async fn listing(store: &dyn MetaStore) {
@@ -211,7 +254,8 @@ async fn patching(store: &dyn MetaStore) {
     assert_eq!(patched.created_at, 100);
     assert_eq!(store.video("p1").await.unwrap(), Some(patched.clone()));
 
-    let retitle = VideoPatch { title: Some("Σήμερα".into()), language: Some("el".into()), description: None };
+    let retitle =
+        VideoPatch { title: Some("Σήμερα".into()), language: Some("el".into()), ..VideoPatch::default() };
     let patched = store.patch_video("p1", &retitle, 300).await.unwrap().unwrap();
     assert_eq!((patched.title.as_str(), patched.language.as_str()), ("Σήμερα", "el"));
     assert_eq!(patched.description, "new words");
@@ -229,6 +273,9 @@ async fn patching(store: &dyn MetaStore) {
     assert!(ids(store, &search("old")).await.is_empty());
 
     assert_eq!(store.patch_video("missing", &retitle, 400).await.unwrap(), None);
+    let poster = VideoPatch { poster: Some(2), ..VideoPatch::default() };
+    let v = store.patch_video("p1", &poster, 500).await.unwrap().unwrap();
+    assert_eq!((v.poster, v.title.as_str()), (2, patched.title.as_str()), "only the poster changes");
 }
 
 async fn state_changes(store: &dyn MetaStore) {
@@ -504,6 +551,32 @@ async fn purges(store: &dyn MetaStore) {
 
 /// Closes `store`, opens the same file again, and checks that what the suite wrote is still
 /// there and that sequences keep growing.
+async fn retention(store: &dyn MetaStore) {
+    store.create_video(&new_video("kept", "r", "Kept", 100)).await.unwrap();
+    assert_eq!(store.suspend_video("kept", 5_000, 200).await.unwrap(), None, "only a ready video");
+    store.change_state("kept", &[VideoState::Uploading], &state(VideoState::Ready, 300)).await.unwrap().unwrap();
+    let v = store.suspend_video("kept", 5_000, 400).await.unwrap().unwrap();
+    assert_eq!((v.state, v.retained_until, v.updated_at), (VideoState::Deleted, Some(5_000), 400));
+    assert_eq!(store.suspend_video("kept", 6_000, 410).await.unwrap(), None, "not twice");
+    assert!(store.expired_retentions(4_999, 10).await.unwrap().is_empty());
+    assert!(!store.end_retention("kept", 4_999).await.unwrap(), "not before it ends");
+
+    // Restored while retained: ready again, retention gone.
+    let v = store.restore_video("kept", 4_000).await.unwrap().unwrap();
+    assert_eq!((v.state, v.retained_until), (VideoState::Ready, None));
+    assert_eq!(store.restore_video("kept", 4_001).await.unwrap(), None, "only a suspended video");
+
+    // Suspended again and left: past its end it is neither restorable nor kept.
+    store.suspend_video("kept", 8_000, 5_000).await.unwrap().unwrap();
+    assert_eq!(store.restore_video("kept", 8_000).await.unwrap(), None, "the retention ended");
+    assert_eq!(store.expired_retentions(8_000, 10).await.unwrap(), ["kept"]);
+    assert!(store.end_retention("kept", 8_000).await.unwrap());
+    assert!(!store.end_retention("kept", 8_000).await.unwrap(), "once");
+    assert!(store.expired_retentions(9_000, 10).await.unwrap().is_empty());
+    let v = store.video("kept").await.unwrap().unwrap();
+    assert_eq!((v.state, v.retained_until), (VideoState::Deleted, None));
+}
+
 async fn survives_reopening(store: SqlStore, url: &str) {
     let video = store.video("c1").await.unwrap();
     let upload = store.upload("u-final").await.unwrap();

@@ -30,6 +30,10 @@ pub(crate) const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const ORIGIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Two more attempts ride out a restart or one bad origin without multiplying load during an outage.
 pub(crate) const ORIGIN_RETRIES: u32 = 2;
+/// Five minutes of serving without hearing about takedowns: long enough to ride out an origin
+/// failover or a short partition, short enough that a legal takedown is not served for long by
+/// a PoP cut off from its control plane (which steering stops sending viewers to anyway).
+pub(crate) const MAX_PURGE_LAG: Duration = Duration::from_secs(300);
 
 /// Holds a few hundred segments of the hot set on a laptop without crowding it.
 pub(crate) const CACHE_MEMORY: u64 = 256 * MIB;
@@ -57,9 +61,15 @@ pub(crate) const ADMISSION_WINDOW: Duration = Duration::from_secs(600);
 /// Prefetching the next segments is what keeps a PoP's first viewer from waiting on the origin.
 pub(crate) const PREFETCH_ENABLED: bool = true;
 /// Purges reach every PoP within seconds, and popularity reports stay cheap for the origin.
-pub(crate) const PREFETCH_HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const PREFETCH_HEARTBEAT: Duration = Duration::from_secs(3);
 /// The head of a catalogue draws most views; twenty objects cover it and keep each report small.
 pub(crate) const PREFETCH_TOP_N: u32 = 20;
+/// One segment ahead is fetched while the viewer plays the current one (a few seconds of
+/// lead); more would cost origin bytes for viewers who stop.
+pub(crate) const PREFETCH_READAHEAD: u32 = 1;
+/// Read ahead only where a segment request is followed by the next more often than not:
+/// below that, a prefetched segment is more likely wasted than watched.
+pub(crate) const PREFETCH_READAHEAD_CONTINUE_PERCENT: u32 = 50;
 
 /// Uploads are the platform's way in; a PoP near the creator makes them faster.
 pub(crate) const UPLOADS_ENABLED: bool = true;

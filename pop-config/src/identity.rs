@@ -17,14 +17,31 @@ pub struct Identity {
     /// pages and no video API pass-through, which would put creators' bearer tokens and
     /// script it could rewrite in its hands. The origin's registry says the same of it.
     pub partner: bool,
+    /// The base URL viewers and creators reach this PoP at (`https://host[:port]`), reported
+    /// to the origin, which steers viewers and creators to it. `None`: the PoP is not steered
+    /// to (it serves whoever is sent to it by a static URL).
+    pub public_url: Option<String>,
 }
 
 pub(crate) fn read(mut s: Section<'_>) -> Identity {
     let id = s.field("id", name).unwrap_or_else(|| defaults::POP_ID.to_owned());
     let region = s.field("region", name).unwrap_or_else(|| defaults::POP_REGION.to_owned());
     let partner = s.field("partner", boolean).unwrap_or(false);
+    let public_url = s.field("public_url", public_url);
     s.finish();
-    Identity { id, region, partner }
+    Identity { id, region, partner, public_url }
+}
+
+/// `http(s)://host[:port]`: where viewers reach this PoP; a path would not survive the
+/// steering's host replacement.
+fn public_url(v: &DeValue<'_>) -> Result<String, String> {
+    let text = string(v)?;
+    let url = crate::origin::origin_url(text).map_err(|why| format!("`{text}` is not a URL: {why}"))?;
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+    if authority.contains('/') {
+        return Err(format!("`{text}` has a path: give scheme, host and port only"));
+    }
+    Ok(url)
 }
 
 /// A name that is safe in metric labels, file names and the `.`-separated token format:

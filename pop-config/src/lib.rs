@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod tier;
 pub mod tls;
 pub mod token;
 
@@ -45,6 +46,10 @@ pub use uploads::Uploads;
 pub use web::Web;
 
 use document::{Document, Section};
+
+/// The longest heartbeat interval: the origin takes a PoP out of steering after two intervals
+/// of at most this, and a takedown waits for one.
+const MAX_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A PoP's validated configuration.
 #[derive(Debug, Clone)]
@@ -115,6 +120,22 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<PopConfig, ConfigErrors> {
             ),
         );
     }
+    let (lag, beat) = (config.origin.max_purge_lag, config.prefetch.heartbeat);
+    if !lag.is_zero() && lag < 2 * beat + config.origin.request_timeout {
+        root.report(
+            "origin.max_purge_lag_ms",
+            format!(
+                "{lag:?} would stop serving between ordinary heartbeats ({beat:?}): give at least two beats and the \
+                 request timeout, or 0 for no limit"
+            ),
+        );
+    }
+    if beat > MAX_HEARTBEAT {
+        root.report(
+            "prefetch.heartbeat",
+            format!("at most {MAX_HEARTBEAT:?}: the origin judges a PoP silent after two beats of at most that"),
+        );
+    }
     if config.pop.partner && config.web.is_some() {
         root.report("web", "a partner PoP ([pop] partner = true) serves no pages: remove [web]");
     }
@@ -132,7 +153,12 @@ impl PopConfig {
         let ephemeral = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let id = credential.split_once('.').map_or(defaults::POP_ID, |(id, _)| id);
         Self {
-            pop: Identity { id: id.to_owned(), region: defaults::POP_REGION.to_owned(), partner: false },
+            pop: Identity {
+                id: id.to_owned(),
+                region: defaults::POP_REGION.to_owned(),
+                partner: false,
+                public_url: None,
+            },
             listen: Listen { https: ephemeral, h3: Some(ephemeral), http: None, metrics: Some(ephemeral) },
             tls: None,
             origin: Origin {
@@ -141,6 +167,8 @@ impl PopConfig {
                 connect_timeout: defaults::ORIGIN_CONNECT_TIMEOUT,
                 request_timeout: defaults::ORIGIN_REQUEST_TIMEOUT,
                 retries: defaults::ORIGIN_RETRIES,
+                parents: Vec::new(),
+                max_purge_lag: defaults::MAX_PURGE_LAG,
             },
             tokens,
             cache: Cache {
@@ -156,6 +184,8 @@ impl PopConfig {
                 enabled: defaults::PREFETCH_ENABLED,
                 heartbeat: defaults::PREFETCH_HEARTBEAT,
                 top_n: defaults::PREFETCH_TOP_N,
+                readahead: defaults::PREFETCH_READAHEAD,
+                readahead_continue_percent: defaults::PREFETCH_READAHEAD_CONTINUE_PERCENT,
             },
             uploads: Uploads { enabled: defaults::UPLOADS_ENABLED, max_size: defaults::UPLOADS_MAX_SIZE },
             web: None,

@@ -27,6 +27,15 @@ pub struct Origin {
     pub request_timeout: Duration,
     /// Further attempts after the first fails.
     pub retries: u32,
+    /// Parent PoPs (regional shields), `https://host[:port]`: objects are asked of them first,
+    /// in order, with this PoP's tier credential, and of `urls` only when no parent answers.
+    /// Heartbeats, the API and uploads always go to `urls`.
+    pub parents: Vec<String>,
+    /// How long the PoP goes on serving cached objects while it cannot hear about takedowns
+    /// (no heartbeat answered): past it, objects are refused with `503 purges_behind` until a
+    /// heartbeat catches up, so a takedown reaches a partitioned PoP before it serves again.
+    /// Zero: no limit.
+    pub max_purge_lag: Duration,
 }
 
 // The token is a credential: keep it out of logs.
@@ -38,6 +47,8 @@ impl fmt::Debug for Origin {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retries", &self.retries)
+            .field("parents", &self.parents)
+            .field("max_purge_lag", &self.max_purge_lag)
             .finish()
     }
 }
@@ -62,8 +73,10 @@ pub(crate) fn read(mut s: Section<'_>) -> Origin {
     let connect_timeout = s.field("connect_timeout_ms", millis).unwrap_or(defaults::ORIGIN_CONNECT_TIMEOUT);
     let request_timeout = s.field("request_timeout_ms", millis).unwrap_or(defaults::ORIGIN_REQUEST_TIMEOUT);
     let retries = s.field("retries", count).unwrap_or(defaults::ORIGIN_RETRIES);
+    let parents = s.list("parents", url).unwrap_or_default();
+    let max_purge_lag = s.field("max_purge_lag_ms", millis).unwrap_or(defaults::MAX_PURGE_LAG);
     s.finish();
-    Origin { urls, credential, connect_timeout, request_timeout, retries }
+    Origin { urls, credential, connect_timeout, request_timeout, retries, parents, max_purge_lag }
 }
 
 /// `{pop id}.{secret}`: the id names the PoP to the origin's registry, the secret proves it.

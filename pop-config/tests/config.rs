@@ -186,7 +186,7 @@ fn absent_sections_take_the_defaults() {
     assert_eq!((config.admission.min_uses, config.admission.window), (2, Duration::from_secs(600)));
     assert_eq!(
         (config.prefetch.enabled, config.prefetch.heartbeat, config.prefetch.top_n),
-        (true, Duration::from_secs(10), 20)
+        (true, Duration::from_secs(3), 20)
     );
     assert_eq!((config.uploads.enabled, config.uploads.max_size), (true, 1 << 30));
     let limits = config.limits;
@@ -638,4 +638,17 @@ fn web_pages_need_a_folder_with_pages() {
     fs::create_dir_all(dir.path().join("site/pages")).unwrap();
     let config = parse(&with_required("[web]\ndir = \"site\""), dir.path()).unwrap();
     assert_eq!(config.web.unwrap().dir, dir.path().join("site"));
+}
+
+#[test]
+fn a_purge_lag_shorter_than_the_heartbeat_and_a_rare_heartbeat_are_refused() {
+    let base = "[origin]\ncredential = \"pop-local.0123456789abcdef\"\n[[tokens]]\nkid = \"k1\"\npublic_key = \"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8\"\n";
+    let short = base.replace("[[tokens]]", "max_purge_lag_ms = 5000\n[[tokens]]");
+    let errors = parse(&short, Path::new(".")).unwrap_err().to_string();
+    assert!(errors.contains("origin.max_purge_lag_ms"), "{errors}");
+    let rare = format!("{base}[prefetch]\nheartbeat = \"2m\"\n");
+    let errors = parse(&rare, Path::new(".")).unwrap_err().to_string();
+    assert!(errors.contains("prefetch.heartbeat"), "{errors}");
+    let off = base.replace("[[tokens]]", "max_purge_lag_ms = 0\n[[tokens]]") + "[prefetch]\nheartbeat = \"50s\"\n";
+    assert!(parse(&off, Path::new(".")).is_ok(), "no lag limit, a long beat");
 }

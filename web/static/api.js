@@ -1,12 +1,23 @@
 // The video API, same-origin through the PoP. Every failure becomes an ApiError carrying the
 // HTTP status and the server's `{"error": {"code", "message"}}` code, or `network` when no
 // answer came at all.
+//
+// Signed in, the browser holds an HttpOnly session cookie the page never sees; every request
+// that changes something must echo the session's anti-forgery token in `x-csrf-token`. The
+// token comes with the sign-in answer or from `GET /v1/me`, and is kept here. Who is signed in
+// (handle, name, role) is remembered in localStorage as a hint for the header, so pages that
+// need no account do not ask for it; any answer that says otherwise corrects it.
+
+const SAFE = ['GET', 'HEAD', 'OPTIONS']
+const ACCOUNT_KEY = 'account'
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message || code)
     this.status = status
     this.code = code
+    /** Seconds to wait before trying again (`Retry-After`), when the server said. */
+    this.retryAfter = retryAfter
   }
 }
 
@@ -21,13 +32,59 @@ export async function errorOf(response) {
       message = body.error.message ?? message
     }
   } catch {}
-  return new ApiError(response.status, code, message)
+  const wait = Number(response.headers.get('retry-after'))
+  return new ApiError(response.status, code, message, Number.isFinite(wait) && wait > 0 ? wait : null)
 }
 
-async function call(method, path, { body, token, signal } = {}) {
+// ---- the session -------------------------------------------------------------------------
+
+let csrfToken = null
+let meInflight = null
+
+/** The account this browser was last seen signed in as ({handle, display_name, role}), or null. */
+export function accountHint() {
+  try {
+    const hint = JSON.parse(localStorage.getItem(ACCOUNT_KEY))
+    return hint?.handle ? hint : null
+  } catch {
+    return null
+  }
+}
+
+function remember(user, csrf) {
+  if (csrf) csrfToken = csrf
+  try {
+    if (user) {
+      const { handle, display_name, role } = user
+      localStorage.setItem(ACCOUNT_KEY, JSON.stringify({ handle, display_name, role }))
+    } else {
+      localStorage.removeItem(ACCOUNT_KEY)
+    }
+  } catch {}
+}
+
+function forget() {
+  csrfToken = null
+  meInflight = null
+  remember(null)
+}
+
+/** Whether a role is at least `wanted` (viewer < creator < moderator < admin). */
+export function hasRole(role, wanted) {
+  const order = ['viewer', 'creator', 'moderator', 'admin']
+  return order.indexOf(role) >= order.indexOf(wanted) && order.indexOf(wanted) >= 0
+}
+
+async function call(method, path, { body, token, signal, csrfRetry = true } = {}) {
   const headers = { accept: 'application/json' }
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (token) headers.authorization = `Bearer ${token}`
+  const unsafe = !SAFE.includes(method)
+  if (unsafe && !token) {
+    // Probably signed in but the token is not known yet (a new page): ask for it first.
+    if (!csrfToken && accountHint()) await me().catch(() => {})
+    if (csrfToken) headers['x-csrf-token'] = csrfToken
+  }
   let response
   try {
     response = await fetch(path, {
@@ -36,14 +93,102 @@ async function call(method, path, { body, token, signal } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
       cache: 'no-store',
+      credentials: 'same-origin',
     })
   } catch (err) {
     if (err?.name === 'AbortError') throw err
     throw new ApiError(0, 'network', String(err?.message ?? err))
   }
-  if (!response.ok) throw await errorOf(response)
-  return response.json()
+  if (!response.ok) {
+    const error = await errorOf(response)
+    // A session this page did not know of (signed in in another tab), or a stale token.
+    if (error.code === 'csrf' && unsafe && !token && csrfRetry) {
+      csrfToken = null
+      await me({ fresh: true }).catch(() => {})
+      if (csrfToken) return call(method, path, { body, token, signal, csrfRetry: false })
+    }
+    throw error
+  }
+  if (response.status === 204) return null
+  const text = await response.text()
+  return text ? JSON.parse(text) : null
 }
+
+/**
+ * The signed-in account: {user, csrf_token, channels, quota}. Rejects with `401` when nobody is
+ * signed in. Concurrent callers share one request; `fresh` asks again.
+ */
+export function me({ fresh = false } = {}) {
+  if (fresh || !meInflight) {
+    const asking = call('GET', '/v1/me').then(
+      (answer) => {
+        remember(answer.user, answer.csrf_token)
+        return answer
+      },
+      (err) => {
+        if (err.status === 401) forget()
+        if (meInflight === asking) meInflight = null
+        throw err
+      },
+    )
+    meInflight = asking
+  }
+  return meInflight
+}
+
+/** The signed-in account, or null when nobody is (other failures still reject). */
+export async function meOrNull() {
+  try {
+    return await me()
+  } catch (err) {
+    if (err.status === 401) return null
+    throw err
+  }
+}
+
+function signedIn(answer) {
+  meInflight = null
+  remember(answer.user, answer.csrf_token)
+  return answer
+}
+
+/** `POST /v1/accounts`: {handle, password, display_name?, email?} → {user, csrf_token}, signed in. */
+export async function signUp(fields) {
+  return signedIn(await call('POST', '/v1/accounts', { body: fields }))
+}
+
+/** `POST /v1/sessions` → {user, csrf_token}, signed in. */
+export async function signIn(handle, password) {
+  return signedIn(await call('POST', '/v1/sessions', { body: { handle, password } }))
+}
+
+/** Signs this browser out (`DELETE /v1/sessions`). */
+export async function signOut() {
+  try {
+    await call('DELETE', '/v1/sessions')
+  } finally {
+    forget()
+  }
+}
+
+/** Signs every browser of the account out (`DELETE /v1/me/sessions`). */
+export async function signOutEverywhere() {
+  try {
+    return await call('DELETE', '/v1/me/sessions')
+  } finally {
+    forget()
+  }
+}
+
+export const myVideos = (signal) => call('GET', '/v1/me/videos', { signal })
+export const listTokens = () => call('GET', '/v1/me/tokens')
+/** {id, name, scopes, token}: the token is shown this once. */
+export const createToken = (name, scopes) => call('POST', '/v1/me/tokens', { body: { name, scopes } })
+export const revokeToken = (id) => call('DELETE', `/v1/me/tokens/${encodeURIComponent(id)}`)
+
+/** Admins (or the bootstrap token): `PUT /v1/users/{handle}/role`. */
+export const setRole = (handle, role, token) =>
+  call('PUT', `/v1/users/${encodeURIComponent(handle)}/role`, { body: { role }, token })
 
 /**
  * The PoP answers with absolute URLs under its public name; the page may have been reached
@@ -55,7 +200,8 @@ export function rebase(url) {
   return `${location.origin}${u.pathname}${u.search}`
 }
 
-export const getVideo = (id, signal) => call('GET', `/v1/videos/${encodeURIComponent(id)}`, { signal })
+/** A video's record; `token` (optional) sees a private video as its owner's API token. */
+export const getVideo = (id, signal, token) => call('GET', `/v1/videos/${encodeURIComponent(id)}`, { signal, token })
 
 export function listVideos({ q = '', limit = 48, signal } = {}) {
   const params = new URLSearchParams({ limit: String(limit) })
@@ -63,15 +209,30 @@ export function listVideos({ q = '', limit = 48, signal } = {}) {
   return call('GET', `/v1/videos?${params}`, { signal })
 }
 
-export const createVideo = (token, fields) => call('POST', '/v1/videos', { token, body: fields })
+/**
+ * `POST /v1/videos`: {title, description?, language?, filename, size, content_type, privacy?,
+ * channel?} → {video, upload}. With `token` (an API or creator token) as a bearer token,
+ * else as the signed-in account.
+ */
+export const createVideo = (token, fields) => call('POST', '/v1/videos', { token: token || undefined, body: fields })
+
+/** `PATCH /v1/videos/{id}`: {title?, description?, language?, privacy?}. */
+export const patchVideo = (id, fields) => call('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { body: fields })
+
+/** `DELETE /v1/videos/{id}`: takes the video down for good, saying why. */
+export const deleteVideo = (id, reason, token) =>
+  call('DELETE', `/v1/videos/${encodeURIComponent(id)}`, { body: { reason }, token: token || undefined })
 
 /**
  * A playback grant with its URLs rebased onto this page's origin. Two tokens: `token` rides in
  * every URL the PoP serves; `keyToken` goes only to the key service (`keyUrl`, `licenceUrl`,
- * on its own host), so the PoP never holds anything that fetches a key.
+ * on its own host), so the PoP never holds anything that fetches a key. `consent`: the viewer
+ * confirmed they want to see a video marked sensitive.
  */
-export async function playback(id) {
-  const grant = await call('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, { body: {} })
+export async function playback(id, { consent = false } = {}) {
+  const grant = await call('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, {
+    body: consent ? { consent: true } : {},
+  })
   return {
     token: grant.token,
     keyToken: grant.key_token,
@@ -84,6 +245,29 @@ export async function playback(id) {
     storyboard: rebase(grant.storyboard_url),
   }
 }
+
+/** `POST /v1/videos/{id}/views` with the delivery token played with: {counted, views}. */
+export const reportView = (id, token) => call('POST', `/v1/videos/${encodeURIComponent(id)}/views`, { body: { token } })
+
+/** `POST /v1/videos/{id}/reports`: reason is copyright, illegal, sensitive or spam. */
+export const reportVideo = (id, reason, text) =>
+  call('POST', `/v1/videos/${encodeURIComponent(id)}/reports`, { body: { reason, text } })
+
+/** Who a video is shared with: {shares: [{handle, display_name}]} (its owner only). */
+export const listShares = (id) => call('GET', `/v1/videos/${encodeURIComponent(id)}/shares`)
+/** Shares a private video with an account; answers the new list. */
+export const share = (id, handle) => call('PUT', `/v1/videos/${encodeURIComponent(id)}/shares/${encodeURIComponent(handle)}`)
+export const unshare = (id, handle) =>
+  call('DELETE', `/v1/videos/${encodeURIComponent(id)}/shares/${encodeURIComponent(handle)}`)
+
+/** Moderators: the open reports, oldest first, each with its video. */
+export const listReports = () => call('GET', '/v1/reports')
+/** Moderators: `resolution` is taken_down, gated or dismissed; the note is shown to the creator. */
+export const decideReport = (id, resolution, note) =>
+  call('POST', `/v1/reports/${encodeURIComponent(id)}/decision`, { body: { resolution, note } })
+
+/** A channel and its public videos: {channel, owner, videos}. */
+export const getChannel = (handle, signal) => call('GET', `/v1/channels/${encodeURIComponent(handle)}`, { signal })
 
 /**
  * The URLs a token opens for a video, when the page was handed tokens rather than asking

@@ -23,6 +23,10 @@ export function noticeFor(code, status = 0) {
       return status === 410 ? 'deleted' : 'not_found'
     case 'unsupported':
       return 'unsupported'
+    case 'private_video':
+      return 'private'
+    case 'consent_required':
+      return 'sensitive'
     case 'media':
       return 'media'
     case 'network':

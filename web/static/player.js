@@ -15,6 +15,12 @@ const VOLUME_STEP = 0.1
 const HIDE_AFTER_MS = 3000
 const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 2]
 const PREFS = 'player-prefs'
+// How long a PoP that failed under the player stays out of its pathway choices.
+const DEAD_HOST_MS = 60_000
+// hls.js idle while playback starves: loading is restarted after this long (then after twice
+// as long, up to LOADING_KICK_MAX_MS, while playback stays put).
+const LOADING_KICK_MS = 3000
+const LOADING_KICK_MAX_MS = 30_000
 
 /** Remote-control key codes of TV browsers that send no standard `key`. */
 const KEY_CODES = {
@@ -74,6 +80,16 @@ function clearKeyWorks() {
 async function chooseEngine(video, source, forced) {
   if (forced !== 'hls' && source.dash && (await clearKeyWorks())) return 'shaka'
   return playbackEngine(video)
+}
+
+/** Counts hls.js's requests in flight in `requests` (steering reloads aside), and when the last ended. */
+function trackRequest(requests, xhr, url) {
+  if (url.includes('/v1/steering/')) return
+  xhr.addEventListener('loadstart', () => (requests.inFlight += 1))
+  xhr.addEventListener('loadend', () => {
+    requests.inFlight = Math.max(0, requests.inFlight - 1)
+    requests.idleSince = performance.now()
+  })
 }
 
 function loadPrefs() {
@@ -172,10 +188,12 @@ export class Player {
     if (this.engine === 'shaka') {
       await this.loadShaka(source, startAt, autoplay)
     } else if (this.engine === 'hls.js') {
+      const requests = { inFlight: 0, idleSince: performance.now() }
       const hls = new window.Hls({
         // Every request goes out with the newest token, so renewals need no reload. Key
         // requests go to the key service with the key token, which no PoP ever sees.
         xhrSetup: (xhr, url) => {
+          trackRequest(requests, xhr, url)
           if (this.isKeyService(url)) {
             xhr.open('GET', url, true)
             if (this.keyToken) xhr.setRequestHeader('Authorization', `Bearer ${this.keyToken}`)
@@ -202,9 +220,30 @@ export class Player {
         this.root.dataset.level = String(hls.levels[data.level]?.height ?? '')
         this.quality.switched()
       })
-      hls.on(E.ERROR, (_, data) => this.hlsError(data))
+      // A PoP that fails at the network level is left at once for the next pathway content
+      // steering names, and kept out for a while: on its own hls.js retries a dead host for
+      // up to half a minute before it moves, while the buffer drains.
+      this.deadHosts = new Map()
+      this.pathwayHosts = new Map()
+      hls.on(E.ERROR, (_, data) => {
+        this.leavePathway(hls, data)
+        this.hlsError(data)
+      })
+      hls.on(E.STEERING_MANIFEST_LOADED, (_, { steeringManifest }) => {
+        for (const clone of steeringManifest?.['PATHWAY-CLONES'] ?? []) {
+          const host = clone['URI-REPLACEMENT']?.HOST
+          if (host) this.pathwayHosts.set(clone.ID, host)
+        }
+        // A reload may name the dead PoP first again until the origin notices it is gone. The
+        // order is fixed in place, before hls.js applies it (it reads this same array after the
+        // event): applied first and corrected after, the player would flap back to the dead PoP.
+        const priority = steeringManifest?.['PATHWAY-PRIORITY']
+        this.demoteDead(priority)
+        this.onePathwayPerHost(priority, hls.levels?.[0]?.pathwayId)
+      })
       hls.attachMedia(this.video)
       hls.loadSource(source.master)
+      this.watchLoading(hls, requests)
     } else if (this.engine === 'native') {
       this.quality.button.hidden = true
       this.video.src = source.master
@@ -287,6 +326,7 @@ export class Player {
   /** Stops and forgets the current video (the element stays for the next one). */
   unload() {
     clearTimeout(this.renewTimer)
+    clearInterval(this.loadingWatch)
     this.hls?.destroy()
     this.hls = null
     this.shaka?.destroy()
@@ -320,6 +360,129 @@ export class Player {
       }
       this.scheduleRenewal()
     }, wait)
+  }
+
+  /** After a network failure (no answer, 502, 504): the host that failed is dead for a while. */
+  leavePathway(hls, data) {
+    if (data.fatal || data.type !== window.Hls.ErrorTypes.NETWORK_ERROR) return
+    // hls.js cancelling its own request (a pathway or level switch, a seek) says nothing about
+    // the PoP: it comes as a network error with no status too.
+    if (data.details === window.Hls.ErrorDetails.INTERNAL_ABORTED) return
+    // No answer, or a PoP that says its own upstream failed; a 503 is the origin busy making
+    // the object, which another PoP would wait for too.
+    const status = data.response?.code ?? 0
+    if (status !== 0 && status !== 502 && status !== 504) return
+    const url = data.frag?.url ?? data.url ?? data.context?.url
+    if (!url) return
+    try {
+      this.deadHosts.set(new URL(url, location.href).hostname, performance.now())
+    } catch {
+      return
+    }
+    this.avoidDeadHosts(hls)
+  }
+
+  /** The host name a pathway's media comes from: its clone's, or the multivariant playlist's. */
+  pathwayHost(pathway) {
+    return this.pathwayHosts.get(pathway) ?? new URL(this.source.master, location.href).hostname
+  }
+
+  /** Whether a pathway's host failed lately (forgetting failures older than DEAD_HOST_MS). */
+  isDead(pathway) {
+    const now = performance.now()
+    for (const [host, at] of this.deadHosts) {
+      if (now - at > DEAD_HOST_MS) this.deadHosts.delete(host)
+    }
+    return this.deadHosts.has(this.pathwayHost(pathway))
+  }
+
+  /** `priority` reordered in place: the live pathways first, the dead ones last; whether it changed. */
+  demoteDead(priority) {
+    if (!Array.isArray(priority) || !priority.length) return false
+    const alive = priority.filter((p) => !this.isDead(p))
+    if (!alive.length || alive.length === priority.length) return false
+    priority.splice(0, priority.length, ...alive, ...priority.filter((p) => this.isDead(p)))
+    return true
+  }
+
+  /**
+   * `priority` reordered in place to name each host once, where its first pathway stood: by
+   * the current pathway if that is one of the host's, else by the first. Two pathways to one
+   * host are one PoP (steering names the PoP that served the playlist as a clone and as `home`),
+   * but to hls.js a move between them is a switch of every level and of the audio group: it
+   * drops what is loading and loads audio again from the playhead (appending what is already
+   * buffered), and hls.js 1.7 can stop loading for good in such a switch. Named once, a PoP is
+   * never left for itself, and a dead one is left in one switch, not two.
+   */
+  onePathwayPerHost(priority, current) {
+    if (!Array.isArray(priority) || priority.length < 2) return
+    const byHost = new Map()
+    for (const pathway of priority) {
+      const host = this.pathwayHost(pathway)
+      const chosen = byHost.get(host)
+      if (chosen === undefined || (pathway === current && chosen !== current)) byHost.set(host, pathway)
+    }
+    const once = [...new Set(priority.map((pathway) => byHost.get(this.pathwayHost(pathway))))]
+    if (once.length !== priority.length) priority.splice(0, priority.length, ...once)
+  }
+
+  /** When the current pathway's host failed lately: the live pathways first, the dead ones last. */
+  avoidDeadHosts(hls) {
+    const current = hls.levels[0]?.pathwayId
+    const priority = [...(hls.pathwayPriority ?? hls.pathways ?? [])]
+    if (current && this.isDead(current) && this.demoteDead(priority)) {
+      this.onePathwayPerHost(priority, current)
+      hls.pathwayPriority = priority
+    }
+  }
+
+  /**
+   * Restarts hls.js's loading where playback stands when it has been starved (playing, not
+   * seeking, nothing buffered ahead) for LOADING_KICK_MS with no request in flight for as
+   * long. hls.js 1.7 can leave a stream controller idle for good after a pathway switch (an
+   * aborted load it never makes again, a fragment dropped because level details were reset):
+   * the viewer would wait forever. A request in flight, however slow, is left to hls.js's own
+   * timeouts, which is how it finds out that a PoP is gone.
+   */
+  watchLoading(hls, requests) {
+    const v = this.video
+    let time = -1
+    let since = performance.now()
+    let kicks = 0
+    clearInterval(this.loadingWatch)
+    this.loadingWatch = setInterval(() => {
+      if (this.hls !== hls) return
+      const now = performance.now()
+      if (v.currentTime !== time) {
+        time = v.currentTime
+        since = now
+        kicks = 0
+      }
+      const d = this.duration()
+      const starved = !v.paused && !v.ended && !v.seeking && this.bufferedAhead() < 0.5 && !(d && time > d - 0.5)
+      if (!starved) {
+        since = now
+        return
+      }
+      const wait = Math.min(LOADING_KICK_MS * 2 ** kicks, LOADING_KICK_MAX_MS)
+      const idle = requests.inFlight > 0 ? 0 : now - requests.idleSince
+      if (now - since < wait || idle < wait || !hls.levels?.length) return
+      kicks += 1
+      since = now
+      console.warn(`player: starved at ${time.toFixed(2)} s with nothing loading; loading again (${kicks})`)
+      hls.startLoad(time, true)
+    }, 1000)
+  }
+
+  /** Seconds buffered ahead of the playhead. */
+  bufferedAhead() {
+    const v = this.video
+    for (let i = 0; i < v.buffered.length; i++) {
+      if (v.buffered.start(i) <= v.currentTime + 0.1 && v.currentTime < v.buffered.end(i)) {
+        return v.buffered.end(i) - v.currentTime
+      }
+    }
+    return 0
   }
 
   hlsError(data) {

@@ -1,15 +1,21 @@
 // /watch/{id}: what the viewer sees, from the first request to the last frame. A ready video
 // plays; anything else gets its own clear page: not ready yet (with live progress, and the
-// video starts by itself when it is ready), removed, failed, an expired or invalid link, a
-// browser that cannot play HLS, or a network problem.
+// video starts by itself when it is ready), private (with a way to sign in), marked sensitive
+// (the viewer confirms first), removed, failed, an expired or invalid link, a browser that
+// cannot play HLS, or a network problem. Under the video: its view count (a view is reported
+// after 10 s of playback, with the grant's token) and a way to report it to moderators.
 
-import { followEvents, getVideo, playback, playbackUrls, diagnose } from './api.js'
+import { accountHint, diagnose, followEvents, getVideo, playback, playbackUrls, reportVideo, reportView } from './api.js'
+import { showError } from './errors.js'
 import { clock, date, percent } from './format.js'
 import { initI18n, mountLanguagePickers, onLanguageChange, setText, t } from './i18n.js'
+import { refreshNav } from './nav.js'
 import { hideNotice, noticeFor, showNotice } from './notice.js'
 import { Player, playbackEngine } from './player.js'
 
 const RESUME_PREFIX = 'resume:'
+/** Seconds of playback before the page reports a view (the API counts none sooner). */
+const VIEW_AFTER_S = 10
 
 const params = new URLSearchParams(location.search)
 const id = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] ?? '')
@@ -23,6 +29,12 @@ let givenToken = params.get('token')
 const givenKeyToken = params.get('key_token')
 // `?engine=hls` or `?engine=dash` plays with that engine where the browser can.
 const forcedEngine = params.get('engine')
+// The viewer confirmed they want to see a video marked sensitive.
+let consented = false
+// Seconds actually played since this video was loaded, and whether its view was reported.
+let played = 0
+let viewReported = false
+let viewRetry = null
 
 if (givenToken) {
   // Out of the address bar, so a copied link does not pass them on.
@@ -64,7 +76,20 @@ function renderMeta() {
   if (meta.duration) bits.push(clock(meta.duration))
   if (meta.created_at) bits.push(date(meta.created_at))
   if (meta.state !== 'ready') bits.push(t(`state.${meta.state}`))
-  document.getElementById('meta').textContent = bits.join(' · ')
+  const metaLine = document.getElementById('meta')
+  metaLine.textContent = bits.join(' · ')
+  if (meta.channel_handle) {
+    // The channel it is listed in, named as its creator calls it (any script).
+    const link = document.createElement('a')
+    link.id = 'channel-link'
+    link.href = `/channel/${encodeURIComponent(meta.channel_handle)}`
+    link.dir = 'auto'
+    link.textContent = meta.channel_name || `@${meta.channel_handle}`
+    metaLine.prepend(link, bits.length ? ' · ' : '')
+  }
+  const views = document.getElementById('views')
+  views.dataset.count = String(meta.views ?? 0)
+  setText(views, 'common.views', { count: meta.views ?? 0 })
   document.title = t('watch.document_title_video', { title: meta.title })
   if ('mediaSession' in navigator && window.MediaMetadata) {
     navigator.mediaSession.metadata = new MediaMetadata({ title: meta.title })
@@ -89,8 +114,34 @@ function fail(error) {
       begin({ resumeAt: player?.position ?? 0 })
     },
   })
-  const code = ['unsupported', 'not_found', 'deleted'].includes(kind) ? null : error.code
+  const code = ['unsupported', 'not_found', 'deleted', 'private', 'sensitive'].includes(kind) ? null : error.code
+  const back = encodeURIComponent(`${location.pathname}${location.search}`)
   switch (kind) {
+    case 'private':
+      // Nobody signed in (401): sign in. Signed in as someone it is not shared with (403).
+      return showNotice(notice, error.status === 401 ? 'private' : 'private_not_shared', {
+        actions: [
+          error.status === 401
+            ? { key: 'common.sign_in', href: `/account?next=${back}`, primary: true, id: 'sign-in' }
+            : { key: 'notice.switch_account', href: `/account?next=${back}`, id: 'account' },
+          home,
+        ],
+      })
+    case 'sensitive':
+      return showNotice(notice, kind, {
+        actions: [
+          {
+            key: 'notice.sensitive.action',
+            primary: true,
+            id: 'consent',
+            run: () => {
+              consented = true
+              begin()
+            },
+          },
+          home,
+        ],
+      })
     case 'token_expired':
       return showNotice(notice, kind, { code, actions: [renew('notice.token_expired.action'), home] })
     case 'bad_token':
@@ -171,6 +222,9 @@ async function explain(error) {
 
 async function play(source, startAt) {
   hideNotice(notice)
+  played = 0
+  viewReported = false
+  clearTimeout(viewRetry)
   player ??= new Player(playerRoot, { onFatal: explain })
   await player.load(source, { startAt, autoplay: true, engine: forcedEngine })
   playerRoot.focus({ preventScroll: true })
@@ -197,23 +251,108 @@ async function begin({ resumeAt = 0 } = {}) {
   if (failIfFinal(meta)) return
   if (meta.state !== 'ready') return waitUntilReady()
   try {
-    const grant = await playback(id)
-    return play({ ...grant, duration: meta.duration, renew: () => playback(id) }, at)
+    const grant = await playback(id, { consent: consented })
+    return play({ ...grant, duration: meta.duration, renew: () => playback(id, { consent: consented }) }, at)
   } catch (err) {
     if (err.code === 'not_ready') return waitUntilReady()
     return fail(err)
   }
 }
 
+/** Reports the view once this load has played long enough; a refusal to count is final. */
+async function maybeReportView() {
+  if (viewReported || played < VIEW_AFTER_S || !player?.token) return
+  viewReported = true
+  try {
+    const { views } = await reportView(id, player.token)
+    if (meta && Number.isFinite(views)) {
+      meta = { ...meta, views }
+      renderMeta()
+    }
+    document.getElementById('views').dataset.reported = 'true'
+  } catch (err) {
+    // The grant is younger than the server's 10 s (a renewed one): ask again a little later.
+    if (err.code === 'too_early' || err.code === 'network') {
+      viewRetry = setTimeout(() => {
+        viewReported = false
+        maybeReportView()
+      }, 3000)
+    }
+  }
+}
+
+// ---- reporting a video to moderators ------------------------------------------------------
+
+function wireReport() {
+  const dialog = document.getElementById('report-dialog')
+  const form = document.getElementById('report-form')
+  const signIn = document.getElementById('report-sign-in')
+  const error = document.getElementById('report-error')
+  const button = document.getElementById('report-button')
+  const done = document.getElementById('report-done')
+  const askToSignIn = () => {
+    form.hidden = true
+    signIn.hidden = false
+    const back = encodeURIComponent(`${location.pathname}${location.search}`)
+    document.getElementById('report-sign-in-link').href = `/account?next=${back}`
+  }
+  button.addEventListener('click', () => {
+    showError(error, null)
+    form.hidden = false
+    signIn.hidden = true
+    if (!accountHint()) askToSignIn()
+    if (dialog.showModal) dialog.showModal()
+    ;(form.hidden ? document.getElementById('report-sign-in-link') : document.getElementById('report-reason')).focus()
+  })
+  for (const close of dialog.querySelectorAll('[data-close]')) close.addEventListener('click', () => dialog.close())
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const reason = document.getElementById('report-reason').value
+    const text = document.getElementById('report-text').value.trim()
+    const send = document.getElementById('report-send')
+    send.disabled = true
+    try {
+      await reportVideo(id, reason, text)
+      dialog.close()
+      form.reset()
+      button.disabled = true
+      setText(button, 'watch.reported')
+      done.hidden = false
+      setText(done, 'watch.report_thanks')
+    } catch (err) {
+      if (err.status === 401) {
+        refreshNav()
+        askToSignIn()
+      } else {
+        showError(error, err)
+      }
+    } finally {
+      send.disabled = false
+    }
+  })
+}
+
 function wirePage() {
   const video = document.getElementById('video')
   let lastSaved = 0
+  let lastTime = null
   video.addEventListener('timeupdate', () => {
+    // Count only time that actually played (not seeks), towards the view.
+    const now = video.currentTime
+    if (lastTime !== null && !video.paused && !video.seeking) {
+      const step = now - lastTime
+      if (step > 0 && step < 1.5) played += step
+    }
+    lastTime = now
+    maybeReportView()
     if (Math.abs(video.currentTime - lastSaved) < 5) return
     lastSaved = video.currentTime
     rememberPosition(video.currentTime, video.duration)
   })
   video.addEventListener('ended', () => rememberPosition(0, 0))
+  video.addEventListener('seeking', () => (lastTime = null))
+  video.addEventListener('emptied', () => (lastTime = null))
+  wireReport()
 
   // Keys pressed with nothing focused (or the page itself) go to the player.
   document.addEventListener('keydown', (e) => {
@@ -245,12 +384,14 @@ function wirePage() {
   onLanguageChange(() => {
     renderMeta()
     player?.relabel()
+    refreshNav()
   })
 }
 
 async function main() {
   await initI18n()
   mountLanguagePickers()
+  refreshNav()
   wirePage()
   if (!id) return fail({ code: 'not_found', status: 404 })
   await begin()

@@ -62,6 +62,7 @@ pub async fn serve(edge: Arc<Edge>, endpoint: quinn::Endpoint, mut shutdown: wat
 async fn connection(edge: Arc<Edge>, incoming: quinn::Incoming, mut place: Admitted) -> anyhow::Result<()> {
     let limits = *edge.connections.limits();
     let deadline = limits.header_read_timeout;
+    let peer = incoming.remote_address().ip();
     let setup = async {
         let conn = incoming.await?;
         // The handshake proved the address: now it may count against its share.
@@ -86,7 +87,8 @@ async fn connection(edge: Arc<Edge>, incoming: quinn::Incoming, mut place: Admit
             match tokio::time::timeout(deadline, resolver.resolve_request()).await {
                 Err(_) => edge.connections.timed_out("header"),
                 Ok(Err(e)) => tracing::debug!(error = %e, "h3 request refused"),
-                Ok(Ok((head, stream))) => {
+                Ok(Ok((mut head, stream))) => {
+                    head.extensions_mut().insert(flow::Client(peer));
                     if let Err(e) = request(edge, head, stream).await {
                         tracing::debug!(error = %e, "h3 request ended");
                     }

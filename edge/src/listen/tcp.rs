@@ -63,7 +63,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        tokio::spawn(connection(edge.clone(), stream, tls.clone(), role, admitted, watcher));
+        tokio::spawn(connection(edge.clone(), stream, peer.ip(), tls.clone(), role, admitted, watcher));
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
@@ -71,6 +71,7 @@ pub async fn serve(
 async fn connection(
     edge: Arc<Edge>,
     stream: TcpStream,
+    peer: std::net::IpAddr,
     tls: Option<TlsAcceptor>,
     role: Role,
     admitted: Option<Admitted>,
@@ -87,7 +88,8 @@ async fn connection(
             activity.request();
             let edge = edge.clone();
             async move {
-                let req = req.map(|b| edge.connections.request_body(b.map_err(std::io::Error::other).boxed()));
+                let mut req = req.map(|b| edge.connections.request_body(b.map_err(std::io::Error::other).boxed()));
+                req.extensions_mut().insert(flow::Client(peer));
                 Ok::<_, Infallible>(match role {
                     Role::Viewers(protocol) => flow::handle(edge, req, protocol).await,
                     Role::Admin => flow::admin(edge, req).await,

@@ -44,7 +44,9 @@ pub fn viewer_path(video: &str, path: &str) -> String {
 pub fn config(dir: &Path, origin: &str) -> PopConfig {
     let mut c = PopConfig::default_for(dir, origin, ORIGIN_TOKEN, vec![key().public()]);
     c.listen.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    // Tests count origin fetches: nothing is fetched but what they ask for, unless they say so.
     c.prefetch.enabled = false;
+    c.prefetch.readahead = 0;
     c.origin.connect_timeout = Duration::from_millis(500);
     c.origin.request_timeout = Duration::from_secs(3);
     c.origin.retries = 1;

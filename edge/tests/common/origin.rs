@@ -40,6 +40,8 @@ pub struct Beats {
     pub purges: Vec<(i64, String)>,
     /// Keys to prefetch.
     pub prefetch: Vec<String>,
+    /// The heartbeat answer's `tiers`: children's verifiers, as `(pop id, verifier, partner)`.
+    pub tiers: Vec<(String, String, bool)>,
 }
 
 #[derive(Default)]
@@ -65,6 +67,8 @@ struct State {
     uploads: Mutex<Vec<(String, Bytes)>>,
     /// Upload body bytes received so far, counted as they arrive.
     upload_bytes: AtomicU64,
+    /// Credentials of PoPs other than `ORIGIN_TOKEN`'s that are let in.
+    pops: Mutex<Vec<String>>,
 }
 
 /// A running test origin.
@@ -195,6 +199,11 @@ impl TestOrigin {
     pub fn beats(&self) -> std::sync::MutexGuard<'_, Beats> {
         self.state.beats.lock().unwrap()
     }
+
+    /// Lets a PoP with `credential` in, besides `ORIGIN_TOKEN`'s.
+    pub fn enrol(&self, credential: &str) {
+        self.state.pops.lock().unwrap().push(credential.to_owned());
+    }
 }
 
 impl Drop for TestOrigin {
@@ -235,8 +244,9 @@ async fn answer(state: Arc<State>, req: http::Request<Incoming>) -> Result<http:
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let path = req.uri().path().to_owned();
-    let authorized =
-        req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {ORIGIN_TOKEN}"));
+    let bearer =
+        req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = bearer.is_some_and(|b| b == ORIGIN_TOKEN || state.pops.lock().unwrap().iter().any(|p| p == b));
     if let Some(key) = path.strip_prefix("/v1/objects/") {
         if !authorized {
             return Ok(full(401, "no token"));
@@ -258,7 +268,12 @@ async fn answer(state: Arc<State>, req: http::Request<Incoming>) -> Result<http:
             .map(|(seq, video)| serde_json::json!({"seq": seq, "video": video}))
             .collect();
         let next = beats.purges.iter().map(|p| p.0).max().unwrap_or(after).max(after);
-        let answer = serde_json::json!({"prefetch": beats.prefetch, "purges": purges, "next": next});
+        let tiers: Vec<_> = beats
+            .tiers
+            .iter()
+            .map(|(pop, verifier, partner)| serde_json::json!({"pop": pop, "verifier": verifier, "partner": partner}))
+            .collect();
+        let answer = serde_json::json!({"prefetch": beats.prefetch, "purges": purges, "next": next, "tiers": tiers});
         beats.reports.push(report);
         return Ok(full(200, answer.to_string()));
     }

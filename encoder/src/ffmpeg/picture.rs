@@ -1,5 +1,5 @@
 //! Pictures: the poster (the most detailed of many evenly spaced frames, never a black
-//! opening frame), the storyboard sprite and its WebVTT track, and the watermark overlay.
+//! opening frame) and the creator's other poster choices, the storyboard sprite and its WebVTT track, and the watermark overlay.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -45,31 +45,60 @@ pub(super) fn thumbnails(
         }
         ctx.progress(k as u64 + 1, count as u64 + 1);
     }
-    // The poster is the tile with the most detail (luma spread), away from black and white.
-    let best = tiles
-        .iter()
-        .enumerate()
-        .filter_map(|(k, t)| t.as_ref().map(|f| (k, interest(f))))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(0, |(k, _)| k);
+    // The poster is the tile with the most detail (luma spread), away from black and white;
+    // the creator's other choices are the next most detailed tiles apart from it and each other.
+    let scores: Vec<Option<f64>> = tiles.iter().map(|t| t.as_ref().map(interest)).collect();
+    let picks = poster_picks(&scores, crate::layout::POSTER_CHOICES);
     let poster_w = even(spec.poster_width.min(dw));
     let poster_h = even((f64::from(poster_w) * f64::from(dh) / f64::from(dw)).round() as u32);
-    let poster_frame = grabber
-        .frame_at(times[best])?
-        .ok_or_else(|| Error::Internal("the poster frame could not be decoded".into()))?;
-    let poster = grabber.scaled(&poster_frame, poster_w, poster_h)?;
-    let out = Thumbnails {
+    let mut out = Thumbnails {
         poster: "pictures/poster.jpg".into(),
         sprite: "pictures/storyboard.jpg".into(),
         vtt: "pictures/storyboard.vtt".into(),
+        choices: Vec::with_capacity(picks.len()),
     };
-    store.write_atomic(&out.poster, &encode_jpeg(&poster)?)?;
+    for (n, &k) in picks.iter().enumerate() {
+        let frame = grabber
+            .frame_at(times[k])?
+            .ok_or_else(|| Error::Internal("the poster frame could not be decoded".into()))?;
+        let jpeg = encode_jpeg(&grabber.scaled(&frame, poster_w, poster_h)?)?;
+        if n == 0 {
+            store.write_atomic(&out.poster, &jpeg)?;
+        }
+        let key = format!("pictures/{}", crate::layout::poster_choice(n + 1));
+        store.write_atomic(&key, &jpeg)?;
+        out.choices.push(key);
+    }
     let columns = spec.columns.min(count as u32).max(1);
     let sprite = sprite(&tiles, columns, tile_w, tile_h)?;
     store.write_atomic(&out.sprite, &encode_jpeg(&sprite)?)?;
     store.write_atomic(&out.vtt, storyboard_vtt(count, interval, duration, columns, tile_w, tile_h).as_bytes())?;
     ctx.progress(count as u64 + 1, count as u64 + 1);
     Ok(out)
+}
+
+/// Up to `n` tile indexes for posters, best first: the most detailed decoded tile, then the
+/// most detailed ones at least a quarter of the tiles away from every pick (then any, when the
+/// video is too short to spread them). Never empty: tile 0 when nothing decoded.
+pub(crate) fn poster_picks(scores: &[Option<f64>], n: usize) -> Vec<usize> {
+    let mut ranked: Vec<(usize, f64)> = scores.iter().enumerate().filter_map(|(k, s)| s.map(|s| (k, s))).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let apart = (scores.len() / 4).max(1);
+    let mut picks: Vec<usize> = Vec::with_capacity(n);
+    for &(k, _) in &ranked {
+        if picks.len() < n && picks.iter().all(|&p| p.abs_diff(k) >= apart) {
+            picks.push(k);
+        }
+    }
+    for &(k, _) in &ranked {
+        if picks.len() < n && !picks.contains(&k) {
+            picks.push(k);
+        }
+    }
+    if picks.is_empty() {
+        picks.push(0);
+    }
+    picks
 }
 
 fn even(v: u32) -> u32 {
@@ -418,4 +447,18 @@ pub(super) fn render_watermark(spec: &WatermarkSpec, video: &VideoInfo, store: &
         Corner::Center => dh.saturating_sub(band_h) / 2,
     };
     Ok(Some(Overlay { key, x: 0, y }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poster_picks;
+
+    #[test]
+    fn poster_picks_are_the_most_detailed_tiles_spread_apart() {
+        let scores = [Some(1.0), Some(9.0), Some(8.5), Some(2.0), None, Some(7.0), Some(3.0), Some(6.0)];
+        // 8 tiles: picks at least 2 apart; 2 is next to 1, so 5 then 7 follow.
+        assert_eq!(poster_picks(&scores, 3), [1, 5, 7]);
+        assert_eq!(poster_picks(&[Some(1.0), Some(2.0)], 3), [1, 0], "short videos give what they have");
+        assert_eq!(poster_picks(&[None, None], 3), [0]);
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::svg::{self, Series, escape};
 use super::{Percentiles, Report};
+use crate::replay::CacheVsOptimum;
 use crate::units::{human_bits_per_second, human_bytes};
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:760px;color:#1b1b1b}\
@@ -44,6 +45,9 @@ pub fn render(r: &Report) -> String {
     cards(&mut h, r);
     charts(&mut h, r);
     tables(&mut h, r);
+    if let Some(c) = &r.cache_vs_optimum {
+        cache_vs_optimum(&mut h, c);
+    }
     h.push_str("</body></html>\n");
     h
 }
@@ -170,6 +174,12 @@ fn tables(h: &mut String, r: &Report) {
         "cache hit ratio",
         format!("{} of requests, {} of bytes", pct(r.cache.hit_ratio), pct(r.cache.byte_hit_ratio)),
     );
+    if let Some(s) = &r.steering {
+        row(h, "content steering", super::table::steering(s));
+    }
+    if r.servers.len() > 1 {
+        row(h, "bytes by server", super::table::servers(r));
+    }
     if let Some(o) = &r.origin {
         let share = if r.totals.bytes > 0 {
             format!(" ({:.1} % of delivered)", o.bytes / r.totals.bytes as f64 * 100.0)
@@ -238,4 +248,43 @@ fn tables(h: &mut String, r: &Report) {
             })
             .collect(),
     );
+}
+
+/// The run's trace replayed: per PoP, what it served from cache beside LRU, S3-FIFO and
+/// Belady with the same capacity, as bars and as a table.
+fn cache_vs_optimum(h: &mut String, c: &CacheVsOptimum) {
+    let _ = write!(
+        h,
+        "<h2>Cache vs optimum</h2><p class=\"sub\">The run's requests replayed with a {} cache. \
+         Belady knows the future (farthest next use): about the best any cache of this size could do.</p>",
+        escape(&human_bytes(c.capacity as f64))
+    );
+    for pop in &c.pops {
+        // A row without figures (a PoP that sent no `x-cache`) is no bar at zero.
+        let groups: Vec<(String, Vec<f64>)> = pop
+            .policies
+            .iter()
+            .filter_map(|p| Some((p.policy.clone(), vec![p.byte_hit_ratio? * 100.0, p.object_hit_ratio? * 100.0])))
+            .collect();
+        let title = format!("{}: hit ratios", pop.pop);
+        h.push_str(&svg::bar_chart(&title, "%", &["bytes", "requests"], &groups));
+        let _ = write!(
+            h,
+            "<table><tr><th>{} · {} requests · {} objects · {}</th><th class=\"n\">byte hit ratio</th><th class=\"n\">object hit ratio</th></tr>",
+            escape(&pop.pop),
+            pop.requests,
+            pop.objects,
+            escape(&human_bytes(pop.bytes as f64))
+        );
+        for p in &pop.policies {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(&p.policy),
+                escape(&pct(p.byte_hit_ratio)),
+                escape(&pct(p.object_hit_ratio))
+            );
+        }
+        h.push_str("</table>");
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::{Percentiles, Report};
+use super::{Percentiles, Report, SteeringStats};
+use crate::replay::CacheVsOptimum;
 use crate::scenario::Pace;
 use crate::stop::StopReason;
 use crate::units::{human_bits_per_second, human_bytes};
@@ -16,6 +17,33 @@ fn spread(p: &Percentiles) -> String {
         return "-".into();
     }
     format!("p50 {:>8.1} ms   p90 {:>8.1} ms   p99 {:>8.1} ms", p.p50, p.p90, p.p99)
+}
+
+/// What content steering did, in one line.
+pub fn steering(s: &SteeringStats) -> String {
+    if !s.enabled {
+        return "off".into();
+    }
+    let c = &s.counts;
+    format!(
+        "{} viewings steered, {} manifests ({} failed), {} pathway switches, {} failovers, {} new grants",
+        c.viewings, c.manifests, c.manifest_errors, c.switches, c.failovers, c.regrants
+    )
+}
+
+/// Bytes by server, largest first, with their shares.
+pub fn servers(r: &Report) -> String {
+    let total: u64 = r.servers.values().map(|s| s.bytes).sum();
+    let mut by_bytes: Vec<_> = r.servers.iter().collect();
+    by_bytes.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+    by_bytes
+        .iter()
+        .map(|(host, s)| {
+            let share = if total > 0 { s.bytes as f64 / total as f64 * 100.0 } else { 0.0 };
+            format!("{host} {} ({share:.1} %, {} errors)", human_bytes(s.bytes as f64), s.errors)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The text.
@@ -78,6 +106,12 @@ pub fn render(r: &Report) -> String {
             p.arrivals, p.arrivals_delayed, p.completed, p.abandoned, p.failed, p.seeks, p.switches
         ),
     );
+    if let Some(s) = &r.steering {
+        line(&mut t, "steering", steering(s));
+    }
+    if r.servers.len() > 1 {
+        line(&mut t, "servers", servers(r));
+    }
     if let Some(o) = &r.origin {
         let share = if r.totals.bytes > 0 { o.bytes / r.totals.bytes as f64 * 100.0 } else { 0.0 };
         line(&mut t, "origin egress", format!("{} ({share:.1} % of delivered)", human_bytes(o.bytes)));
@@ -95,6 +129,31 @@ pub fn render(r: &Report) -> String {
             ),
         );
         line(&mut t, "upload chunk", spread(&u.chunk_ms));
+    }
+    if let Some(c) = &r.cache_vs_optimum {
+        t.push_str(&cache_vs_optimum(c));
+    }
+    t
+}
+
+/// The replay's table: per PoP, the PoP's own answers, then LRU, S3-FIFO and Belady.
+pub fn cache_vs_optimum(c: &CacheVsOptimum) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "cache vs optimum, a {} cache ({} bytes):", human_bytes(c.capacity as f64), c.capacity);
+    for pop in &c.pops {
+        let _ = writeln!(
+            t,
+            "  {}: {} requests, {} objects, {}",
+            pop.pop,
+            pop.requests,
+            pop.objects,
+            human_bytes(pop.bytes as f64)
+        );
+        let _ = writeln!(t, "    {:<15}{:>12}{:>14}", "policy", "byte hits", "object hits");
+        for row in &pop.policies {
+            let _ =
+                writeln!(t, "    {:<15}{:>12}{:>14}", row.policy, pct(row.byte_hit_ratio), pct(row.object_hit_ratio));
+        }
     }
     t
 }

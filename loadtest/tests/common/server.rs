@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
@@ -46,6 +46,17 @@ pub struct Seen {
 pub struct State {
     pub root: PathBuf,
     pub seen: Seen,
+    /// Content steering: multivariant playlists carry `EXT-X-CONTENT-STEERING` with this
+    /// SERVER-URI (and every variant `PATHWAY-ID="home"`).
+    pub steering_uri: Mutex<Option<String>>,
+    /// The steering manifest `GET /v1/steering/{id}` answers.
+    pub manifest: Mutex<serde_json::Value>,
+    /// The query strings steering manifests were asked with.
+    pub manifest_queries: Mutex<Vec<String>>,
+    /// Viewer requests answer 503 (a PoP failing).
+    pub failing: AtomicBool,
+    /// Where playback grants are issued (nothing listens there by default).
+    pub issue_at: Mutex<String>,
 }
 
 /// A running server: plain, TLS and h3 listeners over the same state.
@@ -60,7 +71,15 @@ pub struct Server {
 
 impl Server {
     pub async fn start(root: PathBuf) -> Self {
-        let state = Arc::new(State { root, seen: Seen::default() });
+        let state = Arc::new(State {
+            root,
+            seen: Seen::default(),
+            steering_uri: Mutex::new(None),
+            manifest: Mutex::new(serde_json::json!({"VERSION": 1})),
+            manifest_queries: Mutex::new(Vec::new()),
+            failing: AtomicBool::new(false),
+            issue_at: Mutex::new(ELSEWHERE.to_owned()),
+        });
         let (der, key, pem) = super::certificate();
         let plain = serve_tcp(state.clone(), None).await;
         let tls = serve_tcp(state.clone(), Some(tls_config(&der, &key, &[b"h2", b"http/1.1"]))).await;
@@ -208,7 +227,7 @@ fn handle(state: &State, req: &http::request::Parts, body: Bytes) -> Response<By
             serde_json::json!({
                 "token": "tok",
                 "expires_at": 4_000_000_000u64,
-                "master_url": format!("{ELSEWHERE}/p/tok-{id}/{id}/master.m3u8"),
+                "master_url": format!("{}/p/tok-{id}/{id}/master.m3u8", state.issue_at.lock().unwrap()),
             }),
         ),
         (&Method::POST, ["v1", "videos"]) => {
@@ -250,8 +269,15 @@ fn handle(state: &State, req: &http::request::Parts, body: Bytes) -> Response<By
             }
             respond(StatusCode::OK, &[("upload-offset", uploads[n].to_string())], "")
         }
+        (&Method::GET, ["v1", "steering", _id]) => {
+            state.manifest_queries.lock().unwrap().push(query.to_owned());
+            json(StatusCode::OK, state.manifest.lock().unwrap().clone())
+        }
         (&Method::GET, ["p", _token, video, rest @ ..]) => {
             seen.requests.fetch_add(1, Ordering::SeqCst);
+            if state.failing.load(Ordering::SeqCst) {
+                return respond(StatusCode::SERVICE_UNAVAILABLE, &[], "");
+            }
             *seen.versions.lock().unwrap().entry(version(req.version)).or_default() += 1;
             if rest == ["key"] {
                 seen.keys.fetch_add(1, Ordering::SeqCst);
@@ -259,7 +285,10 @@ fn handle(state: &State, req: &http::request::Parts, body: Bytes) -> Response<By
                 return respond(StatusCode::OK, &[("cache-control", "no-store".into())], vec![7u8; 16]);
             }
             let file = rest.iter().fold(state.root.clone(), |p, s| p.join(s));
-            let Ok(bytes) = std::fs::read(&file) else { return respond(StatusCode::NOT_FOUND, &[], "") };
+            let Ok(mut bytes) = std::fs::read(&file) else { return respond(StatusCode::NOT_FOUND, &[], "") };
+            if let (["master.m3u8"], Some(uri)) = (rest, state.steering_uri.lock().unwrap().as_ref()) {
+                bytes = steer(&String::from_utf8_lossy(&bytes), uri).into_bytes();
+            }
             seen.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
             let first = {
                 let mut cached = seen.cached.lock().unwrap();
@@ -279,6 +308,22 @@ fn handle(state: &State, req: &http::request::Parts, body: Bytes) -> Response<By
         }
         _ => respond(StatusCode::NOT_FOUND, &[], ""),
     }
+}
+
+/// A multivariant playlist tagged as the origin tags it (`origin::steering::tag::hls`).
+fn steer(playlist: &str, server_uri: &str) -> String {
+    let mut out = String::new();
+    for line in playlist.lines() {
+        out.push_str(line);
+        if line.starts_with("#EXT-X-STREAM-INF:") {
+            out.push_str(",PATHWAY-ID=\"home\"");
+        }
+        out.push('\n');
+        if line == "#EXTM3U" {
+            out.push_str(&format!("#EXT-X-CONTENT-STEERING:SERVER-URI=\"{server_uri}\",PATHWAY-ID=\"home\"\n"));
+        }
+    }
+    out
 }
 
 fn header<'a>(req: &'a http::request::Parts, name: &str) -> Option<&'a str> {

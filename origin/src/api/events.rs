@@ -18,17 +18,19 @@ use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::notify::VideoEvent;
 use crate::web::limits::{Pass, Refusal};
-use crate::web::{self, Response};
+use crate::web::{self, Request, Response};
 
 /// Keeps idle connections (and proxies in between) from timing out.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Opens the stream for a client at `client`.
-pub async fn stream(app: &Arc<App>, client: IpAddr, id: &str) -> Result<Response> {
-    let pass = admit(app, client)?;
+pub async fn stream(app: &Arc<App>, req: &Request, id: &str) -> Result<Response> {
+    // A private video's state is for those who may watch it.
+    let who = crate::accounts::caller(app, req).await?;
+    let pass = admit(app, super::client_addr(req))?;
     // Subscribe before reading the state, so no change falls between the two.
     let events = app.hub.subscribe();
-    let video = super::videos::find(app, id).await?;
+    let video = super::videos::watchable(app, id, who.as_ref()).await?;
     let (tx, rx) = mpsc::channel::<std::io::Result<Frame<Bytes>>>(16);
     let sse = &app.config.limits.sse;
     let deadline = Instant::now() + sse.max_lifetime;

@@ -2,12 +2,15 @@
 //! path so relative playlist URIs carry it to every segment), PoPs with their own credential
 //! (`/v1/objects/{id}/...`). Range, ETag and cache rules by object kind: segments immutable,
 //! playlists short-lived. Keys are not objects: the key service (`keys`) answers for them.
-//! Nothing of a video leaves through any of these routes unless [`servable`] says so.
+//! Nothing of a video leaves through any of these routes unless [`servable`] says so. With
+//! steering on, the multivariant playlists and the MPD leave tagged for it (`steering::tag`).
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use encoder::layout::{ObjectKind, object_kind};
 use http::{Method, StatusCode, header};
+use ring::digest::{SHA256, digest};
 
 use super::{now_secs, query, require_pop};
 use crate::app::App;
@@ -30,7 +33,7 @@ pub async fn viewer(app: &Arc<App>, req: Request, token: &str, id: &str, rest: &
 /// only encrypted media and what describes it: pictures are clear frames of the video.
 pub async fn pop(app: &Arc<App>, req: Request, id: &str, rest: &[&str]) -> Result<Response> {
     let pop = require_pop(app, &req).await?;
-    if pop.partner && rest.last().is_some_and(|name| name.ends_with(".jpg")) {
+    if pop.partner && rest.last().is_some_and(|name| pop_config::tier::is_clear(name)) {
         return Err(Error::forbidden("clear_to_partner", "pictures are clear content: not served to a partner's PoP"));
     }
     servable(app, id).await?;
@@ -98,15 +101,26 @@ async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result
         }
         (Err(e), _) => return Err(e.into()),
     };
-    let len = meta.content_length();
-    let etag = meta.etag().map_or_else(
-        || format!("\"{len:x}-{:x}\"", meta.last_modified().map_or(0, |t| t.into_inner().as_second())),
-        str::to_owned,
-    );
+    let steered = crate::steering::tag::steerable(&path).filter(|_| app.config.steering.enabled);
+    let (source, len, etag) = match steered {
+        Some(format) => {
+            let tagged = tagged(app, &key, id, format).await?;
+            let (len, etag) = (tagged.len() as u64, tagged_etag(&tagged));
+            (Source::Held(tagged), len, etag)
+        }
+        None => {
+            let len = meta.content_length();
+            let etag = meta.etag().map_or_else(
+                || format!("\"{len:x}-{:x}\"", meta.last_modified().map_or(0, |t| t.into_inner().as_second())),
+                str::to_owned,
+            );
+            (Source::Stored(&key), len, etag)
+        }
+    };
     let mut r = if none_match(req, &etag) {
         web::status(StatusCode::NOT_MODIFIED)
     } else {
-        body_for_range(app, req, &key, len).await?
+        body_for_range(app, req, source, len).await?
     };
     web::set(&mut r, header::ETAG.as_str(), &etag);
     web::set(&mut r, header::ACCEPT_RANGES.as_str(), "bytes");
@@ -119,11 +133,34 @@ async fn serve(app: &Arc<App>, req: &Request, id: &str, rest: &[&str]) -> Result
     Ok(r)
 }
 
-async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result<Response> {
+/// Where an object's bytes come from: storage, streamed, or a body made here (a tagged
+/// playlist), held whole.
+enum Source<'a> {
+    Stored(&'a str),
+    Held(Bytes),
+}
+
+/// A steerable object as stored, tagged for steering. Playlists are small: read whole. One
+/// that is not UTF-8 is not ours to edit and goes out as stored.
+async fn tagged(app: &App, key: &str, id: &str, format: crate::steering::Format) -> Result<Bytes> {
+    let stored = app.blobs.read(key).await?.to_bytes();
+    let Ok(text) = std::str::from_utf8(&stored) else { return Ok(stored) };
+    let server = super::steering::server_uri(app, id, format);
+    Ok(Bytes::from(crate::steering::tag::tag(format, text, &server)))
+}
+
+/// The ETag of a body made here: from its bytes, so it changes with the stored object and
+/// with the steering URL, differs from the stored object's, and is the same on every node.
+fn tagged_etag(body: &[u8]) -> String {
+    let sum = digest(&SHA256, body);
+    format!("\"st-{}\"", pop_config::token::hex(&sum.as_ref()[..16]))
+}
+
+async fn body_for_range(app: &App, req: &Request, source: Source<'_>, len: u64) -> Result<Response> {
     let head = req.method() == Method::HEAD;
     match header_value(req, header::RANGE).map(|v| parse_range(v, len)) {
         None | Some(RangeRequest::Ignore) => {
-            let mut r = if head { web::status(StatusCode::OK) } else { Response::new(read(app, key, None).await?) };
+            let mut r = if head { web::status(StatusCode::OK) } else { Response::new(read(app, source, None).await?) };
             web::set(&mut r, header::CONTENT_LENGTH.as_str(), &len.to_string());
             app.metrics.served_bytes.inc_by(if head { 0 } else { len });
             Ok(r)
@@ -140,7 +177,7 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
             let mut r = if head {
                 web::status(StatusCode::PARTIAL_CONTENT)
             } else {
-                let mut r = Response::new(read(app, key, Some((start, end))).await?);
+                let mut r = Response::new(read(app, source, Some((start, end))).await?);
                 *r.status_mut() = StatusCode::PARTIAL_CONTENT;
                 r
             };
@@ -152,11 +189,18 @@ async fn body_for_range(app: &App, req: &Request, key: &str, len: u64) -> Result
     }
 }
 
-/// The object's bytes (or a range of them) streamed as storage yields them, not gathered
-/// into one buffer first: the first byte leaves before the last is read.
-async fn read(app: &App, key: &str, range: Option<(u64, u64)>) -> Result<web::Body> {
+/// The object's bytes (or a range of them): stored ones streamed as storage yields them, not
+/// gathered into one buffer first (the first byte leaves before the last is read).
+async fn read(app: &App, source: Source<'_>, range: Option<(u64, u64)>) -> Result<web::Body> {
     use futures_util::TryStreamExt;
     use http_body_util::BodyExt;
+    let key = match source {
+        Source::Stored(key) => key,
+        Source::Held(bytes) => {
+            let (start, end) = range.map_or((0, bytes.len()), |(s, e)| (s as usize, e as usize + 1));
+            return Ok(web::full(bytes.slice(start..end)));
+        }
+    };
     let reader = app.blobs.reader(key).await?;
     let stream = match range {
         None => reader.into_bytes_stream(..).await?,

@@ -7,7 +7,7 @@ use super::{Event, JobEvent};
 use crate::app::App;
 use crate::cache;
 use crate::error::Result;
-use crate::meta::{self, Audit, Rendition, StateChange, Video, VideoState};
+use crate::meta::{self, Audit, Millis, Rendition, StateChange, Video, VideoState};
 use crate::notify::{self, VideoEvent};
 use crate::storage;
 
@@ -62,6 +62,14 @@ pub async fn take_down(app: &App, id: &str, audit: Audit) -> Result<(Applied, Op
     if !matches!(applied, Applied::Moved(_) | Applied::Already(_)) {
         return Ok((applied, None));
     }
+    // A suspended video taken down again is gone for good: its retention ends first, so a
+    // restore racing this finds nothing to restore; one that got there first keeps its bytes.
+    if !app.meta.end_retention(id, Millis::MAX).await?
+        && let Some(now) = app.meta.video(id).await?
+        && now.state != VideoState::Deleted
+    {
+        return Ok((Applied::Refused(now), None));
+    }
     app.meta.delete_key(id).await?;
     remove_data(app, id).await?;
     let purge = app.meta.add_purge(id, audit.at).await?;
@@ -69,6 +77,60 @@ pub async fn take_down(app: &App, id: &str, audit: Audit) -> Result<(Applied, Op
     cache::forget_video(app.cache.as_ref(), id).await;
     tracing::info!(video = id, purge, "video taken down");
     Ok((applied, Some(purge)))
+}
+
+/// Takes a ready video down for a moderator, keeping its bytes and key until `until` so that a
+/// mistaken takedown can be restored: unservable at once (the key service and object routes
+/// check the state), purged from the edges, audited. A video that is not ready has nothing
+/// worth keeping: it is taken down for good.
+pub async fn suspend(app: &App, id: &str, audit: Audit, until: Millis) -> Result<(Applied, Option<i64>)> {
+    let Some(video) = app.meta.suspend_video(id, until, meta::now()).await? else {
+        // Suspended already (a second report decided, a retried request): it stays restorable.
+        if let Some(v) = app.meta.video(id).await?
+            && v.state == VideoState::Deleted
+            && v.retained_until.is_some()
+        {
+            app.meta.add_audit(&audit).await?;
+            return Ok((Applied::Already(v), None));
+        }
+        return take_down(app, id, audit).await;
+    };
+    app.meta.add_audit(&audit).await?;
+    effects(app, &video, Event::TakeDown).await?;
+    let purge = app.meta.add_purge(id, audit.at).await?;
+    cache::forget_video(app.cache.as_ref(), id).await;
+    tracing::info!(video = id, purge, until, "video suspended (restorable)");
+    Ok((Applied::Moved(video), Some(purge)))
+}
+
+/// Restores a suspended video while it is retained; `Refused` when it is not suspended or its
+/// retention ended. PoPs fetch it afresh: their tombstones drop only what was fetched before
+/// the takedown.
+pub async fn restore(app: &App, id: &str, audit: Audit) -> Result<Applied> {
+    match app.meta.restore_video(id, meta::now()).await? {
+        Some(video) => {
+            app.meta.add_audit(&audit).await?;
+            effects(app, &video, Event::Restore).await?;
+            Ok(Applied::Moved(video))
+        }
+        None => Ok(app.meta.video(id).await?.map_or(Applied::Missing, Applied::Refused)),
+    }
+}
+
+/// Removes the bytes and keys of suspended videos whose retention ended; how many.
+pub async fn expire_retained(app: &App, now: Millis) -> Result<usize> {
+    let mut removed = 0;
+    for id in app.meta.expired_retentions(now, 100).await? {
+        // Bytes first, the mark after: a removal cut short is found and run again by the next
+        // sweep. A restore cannot run meanwhile: it needs a retention that has not ended.
+        app.meta.delete_key(&id).await?;
+        remove_data(app, &id).await?;
+        if app.meta.end_retention(&id, now).await? {
+            tracing::info!(video = %id, "retention ended: video removed for good");
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The effects of a video's move to `queued`, which `MetaStore::queue_completed` wrote together

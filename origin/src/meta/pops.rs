@@ -26,6 +26,27 @@ pub struct PopRecord {
     pub changed_at: Millis,
 }
 
+/// What a PoP said about itself in its latest heartbeat: what content steering ranks by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopStatus {
+    /// The PoP's id (the registry's).
+    pub pop: String,
+    /// Its public base URL for viewers (`scheme://host[:port]`), if it gave a valid one.
+    pub url: Option<String>,
+    /// Its heartbeat interval (0: not reported).
+    pub every_ms: u64,
+    /// Its utilisation, 0 to 1.
+    pub load: f64,
+    /// Viewer requests, decayed: each beat halves the previous count and adds its own.
+    pub requests: u64,
+    /// `5xx` answers to viewers, decayed the same way.
+    pub failed: u64,
+    /// Whether it takes tus uploads.
+    pub uploads: bool,
+    /// When the origin recorded the beat.
+    pub beat_at: Millis,
+}
+
 /// Storage of the PoP registry and of what master-key rotation needs.
 #[async_trait]
 pub trait PopStore: Send + Sync {
@@ -50,4 +71,12 @@ pub trait PopStore: Send + Sync {
     async fn popularity(&self, region: &str, since: i64) -> Result<Vec<(String, i64, u64)>>;
     /// Removes a region's counts before `before` (a minute).
     async fn forget_popularity(&self, region: &str, before: i64) -> Result<()>;
+
+    /// Records a PoP's heartbeat status, replacing the previous one, except that `requests`
+    /// and `failed` are added to half of the stored counts (in one statement, so two nodes'
+    /// beats cannot lose one): a beat's weight halves with every beat after it, so the error
+    /// ratio follows the last few beats without one quiet beat erasing a failing streak.
+    async fn record_status(&self, status: &PopStatus) -> Result<()>;
+    /// Every PoP's latest status, by PoP id.
+    async fn statuses(&self) -> Result<Vec<PopStatus>>;
 }

@@ -7,6 +7,7 @@
 //! and upload parts travel as JSON text.
 
 mod ondemand;
+mod people;
 mod pops;
 mod primary;
 
@@ -20,8 +21,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
 use self::primary::PrimaryPool;
 use super::{
-    Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, Piece, StateChange, Upload, UploadKind,
-    Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
+    Admission, Audit, Intake, Job, JobState, MetaStore, Millis, NewVideo, Piece, Privacy, StateChange, Upload,
+    UploadKind, Video, VideoPatch, VideoQuery, VideoState, Webhook, WrappedKey,
 };
 use crate::error::{Error, Result};
 
@@ -149,8 +150,8 @@ impl MetaStore for SqlStore {
     async fn create_video(&self, v: &NewVideo) -> Result<Video> {
         let query = sqlx::query(
             "INSERT INTO videos (id, creator, title, title_folded, description, language, filename, size, \
-             content_type, state, progress, renditions, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0.0, '[]', $11, $11) RETURNING *",
+             content_type, state, progress, renditions, created_at, updated_at, privacy, channel) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0.0, '[]', $11, $11, $12, $13) RETURNING *",
         )
         .bind(v.id.clone())
         .bind(v.creator.clone())
@@ -162,7 +163,9 @@ impl MetaStore for SqlStore {
         .bind(to_db(v.size)?)
         .bind(v.content_type.clone())
         .bind(VideoState::Uploading.as_str())
-        .bind(v.now);
+        .bind(v.now)
+        .bind(v.privacy.as_str())
+        .bind(v.channel.clone());
         let row = self.watch(query.fetch_one(&self.pool()).await)?;
         video_from(&row)
     }
@@ -177,6 +180,8 @@ impl MetaStore for SqlStore {
               WHERE ($1 IS NULL OR creator = $1)
                 AND ($2 IS NULL OR title_folded LIKE ('%' || $2 || '%') ESCAPE '\')
                 AND ($3 OR state <> $4)
+                AND ($7 IS NULL OR channel = $7)
+                AND (NOT $8 OR privacy = $9)
               ORDER BY created_at DESC, id DESC
               LIMIT $5 OFFSET $6",
         )
@@ -185,22 +190,29 @@ impl MetaStore for SqlStore {
         .bind(q.include_deleted)
         .bind(VideoState::Deleted.as_str())
         .bind(i64::from(q.limit))
-        .bind(i64::from(q.offset));
+        .bind(i64::from(q.offset))
+        .bind(q.channel.clone())
+        .bind(q.public_only)
+        .bind(Privacy::Public.as_str());
         self.all(query, video_from).await
     }
 
     async fn patch_video(&self, id: &str, patch: &VideoPatch, now: Millis) -> Result<Option<Video>> {
         let query = sqlx::query(
             "UPDATE videos SET title = COALESCE($1, title), title_folded = COALESCE($2, title_folded), \
-             description = COALESCE($3, description), language = COALESCE($4, language), updated_at = $5 \
-             WHERE id = $6 RETURNING *",
+             description = COALESCE($3, description), language = COALESCE($4, language), \
+             privacy = COALESCE($7, privacy), gated = COALESCE($8, gated), poster = COALESCE($9, poster), \
+             updated_at = $5 WHERE id = $6 RETURNING *",
         )
         .bind(patch.title.clone())
         .bind(patch.title.as_deref().map(str::to_lowercase))
         .bind(patch.description.clone())
         .bind(patch.language.clone())
         .bind(now)
-        .bind(id.to_owned());
+        .bind(id.to_owned())
+        .bind(patch.privacy.map(Privacy::as_str))
+        .bind(patch.gated.map(i64::from))
+        .bind(patch.poster.map(i64::from));
         self.optional(query, video_from).await
     }
 
@@ -453,6 +465,50 @@ impl MetaStore for SqlStore {
         self.execute(sqlx::query("DELETE FROM wrapped_keys WHERE video_id = $1").bind(video_id.to_owned())).await
     }
 
+    async fn suspend_video(&self, id: &str, until: Millis, now: Millis) -> Result<Option<Video>> {
+        let query = sqlx::query(
+            "UPDATE videos SET state = $1, retained_until = $2, updated_at = $3 WHERE id = $4 AND state = $5 RETURNING *",
+        )
+        .bind(VideoState::Deleted.as_str())
+        .bind(until)
+        .bind(now)
+        .bind(id.to_owned())
+        .bind(VideoState::Ready.as_str());
+        self.optional(query, video_from).await
+    }
+
+    async fn restore_video(&self, id: &str, now: Millis) -> Result<Option<Video>> {
+        let query = sqlx::query(
+            "UPDATE videos SET state = $1, retained_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = $4 AND retained_until > $2 RETURNING *",
+        )
+        .bind(VideoState::Ready.as_str())
+        .bind(now)
+        .bind(id.to_owned())
+        .bind(VideoState::Deleted.as_str());
+        self.optional(query, video_from).await
+    }
+
+    async fn expired_retentions(&self, now: Millis, limit: u32) -> Result<Vec<String>> {
+        let query = sqlx::query(
+            "SELECT id FROM videos WHERE retained_until <= $1 AND state = $2 ORDER BY retained_until, id LIMIT $3",
+        )
+        .bind(now)
+        .bind(VideoState::Deleted.as_str())
+        .bind(i64::from(limit));
+        self.all(query, |row| Ok(row.try_get("id")?)).await
+    }
+
+    async fn end_retention(&self, id: &str, now: Millis) -> Result<bool> {
+        let query = sqlx::query(
+            "UPDATE videos SET retained_until = NULL WHERE id = $1 AND state = $2 AND retained_until <= $3",
+        )
+        .bind(id.to_owned())
+        .bind(VideoState::Deleted.as_str())
+        .bind(now);
+        Ok(self.watch(query.execute(&self.pool()).await)?.rows_affected() == 1)
+    }
+
     async fn add_audit(&self, a: &Audit) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO audits (happened_at, actor, action, video_id, reason) VALUES ($1, $2, $3, $4, $5)",
@@ -588,6 +644,7 @@ fn parse_kind(name: &str) -> Result<UploadKind> {
 fn video_from(row: &AnyRow) -> Result<Video> {
     let state: String = row.try_get("state")?;
     let renditions: String = row.try_get("renditions")?;
+    let privacy: String = row.try_get("privacy")?;
     Ok(Video {
         id: row.try_get("id")?,
         creator: row.try_get("creator")?,
@@ -606,6 +663,13 @@ fn video_from(row: &AnyRow) -> Result<Video> {
         renditions: serde_json::from_str(&renditions)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        privacy: Privacy::parse(&privacy)
+            .ok_or_else(|| Error::Internal(format!("unknown privacy {privacy:?} in the database")))?,
+        channel: row.try_get("channel")?,
+        views: from_db(row, "views")?,
+        gated: row.try_get::<i64, _>("gated")? != 0,
+        retained_until: row.try_get("retained_until")?,
+        poster: u8::try_from(row.try_get::<i64, _>("poster")?).unwrap_or(0),
     })
 }
 

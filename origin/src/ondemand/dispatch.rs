@@ -56,7 +56,12 @@ pub async fn serve(
     match tokio::time::timeout(deadline, flight.first()).await {
         Err(_) => {
             app.metrics.on_demand.request("failed");
-            return Ok(Some(retry_later(Kind::Unavailable, "encode_timeout", "the segment is still being encoded", 2)));
+            return Ok(Some(web::retry_later(
+                Kind::Unavailable,
+                "encode_timeout",
+                "the segment is still being encoded",
+                2,
+            )));
         }
         Ok(Some(Ending::Complete)) => {
             app.metrics.on_demand.request("recent");
@@ -67,7 +72,7 @@ pub async fn serve(
             if kind == Kind::Gone {
                 return Err(Error::refused(kind, code, message));
             }
-            return Ok(Some(retry_later(kind, code, &message, 2)));
+            return Ok(Some(web::retry_later(kind, code, &message, 2)));
         }
         Ok(None) => {}
     }
@@ -101,13 +106,6 @@ fn ranged_past_start(req: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("bytes="))
         .is_some_and(|spec| !spec.trim_start().starts_with("0-"))
-}
-
-/// A refusal a client should retry after `seconds`.
-fn retry_later(kind: Kind, code: &'static str, message: &str, seconds: u32) -> Response {
-    let mut r = web::error(&Error::refused(kind, code, message.to_owned()), "");
-    web::set(&mut r, header::RETRY_AFTER.as_str(), &seconds.to_string());
-    r
 }
 
 /// Leads a flight to its end, then lands it.

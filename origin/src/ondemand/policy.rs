@@ -142,11 +142,16 @@ async fn settle(app: &App, now: Millis) -> Result<()> {
     for (video, rung) in app.ondemand.rungs_in(&states, Millis::MAX, 1000).await? {
         if rung.segments > 0 && rung.stored >= rung.segments {
             let complete = stored_segments(app, &video, &rung.name).await?.len() as u64 >= rung.segments;
-            if complete && app.ondemand.move_rung(&video, &rung.name, &states, RungState::Materialised, now).await? {
+            if !complete {
+                continue;
+            }
+            // Measured bandwidths first (idempotent), the state after: a materialised rung's
+            // playlists already announce what it measures.
+            if let Err(e) = super::bandwidth::publish(app, &video, &rung.name).await {
+                tracing::warn!(%video, rung = %rung.name, error = %e, "measured bandwidth not published");
+            }
+            if app.ondemand.move_rung(&video, &rung.name, &states, RungState::Materialised, now).await? {
                 crate::cache::forget_video(app.cache.as_ref(), &video).await;
-                if let Err(e) = super::bandwidth::publish(app, &video, &rung.name).await {
-                    tracing::warn!(%video, rung = %rung.name, error = %e, "measured bandwidth not published");
-                }
             }
         } else if rung.state == RungState::Materialising
             && rung.updated_at < now - app.config.on_demand.evict_after.as_millis().min(3_600_000) as Millis

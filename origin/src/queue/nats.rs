@@ -29,6 +29,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::stream::{self, ConsumerErrorKind, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, AckKind, ErrorCode};
 use async_nats::{ConnectOptions, Event, Request, ServerAddr};
@@ -70,6 +71,12 @@ impl std::fmt::Debug for NatsQueue {
 }
 
 impl NatsQueue {
+    /// One publish, acknowledged by the stream (what makes the message durable).
+    async fn publish_once(&self, topic: &str, payload: &[u8]) -> std::result::Result<(), PublishError> {
+        let ack = self.js.publish(subject(topic), payload.to_vec().into()).await?;
+        ack.await.map(|_| ())
+    }
+
     /// Connects to the servers of `url` (one `nats://` URL, or several separated by commas:
     /// the servers of a cluster) and creates the stream with `replicas` copies if it does not
     /// exist yet. A stream that exists with another replica count is changed to `replicas`, so
@@ -143,10 +150,18 @@ impl Queue for NatsQueue {
 
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<()> {
         check_topic(topic)?;
-        let ack = self.js.publish(subject(topic), payload.to_vec().into()).await.map_err(nats_error("publishing"))?;
-        // The stream's acknowledgement is what makes the message durable.
-        ack.await.map_err(nats_error("publishing"))?;
-        Ok(())
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.publish_once(topic, payload).await {
+                // No server took the subject: stored nowhere, so sending it again makes no copy.
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound && started.elapsed() < ELECTION_PATIENCE => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                done => return done.map_err(nats_error("publishing")),
+            }
+        }
     }
 
     async fn receive(&self, topic: &str, lease: Duration, wait: Duration) -> Result<Option<Message>> {
@@ -331,6 +346,11 @@ fn consumer_name(topic: &str) -> String {
 fn is_consumer_not_found(kind: &ConsumerErrorKind) -> bool {
     matches!(kind, ConsumerErrorKind::JetStream(e) if e.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
 }
+
+/// How long a publish waits for a server to take the stream's subject again: a stream whose
+/// leader died has none until its replicas elect another (seconds; seen failing a transcode's
+/// three attempts when it did not wait).
+const ELECTION_PATIENCE: Duration = Duration::from_secs(15);
 
 fn nats_error<E: Into<Cause>>(doing: &'static str) -> impl FnOnce(E) -> Error {
     move |e| Error::Queue(While::cause(format!("nats, {doing}"), e))

@@ -27,6 +27,7 @@ impl Secrets {
 
     /// PoP `id` in `dir` pulling from `origin_url`, on embedded defaults, enrolled in the
     /// registry of the origin whose data folder is `origin_dir` (before or after it starts).
+    #[allow(dead_code)] // the network tests place their PoPs themselves
     pub(crate) async fn pop(&self, dir: &Path, origin_dir: &Path, origin_url: &str, id: &str) -> PopConfig {
         let credential = enrol(origin_dir, id, false).await;
         PopConfig::default_for(dir, origin_url, &credential, vec![self.key()])
@@ -47,17 +48,24 @@ impl Secrets {
 }
 
 /// Enrols PoP `id` in the registry of the origin whose data folder is `origin_dir`; its credential.
+#[allow(dead_code)] // the network tests enrol PoPs in their regions
 pub(crate) async fn enrol(origin_dir: &Path, id: &str, partner: bool) -> String {
+    enrol_in(origin_dir, id, "kr-seoul", partner).await
+}
+
+/// Enrols PoP `id` of `region`; its credential.
+pub(crate) async fn enrol_in(origin_dir: &Path, id: &str, region: &str, partner: bool) -> String {
     std::fs::create_dir_all(origin_dir).unwrap();
     let config = origin::Config::for_dir(origin_dir);
     let store = origin::meta::sql::SqlStore::connect(&config.database_url).await.expect("origin database");
-    let who = origin::pops::Enrolment { id: id.to_owned(), region: "kr-seoul".into(), partner };
+    let who = origin::pops::Enrolment { id: id.to_owned(), region: region.to_owned(), partner };
     origin::pops::enrol(&store, &who, origin::meta::now()).await.expect("enrolled")
 }
 
 /// An origin URL on a port nothing listens on yet. Chosen below the kernel's ephemeral range
 /// (32768 and up), so the ports other sockets get meanwhile never take it before the origin
 /// binds it.
+#[allow(dead_code)] // the network tests' origin has its own host
 pub(crate) fn origin_url() -> String {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let start = std::process::id().wrapping_mul(7919).wrapping_add(seed);

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{SqlStore, from_db, key_from, to_db};
 use crate::error::Result;
-use crate::meta::pops::{PopRecord, PopStore};
+use crate::meta::pops::{PopRecord, PopStatus, PopStore};
 use crate::meta::{Millis, WrappedKey};
 
 #[async_trait]
@@ -103,6 +103,43 @@ impl PopStore for SqlStore {
             .bind(before);
         self.execute(query).await
     }
+
+    async fn record_status(&self, s: &PopStatus) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO pop_status (pop, url, every_ms, load, requests, failed, uploads, beat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (pop) DO UPDATE SET url = excluded.url, \
+             every_ms = excluded.every_ms, load = excluded.load, \
+             requests = pop_status.requests / 2 + excluded.requests, \
+             failed = pop_status.failed / 2 + excluded.failed, \
+             uploads = excluded.uploads, beat_at = excluded.beat_at",
+        )
+        .bind(s.pop.clone())
+        .bind(s.url.clone())
+        .bind(to_db(s.every_ms)?)
+        .bind(s.load)
+        .bind(to_db(s.requests)?)
+        .bind(to_db(s.failed)?)
+        .bind(i64::from(s.uploads))
+        .bind(s.beat_at);
+        self.execute(query).await
+    }
+
+    async fn statuses(&self) -> Result<Vec<PopStatus>> {
+        self.all(sqlx::query("SELECT * FROM pop_status ORDER BY pop"), status_from).await
+    }
+}
+
+fn status_from(row: &AnyRow) -> Result<PopStatus> {
+    Ok(PopStatus {
+        pop: row.try_get("pop")?,
+        url: row.try_get("url")?,
+        every_ms: from_db(row, "every_ms")?,
+        load: row.try_get("load")?,
+        requests: from_db(row, "requests")?,
+        failed: from_db(row, "failed")?,
+        uploads: row.try_get::<i64, _>("uploads")? != 0,
+        beat_at: row.try_get("beat_at")?,
+    })
 }
 
 fn pop_from(row: &AnyRow) -> Result<PopRecord> {
