@@ -20,6 +20,7 @@ use crate::error::EdgeError;
 use crate::inflight::{Flight, FlightHead};
 use crate::metrics::Fetched;
 use crate::object::{Form, Head, Object};
+use crate::upstream::ObjectResponse;
 
 /// What one flight fetches.
 #[derive(Debug, Clone)]
@@ -110,8 +111,7 @@ async fn run(edge: Arc<Edge>, want: Want, flight: Arc<Flight>, admitted: bool) {
     }
     // The viewers waiting on the head send it now, before the body is polled: polling it
     // wakes the origin connection's task, which would run ahead of them and read the next
-    // piece (up to hyper's read buffer, 408 KiB once a connection has carried large bodies);
-    // the head would then go out only with those bytes, later the larger the object.
+    // piece (`upstream::READ_SIZE`); the head would then go out only after that copy.
     tokio::task::yield_now().await;
     stream(edge, want, reading, response, flight, admitted).await;
 }
@@ -122,7 +122,7 @@ async fn stream(
     edge: Arc<Edge>,
     want: Want,
     reading: Reading,
-    mut response: reqwest::Response,
+    mut response: ObjectResponse,
     flight: Arc<Flight>,
     admitted: bool,
 ) {
@@ -194,7 +194,7 @@ fn settle(edge: &Edge, want: &Want, reading: &Reading, flight: &Flight, tail: &[
 }
 
 /// Reads the origin's answer to `want` (asked with a range), refusing what does not fit it.
-fn read(r: &reqwest::Response, want: &Want) -> Result<Reading, EdgeError> {
+fn read(r: &ObjectResponse, want: &Want) -> Result<Reading, EdgeError> {
     let text = |name: header::HeaderName| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // Behind a parent PoP, the object is as old as the parent's copy: takedowns and freshness
     // go by when the origin answered, not by when the parent did.

@@ -7,19 +7,25 @@
 //! order, with this PoP's tier credential (`pop_config::tier`), and the origin only when no
 //! parent answers, so a shield that dies costs its children a detour, not an outage.
 
+mod objects;
+
 use std::future::Future;
 use std::time::Duration;
 
+use http::{HeaderMap, HeaderValue, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::error::EdgeError;
 use crate::metrics::Labels;
 
+pub use objects::{Failure, ObjectClient, ObjectResponse, READ_SIZE};
+
 /// How to reach the origin(s).
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    objects: ObjectClient,
     passthrough: reqwest::Client,
     origins: Vec<String>,
     credential: String,
@@ -83,10 +89,12 @@ impl Upstream {
         // an upload that takes longer than `read` to arrive; the pass-through bounds the wait
         // for the origin's answer itself, from the end of the body (`proxy.rs`).
         let passthrough = builder().build().expect("http client");
+        let objects = ObjectClient::new(connect, read);
         let tier_credential = pop_config::tier::credential(&credential);
         let trim = |urls: Vec<String>| urls.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect();
         Self {
             client,
+            objects,
             passthrough,
             origins: trim(origins),
             credential,
@@ -127,17 +135,23 @@ impl Upstream {
     /// `GET /v1/objects/{key}` with `Range: bytes={first}-{last}`: a cacheable object, or the
     /// part of one a PoP keeps as one entry.
     /// Parents first, with the tier credential; then the origins.
-    pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<reqwest::Response, EdgeError> {
-        let range = format!("bytes={first}-{last}");
+    pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<ObjectResponse, EdgeError> {
+        let range = HeaderValue::from_str(&format!("bytes={first}-{last}")).expect("a range is a header value");
         let ask = |base: &str, bearer: &str| {
-            self.client.get(format!("{base}/v1/objects/{key}")).bearer_auth(bearer).header("range", &range)
+            let mut headers = HeaderMap::with_capacity(2);
+            headers.insert(http::header::RANGE, range.clone());
+            if let Ok(auth) = HeaderValue::from_str(&format!("Bearer {bearer}")) {
+                headers.insert(http::header::AUTHORIZATION, auth);
+            }
+            let url = format!("{base}/v1/objects/{key}");
+            async move { self.objects.get(&url, headers).await }
         };
         let down = self.parents_down_until.load(std::sync::atomic::Ordering::Relaxed) > crate::now_ms();
         if !self.parents.is_empty() && !down {
             let from_parent = self.failover_over(&self.parents, 0, Route::Parent, |base| {
                 let request = ask(base, &self.tier_credential);
                 let base = base.to_owned();
-                async move { parent_answered(&base, request.send().await) }
+                async move { parent_answered(&base, request.await) }
             });
             match from_parent.await {
                 // A parent that does not know this PoP yet (its heartbeat brings the verifiers):
@@ -157,7 +171,12 @@ impl Upstream {
                 answered => return answered,
             }
         }
-        self.send(Route::Object, |base| ask(base, &self.credential)).await
+        self.failover(Route::Object, |base| {
+            let request = ask(base, &self.credential);
+            let base = base.to_owned();
+            async move { answered(&base, request.await) }
+        })
+        .await
     }
 
     /// Sends a request built for each origin in turn; 5xx and connection errors move on, but a
@@ -171,7 +190,7 @@ impl Upstream {
         self.failover(route, |base| {
             let request = build(base);
             let base = base.to_owned();
-            async move { answered(&base, request.send().await) }
+            async move { answered(&base, request.send().await.map_err(Failure::from)) }
         })
         .await
     }
@@ -227,15 +246,45 @@ const PARENTS_DOWN: Duration = Duration::from_secs(10);
 
 /// A parent's answer: its `502` or `504` says the origin failed it, and is final: asking the
 /// origin directly from every child would multiply the origin's load just when it is failing.
-fn parent_answered(base: &str, sent: reqwest::Result<reqwest::Response>) -> Attempt<reqwest::Response> {
+fn parent_answered<R: Answer>(base: &str, sent: Result<R, Failure>) -> Attempt<R> {
     match sent {
         Ok(r) if matches!(r.status().as_u16(), 502 | 504) => Attempt::Done(Ok(r)),
         other => answered(base, other),
     }
 }
 
+/// An upstream answer's head, whichever client brought it.
+trait Answer {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl Answer for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+}
+
+impl Answer for ObjectResponse {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_timeout() { Self::Timeout } else { Self::Broken(e.without_url().to_string()) }
+    }
+}
+
 /// What an origin's answer to a request that is safe to repeat comes to.
-fn answered(base: &str, sent: reqwest::Result<reqwest::Response>) -> Attempt<reqwest::Response> {
+fn answered<R: Answer>(base: &str, sent: Result<R, Failure>) -> Attempt<R> {
     match sent {
         // Busy making the object (a segment encoded on demand): asking again at once, here or
         // at another origin node sharing the work, would only wait again.
@@ -246,8 +295,8 @@ fn answered(base: &str, sent: reqwest::Result<reqwest::Response>) -> Attempt<req
             Attempt::Next(EdgeError::OriginUnavailable(format!("{base} answered {}", r.status())))
         }
         Ok(r) => Attempt::Done(Ok(r)),
-        Err(e) if e.is_timeout() => Attempt::Next(EdgeError::OriginTimeout),
-        Err(e) => Attempt::Next(EdgeError::OriginUnavailable(format!("{base}: {}", e.without_url()))),
+        Err(Failure::Timeout) => Attempt::Next(EdgeError::OriginTimeout),
+        Err(Failure::Broken(why)) => Attempt::Next(EdgeError::OriginUnavailable(format!("{base}: {why}"))),
     }
 }
 
