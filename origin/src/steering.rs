@@ -29,8 +29,8 @@ pub const MAX_LOAD: f64 = 0.9;
 /// of a quiet PoP does not demote it.
 const MIN_REQUESTS: u64 = 10;
 /// Loads are compared in this many steps (tenths): closer loads are noise, and treating them
-/// as ties (broken by id) keeps a player from being moved between two equal PoPs at every
-/// reload.
+/// as ties (broken by [`affinity`]) keeps a player from being moved between two equal PoPs
+/// at every reload.
 const LOAD_STEPS: f64 = 10.0;
 /// Slack past two missed beats before a PoP counts as gone (delivery and clock jitter).
 const BEAT_GRACE_MS: u64 = 1000;
@@ -79,11 +79,12 @@ pub fn is_degraded(status: &PopStatus) -> bool {
 /// The PoPs a client may be sent to, best first. Left out: PoPs disabled in (or missing
 /// from) the registry, without a URL, or whose last beat is stale. Order: the client's region
 /// first; within each group healthy before degraded, then by load (in steps of a tenth),
-/// then by id, so every node ranks the same.
+/// then by [`affinity`] to `video` (then id), so every node ranks the same.
 pub fn rank(
     statuses: &[PopStatus],
     registry: &[PopRecord],
     viewer_region: Option<&str>,
+    video: &str,
     now: Millis,
     stale_after: Duration,
 ) -> Vec<Pathway> {
@@ -97,7 +98,7 @@ pub fn rank(
         .collect();
     ranked.sort_by_key(|(s, pop, _)| {
         let elsewhere = viewer_region.is_some_and(|r| r != pop.region);
-        (elsewhere, is_degraded(s), load_step(s.load), pop.id.clone())
+        (elsewhere, is_degraded(s), load_step(s.load), std::cmp::Reverse(affinity(video, &pop.id)), pop.id.clone())
     });
     ranked
         .into_iter()
@@ -109,6 +110,18 @@ pub fn rank(
             uploads: s.uploads,
         })
         .collect()
+}
+
+/// How much `video` belongs at `pop`, for breaking ties between equally good PoPs
+/// (rendezvous hashing): each video's viewers in a region meet at one PoP, so the region's
+/// PoPs each cache a share of its titles instead of all caching the same ones, and the
+/// titles spread evenly over the PoPs. Adding or removing a PoP moves only the videos it
+/// wins or held. A fixed hash, so every API node ranks the same.
+pub fn affinity(video: &str, pop: &str) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{video}\0{pop}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
 }
 
 fn load_step(load: f64) -> u32 {
@@ -258,7 +271,7 @@ mod tests {
     }
 
     fn ids(statuses: &[PopStatus], registry: &[PopRecord], region: Option<&str>) -> Vec<String> {
-        rank(statuses, registry, region, NOW, STALE_AFTER).into_iter().map(|p| p.pop).collect()
+        rank(statuses, registry, region, "video", NOW, STALE_AFTER).into_iter().map(|p| p.pop).collect()
     }
 
     #[test]
@@ -289,7 +302,8 @@ mod tests {
             // every_ms 1000: gone once its last beat is older than 2 * 1000 + 1000 ms.
             PopStatus { beat_at: NOW - 3001, ..beat("late", 0.0) },
             // No interval reported: `stale_after` (30 s) applies.
-            PopStatus { every_ms: 0, beat_at: NOW - 29_000, ..beat("quiet", 0.0) },
+            // (A step more load than `live`, so that the order is fixed.)
+            PopStatus { every_ms: 0, beat_at: NOW - 29_000, ..beat("quiet", 0.15) },
             PopStatus { every_ms: 0, beat_at: NOW - 30_001, ..beat("old", 0.0) },
             beat("revoked", 0.0),
             PopStatus { url: None, ..beat("nourl", 0.0) },
@@ -318,10 +332,42 @@ mod tests {
     }
 
     #[test]
-    fn loads_within_a_tenth_tie_and_ties_go_by_id() {
+    fn loads_within_a_tenth_tie_and_ties_spread_videos_evenly_and_stably() {
         let registry = [pop("b", "r1"), pop("a", "r1"), pop("c", "r1")];
         let statuses = [beat("b", 0.31), beat("a", 0.39), beat("c", 0.29)];
-        assert_eq!(ids(&statuses, &registry, Some("r1")), ["c", "a", "b"]);
+        let order = |video: &str| -> Vec<String> {
+            rank(&statuses, &registry, Some("r1"), video, NOW, STALE_AFTER).into_iter().map(|p| p.pop).collect()
+        };
+        let mut first_of_tie = std::collections::HashMap::new();
+        for n in 0..1000 {
+            let video = format!("v{n}");
+            let ranked = order(&video);
+            assert_eq!(ranked[0], "c", "a lower load step wins whatever the video");
+            assert_eq!(ranked, order(&video), "the same video, the same order");
+            *first_of_tie.entry(ranked[1].clone()).or_insert(0) += 1;
+        }
+        // a and b tie: each wins about half of the videos (binomial, sd ~16).
+        for pop in ["a", "b"] {
+            let won = first_of_tie.get(pop).copied().unwrap_or(0);
+            assert!((430..=570).contains(&won), "{pop} first for {won} of 1000 videos: {first_of_tie:?}");
+        }
+    }
+
+    #[test]
+    fn a_pop_leaving_a_tie_moves_only_its_own_videos() {
+        let registry = [pop("a", "r1"), pop("b", "r1"), pop("c", "r1")];
+        let three = [beat("a", 0.0), beat("b", 0.0), beat("c", 0.0)];
+        let two = [beat("a", 0.0), beat("b", 0.0)];
+        let first = |statuses: &[PopStatus], video: &str| {
+            rank(statuses, &registry, None, video, NOW, STALE_AFTER)[0].pop.clone()
+        };
+        for n in 0..300 {
+            let video = format!("v{n}");
+            let before = first(&three, &video);
+            if before != "c" {
+                assert_eq!(first(&two, &video), before, "{video} moved though its PoP stayed");
+            }
+        }
     }
 
     #[test]
@@ -342,7 +388,8 @@ mod tests {
 
     #[test]
     fn manifests_clone_home_per_pop_and_fall_back_home() {
-        let ranked = rank(&[beat("b", 0.0), beat("a", 0.5)], &[pop("a", "r1"), pop("b", "r1")], None, NOW, STALE_AFTER);
+        let ranked =
+            rank(&[beat("b", 0.0), beat("a", 0.5)], &[pop("a", "r1"), pop("b", "r1")], None, "v", NOW, STALE_AFTER);
         let hls =
             serde_json::to_value(manifest(Format::Hls, Duration::from_secs(10), "https://o/v1/steering/v", &ranked))
                 .unwrap();

@@ -673,45 +673,53 @@ async fn a_player_goes_on_from_another_pop_when_its_pop_dies_and_comes_back_to_i
     let Some(bed) = NetBed::require("network::failover", &spec) else { return };
     let mut p = Platform::start(bed, Options { pages: true, ..Options::default() }).await;
     let (video, _) = upload_clip(&p, "r1-creator", 40).await;
+    // PoP A is the one steering sends this video's viewers to (ties between idle PoPs go by
+    // the video), PoP B the other.
+    let steering = format!("{}/v1/steering/{video}", p.origin_url());
+    let priority = p.get_json(&steering, "r1-viewer").await.unwrap()["PATHWAY-PRIORITY"].clone();
+    let (a, b) = match priority[0].as_str() {
+        Some("r1-pop-a") => ("r1-pop-a", "r1-pop-b"),
+        Some("r1-pop-b") => ("r1-pop-b", "r1-pop-a"),
+        _ => panic!("steering names a PoP of r1 first: {priority}"),
+    };
 
     // hls.js: shaka-player does not follow the MPD's content steering yet (its segment requests
     // carry the home location only), so DASH is not asserted here.
     let engine = "hls";
-    let r = play_through_a_pop_dying(&mut p, &video, engine).await;
+    let r = play_through_a_pop_dying(&mut p, &video, engine, a).await;
     assert!(r["error"].is_null() && r["notice"].is_null(), "{engine}: no fatal error: {r}");
     assert_eq!(r["engine"], "hls.js", "{r}");
     let stalls: Vec<f64> = r["stalls"].as_array().unwrap().iter().filter_map(|s| s.as_f64()).collect();
     assert!(r["open"].is_null(), "{engine}: not stalled at the end: {r}");
     assert!(stalls.len() <= 1, "{engine}: at most one stall: {stalls:?}");
     assert!(stalls.iter().all(|ms| *ms < 5_000.0), "{engine}: a short one: {stalls:?}");
-    let pop_b = p.bed.addr("r1-pop-b").to_string();
+    let pop_b = p.bed.addr(b).to_string();
     let hosts = r["hosts"].as_array().unwrap();
     assert!(hosts.iter().any(|h| h.as_str().is_some_and(|h| h.starts_with(&pop_b))), "{engine}: from PoP B: {r}");
     let (at, end) = (r["currentTime"].as_f64().unwrap(), r["duration"].as_f64().unwrap());
     assert!(at >= end - 2.0, "{engine}: played to the end: {r}");
-    p.start_pop("r1-pop-a").await;
+    p.start_pop(a).await;
     p.wait_steerable().await;
 
     // PoP A came back: new sessions are steered to it again.
-    let steering = format!("{}/v1/steering/{video}", p.origin_url());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let first = p.get_json(&steering, "r1-viewer").await.map(|v| v["PATHWAY-PRIORITY"][0].clone());
-        if first.as_ref().and_then(|f| f.as_str()) == Some("r1-pop-a") {
+        if first.as_ref().and_then(|f| f.as_str()) == Some(a) {
             break;
         }
         assert!(Instant::now() < deadline, "PoP A never came back into steering: {first:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let grant = playback(&p, "r1-viewer", &video).await;
-    assert_eq!(authority(grant["master_url"].as_str().unwrap()), authority(&p.public_url("r1-pop-a")));
+    assert_eq!(authority(grant["master_url"].as_str().unwrap()), authority(&p.public_url(a)));
     p.stop().await;
 }
 
-/// Plays `video` with `engine` in Chromium from PoP A's watch page, kills PoP A once playback
-/// is past a second, and returns what the browser script saw afterwards.
-async fn play_through_a_pop_dying(p: &mut Platform, video: &str, engine: &str) -> serde_json::Value {
-    let watch = format!("{}/watch/{video}", p.public_url("r1-pop-a"));
+/// Plays `video` with `engine` in Chromium from PoP `a`'s watch page, kills PoP `a` once
+/// playback is past a second, and returns what the browser script saw afterwards.
+async fn play_through_a_pop_dying(p: &mut Platform, video: &str, engine: &str, a: &str) -> serde_json::Value {
+    let watch = format!("{}/watch/{video}", p.public_url(a));
     let mut node = p.bed.command("r1-viewer", "node");
     node.arg(workspace().join("web/tests/failover.mjs"))
         .args(["--watch", &watch, "--engine", engine, "--rate", "2", "--spki", &p.spki_list()])
@@ -729,7 +737,7 @@ async fn play_through_a_pop_dying(p: &mut Platform, video: &str, engine: &str) -
         }
     });
     next_line(&mut rx, "PLAYING").await.expect("playback starts at PoP A");
-    p.kill_pop("r1-pop-a");
+    p.kill_pop(a);
     std::io::Write::write_all(&mut stdin, b"KILLED\n").unwrap();
     let result = next_line(&mut rx, "RESULT").await.expect("a result");
     let _ = child.wait();

@@ -70,10 +70,10 @@ fn forwarded_addr(entry: &str) -> Option<IpAddr> {
     entry.parse().ok().or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
-/// The PoPs `client` may be sent to, best first (`steering::rank`). Empty when steering is
+/// The PoPs `client` may be sent to for `video`, best first (`steering::rank`). Empty when steering is
 /// off, or when the database cannot say: steering only improves on the configured URLs,
 /// so its failure falls back to them instead of failing the request.
-pub async fn pathways(app: &App, client: IpAddr) -> Vec<Pathway> {
+pub async fn pathways(app: &App, client: IpAddr, video: &str) -> Vec<Pathway> {
     let config = &app.config.steering;
     if !config.enabled {
         return Vec::new();
@@ -81,7 +81,8 @@ pub async fn pathways(app: &App, client: IpAddr) -> Vec<Pathway> {
     match app.steering.inputs(app).await {
         Ok(inputs) => {
             let region = steering::region_of(&config.regions, client);
-            steering::rank(&inputs.statuses, &inputs.registry, region, crate::meta::now(), config.stale_after)
+            let now = crate::meta::now();
+            steering::rank(&inputs.statuses, &inputs.registry, region, video, now, config.stale_after)
         }
         Err(e) => {
             tracing::warn!(error = %e, "PoP statuses unavailable; steering falls back to the configured URLs");
@@ -105,7 +106,7 @@ pub fn server_uri(app: &App, id: &str, format: Format) -> String {
 /// `_HLS_throughput`) are ignored. Public and fetched across origins by players on PoP pages.
 pub async fn manifest(app: &Arc<App>, req: &Request, id: &str, format: Format) -> Result<Response> {
     super::objects::servable(app, id).await?;
-    let ranked = pathways(app, client(req)).await;
+    let ranked = pathways(app, client(req), id).await;
     let manifest = steering::manifest(format, app.config.steering.ttl, &server_uri(app, id, format), &ranked);
     app.metrics.steering_manifests.get_or_create(&vec![("kind", format.as_str().to_owned())]).inc();
     let mut r = web::json(StatusCode::OK, &manifest);

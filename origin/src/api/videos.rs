@@ -111,7 +111,7 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         max_bytes: body.size,
         expires: now_secs() + app.config.upload_url_ttl.as_secs() as i64,
     };
-    let (url, alternates) = upload_urls(app, client, &app.signer.upload_query(&grant)).await;
+    let (url, alternates) = upload_urls(app, client, &video.id, &app.signer.upload_query(&grant)).await;
     let upload =
         UploadTicket { url, alternates, protocol: "tus/1.0.0", max_bytes: grant.max_bytes, expires_at: grant.expires };
     tracing::info!(video = %video.id, size = video.size, title = %video.title, "video created");
@@ -121,12 +121,12 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
 /// The tus creation URL with `signed` (its query) at the creator's best PoP that takes
 /// uploads, and the alternates: the next such PoPs, then `upload_url`. Without a live upload
 /// PoP, `upload_url` alone, as without steering.
-async fn upload_urls(app: &App, client: std::net::IpAddr, signed: &str) -> (String, Vec<String>) {
+async fn upload_urls(app: &App, client: std::net::IpAddr, video: &str, signed: &str) -> (String, Vec<String>) {
     let at = |base: &str| format!("{}/v1/uploads?{signed}", base.trim_end_matches('/'));
     let configured = at(&app.config.upload_url);
     let mut urls: Vec<String> =
         // An original is clear content: creators are steered to our own PoPs only.
-        steering::pathways(app, client)
+        steering::pathways(app, client, video)
             .await
             .into_iter()
             .filter(|p| p.uploads && !p.partner)
@@ -353,7 +353,7 @@ pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response
     // goes only to the key service, so no PoP ever holds anything that fetches a key.
     let token = app.signer.playback_token(&grant);
     let key_token = app.signer.playback_token(&PlaybackGrant { scope: Scope::Keys, ..grant.clone() });
-    let pathways = steering::pathways(app, client).await;
+    let pathways = steering::pathways(app, client, id).await;
     let playback_url = app.config.playback_url.as_str();
     let media = pathways.first().map_or(playback_url, |p| p.url.as_str());
     let pictures = pathways.iter().find(|p| !p.partner).map_or(playback_url, |p| p.url.as_str());
