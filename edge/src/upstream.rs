@@ -140,11 +140,18 @@ impl Upstream {
         let ask = |base: &str, bearer: &str| {
             let mut headers = HeaderMap::with_capacity(2);
             headers.insert(http::header::RANGE, range.clone());
-            if let Ok(auth) = HeaderValue::from_str(&format!("Bearer {bearer}")) {
-                headers.insert(http::header::AUTHORIZATION, auth);
-            }
+            let auth = HeaderValue::from_str(&format!("Bearer {bearer}")).map(|mut auth| {
+                auth.set_sensitive(true);
+                auth
+            });
             let url = format!("{base}/v1/objects/{key}");
-            async move { self.objects.get(&url, headers).await }
+            async move {
+                // A credential that is no header value is this PoP's fault: failing over tells
+                // the logs, where a request without it would earn a final 401.
+                let auth = auth.map_err(|_| Failure::Broken("the PoP credential is not a header value".into()))?;
+                headers.insert(http::header::AUTHORIZATION, auth);
+                self.objects.get(&url, headers).await
+            }
         };
         let down = self.parents_down_until.load(std::sync::atomic::Ordering::Relaxed) > crate::now_ms();
         if !self.parents.is_empty() && !down {

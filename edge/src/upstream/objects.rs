@@ -67,6 +67,10 @@ impl ObjectClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect));
+        // A pooled connection a middlebox dropped without a word is found out, as reqwest's were.
+        http.set_keepalive(Some(Duration::from_secs(15)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).expect("the system's TLS roots");
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -95,7 +99,7 @@ impl ObjectClient {
         *request.headers_mut() = headers;
         match tokio::time::timeout(self.read, self.client.request(request)).await {
             Err(_) => Err(Failure::Timeout),
-            Ok(Err(e)) => Err(Failure::Broken(error_chain(&e))),
+            Ok(Err(e)) => Err(failure(&e)),
             Ok(Ok(response)) => {
                 let (head, body) = response.into_parts();
                 Ok(ObjectResponse { status: head.status, headers: head.headers, body, read: self.read })
@@ -124,9 +128,11 @@ impl ObjectResponse {
         &self.headers
     }
 
-    /// The body's length, when the head says it.
+    /// The body's length, when it is known before reading it: as hyper frames the body, so a
+    /// `Content-Length` beside `Transfer-Encoding: chunked` (which hyper reads as chunked)
+    /// gives none, as it did with reqwest.
     pub fn content_length(&self) -> Option<u64> {
-        self.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+        hyper::body::Body::size_hint(&self.body).exact()
     }
 
     /// The body's next piece, or `None` at its end.
@@ -135,7 +141,7 @@ impl ObjectResponse {
             let frame = match tokio::time::timeout(self.read, self.body.frame()).await {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => return Err(Failure::Broken(error_chain(&e))),
+                Ok(Some(Err(e))) => return Err(failure(&e)),
                 Ok(Some(Ok(frame))) => frame,
             };
             // Trailers, and empty pieces, carry nothing to keep.
@@ -146,6 +152,21 @@ impl ObjectResponse {
             }
         }
     }
+}
+
+/// What an error of the client comes to: a timeout anywhere in its causes (connecting, or the
+/// kernel's) is a timeout, as reqwest counted it; anything else broke.
+fn failure(e: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let timed_out = c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || c.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+        if timed_out {
+            return Failure::Timeout;
+        }
+        cause = c.source();
+    }
+    Failure::Broken(error_chain(e))
 }
 
 /// An error with its causes, which is where hyper says what went wrong.
