@@ -91,9 +91,11 @@ pub async fn forward(edge: &Arc<Edge>, req: Request, protocol: Protocol) -> Resu
         .filter_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v.to_owned())))
         .collect();
     // The client this PoP saw, in place of whatever the client claimed: the origin steers a
-    // creator to their nearest PoP by it.
+    // creator to their nearest PoP, and throttles sign-ins and counts views, by it. The
+    // origin believes it because this PoP's credential comes with it.
     if let Some(crate::flow::Client(ip)) = req.extensions().get::<crate::flow::Client>() {
         headers.push(("x-forwarded-for", ip.to_string()));
+        headers.push((pop_config::RELAY_CREDENTIAL_HEADER, edge.upstream.credential().to_owned()));
     }
     let body = body_of(req).await?;
     let answer = edge

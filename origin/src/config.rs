@@ -77,6 +77,9 @@ pub struct Config {
     pub allowed_origins: Option<Vec<String>>,
     /// Networks webhooks may reach although they are loopback, private or otherwise reserved.
     pub webhook_allow: Vec<IpNet>,
+    /// Proxies (load balancers) in front of the API whose `X-Forwarded-For` is believed.
+    /// Our own PoPs are believed by their credential instead (`api::steering::client`).
+    pub trusted_proxies: Vec<IpNet>,
     /// Uploads (single or partial) one video may have at once; concatenations not counted.
     pub max_uploads_per_video: usize,
     /// Timeouts and limits of every connection and event stream.
@@ -258,6 +261,7 @@ struct Raw {
     metrics_listen: Option<String>,
     allowed_origins: Option<Vec<String>>,
     webhook_allow: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
     max_uploads_per_video: Option<usize>,
     limits: Option<RawLimits>,
     pipeline: Option<PathBuf>,
@@ -451,6 +455,7 @@ impl Config {
             addr => addr.parse().map_err(|e| problems.push(format!("metrics_listen: {e}"))).ok(),
         };
         let webhook_allow = networks("webhook_allow", raw.webhook_allow.unwrap_or_default(), &mut problems);
+        let trusted_proxies = networks("trusted_proxies", raw.trusted_proxies.unwrap_or_default(), &mut problems);
         let allowed_origins = raw.allowed_origins.map(|list| {
             list.iter()
                 .filter_map(|o| page_origin(o).map_err(|e| problems.push(format!("allowed_origins: {e}"))).ok())
@@ -490,6 +495,7 @@ impl Config {
             metrics_listen,
             allowed_origins,
             webhook_allow,
+            trusted_proxies,
             max_uploads_per_video: raw.max_uploads_per_video.unwrap_or(16),
             limits,
             steering,

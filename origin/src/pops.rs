@@ -51,11 +51,30 @@ pub async fn enrol(store: &dyn PopStore, e: &Enrolment, now: i64) -> Result<Stri
 /// The PoP behind `Authorization: Bearer {id}.{secret}`: `401` without a valid credential,
 /// `403 pop_revoked` once revoked.
 pub async fn authenticate(store: &dyn PopStore, req: &Request) -> Result<PopRecord> {
-    let unauthenticated = || Error::refused(Kind::Unauthenticated, "unauthenticated", "a PoP credential is required");
     let given = crate::api::bearer(req).ok_or_else(unauthenticated)?;
-    let id = given.split_once('.').map(|(id, _)| id).filter(|id| is_safe_name(id)).ok_or_else(unauthenticated)?;
+    verify(store, given).await
+}
+
+/// The PoP id a credential `{id}.{secret}` names, if it is a safe name.
+pub fn id_of(given: &str) -> Option<&str> {
+    given.split_once('.').map(|(id, _)| id).filter(|id| is_safe_name(id))
+}
+
+/// Whether `given` is `pop`'s credential (compared in constant time; enabled or not).
+pub fn holds(pop: &PopRecord, given: &str) -> bool {
+    id_of(given) == Some(pop.id.as_str())
+        && constant_eq(fingerprint(given).as_bytes(), pop.credential_sha256.as_bytes())
+}
+
+fn unauthenticated() -> Error {
+    Error::refused(Kind::Unauthenticated, "unauthenticated", "a PoP credential is required")
+}
+
+/// The enrolled, enabled PoP whose credential `given` (`{id}.{secret}`) is.
+pub async fn verify(store: &dyn PopStore, given: &str) -> Result<PopRecord> {
+    let id = id_of(given).ok_or_else(unauthenticated)?;
     let pop = store.pop(id).await?.ok_or_else(unauthenticated)?;
-    if !constant_eq(fingerprint(given).as_bytes(), pop.credential_sha256.as_bytes()) {
+    if !holds(&pop, given) {
         return Err(unauthenticated());
     }
     if !pop.enabled {

@@ -185,6 +185,63 @@ async fn sign_up_sign_in_sessions_and_throttling() {
     site.origin.running.stop().await;
 }
 
+/// The per-address sign-in budget counts the address that connected, unless the
+/// `X-Forwarded-For` comes from whoever may set it: a PoP of ours (its credential in
+/// `x-pop-credential`) or a configured proxy. A client that rotates a forged header still
+/// spends one budget.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_our_pops_and_trusted_proxies() {
+    let (site, _dir) = Site::start(|_| {}).await;
+    let app = &site.origin.running.app;
+    let enrol = async |id: &str, partner: bool| {
+        let who = origin::pops::Enrolment { id: id.into(), region: "r1".into(), partner };
+        origin::pops::enrol(app.pops.as_ref(), &who, origin::meta::now()).await
+    };
+    let (ours, partners) = (enrol("pop-ours", false).await.unwrap(), enrol("pop-partner", true).await.unwrap());
+    let attempt = async |n: u32, forwarded: &str, credential: Option<&str>| {
+        let mut r = site
+            .origin
+            .client
+            .post(site.origin.url("/v1/sessions"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "handle": format!("nobody-{n}"), "password": "not the password at all" }));
+        if let Some(c) = credential {
+            r = r.header("x-pop-credential", c);
+        }
+        r.send().await.unwrap().status()
+    };
+    // Twenty-five failures, each claiming another address: the budget of one (20) runs out.
+    let mut statuses = Vec::new();
+    for n in 0..25 {
+        statuses.push(attempt(n, &format!("203.0.113.{n}"), None).await);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // Passed on by our PoP, the address it saw is the viewer's: a fresh budget.
+    assert_eq!(attempt(30, "198.51.100.7", Some(&ours)).await, StatusCode::UNAUTHORIZED);
+    // Not by a partner's PoP (they pass on no API call), nor with a wrong credential.
+    assert_eq!(attempt(31, "198.51.100.8", Some(&partners)).await, StatusCode::TOO_MANY_REQUESTS);
+    let forged = format!("{}x", &ours[..ours.len() - 1]);
+    assert_eq!(attempt(32, "198.51.100.9", Some(&forged)).await, StatusCode::TOO_MANY_REQUESTS);
+    site.origin.running.stop().await;
+
+    // Behind a trusted proxy, the chain is read from the right, past the proxy's own hops.
+    let (site, _dir) = Site::start(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let attempt = async |n: u32, forwarded: &str| {
+        let body = json!({ "handle": format!("nobody-{n}"), "password": "not the password at all" });
+        let r = site.origin.client.post(site.origin.url("/v1/sessions")).header("x-forwarded-for", forwarded);
+        r.json(&body).send().await.unwrap().status()
+    };
+    // The client forges the left entry; the proxy appended what it saw (192.0.2.1) and a hop
+    // of its own (127.0.0.2).
+    for n in 0..20 {
+        assert_eq!(attempt(n, &format!("203.0.113.{n}, 192.0.2.1, 127.0.0.2")).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(attempt(20, "203.0.113.99, 192.0.2.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(attempt(21, "192.0.2.2").await, StatusCode::UNAUTHORIZED, "another client, another budget");
+    site.origin.running.stop().await;
+}
+
 /// Every state-changing route but those that take no session (sign-up and sign-in, tus with
 /// its signed URL, PoPs and the key service with their own credentials) refuses a session
 /// cookie without the anti-forgery token.

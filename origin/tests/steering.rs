@@ -100,8 +100,8 @@ async fn enrol(origin: &TestOrigin, id: &str, region: &str, partner: bool) -> St
 async fn get(origin: &TestOrigin, path: &str, from: Option<&str>) -> reqwest::Response {
     let mut req = origin.client.get(origin.url(path));
     if let Some(addr) = from {
-        // What a PoP or load balancer passing the request on would add.
-        req = req.header("x-forwarded-for", format!("{addr}, 192.0.2.50"));
+        // What a load balancer passing the request on would make of it.
+        req = req.header("x-forwarded-for", format!("192.0.2.50, {addr}"));
     }
     req.send().await.unwrap()
 }
@@ -155,6 +155,8 @@ async fn clients_are_steered_to_the_best_live_pop_of_their_region() {
     let mut config = Config::for_dir(&dir.path().join("data"));
     let region = |name: &str, net: &str| Region { name: name.into(), networks: vec![net.parse().unwrap()] };
     config.steering.regions = vec![region("r1", "10.77.1.0/24"), region("r2", "10.77.2.0/24")];
+    // The test stands in for the load balancer that adds `X-Forwarded-For`.
+    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     let origin = TestOrigin::start_with(config).await;
     let base = origin.base.clone();
 

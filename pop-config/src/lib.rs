@@ -38,6 +38,11 @@ pub use cache::{Admission, Cache};
 pub use error::{ConfigError, ConfigErrors};
 pub use identity::Identity;
 pub use limits::Limits;
+
+/// The request header a PoP presents its own credential in when it passes a viewer's or
+/// creator's request on to the origin (whose `Authorization` is the caller's): it is how the
+/// origin knows the `X-Forwarded-For` the PoP set is the address the PoP saw.
+pub const RELAY_CREDENTIAL_HEADER: &str = "x-pop-credential";
 pub use listen::Listen;
 pub use origin::Origin;
 pub use prefetch::Prefetch;

@@ -75,7 +75,7 @@ pub async fn sign_up(app: &Arc<App>, req: Request) -> Result<Response> {
 /// address are `429 too_many_attempts` with `Retry-After`.
 pub async fn sign_in(app: &Arc<App>, req: Request) -> Result<Response> {
     refuse_cross_site(&req)?;
-    let address = steering::client(&req).to_string();
+    let address = steering::client(app, &req).await.to_string();
     let body: SignIn = web::read_json(req).await?;
     let now = meta::now();
     if let Some(wait) = app.accounts.throttle.lock().expect("throttle").attempt(&body.handle, &address, now) {

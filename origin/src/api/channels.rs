@@ -85,7 +85,7 @@ struct ViewReport {
 /// page cannot count without having played. PoP request counts are not views.
 pub async fn view(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
     let who = accounts::caller(app, &req).await?;
-    let address = steering::client(&req);
+    let address = steering::client(app, &req).await;
     let body: ViewReport = web::read_json(req).await?;
     let video = watchable(app, id, who.as_ref()).await?;
     let now = now_secs();

@@ -52,16 +52,48 @@ impl Snapshot {
     }
 }
 
-/// The address steering places a client by: the first `X-Forwarded-For` entry when there is
-/// one (a PoP or load balancer passing the request on), else the connection's peer. The
-/// header is not authenticated, and need not be: a client that forges it only steers itself.
-pub fn client(req: &Request) -> IpAddr {
-    req.headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|first| forwarded_addr(first.trim()))
-        .unwrap_or_else(|| client_addr(req))
+/// The address a client is steered, throttled (sign-in) and counted (views) by.
+/// `X-Forwarded-For` is believed only from whoever may set it: one of our own PoPs, proven by
+/// its credential in `pop_config::RELAY_CREDENTIAL_HEADER` (a PoP replaces whatever the client claimed with the
+/// address it saw), or a proxy in `trusted_proxies`, whose chain is read from the right,
+/// past the trusted hops. Anyone else could write any address there (and pass a throttle
+/// per address by rotating it), so they are the connection's peer.
+pub async fn client(app: &App, req: &Request) -> IpAddr {
+    let peer = client_addr(req).to_canonical();
+    let chain: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| forwarded_addr(entry.trim()))
+        .map(|a| a.to_canonical())
+        .collect();
+    if chain.is_empty() {
+        return peer;
+    }
+    let trusted = |a: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(a));
+    if trusted(&peer) {
+        return chain.iter().rev().find(|a| !trusted(a)).or(chain.first()).copied().unwrap_or(peer);
+    }
+    if relayed_by_our_pop(app, req).await {
+        return chain[0];
+    }
+    peer
+}
+
+/// Whether the request carries the credential of an enabled PoP of ours (not a partner's:
+/// they pass on no API call), checked against the registry snapshot.
+async fn relayed_by_our_pop(app: &App, req: &Request) -> bool {
+    let Some(given) = req.headers().get(pop_config::RELAY_CREDENTIAL_HEADER).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Ok(inputs) = app.steering.inputs(app).await else {
+        return false;
+    };
+    let id = crate::pops::id_of(given);
+    let pop = inputs.registry.iter().find(|p| Some(p.id.as_str()) == id);
+    pop.is_some_and(|p| p.enabled && !p.partner && crate::pops::holds(p, given))
 }
 
 /// An `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:5000`,
@@ -106,7 +138,7 @@ pub fn server_uri(app: &App, id: &str, format: Format) -> String {
 /// `_HLS_throughput`) are ignored. Public and fetched across origins by players on PoP pages.
 pub async fn manifest(app: &Arc<App>, req: &Request, id: &str, format: Format) -> Result<Response> {
     super::objects::servable(app, id).await?;
-    let ranked = pathways(app, client(req), id).await;
+    let ranked = pathways(app, client(app, req).await, id).await;
     let manifest = steering::manifest(format, app.config.steering.ttl, &server_uri(app, id, format), &ranked);
     app.metrics.steering_manifests.get_or_create(&vec![("kind", format.as_str().to_owned())]).inc();
     let mut r = web::json(StatusCode::OK, &manifest);

@@ -64,7 +64,7 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
     if !who.is(Role::Creator) {
         return Err(Error::forbidden("role", "this account may not upload"));
     }
-    let client = steering::client(&req);
+    let client = steering::client(app, &req).await;
     let body: CreateVideo = web::read_json(req).await?;
     check_text("title", &body.title, 1, 500)?;
     check_text("description", &body.description, 0, 10_000)?;
@@ -324,7 +324,7 @@ struct PlaybackRequest {
 /// viewer's best PoP (the pictures at the best one not run by a partner, which is sent
 /// nothing clear), and the ranked PoPs; at `playback_url` without steering or a live PoP.
 pub async fn playback(app: &Arc<App>, req: Request, id: &str) -> Result<Response> {
-    let client = steering::client(&req);
+    let client = steering::client(app, &req).await;
     let who = accounts::caller(app, &req).await?;
     let asked: PlaybackRequest = web::read_json_or_default(req, 4096).await?;
     if let Some(v) = &asked.viewer_id
