@@ -125,12 +125,17 @@ async function playsThroughTheEdge(page, log, base, id, engine = 'shaka') {
   assert(throughEdge.length === 0, `nothing key-like through the edge: ${throughEdge.map((r) => r.path)}`)
   const tree = engine === 'shaka' ? '/cbcs/' : null
   // A segment still being encoded on demand may be answered `503 origin_busy` with
-  // Retry-After; the player asks again. Every other answer is the segment.
+  // Retry-After; the player asks again (after the Retry-After, so a 503 just before this
+  // check is given time; at another quality if it switched meanwhile). Every other answer
+  // is the segment.
   const busy = log.filter((r) => isSegment(r) && r.status === 503)
   for (const b of busy) {
     assert(b.headers['retry-after'], `a 503 for ${b.path} says when to retry`)
-    const later = log.find((r) => r.path === b.path && r.at >= b.at && [200, 206].includes(r.status))
-    assert(later, `${b.path} came on a retry after its 503`)
+    const name = b.path.slice(b.path.lastIndexOf('/'))
+    const came = () => log.some((r) => r.path.endsWith(name) && r.at >= b.at && [200, 206].includes(r.status))
+    const deadline = Date.now() + 20_000
+    while (!came() && Date.now() < deadline) await page.waitForTimeout(250)
+    assert(came(), `${name.slice(1)} came on a retry after the 503 of ${b.path}`)
   }
   const segments = log.filter((r) => isSegment(r) && r.status !== 503)
   assert(segments.length >= 2, `segments were fetched (${segments.length})`)
