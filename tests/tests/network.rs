@@ -157,7 +157,9 @@ impl Platform {
         let cache = self.dir.path().join(format!("{host}-{}", edge::now_ms()));
         let mut c = PopConfig::default_for(&cache, &self.origin_url(), &self.credentials[host], vec![SECRETS.key()]);
         c.pop.region = region_of(host).to_owned();
-        c.pop.public_url = Some(self.public_url(host));
+        // Shields serve PoPs, not viewers: without a public URL, steering never names one (as
+        // in `bench/network`).
+        c.pop.public_url = (!host.ends_with("-shield")).then(|| self.public_url(host));
         c.listen.https = SocketAddr::from((addr, HTTPS_PORT));
         c.listen.h3 = None;
         c.listen.http = Some(SocketAddr::from((addr, POP_PORT)));
@@ -208,7 +210,7 @@ impl Platform {
 
     /// Until every PoP has beaten with its URL since now, so the origin steers to all of them.
     async fn wait_steerable(&self) {
-        let want = self.pops.len();
+        let want = self.pops.keys().filter(|h| !h.ends_with("-shield")).count();
         let app = self.origin.as_ref().expect("the origin runs").app.clone();
         let since = origin::meta::now();
         let deadline = Instant::now() + Duration::from_secs(60);
