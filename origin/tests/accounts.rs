@@ -242,6 +242,60 @@ async fn forwarded_addresses_count_only_from_our_pops_and_trusted_proxies() {
     site.origin.running.stop().await;
 }
 
+/// A password change needs the current password and a browser; it ends every session of the
+/// account (another browser's at once), signs this browser in again and leaves API tokens be.
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_ends_every_other_session() {
+    let (site, _dir) = Site::start(|_| {}).await;
+    let alice = site.sign_up("alice", "Alice").await;
+    let (_, _, elsewhere) = site.sign_in("alice", "alice has a long password").await;
+    let (status, token) =
+        site.as_(&alice, Method::POST, "/v1/me/tokens", Some(json!({"name": "cli", "scopes": ["manage"]}))).await;
+    assert_eq!(status, 201, "{token}");
+    let token = token["token"].as_str().unwrap().to_owned();
+    let change = |current: &str, new: &str| Some(json!({ "current": current, "new": new }));
+
+    // A token is not a browser; the current password must be right; the new one strong.
+    let (status, v) = site
+        .bearer(&token, Method::PUT, "/v1/me/password", change("alice has a long password", "a new long password"))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "not_a_session"), "{v}");
+    let (status, v) =
+        site.as_(&alice, Method::PUT, "/v1/me/password", change("a wrong guess here", "a new long password")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "wrong_password"), "{v}");
+    let (status, v) =
+        site.as_(&alice, Method::PUT, "/v1/me/password", change("alice has a long password", "short")).await;
+    assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "weak_password"), "{v}");
+
+    // Changed: this browser is signed in again with a new session, every other one is out.
+    let (status, v, headers) = site
+        .call(&alice, Method::PUT, "/v1/me/password", change("alice has a long password", "a new long password"), false)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let renewed = browser(&headers, &v);
+    assert_ne!(renewed.cookie, alice.cookie);
+    assert_eq!(site.as_(&renewed, Method::GET, "/v1/me", None).await.0, 200);
+    assert_eq!(site.as_(&alice, Method::GET, "/v1/me", None).await.0, 401, "the old session ended");
+    assert_eq!(site.as_(&elsewhere, Method::GET, "/v1/me", None).await.0, 401, "so did every other");
+    assert_eq!(site.bearer(&token, Method::GET, "/v1/me", None).await.0, 200, "tokens stay");
+    assert_eq!(site.sign_in("alice", "alice has a long password").await.0, 401);
+    assert_eq!(site.sign_in("alice", "a new long password").await.0, 200);
+
+    // Wrong current passwords count against the sign-in budget (five per account), then
+    // even the right one waits.
+    for _ in 0..5 {
+        let (status, _) = site
+            .as_(&renewed, Method::PUT, "/v1/me/password", change("guess guess guess", "x".repeat(12).as_str()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, v) = site
+        .as_(&renewed, Method::PUT, "/v1/me/password", change("a new long password", "another long password"))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), "{v}");
+    site.origin.running.stop().await;
+}
+
 /// Every state-changing route but those that take no session (sign-up and sign-in, tus with
 /// its signed URL, PoPs and the key service with their own credentials) refuses a session
 /// cookie without the anti-forgery token.

@@ -106,6 +106,53 @@ pub async fn sign_in(app: &Arc<App>, req: Request) -> Result<Response> {
     signed_in(app, &user, StatusCode::OK, now).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// `PUT /v1/me/password`: a signed-in browser changes the account's password, giving the
+/// current one. Every session of the account ends (one a thief holds too) and this browser
+/// gets a new one; API tokens stay, each revocable on its own. Only a browser may do it: a
+/// token that leaked must not lock its owner out. A wrong current password counts against
+/// the sign-in budget, so a borrowed browser cannot be used to guess it.
+pub async fn change_password(app: &Arc<App>, req: Request) -> Result<Response> {
+    let who = accounts::require(app, &req, Scope::Manage).await?;
+    if !matches!(who.via, Via::Session { .. }) {
+        return Err(Error::bad_request("not_a_session", "only a signed-in browser changes the password"));
+    }
+    let address = steering::client(app, &req).await.to_string();
+    let body: PasswordChange = web::read_json(req).await?;
+    password::check_new(&body.new)?;
+    let user = app.people.user(&who.id).await?.ok_or_else(|| Error::not_found("account"))?;
+    let now = meta::now();
+    if let Some(wait) = app.accounts.throttle.lock().expect("throttle").attempt(&user.handle, &address, now) {
+        tracing::warn!(user = %user.id, %address, "password change throttled");
+        let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
+        return Ok(web::retry_later(
+            Kind::RateLimited,
+            "too_many_attempts",
+            &format!("too many wrong passwords: try again in {secs} s"),
+            secs,
+        ));
+    }
+    let matched =
+        body.current.len() <= password::MAX_BYTES && password::verify(&body.current, &user.password_phc).await?;
+    if !matched {
+        tracing::info!(user = %user.id, %address, "password change with a wrong current password");
+        return Err(Error::forbidden("wrong_password", "the current password is wrong"));
+    }
+    app.accounts.throttle.lock().expect("throttle").succeeded(&user.handle, &address, now);
+    let phc = password::hash(&body.new).await?;
+    if !app.people.set_password(&user.id, &phc, now).await? {
+        return Err(Error::not_found("account"));
+    }
+    tracing::info!(user = %user.id, "password changed; every session ended");
+    signed_in(app, &user, StatusCode::OK, now).await
+}
+
 /// `DELETE /v1/sessions`: signs this browser out (the session is revoked in the store).
 pub async fn sign_out(app: &Arc<App>, req: Request) -> Result<Response> {
     let who = accounts::require(app, &req, Scope::Manage).await?;
