@@ -4,6 +4,7 @@
 // visitor back to where they were once signed in.
 
 import {
+  changePassword,
   createToken,
   listShares,
   listTokens,
@@ -488,6 +489,31 @@ async function submitToken(event) {
   }
 }
 
+async function submitPassword(event) {
+  event.preventDefault()
+  const error = $('password-error')
+  const current = $('password-current')
+  const next = $('password-new')
+  $('password-done').hidden = true
+  if (!current.value || !next.value) {
+    showError(error, { code: 'missing_credentials' })
+    return (current.value ? next : current).focus()
+  }
+  const button = $('password-submit')
+  button.disabled = true
+  try {
+    await changePassword(current.value, next.value)
+    showError(error, null)
+    current.value = ''
+    next.value = ''
+    $('password-done').hidden = false
+  } catch (err) {
+    showError(error, err)
+  } finally {
+    button.disabled = false
+  }
+}
+
 // ---- the page -------------------------------------------------------------------------------
 
 async function load() {
@@ -508,6 +534,7 @@ function wire() {
   $('signin-form').addEventListener('submit', submitSignIn)
   $('signup-form').addEventListener('submit', submitSignUp)
   $('token-form').addEventListener('submit', submitToken)
+  $('password-form').addEventListener('submit', submitPassword)
   $('new-token-copy').addEventListener('click', async () => {
     const input = $('new-token-value')
     input.select()

@@ -419,7 +419,7 @@ async function language(browser, api, lang, { full }) {
     )
 
     await test(
-      `[${lang}] account page: an API token shown once, listed and revoked; sign out, a wrong password refused, sign in again`,
+      `[${lang}] account page: an API token shown once, listed and revoked; sign out, a wrong password refused, sign in again; the password changed with the current one`,
       async () => {
         await pageA.fill('#token-name', `CI ${lang}`)
         await pageA.check('#token-form input[value="manage"]')
@@ -446,6 +446,25 @@ async function language(browser, api, lang, { full }) {
         await pageA.waitForSelector('#signin-error[data-code="bad_credentials"]')
         assert((await pageA.textContent('#signin-error')) === s.errors.bad_credentials, 'the refusal in words')
         await pageA.fill('#signin-password', a.password)
+        await pageA.click('#signin-submit')
+        await pageA.waitForSelector(`#signed-in:not([hidden]) ${row()}[data-state="deleted"]`)
+
+        // The password changes only with the current one; then the new one signs in.
+        const renewed = `${a.password} renewed`
+        await pageA.fill('#password-current', 'not the password')
+        await pageA.fill('#password-new', renewed)
+        await pageA.click('#password-submit')
+        await pageA.waitForSelector('#password-error[data-code="wrong_password"]')
+        assert((await pageA.textContent('#password-error')) === s.errors.wrong_password, 'the wrong current password in words')
+        await pageA.fill('#password-current', a.password)
+        await pageA.click('#password-submit')
+        await pageA.waitForSelector('#password-done:not([hidden])')
+        const done = (await pageA.textContent('#password-done')).trim()
+        assert(done === s.account.password_changed, `the change confirmed in words: ${done}`)
+        await pageA.click('#signout')
+        await pageA.waitForSelector('#signed-out:not([hidden])')
+        await pageA.fill('#signin-handle', a.handle)
+        await pageA.fill('#signin-password', renewed)
         await pageA.click('#signin-submit')
         await pageA.waitForSelector(`#signed-in:not([hidden]) ${row()}[data-state="deleted"]`)
         noScriptErrors()
