@@ -223,8 +223,23 @@ async fn serve_object(
     }
     if asker == Asker::Viewer {
         edge.popularity.count(video);
+    }
+    let served = lookup_and_serve(edge, req, key, ex, now).await;
+    // Read ahead only after a viewer was served: a video taken down (and not restored since)
+    // is refused here first, so nothing of it is read ahead, and a restored one is again.
+    if asker == Asker::Viewer && served.as_ref().is_ok_and(|r| matches!(r.status().as_u16(), 200 | 206)) {
         crate::readahead::after_request(edge, key);
     }
+    served
+}
+
+async fn lookup_and_serve(
+    edge: &Arc<Edge>,
+    req: &Request,
+    key: &str,
+    ex: &mut Exchange,
+    now: i64,
+) -> Result<Response, EdgeError> {
     let admitted = edge.cache.record(key);
     match edge.cache.lookup(key).await {
         Some((object, tier)) if object.head.is_fresh(now) => {

@@ -3,7 +3,9 @@
 //! rendition is a rendition: its requests read audio ahead). Only for videos whose viewers
 //! usually go on watching, learned from this PoP's own requests, so the long tail's abandoners
 //! cost no origin bytes and flush nothing; never past the video's last segment (from its
-//! media playlist, as cached here: no playlist, no read-ahead); never for a taken-down video.
+//! media playlist, as cached here: no playlist, no read-ahead); never for a taken-down video
+//! (only after a viewer was served, which a taken-down video's viewers are not), and again
+//! for one restored.
 //!
 //! The segment layout is the platform's published one (`{rendition}/seg_NNNNN.m4s`, also
 //! under `cbcs/`): the PoP reads names, never the origin's internals.
@@ -145,7 +147,7 @@ pub fn after_request(edge: &Arc<Edge>, key: &str) {
         return;
     }
     let Some(segment) = Segment::parse(key) else { return };
-    if !r.record(&segment) || edge.cache.purges().taken_down(segment.video) {
+    if !r.record(&segment) {
         return;
     }
     let playlist = segment.playlist_key();

@@ -312,7 +312,7 @@ async fn segments_are_read_ahead_for_videos_watched_on_and_never_past_the_last()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_and_taken_down_videos_are_not_read_ahead() {
+async fn abandoned_and_taken_down_videos_are_not_read_ahead_until_restored() {
     init();
     let origin = TestOrigin::start().await;
     vod(&origin, "tail", 4);
@@ -340,5 +340,15 @@ async fn abandoned_and_taken_down_videos_are_not_read_ahead() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(origin.fetches("tail/720p/seg_00001.m4s"), 0, "abandoners are not read ahead");
     assert_eq!(origin.fetches("gone/720p/seg_00013.m4s"), 0, "a taken-down video is not read ahead");
+
+    // Restored: its viewers are served afresh, and read ahead for again.
+    origin.restore("gone");
+    pop.get(&viewer_path("gone", "720p/index.m3u8")).await;
+    let (status, ..) = pop.get(&viewer_path("gone", "720p/seg_00012.m4s")).await;
+    assert_eq!(status, 200);
+    wait_for("read ahead after the restore", Duration::from_secs(3), async || {
+        edge.cache.contains("gone/720p/seg_00013.m4s")
+    })
+    .await;
     pop.stop().await;
 }

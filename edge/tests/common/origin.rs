@@ -166,6 +166,12 @@ impl TestOrigin {
         beats.purges.push((seq, video.to_owned()));
     }
 
+    /// Serves `video` again after [`take_down`](Self::take_down) (a moderator's restore): no
+    /// purge, since what PoPs fetched before the takedown stays purged.
+    pub fn restore(&self, video: &str) {
+        self.state.gone.lock().unwrap().retain(|v| v != video);
+    }
+
     /// Answers `key` with `status` (and no object) from now on.
     pub fn fail(&self, key: &str, status: u16) {
         self.state.failing.lock().unwrap().insert(key.to_owned(), status);
