@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod password;
+pub mod quota;
 pub mod session;
 pub mod throttle;
 

@@ -474,15 +474,22 @@ async fn api_tokens_are_scoped_shown_once_and_revocable_at_once() {
 async fn upload_quotas_are_refused_before_any_byte() {
     let (site, _dir) = Site::start(|c| {
         c.accounts.quota_day_bytes = 3000;
-        c.accounts.quota_total_bytes = 5000;
+        c.accounts.quota_total_bytes = 10_000;
     })
     .await;
     let alice = site.sign_up("alice", "Alice").await;
     let create = |size: u64| json!({"title": "t", "filename": "a.mp4", "size": size, "content_type": "video/mp4"});
     assert_eq!(site.as_(&alice, Method::POST, "/v1/videos", Some(create(2500))).await.0, 201);
-    let (status, v) = site.as_(&alice, Method::POST, "/v1/videos", Some(create(1000))).await;
+    let (status, v, headers) = site.call(&alice, Method::POST, "/v1/videos", Some(create(1000)), false).await;
     assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "quota_day"), "{v}");
-    let (status, v) = site.as_(&alice, Method::POST, "/v1/videos", Some(create(6000))).await;
+    // The 2500 bytes leave the window a day after they came: that is when to come back.
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((24 * 3600 - 60..=24 * 3600 + 1).contains(&retry), "Retry-After {retry}");
+    // More than the day's quota alone never fits: no time to come back at.
+    let (status, v, headers) = site.call(&alice, Method::POST, "/v1/videos", Some(create(3500)), false).await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "quota_day"), "{v}");
+    assert!(headers.get("retry-after").is_none());
+    let (status, v) = site.as_(&alice, Method::POST, "/v1/videos", Some(create(8000))).await;
     assert_eq!((status, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "quota_total"), "{v}");
     let (_, me) = site.as_(&alice, Method::GET, "/v1/me", None).await;
     assert_eq!((me["quota"]["day_bytes"].as_u64(), me["quota"]["day_limit"].as_u64()), (Some(2500), Some(3000)));

@@ -393,6 +393,9 @@ async fn usage<S: MetaStore + PeopleStore>(store: &S) {
     assert_eq!(store.upload_usage("u-quota", 0).await.unwrap(), (100 + big + 7 + 3, 100 + big + 3));
     assert_eq!(store.upload_usage("u-quota", 10_000).await.unwrap(), (0, 100 + big + 3));
     assert_eq!(store.upload_usage("nobody", 0).await.unwrap(), (0, 0));
+    // The uploads behind the day's sum, oldest first: when, and how large.
+    assert_eq!(store.uploads_since("u-quota", 4_000).await.unwrap(), [(4_000, 3), (5_000, big), (6_000, 7)]);
+    assert!(store.uploads_since("u-quota", 6_001).await.unwrap().is_empty());
 }
 
 fn report(id: &str, video_id: &str, reason: ReportReason, at: i64) -> Report {

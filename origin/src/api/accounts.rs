@@ -322,7 +322,7 @@ pub async fn set_role(app: &Arc<App>, req: Request, handle: &str) -> Result<Resp
 
 /// How much of its quota an account has used.
 pub async fn quota(app: &App, user_id: &str, now: Millis) -> Result<serde_json::Value> {
-    let (day, total) = app.people.upload_usage(user_id, now - 24 * 3600 * 1000).await?;
+    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
     let limits = &app.config.accounts;
     Ok(serde_json::json!({
         "day_bytes": day, "day_limit": limits.quota_day_bytes,
@@ -331,9 +331,11 @@ pub async fn quota(app: &App, user_id: &str, now: Millis) -> Result<serde_json::
 }
 
 /// Refuses a new video of `size` bytes that would pass `user_id`'s quota: `413
-/// quota_total` over the total, `429 quota_day` over today's.
-pub async fn check_quota(app: &App, user_id: &str, size: u64, now: Millis) -> Result<()> {
-    let (day, total) = app.people.upload_usage(user_id, now - 24 * 3600 * 1000).await?;
+/// quota_total` over the total; `429 quota_day` over the last 24 hours', with `Retry-After`
+/// saying when enough of them will have left the window (none when `size` alone is over).
+/// The first is an error; the second, which needs its header, is `Ok(Some(refusal))`.
+pub async fn check_quota(app: &App, user_id: &str, size: u64, now: Millis) -> Result<Option<Response>> {
+    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
     let limits = &app.config.accounts;
     if total.saturating_add(size) > limits.quota_total_bytes {
         return Err(Error::refused(
@@ -345,14 +347,20 @@ pub async fn check_quota(app: &App, user_id: &str, size: u64, now: Millis) -> Re
             ),
         ));
     }
-    if day.saturating_add(size) > limits.quota_day_bytes {
-        return Err(Error::refused(
-            Kind::RateLimited,
-            "quota_day",
-            format!("{size} bytes more would pass today's {}-byte quota ({day} used)", limits.quota_day_bytes),
-        ));
+    if day.saturating_add(size) <= limits.quota_day_bytes {
+        return Ok(None);
     }
-    Ok(())
+    let over =
+        format!("{size} bytes more would pass the {}-byte quota of 24 hours ({day} used)", limits.quota_day_bytes);
+    let uploads = app.people.uploads_since(user_id, now - accounts::quota::DAY).await?;
+    tracing::info!(user = %user_id, size, day, "upload refused: quota_day");
+    Ok(Some(match accounts::quota::room_at(&uploads, size, limits.quota_day_bytes, now) {
+        Some(at) => {
+            let secs = u32::try_from((at - now).max(0).saturating_add(999) / 1000).unwrap_or(u32::MAX).max(1);
+            web::retry_later(Kind::RateLimited, "quota_day", &format!("{over}: it fits in {secs} s"), secs)
+        }
+        None => web::error(&Error::refused(Kind::RateLimited, "quota_day", over), ""),
+    }))
 }
 
 async fn signed_in(app: &App, user: &User, status: StatusCode, now: Millis) -> Result<Response> {

@@ -89,8 +89,10 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         ));
     }
     let channel = channel_for(app, &who, body.channel.as_deref()).await?;
-    if !matches!(who.via, accounts::Via::Bootstrap) {
-        account_api::check_quota(app, &who.id, body.size, meta::now()).await?;
+    if !matches!(who.via, accounts::Via::Bootstrap)
+        && let Some(refusal) = account_api::check_quota(app, &who.id, body.size, meta::now()).await?
+    {
+        return Ok(refusal);
     }
     let new = NewVideo {
         id: crate::secrets::random_hex(12)?,

@@ -312,6 +312,10 @@ pub trait PeopleStore: Send + Sync {
     /// today count against today's quota however they ended), and of its videos not deleted.
     async fn upload_usage(&self, creator: &str, since: Millis) -> Result<(u64, u64)>;
 
+    /// When each video `creator` created since `since` was created, and its size, oldest
+    /// first (deleted ones included, as in [`upload_usage`](Self::upload_usage)).
+    async fn uploads_since(&self, creator: &str, since: Millis) -> Result<Vec<(Millis, u64)>>;
+
     /// Files a report.
     async fn create_report(&self, r: &Report) -> Result<()>;
     /// A report by id.

@@ -253,6 +253,15 @@ impl PeopleStore for SqlStore {
         Ok((from_db(&row, "recent")?, from_db(&row, "kept")?))
     }
 
+    async fn uploads_since(&self, creator: &str, since: Millis) -> Result<Vec<(Millis, u64)>> {
+        let query = sqlx::query(
+            "SELECT created_at, size FROM videos WHERE creator = $1 AND created_at >= $2 ORDER BY created_at, id",
+        )
+        .bind(creator.to_owned())
+        .bind(since);
+        self.all(query, |row| Ok((row.try_get("created_at")?, from_db(row, "size")?))).await
+    }
+
     async fn create_report(&self, r: &Report) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO reports (id, video_id, reporter, reason, text, created_at, resolution, resolved_by, \
