@@ -227,7 +227,7 @@ async fn serve_object(
     let served = lookup_and_serve(edge, req, key, ex, now).await;
     // Read ahead only after a viewer was served: a video taken down (and not restored since)
     // is refused here first, so nothing of it is read ahead, and a restored one is again.
-    if asker == Asker::Viewer && served.as_ref().is_ok_and(|r| matches!(r.status().as_u16(), 200 | 206)) {
+    if asker == Asker::Viewer && served.as_ref().is_ok_and(|r| matches!(r.status().as_u16(), 200 | 206 | 304)) {
         crate::readahead::after_request(edge, key);
     }
     served

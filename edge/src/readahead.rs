@@ -170,9 +170,12 @@ pub fn after_request(edge: &Arc<Edge>, key: &str) {
 /// and the disk is for what viewers asked for again. One already on its way is joined, not
 /// fetched again (single flight).
 fn start(edge: &Arc<Edge>, segment: &Segment<'_>, count: u32) {
+    // After a restore, entries from before the takedown may still be held (purged lazily, on
+    // lookup): for such a video, let the flight's own lookup tell what is really there.
+    let restored = edge.cache.purges().taken_down(segment.video);
     for index in edge.readahead.ahead(segment, count) {
         let key = segment.key_of(index);
-        if !edge.cache.contains(&key) {
+        if restored || !edge.cache.contains(&key) {
             edge.metrics.read_ahead.inc();
             fetch::start(edge, Want::object(&key), false);
         }

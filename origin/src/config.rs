@@ -456,6 +456,14 @@ impl Config {
         };
         let webhook_allow = networks("webhook_allow", raw.webhook_allow.unwrap_or_default(), &mut problems);
         let trusted_proxies = networks("trusted_proxies", raw.trusted_proxies.unwrap_or_default(), &mut problems);
+        // Addresses are compared as IPv4 when they are IPv4-mapped: a mapped network would never match.
+        for net in &trusted_proxies {
+            if let IpNet::V6(v6) = net
+                && v6.addr().to_ipv4_mapped().is_some()
+            {
+                problems.push(format!("trusted_proxies: `{net}` is IPv4-mapped: write it as an IPv4 network"));
+            }
+        }
         let allowed_origins = raw.allowed_origins.map(|list| {
             list.iter()
                 .filter_map(|o| page_origin(o).map_err(|e| problems.push(format!("allowed_origins: {e}"))).ok())
@@ -810,10 +818,12 @@ floor = 360"
         let problems = |text: &str| parse(text).unwrap_err().to_string();
         assert!(problems("[limits]\nheader_timeout = 5").contains("unknown field `header_timeout`"));
         let bad = problems(
-            "webhook_allow = [\"10.0.0.0/33\"]\nallowed_origins = [\"not a url\"]\nmetrics_listen = \"nowhere\"\n[limits]\nmax_connections = 0",
+            "webhook_allow = [\"10.0.0.0/33\"]\nallowed_origins = [\"not a url\"]\nmetrics_listen = \"nowhere\"\n\
+             trusted_proxies = [\"::ffff:10.0.0.0/104\", \"10.1.0.0/16\"]\n[limits]\nmax_connections = 0",
         );
         for part in [
             "webhook_allow: `10.0.0.0/33`",
+            "trusted_proxies: `::ffff:10.0.0.0/104` is IPv4-mapped",
             "allowed_origins: `not a url`",
             "metrics_listen:",
             "limits.max_connections: must be more than 0",

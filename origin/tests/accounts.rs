@@ -239,6 +239,17 @@ async fn forwarded_addresses_count_only_from_our_pops_and_trusted_proxies() {
     }
     assert_eq!(attempt(20, "203.0.113.99, 192.0.2.1").await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(attempt(21, "192.0.2.2").await, StatusCode::UNAUTHORIZED, "another client, another budget");
+    // Our PoP behind that proxy: the PoP wrote the first entry, the proxy appended the PoP's
+    // address. The first is the client, not the PoP (whose viewers would share one budget).
+    let app = &site.origin.running.app;
+    let who = origin::pops::Enrolment { id: "pop-lb".into(), region: "r1".into(), partner: false };
+    let pop = origin::pops::enrol(app.pops.as_ref(), &who, origin::meta::now()).await.unwrap();
+    for n in 0..21 {
+        let body = json!({ "handle": format!("nobody-lb-{n}"), "password": "not the password at all" });
+        let r = site.origin.client.post(site.origin.url("/v1/sessions")).header("x-pop-credential", &pop);
+        let r = r.header("x-forwarded-for", format!("198.51.100.{n}, 192.0.2.1")).json(&body);
+        assert_eq!(r.send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "viewer {n} of the PoP");
+    }
     site.origin.running.stop().await;
 }
 
@@ -259,7 +270,7 @@ async fn a_password_change_needs_the_current_one_and_ends_every_other_session() 
     let (status, v) = site
         .bearer(&token, Method::PUT, "/v1/me/password", change("alice has a long password", "a new long password"))
         .await;
-    assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "not_a_session"), "{v}");
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "not_a_session"), "{v}");
     let (status, v) =
         site.as_(&alice, Method::PUT, "/v1/me/password", change("a wrong guess here", "a new long password")).await;
     assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "wrong_password"), "{v}");

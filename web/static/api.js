@@ -171,7 +171,6 @@ export async function signOut() {
   }
 }
 
-/** Signs every browser of the account out (`DELETE /v1/me/sessions`). */
 /**
  * Changes the password (`PUT /v1/me/password`): every other browser is signed out and this
  * one gets a new session, whose anti-forgery token is kept.
@@ -180,6 +179,7 @@ export async function changePassword(current, next) {
   return signedIn(await call('PUT', '/v1/me/password', { body: { current, new: next } }))
 }
 
+/** Signs every browser of the account out (`DELETE /v1/me/sessions`). */
 export async function signOutEverywhere() {
   try {
     return await call('DELETE', '/v1/me/sessions')

@@ -131,11 +131,26 @@ async function playsThroughTheEdge(page, log, base, id, engine = 'shaka') {
   const busy = log.filter((r) => isSegment(r) && r.status === 503)
   for (const b of busy) {
     assert(b.headers['retry-after'], `a 503 for ${b.path} says when to retry`)
-    const name = b.path.slice(b.path.lastIndexOf('/'))
-    const came = () => log.some((r) => r.path.endsWith(name) && r.at >= b.at && [200, 206].includes(r.status))
+    // The same segment of the same video and tree, at any video quality (or audio for audio).
+    const parts = b.path.split('/')
+    const [rendition, name] = parts.slice(-2)
+    const base = parts.slice(0, -2).join('/')
+    const isAudio = (r) => r === 'audio'
+    const came = () =>
+      log.some((r) => {
+        const p = r.path.split('/')
+        return (
+          p.length === parts.length &&
+          r.path.startsWith(`${base}/`) &&
+          p.at(-1) === name &&
+          isAudio(p.at(-2)) === isAudio(rendition) &&
+          r.at >= b.at &&
+          [200, 206].includes(r.status)
+        )
+      })
     const deadline = Date.now() + 20_000
     while (!came() && Date.now() < deadline) await page.waitForTimeout(250)
-    assert(came(), `${name.slice(1)} came on a retry after the 503 of ${b.path}`)
+    assert(came(), `${name} came on a retry after the 503 of ${b.path}`)
   }
   const segments = log.filter((r) => isSegment(r) && r.status !== 503)
   assert(segments.length >= 2, `segments were fetched (${segments.length})`)

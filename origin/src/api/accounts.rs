@@ -121,7 +121,7 @@ struct PasswordChange {
 pub async fn change_password(app: &Arc<App>, req: Request) -> Result<Response> {
     let who = accounts::require(app, &req, Scope::Manage).await?;
     if !matches!(who.via, Via::Session { .. }) {
-        return Err(Error::bad_request("not_a_session", "only a signed-in browser changes the password"));
+        return Err(Error::forbidden("not_a_session", "only a signed-in browser changes the password"));
     }
     let address = steering::client(app, &req).await.to_string();
     let body: PasswordChange = web::read_json(req).await?;

@@ -53,33 +53,44 @@ impl Snapshot {
 }
 
 /// The address a client is steered, throttled (sign-in) and counted (views) by.
-/// `X-Forwarded-For` is believed only from whoever may set it: one of our own PoPs, proven by
-/// its credential in `pop_config::RELAY_CREDENTIAL_HEADER` (a PoP replaces whatever the client claimed with the
-/// address it saw), or a proxy in `trusted_proxies`, whose chain is read from the right,
-/// past the trusted hops. Anyone else could write any address there (and pass a throttle
-/// per address by rotating it), so they are the connection's peer.
+/// `X-Forwarded-For` is believed only from whoever may set it:
+/// - one of our own PoPs, proven by its credential in `pop_config::RELAY_CREDENTIAL_HEADER`:
+///   the PoP replaced whatever the client claimed with the address it saw, and proxies
+///   between it and the origin only appended, so the first entry is the client;
+/// - a proxy in `trusted_proxies`: its chain is read from the right, past the trusted hops,
+///   and an entry that is no address ends the walk (who wrote it is not known).
+///
+/// Anyone else could write any address there (and pass a throttle per address by rotating
+/// it), so they are the connection's peer.
 pub async fn client(app: &App, req: &Request) -> IpAddr {
     let peer = client_addr(req).to_canonical();
-    let chain: Vec<IpAddr> = req
+    let chain: Vec<Option<IpAddr>> = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|entry| forwarded_addr(entry.trim()))
-        .map(|a| a.to_canonical())
+        .map(|entry| forwarded_addr(entry.trim()).map(|a| a.to_canonical()))
         .collect();
     if chain.is_empty() {
         return peer;
     }
-    let trusted = |a: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(a));
-    if trusted(&peer) {
-        return chain.iter().rev().find(|a| !trusted(a)).or(chain.first()).copied().unwrap_or(peer);
-    }
     if relayed_by_our_pop(app, req).await {
-        return chain[0];
+        return chain[0].unwrap_or(peer);
     }
-    peer
+    let trusted = |a: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(a));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    for entry in chain.iter().rev() {
+        match entry {
+            Some(a) if trusted(a) => nearest = *a,
+            Some(a) => return *a,
+            None => return nearest,
+        }
+    }
+    nearest
 }
 
 /// Whether the request carries the credential of an enabled PoP of ours (not a partner's:
