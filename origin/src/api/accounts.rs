@@ -78,15 +78,9 @@ pub async fn sign_in(app: &Arc<App>, req: Request) -> Result<Response> {
     let address = steering::client(app, &req).await.to_string();
     let body: SignIn = web::read_json(req).await?;
     let now = meta::now();
-    if let Some(wait) = app.accounts.throttle.lock().expect("throttle").attempt(&body.handle, &address, now) {
+    if let Some(refusal) = throttled(app, &body.handle, &address, now, "failed sign-ins") {
         tracing::warn!(handle = %body.handle, %address, "sign-in throttled");
-        let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
-        return Ok(web::retry_later(
-            Kind::RateLimited,
-            "too_many_attempts",
-            &format!("too many failed sign-ins: try again in {secs} s"),
-            secs,
-        ));
+        return Ok(refusal);
     }
     let user =
         if body.password.len() > password::MAX_BYTES { None } else { app.people.user_by_handle(&body.handle).await? };
@@ -128,15 +122,9 @@ pub async fn change_password(app: &Arc<App>, req: Request) -> Result<Response> {
     password::check_new(&body.new)?;
     let user = app.people.user(&who.id).await?.ok_or_else(|| Error::not_found("account"))?;
     let now = meta::now();
-    if let Some(wait) = app.accounts.throttle.lock().expect("throttle").attempt(&user.handle, &address, now) {
+    if let Some(refusal) = throttled(app, &user.handle, &address, now, "wrong passwords") {
         tracing::warn!(user = %user.id, %address, "password change throttled");
-        let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
-        return Ok(web::retry_later(
-            Kind::RateLimited,
-            "too_many_attempts",
-            &format!("too many wrong passwords: try again in {secs} s"),
-            secs,
-        ));
+        return Ok(refusal);
     }
     let matched =
         body.current.len() <= password::MAX_BYTES && password::verify(&body.current, &user.password_phc).await?;
@@ -151,6 +139,16 @@ pub async fn change_password(app: &Arc<App>, req: Request) -> Result<Response> {
     }
     tracing::info!(user = %user.id, "password changed; every session ended");
     signed_in(app, &user, StatusCode::OK, now).await
+}
+
+/// Admits a password attempt for `handle` from `address` into the sign-in budget (a failure
+/// until `succeeded` gives it back), or refuses it with `429 too_many_attempts` and
+/// `Retry-After` once the budget of `what` is spent.
+fn throttled(app: &App, handle: &str, address: &str, now: Millis, what: &str) -> Option<Response> {
+    let wait = app.accounts.throttle.lock().expect("throttle").attempt(handle, address, now)?;
+    let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
+    let message = format!("too many {what}: try again in {secs} s");
+    Some(web::retry_later(Kind::RateLimited, "too_many_attempts", &message, secs))
 }
 
 /// `DELETE /v1/sessions`: signs this browser out (the session is revoked in the store).
