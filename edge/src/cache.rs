@@ -120,9 +120,9 @@ impl ObjectCache {
     /// (by its fetch time: a disk hit is copied to memory, so the tier does not tell).
     pub async fn lookup(&self, key: &str) -> Option<(Object, Tier)> {
         let key = key.to_owned();
-        // The index first: foyer's lookup of a key it does not hold still costs a spawned task
-        // (25-33 µs of every miss in a one-off uprobe profile; `bench/edge-vs-nginx/missprobe.py`
-        // shows the request phase it was part of), even without a disk tier.
+        // The index first: foyer's lookup of a key it does not hold still costs a spawned task,
+        // even without a disk tier (a one-off profile found it; `bench/edge-vs-nginx/missprobe.py`
+        // measures the request phase it was part of, `bench/README.md`).
         if !self.hybrid.contains(&key) {
             return None;
         }

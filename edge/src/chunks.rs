@@ -158,10 +158,8 @@ async fn part(
 
 /// Starts fetching chunk `index` unless it is cached: it is needed as soon as this one is sent.
 fn read_ahead(edge: &Arc<Edge>, source: &Source, index: u64) {
-    if !edge.cache.contains(&key(&source.object, index)) {
-        let chunk = Chunk::of(edge.cache.chunk_size().max(1), source.length, index, source.head.etag.clone());
-        fetch::start(edge, Want { object: source.object.clone(), chunk: Some(chunk) }, source.admitted);
-    }
+    let chunk = Chunk::of(edge.cache.chunk_size().max(1), source.length, index, source.head.etag.clone());
+    fetch::start_unless_cached(edge, Want { object: source.object.clone(), chunk: Some(chunk) }, source.admitted);
 }
 
 #[cfg(test)]

@@ -55,6 +55,16 @@ pub fn start(edge: &Arc<Edge>, want: Want, admitted: bool) -> Arc<Flight> {
     flight
 }
 
+/// Starts (or joins) the flight for `want` unless its entry is cached already: for fetches
+/// nobody waits on yet (read-ahead, prefetch, the next chunk). Whether one was started.
+pub fn start_unless_cached(edge: &Arc<Edge>, want: Want, admitted: bool) -> bool {
+    if edge.cache.contains(&want.key()) {
+        return false;
+    }
+    start(edge, want, admitted);
+    true
+}
+
 /// How an origin answer is kept once its body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {

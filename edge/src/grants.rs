@@ -1,7 +1,8 @@
 //! Playback tokens this PoP has verified, remembered until they expire. An Ed25519
-//! verification cost 80-130 µs in a one-off uprobe profile, more than serving a memory hit
-//! (`bench/edge-vs-nginx/missprobe.py` measures hits and misses with and without it), and a
-//! player presents the same token on every request of a session. Only the signature check is
+//! verification is the largest step of a hit's request phase (a one-off profile, not a
+//! script; `bench/edge-vs-nginx/missprobe.py` measures the request phase and hits with and
+//! without this, `bench/README.md`, "HTTP/3 and the cold miss"), and a player presents the
+//! same token on every request of a session. Only the signature check is
 //! remembered: the video, scope and expiry are checked on every use, and anything that does
 //! not match is verified again in full, so the errors are the same as without this cache.
 //!

@@ -67,8 +67,10 @@ impl Head {
 
     /// Whether the origin allows a shared cache to keep it at all.
     pub fn cacheable(cache_control: &str) -> bool {
-        let cc = cache_control.to_ascii_lowercase();
-        !(cc.contains("no-store") || cc.contains("private") || cc.contains("no-cache"))
+        // Asked of every response served (for `Cache-Status`): compared in place, no copy.
+        let has =
+            |word: &str| cache_control.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()));
+        !(has("no-store") || has("private") || has("no-cache"))
     }
 
     /// Whether, though stale, it may stand in for an unreachable origin at `now` (Unix ms):

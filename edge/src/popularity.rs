@@ -286,9 +286,7 @@ async fn once(edge: &Arc<Edge>, top_n: usize, prefetch: bool) -> bool {
     }
     if prefetch {
         for key in &answer.prefetch {
-            if !edge.cache.contains(key) {
-                crate::fetch::start(edge, crate::fetch::Want::object(key), true);
-            }
+            crate::fetch::start_unless_cached(edge, crate::fetch::Want::object(key), true);
         }
     }
     true

@@ -174,10 +174,15 @@ fn start(edge: &Arc<Edge>, segment: &Segment<'_>, count: u32) {
     // lookup): for such a video, let the flight's own lookup tell what is really there.
     let restored = edge.cache.purges().taken_down(segment.video);
     for index in edge.readahead.ahead(segment, count) {
-        let key = segment.key_of(index);
-        if restored || !edge.cache.contains(&key) {
+        let want = Want::object(&segment.key_of(index));
+        let started = if restored {
+            fetch::start(edge, want, false);
+            true
+        } else {
+            fetch::start_unless_cached(edge, want, false)
+        };
+        if started {
             edge.metrics.read_ahead.inc();
-            fetch::start(edge, Want::object(&key), false);
         }
     }
 }

@@ -28,6 +28,7 @@ pub enum Served {
 
 impl Served {
     /// A miss (nothing cached), with the upstream's `Cache-Status`.
+    #[cfg(test)]
     pub fn miss(chain: Option<String>) -> Self {
         Self::Forwarded { revalidated: false, chain }
     }

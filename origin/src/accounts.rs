@@ -104,11 +104,16 @@ pub async fn caller(app: &App, req: &Request) -> Result<Option<Principal>> {
     Ok(Some(principal))
 }
 
+/// The caller, who must be signed in or hold a token: `401` otherwise.
+async fn signed_in(app: &App, req: &Request) -> Result<Principal> {
+    caller(app, req)
+        .await?
+        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "unauthenticated", "sign in, or send an API token"))
+}
+
 /// The caller, who must be signed in (or hold a token) and may use `scope`.
 pub async fn require(app: &App, req: &Request, scope: Scope) -> Result<Principal> {
-    let who = caller(app, req)
-        .await?
-        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "unauthenticated", "sign in, or send an API token"))?;
+    let who = signed_in(app, req).await?;
     if !who.may(scope) {
         return Err(Error::forbidden("scope", format!("the token lacks the `{}` scope", scope.as_str())));
     }
@@ -117,9 +122,7 @@ pub async fn require(app: &App, req: &Request, scope: Scope) -> Result<Principal
 
 /// The caller, who must be at least `role`.
 pub async fn require_role(app: &App, req: &Request, role: Role) -> Result<Principal> {
-    let who = caller(app, req)
-        .await?
-        .ok_or_else(|| Error::refused(Kind::Unauthenticated, "unauthenticated", "sign in, or send an API token"))?;
+    let who = signed_in(app, req).await?;
     if !who.is(role) {
         return Err(Error::forbidden("role", format!("this needs the {} role", role.as_str())));
     }
@@ -159,9 +162,4 @@ async fn bootstrap_over(app: &App) -> Result<bool> {
         app.accounts.admin_exists.store(true, Ordering::Relaxed);
     }
     Ok(exists)
-}
-
-/// Now, in store time (a name for readers of this module).
-pub fn now() -> Millis {
-    crate::meta::now()
 }

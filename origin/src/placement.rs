@@ -48,7 +48,8 @@ pub const RISING_TITLES: usize = 3;
 pub const RISING_FACTOR: f64 = 2.0;
 /// The least recent demand that can rise, in the unit PoPs report: each beat adds a PoP's
 /// five-minute window totals to the minute, so at the default 3 s beat one viewer counts
-/// about 1,300 in its first minute and about 6,000 a minute once it has watched for five.
+/// about 1,300 in its first minute and about 6,000 a minute once it has watched for five
+/// (arithmetic from those rules, not a measurement).
 /// One viewer never rises; ten arriving together do within their first minute, a crowd of a
 /// hundred within a few beats. An opening costs a minute of the whole ladder per PoP: it is
 /// for crowds.

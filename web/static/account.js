@@ -20,6 +20,7 @@ import {
   unshare,
   hasRole,
 } from './api.js'
+import { element } from './dom.js'
 import { showError } from './errors.js'
 import { clock, date, percent } from './format.js'
 import { initI18n, mountLanguagePickers, onLanguageChange, setText, t } from './i18n.js'
@@ -157,13 +158,6 @@ function renderWho() {
 }
 
 // ---- signed in: videos ----------------------------------------------------------------------
-
-function element(tag, className, attrs = {}) {
-  const el = document.createElement(tag)
-  if (className) el.className = className
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v)
-  return el
-}
 
 function videoEntry(video) {
   let entry = entries.get(video.id)
@@ -401,8 +395,11 @@ function renderVideos(videos) {
 async function loadVideos() {
   try {
     const { videos } = await myVideos()
+    // Signed out while this was on its way: nothing to draw, and no timer to start again.
+    if (!account) return
     renderVideos(videos)
   } catch (err) {
+    if (!account) return
     if (err.status === 401) return load()
     showError($('account-error'), err)
     clearTimeout(refreshTimer)
@@ -569,7 +566,6 @@ function wire() {
     } else if (!$('signed-out').hidden) {
       document.title = t('account.document_title_signed_out')
     }
-    refreshNav()
   })
 }
 

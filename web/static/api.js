@@ -107,6 +107,9 @@ async function call(method, path, { body, token, signal, csrfRetry = true } = {}
       await me({ fresh: true }).catch(() => {})
       if (csrfToken) return call(method, path, { body, token, signal, csrfRetry: false })
     }
+    // The session ended (signed out elsewhere, a password change): what this page remembered
+    // of it is wrong now, and `me()` must ask again rather than answer from memory.
+    if (error.status === 401 && !token) forget()
     throw error
   }
   if (response.status === 204) return null
@@ -194,9 +197,6 @@ export const listTokens = () => call('GET', '/v1/me/tokens')
 export const createToken = (name, scopes) => call('POST', '/v1/me/tokens', { body: { name, scopes } })
 export const revokeToken = (id) => call('DELETE', `/v1/me/tokens/${encodeURIComponent(id)}`)
 
-/** Admins (or the bootstrap token): `PUT /v1/users/{handle}/role`. */
-export const setRole = (handle, role, token) =>
-  call('PUT', `/v1/users/${encodeURIComponent(handle)}/role`, { body: { role }, token })
 
 /**
  * The PoP answers with absolute URLs under its public name; the page may have been reached

@@ -92,10 +92,7 @@ function wire() {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') load({ quiet: true })
   })
-  onLanguageChange(() => {
-    render(lastVideos)
-    refreshNav()
-  })
+  onLanguageChange(() => render(lastVideos))
 }
 
 async function main() {

@@ -50,10 +50,7 @@ async function main() {
   mountLanguagePickers()
   refreshNav()
   arrowNavigation(grid, '.card', () => false)
-  onLanguageChange(() => {
-    render()
-    refreshNav()
-  })
+  onLanguageChange(() => render())
   await load()
 }
 

@@ -4,9 +4,10 @@
 // or dismisses the report. Each report is decided once.
 
 import { decideReport, hasRole, listReports, meOrNull } from './api.js'
+import { element } from './dom.js'
 import { showError } from './errors.js'
 import { date } from './format.js'
-import { initI18n, mountLanguagePickers, onLanguageChange, setText } from './i18n.js'
+import { initI18n, mountLanguagePickers, setText } from './i18n.js'
 import { refreshNav } from './nav.js'
 import { hideNotice, showNotice } from './notice.js'
 
@@ -21,13 +22,6 @@ const list = $('reports')
 const status = $('status')
 const notice = $('notice')
 let open = 0
-
-function element(tag, className, attrs = {}) {
-  const el = document.createElement(tag)
-  if (className) el.className = className
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v)
-  return el
-}
 
 function countOpen() {
   if (open) setText(status, 'moderation.open', { count: open })
@@ -157,7 +151,6 @@ async function main() {
   mountLanguagePickers()
   refreshNav()
   $('refresh').addEventListener('click', load)
-  onLanguageChange(() => refreshNav())
   await load()
 }
 

@@ -477,7 +477,6 @@ function wire() {
     renderSpoken()
     renderPending()
     renderAccount()
-    refreshNav()
   })
 }
 

@@ -384,7 +384,6 @@ function wirePage() {
   onLanguageChange(() => {
     renderMeta()
     player?.relabel()
-    refreshNav()
   })
 }
 

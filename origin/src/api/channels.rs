@@ -26,7 +26,7 @@ pub async fn channel(app: &Arc<App>, handle: &str) -> Result<Response> {
     let query =
         VideoQuery { channel: Some(channel.id.clone()), public_only: true, limit: 100, ..VideoQuery::default() };
     let videos = app.meta.list_videos(&query).await?;
-    let owner = app.people.user(&channel.owner).await?;
+    let owner = crate::cache::user(app.cache.as_ref(), app.people.as_ref(), &channel.owner).await?;
     Ok(web::json(
         StatusCode::OK,
         &serde_json::json!({
@@ -43,7 +43,7 @@ pub async fn shares(app: &Arc<App>, req: Request, id: &str) -> Result<Response> 
     managed(app, id, &who).await?;
     let mut people = Vec::new();
     for user_id in app.people.shares_of(id).await? {
-        if let Some(u) = app.people.user(&user_id).await? {
+        if let Some(u) = crate::cache::user(app.cache.as_ref(), app.people.as_ref(), &user_id).await? {
             people.push(serde_json::json!({ "handle": u.handle, "display_name": u.display_name }));
         }
     }

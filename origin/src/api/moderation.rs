@@ -76,7 +76,9 @@ pub async fn queue(app: &Arc<App>, req: Request) -> Result<Response> {
         let video = find(app, &r.video_id).await.ok();
         let mut row = serde_json::to_value(&r)?;
         row["video"] = serde_json::to_value(video)?;
-        row["reporter_handle"] = serde_json::to_value(app.people.user(&r.reporter).await?.map(|u| u.handle))?;
+        row["reporter_handle"] = serde_json::to_value(
+            crate::cache::user(app.cache.as_ref(), app.people.as_ref(), &r.reporter).await?.map(|u| u.handle),
+        )?;
         rows.push(row);
     }
     Ok(web::json(StatusCode::OK, &serde_json::json!({ "reports": rows })))

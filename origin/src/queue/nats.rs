@@ -348,8 +348,8 @@ fn is_consumer_not_found(kind: &ConsumerErrorKind) -> bool {
 }
 
 /// How long a publish waits for a server to take the stream's subject again: a stream whose
-/// leader died has none until its replicas elect another (seconds; seen failing a transcode's
-/// three attempts when it did not wait).
+/// leader died has none until its replicas elect another (seconds; without this wait,
+/// `origin/tests/nats_cluster.rs`'s leader kill failed a transcode's three attempts).
 const ELECTION_PATIENCE: Duration = Duration::from_secs(15);
 
 fn nats_error<E: Into<Cause>>(doing: &'static str) -> impl FnOnce(E) -> Error {
