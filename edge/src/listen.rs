@@ -4,6 +4,7 @@
 
 pub mod policy;
 pub mod quic;
+pub mod sendfile;
 pub mod tcp;
 
 use std::sync::Arc;
