@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use foyer::{
-    BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
     HybridCacheProperties, Location, RecoverMode, S3FifoConfig, Source,
 };
 
@@ -37,29 +37,6 @@ impl Tier {
     }
 }
 
-/// An entry as foyer keeps it: an object's stored form ([`Object::encode`]). On disk it is
-/// what foyer writes for `Bytes` (the length, then the bytes), so entries written before it
-/// existed stay readable; a large entry read from disk lands in the arena (`arena.rs`), as a
-/// fetched one does, and is then sent over plain HTTP without a copy.
-#[derive(Debug, Clone)]
-pub struct Entry(Bytes);
-
-impl Code for Entry {
-    fn encode(&self, writer: &mut impl std::io::Write) -> foyer::Result<()> {
-        self.0.len().encode(writer)?;
-        writer.write_all(&self.0).map_err(foyer::Error::io_error)
-    }
-
-    fn decode(reader: &mut impl std::io::Read) -> foyer::Result<Self> {
-        let len = usize::decode(reader)?;
-        crate::arena::read(reader, len).map(Self).map_err(foyer::Error::io_error)
-    }
-
-    fn estimated_size(&self) -> usize {
-        size_of::<usize>() + self.0.len()
-    }
-}
-
 /// Sizes and policy.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -79,7 +56,7 @@ pub struct CacheSettings {
 
 /// The cache.
 pub struct ObjectCache {
-    hybrid: HybridCache<String, Entry>,
+    hybrid: HybridCache<String, Bytes>,
     admission: Admission,
     largest: u64,
     purges: Purges,
@@ -104,7 +81,7 @@ impl ObjectCache {
             .memory(s.memory as usize)
             .with_shards(4)
             .with_eviction_config(S3FifoConfig::default())
-            .with_weighter(|k: &String, v: &Entry| k.len() + v.0.len());
+            .with_weighter(|k: &String, v: &Bytes| k.len() + v.len());
         let hybrid = if s.disk == 0 {
             builder.storage().build().await.map_err(|e| internal(&e))?
         } else {
@@ -151,7 +128,7 @@ impl ObjectCache {
         }
         let entry = self.hybrid.get(&key).await.ok().flatten()?;
         let tier = if entry.source() == Source::Disk { Tier::Disk } else { Tier::Memory };
-        let object = Object::decode(&entry.value().0)?;
+        let object = Object::decode(entry.value())?;
         if object.head.fetched_at < self.opened_at && !self.purges.caught_up() {
             return None;
         }
@@ -200,7 +177,7 @@ impl ObjectCache {
     fn insert_stored(&self, key: &str, stored: Bytes, admitted: bool) {
         let location = if admitted { Location::Default } else { Location::InMem };
         let props = HybridCacheProperties::default().with_location(location);
-        self.hybrid.insert_with_properties(key.to_owned(), Entry(stored), props);
+        self.hybrid.insert_with_properties(key.to_owned(), stored, props);
     }
 
     /// Gives an object held in memory only a place on disk too (it was asked for again). The

@@ -5,12 +5,10 @@
 //! It caches opaque HTTP objects and knows what a segment or a playlist is only from the
 //! origin's headers: it never depends on FFmpeg, a database or origin internals (checked by
 //! `tests/tests/architecture.rs`), and it never holds a content key or a clear segment.
-// `deny`, not `forbid`: one reviewed exception, the view of an arena lease (`arena.rs`).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod arena;
 pub mod cache;
 pub mod chunks;
 pub mod conditional;

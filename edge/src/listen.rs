@@ -4,7 +4,6 @@
 
 pub mod policy;
 pub mod quic;
-pub mod sendfile;
 pub mod tcp;
 
 use std::sync::Arc;

@@ -195,8 +195,6 @@ pub struct EdgeMetrics {
     /// Segments asked for ahead of a viewer, not cached (`readahead.rs`; one already on its
     /// way is joined, not fetched twice).
     pub read_ahead: Counter,
-    /// Bytes sent to plain-TCP viewers straight from the arena's file (`listen/sendfile.rs`).
-    pub sendfile_bytes: Counter,
     resolved: Resolved,
 }
 
@@ -241,16 +239,9 @@ impl Default for EdgeMetrics {
         registry.register("timeouts", "Connections and requests cut off by a limit, by kind", timeouts.clone());
         let read_ahead = Counter::default();
         registry.register("read_ahead", "Segments fetched ahead of a viewer", read_ahead.clone());
-        let sendfile_bytes = Counter::default();
-        registry.register(
-            "sendfile_bytes",
-            "Bytes sent to plain-TCP viewers from the arena without a copy",
-            sendfile_bytes.clone(),
-        );
         let resolved = Resolved::new(&lookups, &bytes, &requests, &origin_fetches);
         Self {
             read_ahead,
-            sendfile_bytes,
             resolved,
             registry,
             lookups,

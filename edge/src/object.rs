@@ -3,7 +3,7 @@
 //! body), so a memory hit hands out the body without copying it. An entry may also stand for
 //! an object kept in chunks (its head only) or for the origin's `404` (for a few seconds).
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 /// What an entry stands for.
@@ -116,12 +116,13 @@ impl Object {
     /// The same buffer for a body that arrived in pieces, with its body copied once.
     pub fn encode_pieces(head: &Head, pieces: &[Bytes], tail: &[u8]) -> Bytes {
         let head = serde_json::to_vec(head).unwrap_or_default();
-        let head_len = (head.len() as u32).to_be_bytes();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(pieces.len() + 3);
-        all.extend([&head_len[..], &head]);
-        all.extend(pieces.iter().map(|p| &p[..]));
-        all.push(tail);
-        crate::arena::gather(all.iter().map(|p| p.len()).sum(), &all)
+        let body = pieces.iter().map(Bytes::len).sum::<usize>() + tail.len();
+        let mut buf = BytesMut::with_capacity(4 + head.len() + body);
+        buf.put_u32(head.len() as u32);
+        buf.put_slice(&head);
+        pieces.iter().for_each(|p| buf.put_slice(p));
+        buf.put_slice(tail);
+        buf.freeze()
     }
 
     /// The inverse of [`encode`](Self::encode); the body shares `bytes`' memory.

@@ -44,10 +44,6 @@ async fn disk_hits_survive_a_restart() {
     assert_eq!(x_cache, "miss", "a one-hit object never reached the disk");
     let metrics = pop.metrics().await;
     assert!(metric(&metrics, "edge_served_bytes_total", &["tier=\"disk\""]) >= 6.0 * 700_000.0, "{metrics}");
-    // What was read from disk is in the arena: plain HTTP sends it without a copy.
-    let plain = reqwest::get(pop.http(&viewer_path("v3", "720p/seg_00000.m4s"))).await.unwrap();
-    assert_eq!(plain.bytes().await.unwrap(), bodies[0]);
-    assert_eq!(metric(&pop.metrics().await, "edge_sendfile_bytes_total", &[]), 700_000.0);
     pop.stop().await;
 }
 

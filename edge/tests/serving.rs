@@ -1,6 +1,6 @@
 //! Serving: the same bytes over HTTP/1.1, HTTP/2 and HTTP/3; byte ranges from the cache and
 //! on a miss; one origin fetch however many viewers ask at once; a body that streams to the
-//! first viewer while the origin is still sending it; plain-HTTP hits sent by `sendfile`.
+//! first viewer while the origin is still sending it.
 
 mod common;
 
@@ -282,54 +282,5 @@ async fn if_none_match_compares_weakly_on_misses_and_hits() {
     let r = pop.h1.get(&url).header("if-none-match", &etag).header("range", "bytes=0-9").send().await.unwrap();
     assert_eq!(r.status(), 304);
     assert_eq!(origin.fetches(key), 1);
-    pop.stop().await;
-}
-
-/// Bytes the PoP has sent by `sendfile` from its arena.
-async fn sent_by_sendfile(pop: &Pop) -> f64 {
-    metric(&pop.metrics().await, "edge_sendfile_bytes_total", &[])
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_http_hits_go_out_by_sendfile_and_arrive_intact() {
-    init();
-    let origin = TestOrigin::start().await;
-    let large = origin.segment("v9/720p/seg_00000.m4s", 1_500_000);
-    let small = origin.segment("v9/720p/seg_00001.m4s", 20_000);
-    let dir = tempfile::tempdir().unwrap();
-    let pop = Pop::start(config(dir.path(), &origin.url())).await;
-    let (large_path, small_path) = (viewer_path("v9", "720p/seg_00000.m4s"), viewer_path("v9", "720p/seg_00001.m4s"));
-    // Misses stream from the origin connection (heap pieces): nothing goes by sendfile yet.
-    assert_eq!(reqwest::get(pop.http(&large_path)).await.unwrap().bytes().await.unwrap(), large);
-    assert_eq!(pop.get(&small_path).await.2, small);
-    assert_eq!(sent_by_sendfile(&pop).await, 0.0);
-
-    // Hits on one keep-alive connection: whole, ranged, HEAD, and a small object in between.
-    let h1 = reqwest::Client::builder().http1_only().pool_max_idle_per_host(1).build().unwrap();
-    let mut expected = 0.0;
-    for round in 0..3 {
-        let r = h1.get(pop.http(&large_path)).send().await.unwrap();
-        assert_eq!(r.headers()["x-cache"], "hit-memory");
-        assert_eq!(r.bytes().await.unwrap(), large, "round {round}");
-        let r = h1.get(pop.http(&large_path)).header("range", "bytes=1000-200999").send().await.unwrap();
-        assert_eq!((r.status().as_u16(), r.bytes().await.unwrap()), (206, large.slice(1000..201_000)));
-        let r = h1.head(pop.http(&large_path)).send().await.unwrap();
-        assert_eq!(r.headers()["content-length"], "1500000");
-        assert_eq!(r.bytes().await.unwrap().len(), 0);
-        assert_eq!(h1.get(pop.http(&small_path)).send().await.unwrap().bytes().await.unwrap(), small);
-        expected += 1_500_000.0 + 200_000.0;
-    }
-    assert_eq!(sent_by_sendfile(&pop).await, expected, "every large body, and nothing else, by sendfile");
-
-    // HTTP/2 without TLS frames the same bytes: they arrive intact whichever way they went.
-    let h2c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let r = h2c.get(pop.http(&large_path)).send().await.unwrap();
-    assert_eq!(r.version(), http::Version::HTTP_2);
-    assert_eq!(r.bytes().await.unwrap(), large);
-    // TLS encrypts from the same buffer, never by sendfile.
-    let before = sent_by_sendfile(&pop).await;
-    assert_eq!(pop.get(&large_path).await.2, large);
-    assert_eq!(sent_by_sendfile(&pop).await, before);
-    assert_eq!(origin.fetches("v9/720p/seg_00000.m4s"), 1);
     pop.stop().await;
 }

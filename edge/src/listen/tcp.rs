@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::policy::{Activity, Admitted, Watched};
-use super::sendfile::Sendfile;
 use crate::Edge;
 use crate::flow::{self, Protocol};
 
@@ -81,6 +80,7 @@ async fn connection(
     let _place = admitted;
     let limits = *edge.connections.limits();
     let activity = Arc::new(Activity::default());
+    let io = Watched::new(stream, activity.clone());
     let builder = builder(&limits);
     let service = {
         let (edge, activity) = (edge.clone(), activity.clone());
@@ -99,11 +99,8 @@ async fn connection(
     };
     let served = async {
         match tls {
-            None => {
-                let io = Watched::new(Sendfile::new(stream, edge.metrics.sendfile_bytes.clone()), activity.clone());
-                watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await
-            }
-            Some(acceptor) => match acceptor.accept(Watched::new(stream, activity.clone())).await {
+            None => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
+            Some(acceptor) => match acceptor.accept(io).await {
                 Ok(tls) => watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await,
                 Err(_) => Ok(()),
             },
