@@ -220,9 +220,23 @@ pub struct ReplayArgs {
     /// PoP in the trace is replayed on its own.
     #[arg(long)]
     pub pop: Option<String>,
+    /// Also replay a memory tier of `--cache` over a disk tier of this size, once per disk
+    /// admission rule (the PoP's second request, and the segment-order rule).
+    #[arg(long, value_parser = parse_size)]
+    pub disk: Option<u64>,
+    /// With `--disk`: the segments of a title the segment-order rule admits on their first request.
+    #[arg(long, default_value_t = 3, requires = "disk")]
+    pub opening: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ReplayArgs {
+    /// The disk tier of the two-tier rows, if asked for.
+    pub fn disk(&self) -> Option<crate::replay::Disk> {
+        self.disk.map(|bytes| crate::replay::Disk { bytes, opening: self.opening })
+    }
 }
 
 /// `loadtest synth-trace`.

@@ -71,7 +71,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay(args) => {
             let records = trace::read_file(&args.trace)?;
-            let replayed = replay::replay(&records, args.cache, args.pop.as_deref()).map_err(anyhow::Error::msg)?;
+            let replayed =
+                replay::replay(&records, args.cache, args.disk(), args.pop.as_deref()).map_err(anyhow::Error::msg)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&replayed)?);
             } else {

@@ -223,7 +223,7 @@ pub async fn run(options: RunOptions, interrupt: CancellationToken) -> Result<Re
 /// The run's own trace replayed at `capacity` bytes, each PoP on its own.
 fn replay_trace(path: &std::path::Path, capacity: u64) -> Result<CacheVsOptimum> {
     let records = trace::read_file(path)?;
-    replay::replay(&records, capacity, None).map_err(|message| Error::Trace { path: path.to_owned(), message })
+    replay::replay(&records, capacity, None, None).map_err(|message| Error::Trace { path: path.to_owned(), message })
 }
 
 /// One JSON line per viewing.

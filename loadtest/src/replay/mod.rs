@@ -16,6 +16,7 @@
 pub mod belady;
 pub mod lru;
 pub mod s3fifo;
+pub mod tiers;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -101,11 +102,23 @@ pub struct PopReplay {
     pub policies: Vec<PolicyRatios>,
 }
 
+/// A disk tier under the memory tier, for the two-tier rows (`tiers.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Disk tier bytes.
+    pub bytes: u64,
+    /// Segments of a title that the opening rule admits on their first request.
+    pub opening: u32,
+}
+
 /// The trace replayed, per PoP, at one capacity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheVsOptimum {
-    /// Cache size, bytes.
+    /// Cache size, bytes (the memory tier's, when there is a disk).
     pub capacity: u64,
+    /// The disk tier of the two-tier rows, if they were replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
     /// One replay per PoP in the trace.
     pub pops: Vec<PopReplay>,
 }
@@ -114,8 +127,14 @@ pub struct CacheVsOptimum {
 pub const MEASURED: &str = "PoP (x-cache)";
 
 /// Replays `records` at `capacity` bytes, each PoP on its own (each has its own cache), or
-/// only `pop`'s. Requests are taken in the order they were sent (`at_ms`, stable).
-pub fn replay(records: &[TraceRecord], capacity: u64, pop: Option<&str>) -> Result<CacheVsOptimum, String> {
+/// only `pop`'s; with `disk`, also through a memory tier of `capacity` over that disk, once
+/// per admission rule. Requests are taken in the order they were sent (`at_ms`, stable).
+pub fn replay(
+    records: &[TraceRecord],
+    capacity: u64,
+    disk: Option<Disk>,
+    pop: Option<&str>,
+) -> Result<CacheVsOptimum, String> {
     let mut by_pop: BTreeMap<&str, Vec<&TraceRecord>> = BTreeMap::new();
     for r in records {
         by_pop.entry(r.server.as_str()).or_default().push(r);
@@ -131,14 +150,15 @@ pub fn replay(records: &[TraceRecord], capacity: u64, pop: Option<&str>) -> Resu
         .into_iter()
         .map(|(pop, mut records)| {
             records.sort_by_key(|r| r.at_ms);
-            replay_pop(pop, &workload(records), capacity)
+            replay_pop(pop, &workload(records), capacity, disk)
         })
         .collect();
-    Ok(CacheVsOptimum { capacity, pops })
+    Ok(CacheVsOptimum { capacity, disk, pops })
 }
 
-/// One PoP's requests, in order: the PoP's `x-cache` row, then LRU, S3-FIFO and Belady.
-pub fn replay_pop(pop: &str, records: &[&TraceRecord], capacity: u64) -> PopReplay {
+/// One PoP's requests, in order: the PoP's `x-cache` row, then LRU, S3-FIFO and Belady, and
+/// with `disk` the two tiers under each admission rule.
+pub fn replay_pop(pop: &str, records: &[&TraceRecord], capacity: u64, disk: Option<Disk>) -> PopReplay {
     let (trace, objects) = intern(records.iter().map(|r| (r.key.as_str(), r.bytes)));
     let mut policies = vec![measured(records)];
     let mut lru = lru::Lru::new(capacity);
@@ -146,6 +166,14 @@ pub fn replay_pop(pop: &str, records: &[&TraceRecord], capacity: u64) -> PopRepl
     let mut belady = belady::Belady::new(capacity, &trace);
     for policy in [&mut lru as &mut dyn Policy, &mut s3, &mut belady] {
         policies.push(simulate(policy, &trace).ratios(policy.name()));
+    }
+    if let Some(disk) = disk {
+        let segments = segment_numbers(records, &trace, objects);
+        let rules = [tiers::Admission::SecondRequest, tiers::Admission::Opening { segments: disk.opening }];
+        for rule in rules {
+            let mut two = tiers::Tiers::new(capacity, disk.bytes, rule, segments.clone());
+            policies.push(simulate(&mut two, &trace).ratios(two.name()));
+        }
     }
     PopReplay {
         pop: pop.to_owned(),
@@ -162,6 +190,15 @@ fn workload(records: Vec<&TraceRecord>) -> Vec<&TraceRecord> {
         matches!(CacheOutcome::of(r.x_cache.as_deref()), CacheOutcome::Hit | CacheOutcome::Stale | CacheOutcome::Miss)
     };
     if records.iter().any(judged) { records.into_iter().filter(judged).collect() } else { records }
+}
+
+/// Each object's segment number (`tiers::segment_number` of its key), by interned id.
+fn segment_numbers(records: &[&TraceRecord], trace: &[Request], objects: usize) -> Vec<Option<u32>> {
+    let mut segments = vec![None; objects];
+    for (record, request) in records.iter().zip(trace) {
+        segments[request.object as usize] = tiers::segment_number(&record.key);
+    }
+    segments
 }
 
 /// Ids for keys, in order of first appearance; returns the requests and the number of
@@ -331,6 +368,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_disk_adds_one_two_tier_row_per_admission_rule() {
+        // No memory tier, a disk of two segments: seg 0 is an opening segment (opening 1).
+        let records: Vec<_> = ["/v/seg_00000.m4s", "/v/seg_00001.m4s", "/v/seg_00000.m4s", "/v/seg_00001.m4s"]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| line(i as u64, "pop", key, 1, None))
+            .collect();
+        let replayed = replay(&records, 0, Some(Disk { bytes: 2, opening: 1 }), None).unwrap();
+        let rows = &replayed.pops[0].policies;
+        let names: Vec<_> = rows.iter().map(|p| p.policy.as_str()).collect();
+        assert_eq!(names, [MEASURED, "LRU", "S3-FIFO", "Belady", "+disk, 2nd req", "+disk, opening"]);
+        // The second request of seg 0 hits only where it was admitted on its first.
+        assert_eq!(rows[4].object_hit_ratio, Some(0.0));
+        assert_eq!(rows[5].object_hit_ratio, Some(0.25));
+    }
+
+    #[test]
     fn each_pop_is_replayed_apart_and_in_sent_order() {
         let records = vec![
             line(0, "pop-a", "/s1", 10, Some("miss")),
@@ -342,7 +396,7 @@ pub(crate) mod tests {
             line(13, "pop-b", "/s2", 10, Some("pass")),
             line(14, "pop-b", "/key", 16, None),
         ];
-        let all = replay(&records, 100, None).unwrap();
+        let all = replay(&records, 100, None, None).unwrap();
         assert_eq!(all.pops.iter().map(|p| p.pop.as_str()).collect::<Vec<_>>(), ["pop-a", "pop-b"]);
         let a = &all.pops[0];
         assert_eq!((a.requests, a.bytes, a.objects), (3, 50, 2));
@@ -359,11 +413,11 @@ pub(crate) mod tests {
         assert_eq!((b.requests, b.objects), (2, 1));
         assert!(b.policies.iter().all(|p| p.object_hit_ratio == Some(0.5)), "{b:?}");
 
-        let b = replay(&records, 100, Some("pop-b")).unwrap();
+        let b = replay(&records, 100, None, Some("pop-b")).unwrap();
         assert_eq!(b.pops.len(), 1);
-        let e = replay(&records, 100, Some("pop-c")).unwrap_err();
+        let e = replay(&records, 100, None, Some("pop-c")).unwrap_err();
         assert!(e.contains("pop-a, pop-b"), "{e}");
-        let silent = replay(&[line(0, "nginx", "/x", 1, None)], 100, None).unwrap();
+        let silent = replay(&[line(0, "nginx", "/x", 1, None)], 100, None, None).unwrap();
         assert_eq!(silent.pops[0].policies[0].byte_hit_ratio, None, "no x-cache, no measured row");
     }
 }

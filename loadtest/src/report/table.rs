@@ -140,6 +140,14 @@ pub fn render(r: &Report) -> String {
 pub fn cache_vs_optimum(c: &CacheVsOptimum) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "cache vs optimum, a {} cache ({} bytes):", human_bytes(c.capacity as f64), c.capacity);
+    if let Some(disk) = c.disk {
+        let _ = writeln!(
+            t,
+            "  +disk rows: that cache as the memory tier over a {} disk; opening = the first {} segments of a title admitted on their first request",
+            human_bytes(disk.bytes as f64),
+            disk.opening
+        );
+    }
     for pop in &c.pops {
         let _ = writeln!(
             t,
