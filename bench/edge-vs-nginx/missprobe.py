@@ -19,8 +19,11 @@ header, `origin` without it, to see what the Range costs nginx.
 
 With EDGE_BASELINE, both edges answer every name (alternating which goes first). Environment as
 run.py's (BENCH_DIR, BENCH_COLD_URLS, default 40 here too); ORIGIN_CPU pins the origin nginx
-(run.py leaves it unpinned); needs tcpdump.
+(run.py leaves it unpinned); needs tcpdump. Prints the table of p50s and writes them, with
+every request's phases, to bench/results/missprobe-<date>.json (BENCH_OUT: elsewhere).
 """
+import datetime
+import json
 import os
 import statistics
 import struct
@@ -152,6 +155,25 @@ def main():
         print(f"| {side} | {label} | {med(rs, 'ttfb'):.3f} | {med(rs, 'request'):.3f} | {med(rs, 'origin'):.3f} "
               f"| {med(rs, 'head'):.3f} | {med(rs, 'body'):.3f} | {med(rs, 'hit'):.3f} | {med(rs, 'total'):.3f} "
               f"| {med(rs, 'origin_bytes_before_head') / 1024:.0f} | {news}/{len(rs)} |")
+    keys = ("ttfb", "request", "origin", "head", "body", "hit", "total", "origin_bytes_before_head")
+    result = {
+        "benchmark": "missprobe",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": run.machine(),
+        "settings": {"names_per_size": run.COLD_URLS, "sizes": dict(run.COLD_SIZES), "edge": run.EDGE,
+                     "edge_baseline": run.BASELINE, "origin_cpu": os.environ.get("ORIGIN_CPU"),
+                     "units": "ms, except origin_bytes_before_head (bytes)"},
+        # A phase a side has no packets for (a hit has no origin phase) is null, not NaN.
+        "p50": [{"side": side, "size": label, **{k: (lambda v: None if v != v else v)(med(rs, k)) for k in keys},
+                 "new_origin_connections": sum(1 for r in rs if r.get("new_origin_connection")), "requests": len(rs)}
+                for (side, label), rs in rows.items()],
+        "requests": [{"side": side, "size": label, **r} for (side, label), rs in rows.items() for r in rs],
+    }
+    name = f"missprobe-{result['date'][:10]}.json"
+    path = os.environ.get("BENCH_OUT") or os.path.join(run.ROOT, "bench", "results", name)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2, default=lambda v: None)
+    print(f"wrote {os.path.relpath(path, run.ROOT)}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ loadtest leg, BENCH_H3=0 skips the h3 cells (and leaves h3 off on the edge), BEN
 BENCH_ONLY=coldmiss runs only that part, BENCH_COLD_URLS (default 40) names per size in the cold
 part, EDGE_BASELINE (another edge binary, e.g. a build of the previous commit) is measured next to
 EDGE in every hot cell and on every name of the cold part, so a change is compared in one run,
-BENCH_PROTOS=http or =https runs only those hot cells, BENCH_ORIGIN_CPU pins the origin nginx
+BENCH_PROTOS=http or =https runs only those hot cells, BENCH_CONNS and BENCH_LT_CONNS
+(e.g. 16,256) replace the connection counts of the wrk and loadtest cells, BENCH_ORIGIN_CPU pins the origin nginx
 (default: unpinned), BENCH_OUT writes the JSON there
 instead of bench/results/ (where a partial run is named edge-vs-nginx-<date>-<part>.json).
 """
@@ -79,8 +80,10 @@ HOT_SIZES = [("1m", 1 << 20), ("4m", 4 << 20)]
 HOT_FILES = 8  # per size: small enough to stay hot in the edge's memory and the page cache
 # BENCH_PROTOS=http (or https) runs only those cells.
 PROTOS = [p for p in os.environ.get("BENCH_PROTOS", "https,http").split(",") if p in ("https", "http")]
-CONNS = [16, 64, 256]
-LT_CONNS = [16, 64]  # loadtest viewers (one connection each)
+# BENCH_CONNS and BENCH_LT_CONNS (comma-separated) replace the connection counts of wrk's and
+# loadtest's cells.
+CONNS = [int(c) for c in os.environ.get("BENCH_CONNS", "16,64,256").split(",")]
+LT_CONNS = [int(c) for c in os.environ.get("BENCH_LT_CONNS", "16,64").split(",")]  # loadtest viewers, a connection each
 # Entries of each media playlist: enough that no viewer reaches the end within a run (up to about
 # 500 req/s per connection), small enough that fetching and parsing it does not weigh on the run.
 PLAYLIST_SEGMENTS = max(1024, 512 * SECONDS)
@@ -458,6 +461,10 @@ public_key = "{signing_key()[1]}"
 memory = "1GiB"
 disk = "0"
 path = "{cache}"
+[limits]
+# Every viewer of the bench comes from 127.0.0.1: the per-address cap (256 by default) would
+# refuse loadtest's 256-viewer cells, which open a few connections more than viewers.
+max_connections_per_address = 4096
 [prefetch]
 enabled = false
 heartbeat = "60s"
