@@ -12,7 +12,11 @@ the other: the origin restarted with the leg's opening length, then a fresh PoP 
 prefetch on, 3 s heartbeat, a region of its own so the other leg's counts do not count) and
 `loadtest run` with bench/flash-crowd/scenario.toml for BENCH_SECONDS: BENCH_VIEWERS viewers
 arriving over 10 s, 90% of them on the leg's own crowd title (two identical uploads, one per
-leg), the same seed in both legs.
+leg), the same seed in both legs. A second fresh PoP in the same region gets the same crowd
+(BENCH_VIEWERS more, another seed) BENCH_SECOND_DELAY s later (default 20) for
+BENCH_SECOND_SECONDS (default 30): on the PoP that has the crowd first, placement can only
+move fetches earlier; at the region's other PoPs it can warm the cache before their viewers
+come, and their misses and origin fetches before and during their viewing show whether it did.
 
 For the crowd's first minute we report when the origin first listed an opening to the PoP
 and how many opening keys it sent (its heartbeat answers, logged at debug as JSON lines), the
@@ -65,6 +69,10 @@ OPENING = int(os.environ.get("BENCH_OPENING", "60"))
 SCRATCH = os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-flash-crowd-")
 SCENARIO = os.path.join(HERE, "scenario.toml")
 SEED = 11
+# The crowd reaches a second PoP of the same region this many seconds after the first, for
+# this long: what placement is for is warming it before its own viewers come.
+SECOND_DELAY = int(os.environ.get("BENCH_SECOND_DELAY", "20"))
+SECOND_SECONDS = int(os.environ.get("BENCH_SECOND_SECONDS", "30"))
 # (leg, the origin's opening seconds): today's two segments first, then placement.
 LEGS = [("two-segments", 0), ("opening-minute", OPENING)]
 
@@ -117,10 +125,11 @@ class Platform:
         self.origin_port, metrics = jit.free_port(), jit.free_port()
         self.origin = f"http://127.0.0.1:{self.origin_port}"
         self.metrics = f"http://127.0.0.1:{metrics}"
-        # Each leg's PoP listens on the same ports (one at a time), so playback URLs name it
-        # and the viewers leave the key service (the origin) alone, as a page does.
-        self.pop_ports = (jit.free_port(), jit.free_port(), jit.free_port())
-        self.pop = f"http://127.0.0.1:{self.pop_ports[0]}"
+        # Each leg's first PoP listens on the same ports (one leg at a time), so playback URLs
+        # name it and the viewers leave the key service (the origin) alone, as a page does;
+        # loadtest moves the second PoP's viewers onto it (`--target`).
+        self.ports = {side: (jit.free_port(), jit.free_port(), jit.free_port()) for side in ("first", "second")}
+        self.pop = f"http://127.0.0.1:{self.ports['first'][0]}"
         self.origin_toml = os.path.join(root, "origin.toml")
         with open(self.origin_toml, "w") as f:
             # Every rung at upload: the crowd measures caching and placement, not encodes.
@@ -132,7 +141,7 @@ class Platform:
         self.log = open(os.path.join(root, "servers.log"), "a")
         self.origin_proc = None
         self.origin_log = None
-        self.pop_proc = None
+        self.pop_procs = {}
 
     def start_origin(self, opening, log="origin"):
         """The origin with `opening` seconds of placement; its heartbeat answers (how many keys,
@@ -155,21 +164,21 @@ class Platform:
             self.origin_proc.wait()
             self.origin_proc = None
 
-    def enrol(self, pop):
-        """A PoP in a region of its own (with the origin stopped: the registry is its database)."""
+    def enrol(self, pop, region):
+        """A PoP in `region` (with the origin stopped: the registry is its database)."""
         credential = os.path.join(self.root, f"{pop}.credential")
-        jit.sh([ORIGIN, "pops", "enrol", pop, "--region", f"region-{pop}", "--config", self.origin_toml,
+        jit.sh([ORIGIN, "pops", "enrol", pop, "--region", region, "--config", self.origin_toml,
                 "--out", credential], capture_output=True)
         return credential
 
-    def start_pop(self, pop, credential):
-        """A PoP with an empty cache that prefetches; its URL and metrics URL."""
+    def start_pop(self, pop, credential, region, side):
+        """A PoP with an empty cache that prefetches, on `side`'s ports; its URL and metrics URL."""
         folder = os.path.join(self.root, pop)
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
-        http, https, metrics = self.pop_ports
+        http, https, metrics = self.ports[side]
         toml = os.path.join(folder, "pop.toml")
-        body = (f'[pop]\nid = "{pop}"\nregion = "region-{pop}"\n'
+        body = (f'[pop]\nid = "{pop}"\nregion = "{region}"\n'
                 f'[listen]\nhttps = "127.0.0.1:{https}"\nhttp = "127.0.0.1:{http}"\nmetrics = "127.0.0.1:{metrics}"\n'
                 f'[origin]\nurls = ["{self.origin}"]\ncredential_file = "{credential}"\n{self.public_keys}\n'
                 f'[cache]\npath = "{folder}/cache"\nmemory = "256MiB"\ndisk = "1GiB"\n'
@@ -184,16 +193,17 @@ class Platform:
             with open(toml, "w") as f:
                 f.write(body)
         env = dict(os.environ, EDGE_LOG="warn")
-        self.pop_proc = subprocess.Popen([EDGE, "serve", "--config", toml], stdout=self.log, stderr=self.log, env=env)
+        self.pop_procs[pop] = subprocess.Popen([EDGE, "serve", "--config", toml], stdout=self.log, stderr=self.log,
+                                               env=env)
         url = f"http://127.0.0.1:{http}"
         jit.wait_http(f"{url}/healthz")
         return url, f"http://127.0.0.1:{metrics}/metrics"
 
-    def stop_pop(self):
-        if self.pop_proc:
-            self.pop_proc.terminate()
-            self.pop_proc.wait()
-            self.pop_proc = None
+    def stop_pops(self):
+        for proc in self.pop_procs.values():
+            proc.terminate()
+            proc.wait()
+        self.pop_procs = {}
 
     def ingest(self, path, title):
         out = jit.sh([ORIGIN, "ingest", path, "--url", self.origin, "--title", title],
@@ -207,49 +217,22 @@ class Platform:
         return ready.index(video)
 
     def stop(self):
-        self.stop_pop()
+        self.stop_pops()
         self.stop_origin()
 
 
-def leg(platform, name, opening, crowd_title):
-    pop = f"pop-{name}"
-    platform.stop_origin()
-    credential = platform.enrol(pop)
-    platform.start_origin(opening, log=f"origin-{name}")
-    url, pop_metrics = platform.start_pop(pop, credential)
-    time.sleep(4)  # its first beats: nothing popular yet in its fresh region
-    scenario = os.path.join(SCRATCH, f"scenario-{name}.toml")
-    with open(SCENARIO) as f:
-        text = re.sub(r"(?m)^title = \d+", f"title = {platform.listed_index(crowd_title)}", f.read())
-    with open(scenario, "w") as f:
-        f.write(text)
-    before = {"pop": get(pop_metrics), "origin": get(f"{platform.metrics}/metrics")}
-    report = os.path.join(SCRATCH, f"report-{name}")
-    print(f"{name}: {VIEWERS} viewers for {SECONDS} s (opening {opening} s)", file=sys.stderr)
-    crowd_start = time.time()
-    jit.sh([LOADTEST, "run", "--target", url, "--origin", platform.origin,
+def loadtest_cmd(url, platform, scenario, seconds, report, seed):
+    return [LOADTEST, "run", "--target", url, "--origin", platform.origin,
             "--origin-metrics", f"{platform.metrics}/metrics", "--scenario", scenario,
-            "--duration", f"{SECONDS}s", "--viewers", str(VIEWERS), "--seed", str(SEED), "--quiet",
-            "--report", report], stdout=subprocess.DEVNULL)
-    after = {"pop": get(pop_metrics), "origin": get(f"{platform.metrics}/metrics")}
-    platform.stop_pop()
+            "--duration", f"{seconds}s", "--viewers", str(VIEWERS), "--seed", str(seed), "--quiet",
+            "--report", report]
+
+
+def viewers(report):
+    """What loadtest's report.json says of the viewers."""
     with open(os.path.join(report, "report.json")) as f:
         figures = json.load(f)
-    delta = lambda side, metric, contains="": total(after[side], metric, contains) - total(before[side], metric, contains)
-    answers = beats(platform.origin_log, pop, crowd_start)
-    opened = [b for b in answers if b["opening_keys"] > 0]
     return {
-        "beats": answers,
-        "first_opening_after_s": opened[0]["t"] if opened else None,
-        "opening_keys_sent": sum(b["opening_keys"] for b in answers),
-        "largest_answer_keys": max((b["prefetch"] for b in answers), default=0),
-        "opening_seconds": opening,
-        "crowd_title": crowd_title,
-        "report": os.path.relpath(report, SCRATCH),  # under BENCH_DIR: no machine's paths in the results
-        "pop_origin_fetches": delta("pop", "edge_origin_fetches_total"),
-        "pop_origin_bytes": delta("pop", "edge_origin_bytes_total"),
-        "origin_object_requests": delta("origin", "origin_http_requests_total", "/v1/objects/"),
-        "origin_served_bytes": delta("origin", "origin_served_bytes_total"),
         "requests": figures["totals"]["requests"],
         "errors": figures["totals"]["errors"],
         "hit_ratio": figures["cache"]["hit_ratio"],
@@ -260,6 +243,68 @@ def leg(platform, name, opening, crowd_title):
         "stall_ratio": figures["playback"]["rebuffer_ratio"],
         "stalls": figures["playback"]["stalls"],
         "rungs": figures["rungs"],
+    }
+
+
+def leg(platform, name, opening, crowd_title):
+    """The crowd at the region's first PoP, and SECOND_DELAY s later at its second."""
+    region = f"region-{name}"
+    first, second = f"pop-{name}", f"pop-{name}-second"
+    platform.stop_origin()
+    credentials = {pop: platform.enrol(pop, region) for pop in (first, second)}
+    platform.start_origin(opening, log=f"origin-{name}")
+    url, pop_metrics = platform.start_pop(first, credentials[first], region, "first")
+    second_url, second_metrics = platform.start_pop(second, credentials[second], region, "second")
+    time.sleep(4)  # their first beats: nothing popular yet in their fresh region
+    scenario = os.path.join(SCRATCH, f"scenario-{name}.toml")
+    with open(SCENARIO) as f:
+        text = re.sub(r"(?m)^title = \d+", f"title = {platform.listed_index(crowd_title)}", f.read())
+    with open(scenario, "w") as f:
+        f.write(text)
+    origin_metrics = f"{platform.metrics}/metrics"
+    before = {"pop": get(pop_metrics), "origin": get(origin_metrics), "second": get(second_metrics)}
+    report = os.path.join(SCRATCH, f"report-{name}")
+    second_report = os.path.join(SCRATCH, f"report-{name}-second")
+    print(f"{name}: {VIEWERS} viewers for {SECONDS} s (opening {opening} s), and {VIEWERS} more at the second PoP "
+          f"after {SECOND_DELAY} s for {SECOND_SECONDS} s", file=sys.stderr)
+    crowd_start = time.time()
+    crowd = subprocess.Popen(loadtest_cmd(url, platform, scenario, SECONDS, report, SEED), stdout=subprocess.DEVNULL)
+    time.sleep(SECOND_DELAY)
+    arrival = {"second": get(second_metrics)}
+    second_start = time.time()
+    jit.sh(loadtest_cmd(second_url, platform, scenario, SECOND_SECONDS, second_report, SEED + 1),
+           stdout=subprocess.DEVNULL)
+    if crowd.wait() != 0:
+        sys.exit(f"loadtest at {first} failed")
+    after = {"pop": get(pop_metrics), "origin": get(origin_metrics), "second": get(second_metrics)}
+    platform.stop_pops()
+    delta = lambda a, b, side, metric, contains="": total(b[side], metric, contains) - total(a[side], metric, contains)
+    answers = beats(platform.origin_log, first, crowd_start)
+    opened = [b for b in answers if b["opening_keys"] > 0]
+    second_opened = [b for b in beats(platform.origin_log, second, crowd_start) if b["opening_keys"] > 0]
+    return {
+        "beats": answers,
+        "first_opening_after_s": opened[0]["t"] if opened else None,
+        "opening_keys_sent": sum(b["opening_keys"] for b in answers),
+        "largest_answer_keys": max((b["prefetch"] for b in answers), default=0),
+        "opening_seconds": opening,
+        "crowd_title": crowd_title,
+        "report": os.path.relpath(report, SCRATCH),  # under BENCH_DIR: no machine's paths in the results
+        "pop_origin_fetches": delta(before, after, "pop", "edge_origin_fetches_total"),
+        "pop_origin_bytes": delta(before, after, "pop", "edge_origin_bytes_total"),
+        "origin_object_requests": delta(before, after, "origin", "origin_http_requests_total", "/v1/objects/"),
+        "origin_served_bytes": delta(before, after, "origin", "origin_served_bytes_total"),
+        **viewers(report),
+        "second_pop": {
+            "arrives_after_s": round(second_start - crowd_start, 1),
+            "seconds": SECOND_SECONDS,
+            "first_opening_after_s": second_opened[0]["t"] if second_opened else None,
+            "origin_fetches_before_its_viewers": delta(before, arrival, "second", "edge_origin_fetches_total"),
+            "origin_fetches_while_its_viewers_watched": delta(arrival, after, "second", "edge_origin_fetches_total"),
+            "origin_bytes": delta(before, after, "second", "edge_origin_bytes_total"),
+            "report": os.path.relpath(second_report, SCRATCH),
+            **viewers(second_report),
+        },
     }
 
 
@@ -306,13 +351,28 @@ def report(legs):
          lambda l: f"{l['startup_ms']['p50']:.0f} / {l['startup_ms']['p90']:.0f} / {l['startup_ms']['p99']:.0f} ms"),
         ("viewings (stalls)", lambda l: f"{l['sessions']} ({l['stalls']})"),
         ("stall ratio", lambda l: fmt_ratio(l["stall_ratio"])),
+        ("**second PoP**, crowd arrives after", lambda l: f"{l['second_pop']['arrives_after_s']:.1f} s"),
+        ("first opening sent to it, after the crowd began",
+         lambda l: "never" if l["second_pop"]["first_opening_after_s"] is None
+         else f"{l['second_pop']['first_opening_after_s']:.1f} s"),
+        ("its origin fetches before / while its viewers watched",
+         lambda l: f"{l['second_pop']['origin_fetches_before_its_viewers']:.0f} / "
+                   f"{l['second_pop']['origin_fetches_while_its_viewers_watched']:.0f}"),
+        ("its viewer requests (errors)", lambda l: f"{l['second_pop']['requests']} ({l['second_pop']['errors']})"),
+        ("its viewer cache misses", lambda l: f"{l['second_pop']['misses']}"),
+        ("its viewer byte hit ratio", lambda l: fmt_ratio(l["second_pop"]["byte_hit_ratio"])),
+        ("its startup p50 / p90 / p99",
+         lambda l: "{p50:.0f} / {p90:.0f} / {p99:.0f} ms".format(**l["second_pop"]["startup_ms"])),
+        ("its stall ratio", lambda l: fmt_ratio(l["second_pop"]["stall_ratio"])),
     ]
-    print(f"\nFirst {SECONDS} s of a flash crowd, {VIEWERS} viewers, one PoP:\n")
+    print(f"\nFirst {SECONDS} s of a flash crowd, {VIEWERS} viewers at a PoP and {VIEWERS} more at a second PoP "
+          f"of its region from {SECOND_DELAY} s on:\n")
     print(f"| | two segments (opening 0) | opening minute ({OPENING} s) |")
     print("|---|---|---|")
     for label, cell in rows:
         print(f"| {label} | {cell(off)} | {cell(on)} |")
-    jit.write_result("flash-crowd", {"seconds": SECONDS, "viewers": VIEWERS, "clips": CLIPS,
+    jit.write_result("flash-crowd", {"seconds": SECONDS, "viewers": VIEWERS, "second_delay": SECOND_DELAY,
+                                     "second_seconds": SECOND_SECONDS, "clips": CLIPS,
                                      "clip_seconds": CLIP_SECONDS, "opening_seconds": OPENING, "seed": SEED,
                                      "legs": legs})
 
