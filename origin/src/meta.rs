@@ -427,6 +427,10 @@ pub struct Webhook {
 pub trait MetaStore: Send + Sync {
     /// Creates a video in `uploading`.
     async fn create_video(&self, v: &NewVideo) -> Result<Video>;
+    /// Removes a video just created, while it is still `uploading` with no upload begun (one
+    /// that came in over the creator's quota together with another: `api/videos.rs`); `false`
+    /// when it has moved on or is gone.
+    async fn discard_new_video(&self, id: &str) -> Result<bool>;
     /// A video by id (deleted ones included).
     async fn video(&self, id: &str) -> Result<Option<Video>>;
     /// Videos, newest first.

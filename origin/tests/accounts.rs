@@ -507,6 +507,29 @@ async fn upload_quotas_are_refused_before_any_byte() {
     site.origin.running.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_at_once_never_pass_the_quota_together() {
+    let (site, _dir) = Site::start(|c| {
+        c.accounts.quota_day_bytes = 3000;
+        c.accounts.quota_total_bytes = 100_000;
+    })
+    .await;
+    let alice = site.sign_up("alice", "Alice").await;
+    let create = json!({"title": "t", "filename": "a.mp4", "size": 1000, "content_type": "video/mp4"});
+    // Twelve at once, three of which fit: each checks the quota before any of them is created.
+    let calls = (0..12).map(|_| site.as_(&alice, Method::POST, "/v1/videos", Some(create.clone())));
+    let answers = futures_util::future::join_all(calls).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    for (status, v) in &answers {
+        let refused = *status == 429 && ["quota_day", "quota_contended"].contains(&code(v));
+        assert!(*status == 201 || refused, "{status} {v}");
+    }
+    let (_, me) = site.as_(&alice, Method::GET, "/v1/me", None).await;
+    assert_eq!(me["quota"]["day_bytes"].as_u64(), Some(created as u64 * 1000), "{me}");
+    assert!((1..=3).contains(&created), "{created} uploads of 1000 bytes were let into a 3000-byte day");
+    site.origin.running.stop().await;
+}
+
 #[tokio::test]
 async fn reports_reach_moderators_who_take_down_and_the_creator_sees_why() {
     let (site, _dir) = Site::start(|_| {}).await;

@@ -176,6 +176,27 @@ async fn videos(store: &dyn MetaStore) {
         assert_eq!((created.privacy, created.channel.as_deref()), (privacy, Some("ch-1")));
         assert_eq!(store.video(&id).await.unwrap(), Some(created));
     }
+
+    // A video just created can be taken back, but not once an upload has begun or it moved on.
+    store.create_video(&new_video("v-back", "alice", "Back", 1003)).await.unwrap();
+    assert!(store.discard_new_video("v-back").await.unwrap());
+    assert_eq!(store.video("v-back").await.unwrap(), None);
+    assert!(!store.discard_new_video("v-back").await.unwrap(), "gone already");
+    store.create_video(&new_video("v-begun", "alice", "Begun", 1004)).await.unwrap();
+    store.create_upload(&upload("u-begun", "v-begun", 10, 9_999)).await.unwrap();
+    assert!(!store.discard_new_video("v-begun").await.unwrap(), "an upload has begun");
+    store.delete_upload("u-begun").await.unwrap(); // out of the way of the upload checks below
+    store.create_video(&new_video("v-moved", "alice", "Moved", 1005)).await.unwrap();
+    let failed = StateChange {
+        state: VideoState::Failed,
+        progress: None,
+        error: Some(("e".into(), "m".into())),
+        result: None,
+        now: 1006,
+    };
+    assert!(store.change_state("v-moved", &[VideoState::Uploading], &failed).await.unwrap().is_some());
+    assert!(!store.discard_new_video("v-moved").await.unwrap(), "no longer uploading");
+    assert!(store.video("v-moved").await.unwrap().is_some() && store.video("v-begun").await.unwrap().is_some());
 }
 
 async fn listing(store: &dyn MetaStore) {

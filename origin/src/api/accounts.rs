@@ -328,6 +328,13 @@ pub async fn quota(app: &App, user_id: &str, now: Millis) -> Result<serde_json::
     }))
 }
 
+/// Whether `user_id`'s videos, every one created so far counted, are within the quota.
+pub async fn within_quota(app: &App, user_id: &str, now: Millis) -> Result<bool> {
+    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
+    let limits = &app.config.accounts;
+    Ok(day <= limits.quota_day_bytes && total <= limits.quota_total_bytes)
+}
+
 /// Refuses a new video of `size` bytes that would pass `user_id`'s quota: `413
 /// quota_total` over the total; `429 quota_day` over the last 24 hours', with `Retry-After`
 /// saying when enough of them will have left the window (none when `size` alone is over).

@@ -89,11 +89,7 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         ));
     }
     let channel = channel_for(app, &who, body.channel.as_deref()).await?;
-    if !matches!(who.via, accounts::Via::Bootstrap)
-        && let Some(refusal) = account_api::check_quota(app, &who.id, body.size, meta::now()).await?
-    {
-        return Ok(refusal);
-    }
+    let quota = !matches!(who.via, accounts::Via::Bootstrap);
     let new = NewVideo {
         id: crate::secrets::random_hex(12)?,
         creator: who.id.clone(),
@@ -107,7 +103,10 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         channel,
         now: meta::now(),
     };
-    let video = app.meta.create_video(&new).await?;
+    let video = match create_within_quota(app, &new, quota).await? {
+        Ok(video) => video,
+        Err(refusal) => return Ok(refusal),
+    };
     let grant = UploadGrant {
         video: video.id.clone(),
         max_bytes: body.size,
@@ -118,6 +117,34 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         UploadTicket { url, alternates, protocol: "tus/1.0.0", max_bytes: grant.max_bytes, expires_at: grant.expires };
     tracing::info!(video = %video.id, size = video.size, title = %video.title, "video created");
     Ok(web::json(StatusCode::CREATED, &Created { video, upload }))
+}
+
+/// Attempts at creating a video that other creates of the same account keep pushing over the
+/// quota before it answers `429 quota_contended`.
+const QUOTA_ATTEMPTS: u32 = 3;
+
+/// Creates `new` unless it would pass its creator's quota (`quota`: the account has one). The
+/// quota is checked before the video is created and again after, with it counted: creates of
+/// one account at once all pass the first check (none of them is counted yet), and the second
+/// sees every one created before it, so the one that passes the quota is taken back. All of
+/// them may be taken back when they count each other; they then try again after a random
+/// pause, and the first check refuses those that no longer fit.
+async fn create_within_quota(app: &App, new: &NewVideo, quota: bool) -> Result<std::result::Result<Video, Response>> {
+    for _ in 0..QUOTA_ATTEMPTS {
+        if quota && let Some(refusal) = account_api::check_quota(app, &new.creator, new.size, meta::now()).await? {
+            return Ok(Err(refusal));
+        }
+        let video = app.meta.create_video(new).await?;
+        if !quota || account_api::within_quota(app, &new.creator, meta::now()).await? {
+            return Ok(Ok(video));
+        }
+        app.meta.discard_new_video(&video.id).await?;
+        tracing::info!(video = %video.id, creator = %new.creator, "created over the quota with another: taken back");
+        let pause = u64::from_str_radix(&crate::secrets::random_hex(1)?, 16).unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(5 + pause / 4)).await;
+    }
+    let message = "other uploads of this account are being created at the same moment: try again";
+    Ok(Err(web::retry_later(Kind::RateLimited, "quota_contended", message, 1)))
 }
 
 /// The tus creation URL with `signed` (its query) at the creator's best PoP that takes

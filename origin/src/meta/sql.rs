@@ -170,6 +170,16 @@ impl MetaStore for SqlStore {
         video_from(&row)
     }
 
+    async fn discard_new_video(&self, id: &str) -> Result<bool> {
+        let query = sqlx::query(
+            "DELETE FROM videos WHERE id = $1 AND state = $2 \
+             AND NOT EXISTS (SELECT 1 FROM uploads WHERE video_id = $1)",
+        )
+        .bind(id.to_owned())
+        .bind(VideoState::Uploading.as_str());
+        Ok(self.watch(query.execute(&self.pool()).await)?.rows_affected() == 1)
+    }
+
     async fn video(&self, id: &str) -> Result<Option<Video>> {
         self.optional(sqlx::query("SELECT * FROM videos WHERE id = $1").bind(id.to_owned()), video_from).await
     }
