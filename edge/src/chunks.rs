@@ -80,6 +80,8 @@ pub struct Source {
     pub first: Option<Arc<Flight>>,
     /// Whether its chunks earn a place on disk.
     pub admitted: bool,
+    /// The `CDN-Loop` of the child PoP's request it serves, if any.
+    pub via: Option<String>,
 }
 
 /// Bytes `start .. start + len` of the object, as they come from the cache or the origin.
@@ -136,7 +138,11 @@ async fn part(
     edge.metrics.lookup(Lookup::Miss);
     let flight = match source.first.as_ref().filter(|_| chunk.index == 0) {
         Some(first) => first.clone(),
-        None => fetch::start(&edge, Want { object: source.object.clone(), chunk: Some(chunk) }, source.admitted),
+        None => fetch::start(
+            &edge,
+            Want { object: source.object.clone(), chunk: Some(chunk), via: source.via.clone() },
+            source.admitted,
+        ),
     };
     match crate::flow::wait_head(&edge, &flight).await {
         Ok(head) if head.status == 200 => {
@@ -159,7 +165,11 @@ async fn part(
 /// Starts fetching chunk `index` unless it is cached: it is needed as soon as this one is sent.
 fn read_ahead(edge: &Arc<Edge>, source: &Source, index: u64) {
     let chunk = Chunk::of(edge.cache.chunk_size().max(1), source.length, index, source.head.etag.clone());
-    fetch::start_unless_cached(edge, Want { object: source.object.clone(), chunk: Some(chunk) }, source.admitted);
+    fetch::start_unless_cached(
+        edge,
+        Want { object: source.object.clone(), chunk: Some(chunk), via: source.via.clone() },
+        source.admitted,
+    );
 }
 
 #[cfg(test)]

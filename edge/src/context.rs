@@ -21,12 +21,24 @@ pub struct Exchange {
     version: Version,
     lookup: Option<Lookup>,
     delivery: Option<(Served, Dating)>,
+    /// The `CDN-Loop` a child PoP's request came with.
+    via: Option<String>,
 }
 
 impl Exchange {
     /// A request that has just arrived in `version`.
     pub fn new(version: Version) -> Self {
-        Self { started: Instant::now(), version, lookup: None, delivery: None }
+        Self { started: Instant::now(), version, lookup: None, delivery: None, via: None }
+    }
+
+    /// A child PoP's request, with the `CDN-Loop` it came with: the flights it starts pass it on.
+    pub fn came_via(&mut self, via: Option<&str>) {
+        self.via = via.map(str::to_owned);
+    }
+
+    /// The `CDN-Loop` the request came with, if a child PoP sent it.
+    pub fn via(&self) -> Option<&str> {
+        self.via.as_deref()
     }
 
     /// The HTTP version it came in.

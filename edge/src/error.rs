@@ -54,6 +54,9 @@ pub enum EdgeError {
     /// valid one.
     #[error("a PoP tier credential is required")]
     Unauthenticated,
+    /// A child's request that has passed this PoP already (`CDN-Loop`): parents form a cycle.
+    #[error("this PoP is on the request's path already (CDN-Loop): its parents form a cycle")]
+    LoopDetected,
     /// A bug; the detail is for the logs.
     #[error("internal error")]
     Internal(String),
@@ -76,6 +79,7 @@ impl EdgeError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PurgesNotDurable(_) | Self::PurgesBehind => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::LoopDetected => StatusCode::LOOP_DETECTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +120,7 @@ impl EdgeError {
             Self::PurgesNotDurable(_) => "purges_not_durable",
             Self::PurgesBehind => "purges_behind",
             Self::Unauthenticated => "unauthenticated",
+            Self::LoopDetected => "loop_detected",
             Self::Internal(_) => "internal",
         }
     }

@@ -29,12 +29,20 @@ pub struct Want {
     pub object: String,
     /// One chunk of an object known to be chunked; `None` asks for the object itself.
     pub chunk: Option<Chunk>,
+    /// The `CDN-Loop` of the child PoP's request that starts the flight (`cdn_loop.rs`).
+    pub via: Option<String>,
 }
 
 impl Want {
     /// The object at `key`.
     pub fn object(key: &str) -> Self {
-        Self { object: key.to_owned(), chunk: None }
+        Self { object: key.to_owned(), chunk: None, via: None }
+    }
+
+    /// The same, for a request that came with `via` (`CDN-Loop`).
+    pub fn via(mut self, via: Option<&str>) -> Self {
+        self.via = via.map(str::to_owned);
+        self
     }
 
     /// The flight's (and the cache entry's) key.
@@ -96,7 +104,7 @@ async fn run(edge: Arc<Edge>, want: Want, flight: Arc<Flight>, admitted: bool) {
         Some(c) => (c.start, c.end),
     };
     let started = std::time::Instant::now();
-    let response = edge.upstream.object(&want.object, range).await;
+    let response = edge.upstream.object(&want.object, range, want.via.as_deref()).await;
     edge.metrics.origin_latency.observe(started.elapsed().as_secs_f64());
     let reading = response.and_then(|r| read(&r, &want).map(|reading| (r, reading)));
     let (response, reading) = match reading {

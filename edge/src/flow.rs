@@ -23,6 +23,7 @@ use pop_config::token::Scope;
 
 use crate::Edge;
 use crate::cache::Tier;
+use crate::cdn_loop;
 use crate::context::Exchange;
 use crate::error::EdgeError;
 use crate::fetch::{self, Want};
@@ -159,6 +160,12 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol, ex: &mut Exch
         // A child PoP asking its parent (this PoP) for an object, as it would ask the origin.
         ["v1", "objects", video, rest @ ..] if get && !rest.is_empty() && rest != ["key"] => {
             let partner = authorize_child(edge, &req)?;
+            let via = header_value(&req, header::HeaderName::from_static(cdn_loop::HEADER));
+            if via.is_some_and(|v| cdn_loop::names(v, &edge.pop_id)) {
+                tracing::warn!(via = ?via, "a child's request has passed this PoP already: parents form a cycle");
+                return Err(EdgeError::LoopDetected);
+            }
+            ex.came_via(via);
             let key = format!("{video}/{}", rest.join("/"));
             if partner && pop_config::tier::is_clear(&key) {
                 // As the origin refuses them to a partner's PoP: pictures are clear frames.
@@ -250,7 +257,7 @@ async fn lookup_and_serve(
             serve_cached(edge, req, key, object, Served::Hit(tier), tier, admitted, ex)
         }
         Some((stale, tier)) => {
-            let flight = fetch::start(edge, Want::object(key), admitted);
+            let flight = fetch::start(edge, Want::object(key).via(ex.via()), admitted);
             match wait_head(edge, &flight).await {
                 Ok(head) if head.status == 200 => {
                     ex.looked_up(Lookup::Revalidated(tier));
@@ -270,7 +277,7 @@ async fn lookup_and_serve(
         }
         None => {
             ex.looked_up(Lookup::Miss);
-            let flight = fetch::start(edge, Want::object(key), admitted);
+            let flight = fetch::start(edge, Want::object(key).via(ex.via()), admitted);
             let head = wait_head(edge, &flight).await?;
             serve_flight(edge, req, key, &flight, head, false, admitted, ex)
         }
@@ -306,7 +313,9 @@ fn serve_cached(
         Form::NotFound => Err(EdgeError::NotFound),
         _ if not_modified(req, &object.head) => Ok(not_modified_response(&object.head, served, ex)),
         Form::Chunked { length } => {
-            let source = chunks::Source { object: key.to_owned(), head: object.head, length, first: None, admitted };
+            let via = ex.via().map(str::to_owned);
+            let source =
+                chunks::Source { object: key.to_owned(), head: object.head, length, first: None, admitted, via };
             serve_chunked(edge, req, source, served, ex)
         }
         Form::Whole => {
@@ -343,7 +352,8 @@ fn serve_flight(
     }
     if let Form::Chunked { length } = head.head.form {
         let first = Some(flight.clone());
-        let source = chunks::Source { object: key.to_owned(), head: head.head, length, first, admitted };
+        let via = ex.via().map(str::to_owned);
+        let source = chunks::Source { object: key.to_owned(), head: head.head, length, first, admitted, via };
         return serve_chunked(edge, req, source, served, ex);
     }
     let window = wanted(req, head.length)?;

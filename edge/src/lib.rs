@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod cache;
+pub mod cdn_loop;
 pub mod chunks;
 pub mod conditional;
 pub mod context;
@@ -188,7 +189,7 @@ pub async fn start(config: PopConfig) -> anyhow::Result<Running> {
             config.origin.retries,
             metrics.origin_failovers.clone(),
         )
-        .with_parents(config.origin.parents.clone()),
+        .with_parents(config.origin.parents.clone(), &config.pop.id),
         connections: Connections::new(config.limits, &metrics),
         metrics,
         popularity: Popularity::new(Duration::from_secs(300)),

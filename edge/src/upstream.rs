@@ -31,6 +31,8 @@ pub struct Upstream {
     credential: String,
     parents: Vec<String>,
     tier_credential: String,
+    /// This PoP's id, added to `CDN-Loop` when it asks a parent.
+    pop_id: String,
     /// Until when (Unix ms) the parents are passed over after none could be reached.
     parents_down_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
     retries: u32,
@@ -100,15 +102,17 @@ impl Upstream {
             credential,
             parents: Vec::new(),
             tier_credential,
+            pop_id: String::new(),
             parents_down_until: Default::default(),
             retries,
             failovers,
         }
     }
 
-    /// The same, asking `parents` (parent PoPs) for objects before the origins.
-    pub fn with_parents(mut self, parents: Vec<String>) -> Self {
+    /// The same, asking `parents` (parent PoPs) for objects before the origins, as PoP `pop_id`.
+    pub fn with_parents(mut self, parents: Vec<String>, pop_id: &str) -> Self {
         self.parents = parents.into_iter().map(|p| p.trim_end_matches('/').to_owned()).collect();
+        self.pop_id = pop_id.to_owned();
         self
     }
 
@@ -134,12 +138,23 @@ impl Upstream {
 
     /// `GET /v1/objects/{key}` with `Range: bytes={first}-{last}`: a cacheable object, or the
     /// part of one a PoP keeps as one entry.
-    /// Parents first, with the tier credential; then the origins.
-    pub async fn object(&self, key: &str, (first, last): (u64, u64)) -> Result<ObjectResponse, EdgeError> {
+    /// Parents first, with the tier credential and `CDN-Loop` (`via`, the list a child's request
+    /// came with, and this PoP); then the origins.
+    pub async fn object(
+        &self,
+        key: &str,
+        (first, last): (u64, u64),
+        via: Option<&str>,
+    ) -> Result<ObjectResponse, EdgeError> {
         let range = HeaderValue::from_str(&format!("bytes={first}-{last}")).expect("a range is a header value");
-        let ask = |base: &str, bearer: &str| {
-            let mut headers = HeaderMap::with_capacity(2);
+        // An id or a list that is no header value is left out: the loop is then caught one hop later.
+        let cdn_loop = HeaderValue::from_str(&crate::cdn_loop::with(via, &self.pop_id)).ok();
+        let ask = |base: &str, bearer: &str, parent: bool| {
+            let mut headers = HeaderMap::with_capacity(3);
             headers.insert(http::header::RANGE, range.clone());
+            if let (true, Some(list)) = (parent, &cdn_loop) {
+                headers.insert(crate::cdn_loop::HEADER, list.clone());
+            }
             let auth = HeaderValue::from_str(&format!("Bearer {bearer}")).map(|mut auth| {
                 auth.set_sensitive(true);
                 auth
@@ -156,7 +171,7 @@ impl Upstream {
         let down = self.parents_down_until.load(std::sync::atomic::Ordering::Relaxed) > crate::now_ms();
         if !self.parents.is_empty() && !down {
             let from_parent = self.failover_over(&self.parents, 0, Route::Parent, |base| {
-                let request = ask(base, &self.tier_credential);
+                let request = ask(base, &self.tier_credential, true);
                 let base = base.to_owned();
                 async move { parent_answered(&base, request.await) }
             });
@@ -165,6 +180,12 @@ impl Upstream {
                 // the origin still answers.
                 Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
                     tracing::warn!(status = %r.status(), "a parent refused this PoP's tier credential; asking the origin");
+                    self.failovers.get_or_create(&vec![("route", Route::Parent.label())]).inc();
+                }
+                // The request came back to a PoP it had passed: the parents form a cycle. The
+                // origin answers; the parents stay in use for objects that do not loop.
+                Ok(r) if r.status() == StatusCode::LOOP_DETECTED => {
+                    tracing::warn!(via = ?cdn_loop, "parents form a cycle (CDN-Loop); asking the origin");
                     self.failovers.get_or_create(&vec![("route", Route::Parent.label())]).inc();
                 }
                 // None could be reached (or one is behind on takedowns): the origin answers, and
@@ -179,7 +200,7 @@ impl Upstream {
             }
         }
         self.failover(Route::Object, |base| {
-            let request = ask(base, &self.credential);
+            let request = ask(base, &self.credential, false);
             let base = base.to_owned();
             async move { answered(&base, request.await) }
         })
@@ -253,9 +274,11 @@ const PARENTS_DOWN: Duration = Duration::from_secs(10);
 
 /// A parent's answer: its `502` or `504` says the origin failed it, and is final: asking the
 /// origin directly from every child would multiply the origin's load just when it is failing.
+/// A `508` (the request came back to a PoP it had passed) ends the parents' turn too: parents
+/// that form a cycle are a configuration to fix, and meanwhile the origin answers.
 fn parent_answered<R: Answer>(base: &str, sent: Result<R, Failure>) -> Attempt<R> {
     match sent {
-        Ok(r) if matches!(r.status().as_u16(), 502 | 504) => Attempt::Done(Ok(r)),
+        Ok(r) if matches!(r.status().as_u16(), 502 | 504 | 508) => Attempt::Done(Ok(r)),
         other => answered(base, other),
     }
 }

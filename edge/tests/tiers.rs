@@ -103,6 +103,52 @@ async fn children_fetch_through_their_parent_once_and_every_tier_says_what_it_di
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_that_name_each_other_are_caught_by_cdn_loop_not_waited_on() {
+    init();
+    let origin = TestOrigin::start().await;
+    let segment = origin.segment("v1/360p/seg_00000.m4s", 200_000);
+    vouch(&origin, &[CHILD, CHILD_2]);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    // Each the other's parent: B's port is chosen before A starts.
+    let b_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut a_config = pop_config(dirs[0].path(), &origin, CHILD);
+    a_config.origin.parents = vec![format!("http://{b_addr}")];
+    let a = Pop::start(a_config).await;
+    let mut b_config = pop_config(dirs[1].path(), &origin, CHILD_2);
+    b_config.listen.http = Some(b_addr);
+    b_config.origin.parents = vec![a.http("")];
+    let b = Pop::start(b_config).await;
+
+    // A asks B, B asks A, A finds itself in CDN-Loop and refuses, B asks the origin. Without
+    // the list each would join the other's flight and wait out the 3 s request timeout.
+    let asked = std::time::Instant::now();
+    let (status, _, cache_status, body) = get(&a, &viewer_path("v1", "360p/seg_00000.m4s")).await;
+    assert_eq!((status, body), (200, segment));
+    assert!(asked.elapsed() < Duration::from_secs(2), "waited {:?} ({cache_status})", asked.elapsed());
+    assert_eq!(
+        cache_status,
+        "\"pop-child2\"; fwd=miss; fwd-status=200; stored, \"pop-child\"; fwd=miss; fwd-status=200; stored"
+    );
+    assert_eq!(origin.fetches("v1/360p/seg_00000.m4s"), 1);
+
+    // A request naming A already is refused at once, with the code.
+    let tier = pop_config::tier::credential(CHILD_2);
+    let url = a.http("/v1/objects/v1/360p/seg_00000.m4s");
+    let r = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(tier)
+        .header("cdn-loop", "cdn-x; v=1, pop-child")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 508);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "loop_detected");
+    for p in [a, b] {
+        p.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_lets_in_only_the_children_the_origin_vouches_for() {
     init();
     let origin = TestOrigin::start().await;
