@@ -159,13 +159,17 @@ async fn route(edge: &Arc<Edge>, req: Request, protocol: Protocol, ex: &mut Exch
         }
         // A child PoP asking its parent (this PoP) for an object, as it would ask the origin.
         ["v1", "objects", video, rest @ ..] if get && !rest.is_empty() && rest != ["key"] => {
-            let partner = authorize_child(edge, &req)?;
+            let (child, partner) = authorize_child(edge, &req)?;
             let via = header_value(&req, header::HeaderName::from_static(cdn_loop::HEADER));
-            if via.is_some_and(|v| cdn_loop::names(v, &edge.pop_id)) {
-                tracing::warn!(via = ?via, "a child's request has passed this PoP already: parents form a cycle");
+            // A child that has answered as this PoP's parent closes a cycle even when both miss
+            // at once, which no list shows: each request then carries its own PoP alone.
+            if edge.upstream.is_parent(&child) || via.is_some_and(|v| cdn_loop::names(v, &edge.pop_id)) {
+                tracing::warn!(%child, via = ?via, "a child's request has passed this PoP already: parents form a cycle");
                 return Err(EdgeError::LoopDetected);
             }
-            ex.came_via(via);
+            // A partner's list is not passed on: it could name this PoP's parent to make it ask
+            // the origin instead.
+            ex.came_via(via.filter(|_| !partner));
             let key = format!("{video}/{}", rest.join("/"));
             if partner && pop_config::tier::is_clear(&key) {
                 // As the origin refuses them to a partner's PoP: pictures are clear frames.
@@ -200,9 +204,9 @@ enum Asker {
 }
 
 /// A child PoP's tier credential (`pop_config::tier`), checked against the verifier the origin
-/// sent for its id; nothing else opens a parent's `/v1/objects/`. Whether the child is a
-/// partner's.
-fn authorize_child(edge: &Edge, req: &Request) -> Result<bool, EdgeError> {
+/// sent for its id; nothing else opens a parent's `/v1/objects/`. The child's id, and whether
+/// it is a partner's.
+fn authorize_child(edge: &Edge, req: &Request) -> Result<(String, bool), EdgeError> {
     let presented = header_value(req, header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(EdgeError::Unauthenticated)?;
@@ -210,7 +214,7 @@ fn authorize_child(edge: &Edge, req: &Request) -> Result<bool, EdgeError> {
     let children = edge.children.read().expect("children lock");
     let child = children.get(id).ok_or(EdgeError::Unauthenticated)?;
     if pop_config::tier::verify(presented, &child.verifier) {
-        Ok(child.partner)
+        Ok((id.to_owned(), child.partner))
     } else {
         Err(EdgeError::Unauthenticated)
     }

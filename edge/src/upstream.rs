@@ -33,6 +33,9 @@ pub struct Upstream {
     tier_credential: String,
     /// This PoP's id, added to `CDN-Loop` when it asks a parent.
     pop_id: String,
+    /// The parents' ids, learned from their answers (`x-pop`): a child that is one of them
+    /// closes a cycle (`is_parent`).
+    parent_ids: std::sync::Arc<std::sync::RwLock<Vec<String>>>,
     /// Until when (Unix ms) the parents are passed over after none could be reached.
     parents_down_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
     retries: u32,
@@ -103,6 +106,7 @@ impl Upstream {
             parents: Vec::new(),
             tier_credential,
             pop_id: String::new(),
+            parent_ids: Default::default(),
             parents_down_until: Default::default(),
             retries,
             failovers,
@@ -114,6 +118,19 @@ impl Upstream {
         self.parents = parents.into_iter().map(|p| p.trim_end_matches('/').to_owned()).collect();
         self.pop_id = pop_id.to_owned();
         self
+    }
+
+    /// Whether PoP `id` has answered as one of this PoP's parents.
+    pub fn is_parent(&self, id: &str) -> bool {
+        self.parent_ids.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|p| p == id)
+    }
+
+    /// Remembers the id a parent's answer names, once.
+    fn heard_from_parent(&self, answer: &ObjectResponse) {
+        let Some(id) = answer.headers().get("x-pop").and_then(|v| v.to_str().ok()) else { return };
+        if !self.is_parent(id) {
+            self.parent_ids.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(id.to_owned());
+        }
     }
 
     /// The credential this PoP presents as a bearer token.
@@ -173,7 +190,13 @@ impl Upstream {
             let from_parent = self.failover_over(&self.parents, 0, Route::Parent, |base| {
                 let request = ask(base, &self.tier_credential, true);
                 let base = base.to_owned();
-                async move { parent_answered(&base, request.await) }
+                async move {
+                    let answer = request.await;
+                    if let Ok(r) = &answer {
+                        self.heard_from_parent(r);
+                    }
+                    parent_answered(&base, answer)
+                }
             });
             match from_parent.await {
                 // A parent that does not know this PoP yet (its heartbeat brings the verifiers):

@@ -131,6 +131,18 @@ async fn parents_that_name_each_other_are_caught_by_cdn_loop_not_waited_on() {
     );
     assert_eq!(origin.fetches("v1/360p/seg_00000.m4s"), 1);
 
+    // Both miss the same objects at once: neither list names the other PoP, but each has heard
+    // the other answer as its parent, so each refuses the other as a child and asks the origin.
+    for n in 1..=3 {
+        let path = viewer_path("v1", &format!("360p/seg_{n:05}.m4s"));
+        let want = origin.segment(&format!("v1/360p/seg_{n:05}.m4s"), 50_000);
+        let asked = std::time::Instant::now();
+        let (at_a, at_b) = tokio::join!(get(&a, &path), get(&b, &path));
+        assert_eq!((at_a.0, at_b.0), (200, 200));
+        assert!(at_a.3 == want && at_b.3 == want);
+        assert!(asked.elapsed() < Duration::from_secs(2), "segment {n}: waited {:?}", asked.elapsed());
+    }
+
     // A request naming A already is refused at once, with the code.
     let tier = pop_config::tier::credential(CHILD_2);
     let url = a.http("/v1/objects/v1/360p/seg_00000.m4s");
