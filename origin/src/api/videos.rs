@@ -103,7 +103,7 @@ pub async fn create(app: &Arc<App>, req: Request) -> Result<Response> {
         channel,
         now: meta::now(),
     };
-    let video = match create_within_quota(app, &new, quota).await? {
+    let video = match create_within_quota(app, new, quota).await? {
         Ok(video) => video,
         Err(refusal) => return Ok(refusal),
     };
@@ -129,16 +129,26 @@ const QUOTA_ATTEMPTS: u32 = 3;
 /// sees every one created before it, so the one that passes the quota is taken back. All of
 /// them may be taken back when they count each other; they then try again after a random
 /// pause, and the first check refuses those that no longer fit.
-async fn create_within_quota(app: &App, new: &NewVideo, quota: bool) -> Result<std::result::Result<Video, Response>> {
-    for _ in 0..QUOTA_ATTEMPTS {
+async fn create_within_quota(
+    app: &App,
+    mut new: NewVideo,
+    quota: bool,
+) -> Result<std::result::Result<Video, Response>> {
+    for attempt in 0..QUOTA_ATTEMPTS {
+        if attempt > 0 {
+            new.id = crate::secrets::random_hex(12)?;
+        }
         if quota && let Some(refusal) = account_api::check_quota(app, &new.creator, new.size, meta::now()).await? {
             return Ok(Err(refusal));
         }
-        let video = app.meta.create_video(new).await?;
+        let video = app.meta.create_video(&new).await?;
         if !quota || account_api::within_quota(app, &new.creator, meta::now()).await? {
             return Ok(Ok(video));
         }
-        app.meta.discard_new_video(&video.id).await?;
+        // Nobody knows its id yet, so it cannot have moved on; if it did, it is not hidden.
+        if !app.meta.discard_new_video(&video.id).await? {
+            return Err(Error::Internal(format!("video {} over the quota could not be taken back", video.id)));
+        }
         tracing::info!(video = %video.id, creator = %new.creator, "created over the quota with another: taken back");
         let pause = u64::from_str_radix(&crate::secrets::random_hex(1)?, 16).unwrap_or(0);
         tokio::time::sleep(std::time::Duration::from_millis(5 + pause / 4)).await;
