@@ -79,7 +79,9 @@ SCRATCH = os.path.abspath(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix
 HOT_SIZES = [("1m", 1 << 20), ("4m", 4 << 20)]
 HOT_FILES = 8  # per size: small enough to stay hot in the edge's memory and the page cache
 # BENCH_PROTOS=http (or https) runs only those cells.
-PROTOS = [p for p in os.environ.get("BENCH_PROTOS", "https,http").split(",") if p in ("https", "http")]
+PROTOS = [p.strip() for p in os.environ.get("BENCH_PROTOS", "https,http").split(",")]
+if not PROTOS or any(p not in ("https", "http") for p in PROTOS):
+    sys.exit(f"BENCH_PROTOS={os.environ['BENCH_PROTOS']!r}: a comma-separated list of https and http")
 # BENCH_CONNS and BENCH_LT_CONNS (comma-separated) replace the connection counts of wrk's and
 # loadtest's cells.
 CONNS = [int(c) for c in os.environ.get("BENCH_CONNS", "16,64,256").split(",")]
@@ -690,11 +692,14 @@ def hot(servers, env, pin):
                         # follows nginx.
                         h3 = WITH_H3 and tool == "loadtest" and proto == "https"
                         steps = [(side, proto) for side in order]
-                        if "baseline" in servers:
-                            # The baseline edge right after the edge, so the two meet the same box.
-                            steps.insert(steps.index(("edge", proto)) + 1, ("baseline", proto))
                         if h3:
                             steps.insert(0 if order[0] == "edge" else len(steps), ("edge", "h3"))
+                        if "baseline" in servers:
+                            # The baseline edge next to the edge, on the side away from the h3 run, so
+                            # the two meet the same box and take turns going first (and h3 stays
+                            # next to the edge's own HTTPS run).
+                            at = steps.index(("edge", proto))
+                            steps.insert(at if order[0] == "nginx" else at + 1, ("baseline", proto))
                         for side, spoken in steps:
                             tag = f"r{rep}-{side}-{label}-{spoken}-c{conns}"
                             if tool == "wrk":
@@ -1023,7 +1028,8 @@ def main():
     verdict = {tool: verdicts(cells) for tool, cells in hot_cells.items()}
     h3_cells = summarize_h3(runs) if WITH_H3 else []
     print_tables(hot_cells, verdict, h3_cells, rows, growth)
-    errors = {tool: sum(c["edge"]["errors"] + c["nginx"]["errors"] for c in cells) for tool, cells in hot_cells.items()}
+    errors = {tool: sum(c[side]["errors"] for c in cells for side in ("edge", "nginx", "baseline") if side in c)
+              for tool, cells in hot_cells.items()}
     errors["loadtest-h3"] = sum(c["h3"]["errors"] for c in h3_cells)
     if any(errors.values()) or problems:
         print(f"\nWARNING: errors in the hot runs {errors} (see hot_runs), {len(problems)} cold-test problems:")
@@ -1034,7 +1040,8 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "settings": {
-            "seconds_per_run": SECONDS, "repeats": RUNS, "connections": CONNS, "protocols": PROTOS, "hot_files_per_size": HOT_FILES,
+            "seconds_per_run": SECONDS, "repeats": RUNS, "connections": CONNS, "protocols": PROTOS,
+            "edge": EDGE, "hot_files_per_size": HOT_FILES,
             "loadtest_connections": LT_CONNS if WITH_LOADTEST else [],
             "hot_sizes": dict(HOT_SIZES), "cold_sizes": dict(COLD_SIZES), "cold_urls_per_size": COLD_URLS,
             "layout": f"1w-pin: server (nginx 1 worker / edge --threads 1 / Varnish) on CPU{SERVER_CPU}, "
@@ -1073,6 +1080,11 @@ def main():
     part = "-".join(([ONLY] if ONLY else []) + (PROTOS if len(PROTOS) == 1 else []))
     name = f"edge-vs-nginx-{result['date'][:10]}{'-' + part if part else ''}.json"
     path = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "bench", "results", name)
+    if "BENCH_OUT" not in os.environ:
+        # A second run of the day (another build, other cells) does not replace the first.
+        stem, n = path[:-len(".json")], 2
+        while os.path.exists(path):
+            path, n = f"{stem}-{n}.json", n + 1
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(result, f, indent=2)

@@ -269,13 +269,18 @@ def leg(platform, name, opening, crowd_title):
           f"after {SECOND_DELAY} s for {SECOND_SECONDS} s", file=sys.stderr)
     crowd_start = time.time()
     crowd = subprocess.Popen(loadtest_cmd(url, platform, scenario, SECONDS, report, SEED), stdout=subprocess.DEVNULL)
-    time.sleep(SECOND_DELAY)
-    arrival = {"second": get(second_metrics)}
-    second_start = time.time()
-    jit.sh(loadtest_cmd(second_url, platform, scenario, SECOND_SECONDS, second_report, SEED + 1),
-           stdout=subprocess.DEVNULL)
-    if crowd.wait() != 0:
-        sys.exit(f"loadtest at {first} failed")
+    try:
+        time.sleep(SECOND_DELAY)
+        arrival = {"second": get(second_metrics)}
+        second_start = time.time()
+        jit.sh(loadtest_cmd(second_url, platform, scenario, SECOND_SECONDS, second_report, SEED + 1),
+               stdout=subprocess.DEVNULL)
+        if crowd.wait() != 0:
+            sys.exit(f"loadtest at {first} failed")
+    finally:
+        if crowd.poll() is None:  # the second loadtest failed: the first is not left running
+            crowd.kill()
+            crowd.wait()
     after = {"pop": get(pop_metrics), "origin": get(origin_metrics), "second": get(second_metrics)}
     platform.stop_pops()
     delta = lambda a, b, side, metric, contains="": total(b[side], metric, contains) - total(a[side], metric, contains)
@@ -338,8 +343,8 @@ def report(legs):
     rows = [
         ("PoP origin fetches", lambda l: f"{l['pop_origin_fetches']:.0f}"),
         ("PoP bytes from the origin", lambda l: f"{l['pop_origin_bytes'] / 1e6:.1f} MB"),
-        ("origin object requests", lambda l: f"{l['origin_object_requests']:.0f}"),
-        ("origin object bytes served", lambda l: f"{l['origin_served_bytes'] / 1e6:.1f} MB"),
+        ("origin object requests (both PoPs)", lambda l: f"{l['origin_object_requests']:.0f}"),
+        ("origin object bytes served (both PoPs)", lambda l: f"{l['origin_served_bytes'] / 1e6:.1f} MB"),
         ("first opening sent, after the crowd began",
          lambda l: "never" if l["first_opening_after_s"] is None else f"{l['first_opening_after_s']:.1f} s"),
         ("opening keys sent (largest answer)", lambda l: f"{l['opening_keys_sent']} ({l['largest_answer_keys']} keys)"),
