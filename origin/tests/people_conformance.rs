@@ -51,6 +51,7 @@ async fn conformance<S: MetaStore + PeopleStore>(store: &S) {
     views(store).await;
     usage(store).await;
     reports(store).await;
+    decisions_by_creator(store).await;
     video_privacy(store).await;
 }
 
@@ -464,6 +465,26 @@ async fn reports(store: &dyn PeopleStore) {
         assert!(store.resolve_report(&id, resolution, "u-mod", "", 1_100).await.unwrap());
         assert_eq!(store.report(&id).await.unwrap().unwrap().resolution, Some(resolution));
     }
+}
+
+async fn decisions_by_creator<S: MetaStore + PeopleStore>(store: &S) {
+    for (id, creator) in [("dv-1", "u-dc"), ("dv-2", "u-dc"), ("dv-other", "u-else")] {
+        store.create_video(&video(id, creator, 10, Privacy::Public, None, 50)).await.unwrap();
+    }
+    for (id, video, at) in [("dr-1", "dv-1", 60), ("dr-2", "dv-2", 70), ("dr-3", "dv-1", 80), ("dr-4", "dv-other", 65)]
+    {
+        store.create_report(&report(id, video, ReportReason::Spam, at)).await.unwrap();
+    }
+    assert!(store.decided_reports_for_creator("u-dc").await.unwrap().is_empty(), "nothing decided yet");
+    for id in ["dr-3", "dr-2", "dr-4"] {
+        assert!(store.resolve_report(id, Resolution::Dismissed, "u-mod", "", 90).await.unwrap());
+    }
+    // Decided ones only (dr-1 is open), of this creator's videos only (dr-4 is not), oldest first.
+    let decided = store.decided_reports_for_creator("u-dc").await.unwrap();
+    let ids: Vec<_> = decided.iter().map(|r| (r.id.as_str(), r.video_id.as_str())).collect();
+    assert_eq!(ids, [("dr-2", "dv-2"), ("dr-3", "dv-1")]);
+    assert_eq!(decided[0].resolution, Some(Resolution::Dismissed));
+    assert!(store.decided_reports_for_creator("u-nobody").await.unwrap().is_empty());
 }
 
 async fn video_privacy(store: &dyn MetaStore) {

@@ -196,15 +196,17 @@ pub async fn me(app: &Arc<App>, req: Request) -> Result<Response> {
 /// `GET /v1/me/videos`: the caller's videos in every state and privacy, newest first.
 pub async fn my_videos(app: &Arc<App>, req: Request) -> Result<Response> {
     let who = accounts::require(app, &req, Scope::Manage).await?;
-    let query = VideoQuery { creator: Some(who.id), include_deleted: true, limit: 100, ..VideoQuery::default() };
+    let who_id = who.id;
+    let query =
+        VideoQuery { creator: Some(who_id.clone()), include_deleted: true, limit: 100, ..VideoQuery::default() };
     let videos = app.meta.list_videos(&query).await?;
+    // The creator sees why a video was taken down or gated: every decision in one query.
+    let mut decided = super::moderation::decisions_by_video(app, &who_id).await?;
     let mut listed = Vec::with_capacity(videos.len());
     for v in videos {
         let mut row = serde_json::to_value(&v)?;
-        // The creator sees why a video was taken down or gated.
-        let decided = super::moderation::decisions_for_creator(app, &v.id).await?;
-        if !decided.is_empty() {
-            row["moderation"] = decided.into();
+        if let Some(decisions) = decided.remove(&v.id) {
+            row["moderation"] = decisions.into();
         }
         listed.push(row);
     }

@@ -21,18 +21,25 @@ use crate::web::{self, Request, Response};
 /// The decided reports of a video as its creator sees them: what was decided and why, never
 /// who reported it or what they wrote (moderators see everything in the queue).
 pub async fn decisions_for_creator(app: &App, video_id: &str) -> Result<Vec<serde_json::Value>> {
-    Ok(app
-        .people
-        .reports_of(video_id)
-        .await?
-        .into_iter()
-        .filter(|r| r.resolution.is_some())
-        .map(|r| {
-            serde_json::json!({
-                "reason": r.reason, "resolution": r.resolution, "resolved_at": r.resolved_at, "note": r.note,
-            })
-        })
-        .collect())
+    Ok(app.people.reports_of(video_id).await?.iter().filter(|r| r.resolution.is_some()).map(decision).collect())
+}
+
+/// The decided reports of every video of `creator`, by video, as [`decisions_for_creator`]
+/// gives them for one.
+pub async fn decisions_by_video(
+    app: &App,
+    creator: &str,
+) -> Result<std::collections::HashMap<String, Vec<serde_json::Value>>> {
+    let mut by_video = std::collections::HashMap::<String, Vec<serde_json::Value>>::new();
+    for r in app.people.decided_reports_for_creator(creator).await? {
+        by_video.entry(r.video_id.clone()).or_default().push(decision(&r));
+    }
+    Ok(by_video)
+}
+
+/// What the creator sees of one decided report.
+fn decision(r: &Report) -> serde_json::Value {
+    serde_json::json!({ "reason": r.reason, "resolution": r.resolution, "resolved_at": r.resolved_at, "note": r.note })
 }
 
 #[derive(Deserialize)]

@@ -324,6 +324,9 @@ pub trait PeopleStore: Send + Sync {
     async fn open_reports(&self, limit: u32) -> Result<Vec<Report>>;
     /// A video's reports, oldest first.
     async fn reports_of(&self, video_id: &str) -> Result<Vec<Report>>;
+    /// The decided reports of every video of `creator`, oldest first: one query for a
+    /// creator's list of videos (`GET /v1/me/videos`), not one per video.
+    async fn decided_reports_for_creator(&self, creator: &str) -> Result<Vec<Report>>;
     /// Decides an undecided report; false when it does not exist or was decided already.
     async fn resolve_report(
         &self,

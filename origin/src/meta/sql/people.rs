@@ -296,6 +296,15 @@ impl PeopleStore for SqlStore {
         self.all(query, report_from).await
     }
 
+    async fn decided_reports_for_creator(&self, creator: &str) -> Result<Vec<Report>> {
+        let query = sqlx::query(
+            "SELECT r.* FROM reports r JOIN videos v ON v.id = r.video_id \
+             WHERE v.creator = $1 AND r.resolution IS NOT NULL ORDER BY r.created_at, r.id",
+        )
+        .bind(creator.to_owned());
+        self.all(query, report_from).await
+    }
+
     async fn resolve_report(
         &self,
         id: &str,
