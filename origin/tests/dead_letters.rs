@@ -62,7 +62,15 @@ async fn a_job_that_kept_killing_its_driver_ends_failed_with_a_code() {
     let failed = origin.wait_state("doomed", "failed", 60).await;
     assert_eq!(failed["error_code"], "too_many_deliveries", "{failed}");
     let app = &origin.running.app;
-    let job = app.meta.job("job-doomed").await.unwrap().unwrap();
+    // The completion fails the video, then its job: two writes, and the video was seen first.
+    let mut job = app.meta.job("job-doomed").await.unwrap().unwrap();
+    for _ in 0..100 {
+        if job.state != JobState::Queued {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        job = app.meta.job("job-doomed").await.unwrap().unwrap();
+    }
     assert_eq!((job.state, job.error_code.as_deref()), (JobState::Failed, Some("too_many_deliveries")));
     let letter = app.queue.receive(DEAD_LETTERS, Duration::from_secs(30), Duration::from_secs(5)).await.unwrap();
     let letter: DeadLetter = serde_json::from_slice(&letter.expect("a dead letter").payload).unwrap();
