@@ -164,8 +164,11 @@ impl Upstream {
         via: Option<&str>,
     ) -> Result<ObjectResponse, EdgeError> {
         let range = HeaderValue::from_str(&format!("bytes={first}-{last}")).expect("a range is a header value");
-        // An id or a list that is no header value is left out: the loop is then caught one hop later.
-        let cdn_loop = HeaderValue::from_str(&crate::cdn_loop::with(via, &self.pop_id)).ok();
+        // Only for parents. An id or a list that is no header value is left out: the loop is
+        // then caught one hop later.
+        let cdn_loop = (!self.parents.is_empty())
+            .then(|| HeaderValue::from_str(&crate::cdn_loop::with(via, &self.pop_id)).ok())
+            .flatten();
         let ask = |base: &str, bearer: &str, parent: bool| {
             let mut headers = HeaderMap::with_capacity(3);
             headers.insert(http::header::RANGE, range.clone());

@@ -196,12 +196,11 @@ pub async fn me(app: &Arc<App>, req: Request) -> Result<Response> {
 /// `GET /v1/me/videos`: the caller's videos in every state and privacy, newest first.
 pub async fn my_videos(app: &Arc<App>, req: Request) -> Result<Response> {
     let who = accounts::require(app, &req, Scope::Manage).await?;
-    let who_id = who.id;
     let query =
-        VideoQuery { creator: Some(who_id.clone()), include_deleted: true, limit: 100, ..VideoQuery::default() };
+        VideoQuery { creator: Some(who.id.clone()), include_deleted: true, limit: 100, ..VideoQuery::default() };
     let videos = app.meta.list_videos(&query).await?;
     // The creator sees why a video was taken down or gated: every decision in one query.
-    let mut decided = super::moderation::decisions_by_video(app, &who_id).await?;
+    let mut decided = super::moderation::decisions_by_video(app, &who.id).await?;
     let mut listed = Vec::with_capacity(videos.len());
     for v in videos {
         let mut row = serde_json::to_value(&v)?;
@@ -322,7 +321,7 @@ pub async fn set_role(app: &Arc<App>, req: Request, handle: &str) -> Result<Resp
 
 /// How much of its quota an account has used.
 pub async fn quota(app: &App, user_id: &str, now: Millis) -> Result<serde_json::Value> {
-    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
+    let (day, total) = usage(app, user_id, now).await?;
     let limits = &app.config.accounts;
     Ok(serde_json::json!({
         "day_bytes": day, "day_limit": limits.quota_day_bytes,
@@ -330,9 +329,14 @@ pub async fn quota(app: &App, user_id: &str, now: Millis) -> Result<serde_json::
     }))
 }
 
+/// Bytes of `user_id`'s videos created in the last 24 hours and kept in all.
+async fn usage(app: &App, user_id: &str, now: Millis) -> Result<(u64, u64)> {
+    app.people.upload_usage(user_id, now - accounts::quota::DAY).await
+}
+
 /// Whether `user_id`'s videos, every one created so far counted, are within the quota.
 pub async fn within_quota(app: &App, user_id: &str, now: Millis) -> Result<bool> {
-    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
+    let (day, total) = usage(app, user_id, now).await?;
     let limits = &app.config.accounts;
     Ok(day <= limits.quota_day_bytes && total <= limits.quota_total_bytes)
 }
@@ -342,7 +346,7 @@ pub async fn within_quota(app: &App, user_id: &str, now: Millis) -> Result<bool>
 /// saying when enough of them will have left the window (none when `size` alone is over).
 /// The first is an error; the second, which needs its header, is `Ok(Some(refusal))`.
 pub async fn check_quota(app: &App, user_id: &str, size: u64, now: Millis) -> Result<Option<Response>> {
-    let (day, total) = app.people.upload_usage(user_id, now - accounts::quota::DAY).await?;
+    let (day, total) = usage(app, user_id, now).await?;
     let limits = &app.config.accounts;
     if total.saturating_add(size) > limits.quota_total_bytes {
         return Err(Error::refused(

@@ -145,7 +145,7 @@ async fn create_within_quota(
         if !quota || account_api::within_quota(app, &new.creator, meta::now()).await? {
             return Ok(Ok(video));
         }
-        // Nobody knows its id yet, so it cannot have moved on; if it did, it is not hidden.
+        // Nobody has its id yet, so nothing can have moved it on; if something did, say so.
         if !app.meta.discard_new_video(&video.id).await? {
             return Err(Error::Internal(format!("video {} over the quota could not be taken back", video.id)));
         }
